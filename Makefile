@@ -1,0 +1,44 @@
+# fhir-app-operator — developer entry points. `make help` lists them.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+CARGO ?= cargo
+KUBE_LOCAL := target/debug/kube-local
+CLUSTER_DIR := $(CURDIR)/.cluster
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 16
+
+.PHONY: demo
+demo: ## Bring everything up locally and show it working (see README)
+	@bash hack/demo.sh
+
+.PHONY: test
+test: kube-bins ## Unit tests, then integration tests against a real local control plane
+	$(CARGO) test --workspace --exclude fhir-app-operator-tests
+	$(CARGO) build -p kube-local
+	$(CARGO) test -p fhir-app-operator-tests --no-run
+	$(KUBE_LOCAL) run -- $(CARGO) test -p fhir-app-operator-tests
+
+.PHONY: kube-bins
+kube-bins: ## Build (once, cached by version) etcd, kube-apiserver, kube-controller-manager, kubectl
+	@if [ -z "$${KUBEBUILDER_ASSETS:-}" ] && [ "$${USE_EXISTING_CLUSTER:-}" != "true" ]; then bash hack/kube-bins/build.sh >/dev/null; fi
+
+.PHONY: cluster-up
+cluster-up: kube-bins ## Start a control plane in .cluster/; last line: export KUBECONFIG=...
+	@$(CARGO) build -q -p kube-local
+	@$(KUBE_LOCAL) up --dir $(CLUSTER_DIR)
+
+.PHONY: cluster-down
+cluster-down: ## Stop the control plane started by cluster-up (and nothing else)
+	@$(CARGO) build -q -p kube-local
+	@$(KUBE_LOCAL) down --dir $(CLUSTER_DIR)
+
+.PHONY: fmt
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+.PHONY: lint
+lint: ## rustfmt and clippy, warnings denied
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings

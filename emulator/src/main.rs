@@ -1,0 +1,3 @@
+fn main() {
+    println!("entra-emulator: not yet implemented");
+}

@@ -1,0 +1,2 @@
+// Package kubebins exists only so `go mod tidy` keeps the tool dependencies; see build.sh.
+package kubebins

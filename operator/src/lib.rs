@@ -1,0 +1,1 @@
+//! fhir-app-operator: FhirResourceApp and FhirClientApp reconciled into Entra ID app registrations.

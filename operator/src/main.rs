@@ -1,0 +1,3 @@
+fn main() {
+    println!("fhir-app-operator: not yet implemented");
+}

@@ -1,0 +1,320 @@
+//! Starting and stopping etcd, kube-apiserver and kube-controller-manager on loopback.
+
+use crate::binaries::Binaries;
+use crate::pki;
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What `down` needs to find exactly the processes `up` started, and nothing else.
+#[derive(Serialize, Deserialize)]
+pub struct State {
+    pub kubeconfig: PathBuf,
+    pub server: String,
+    pub processes: Vec<Process>,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+pub struct Process {
+    pub name: String,
+    pub pid: u32,
+    pub exe: PathBuf,
+}
+
+pub struct Running {
+    pub state: State,
+    /// Present when this process started the children (and so must reap them).
+    pub children: Vec<Child>,
+}
+
+pub struct Options {
+    /// Children die with this process (used by `run`, so a killed test run leaves nothing behind).
+    pub die_with_parent: bool,
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+pub async fn start(bins: &Binaries, dir: &Path, opts: &Options) -> Result<Running> {
+    let started = Instant::now();
+    std::fs::create_dir_all(dir.join("logs"))?;
+    let pki_dir = dir.join("pki");
+    pki::generate(&pki_dir)?;
+    let (etcd_port, peer_port, api_port) = (free_port()?, free_port()?, free_port()?);
+    let server = format!("https://127.0.0.1:{api_port}");
+    let kubeconfig = dir.join("kubeconfig");
+    write_kubeconfig(&kubeconfig, &server, &pki_dir, "admin")?;
+    write_kubeconfig(
+        &dir.join("controller-manager.kubeconfig"),
+        &server,
+        &pki_dir,
+        "controller-manager",
+    )?;
+
+    let mut running = Running {
+        state: State {
+            kubeconfig: kubeconfig.clone(),
+            server: server.clone(),
+            processes: vec![],
+        },
+        children: vec![],
+    };
+    let p = |f: &str| pki_dir.join(f).display().to_string();
+    let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+
+    let result: Result<()> = async {
+        spawn(&mut running, dir, "etcd", &bins.etcd, opts, &[
+            format!("--data-dir={}", dir.join("etcd").display()),
+            format!("--listen-client-urls={etcd_url}"),
+            format!("--advertise-client-urls={etcd_url}"),
+            format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
+            format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
+            format!("--initial-cluster=default=http://127.0.0.1:{peer_port}"),
+            "--unsafe-no-fsync=true".into(),
+            "--log-level=warn".into(),
+        ])?;
+        wait_for(&mut running, "etcd", Duration::from_secs(30), || async {
+            http_get_ok(etcd_port, "/health").await
+        }).await?;
+        let etcd_ready = started.elapsed();
+
+        spawn(&mut running, dir, "kube-apiserver", &bins.kube_apiserver, opts, &[
+            format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={api_port}"),
+            format!("--tls-cert-file={}", p("apiserver.crt")),
+            format!("--tls-private-key-file={}", p("apiserver.key")),
+            format!("--client-ca-file={}", p("ca.crt")),
+            "--authorization-mode=Node,RBAC".into(),
+            format!("--service-account-issuer={server}"),
+            format!("--service-account-key-file={}", p("sa.pub")),
+            format!("--service-account-signing-key-file={}", p("sa.key")),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--allow-privileged=true".into(),
+            // No kubelets: nothing to enforce pod admission against.
+            "--disable-admission-plugins=ServiceAccount".into(),
+            "--profiling=false".into(),
+        ])?;
+        let client = admin_client(&kubeconfig).await?;
+        wait_for(&mut running, "kube-apiserver", Duration::from_secs(120), || {
+            let client = client.clone();
+            async move { client.request_text(http_get("/readyz")).await.map(|b| b.trim() == "ok").unwrap_or(false) }
+        }).await?;
+        let api_ready = started.elapsed();
+
+        spawn(&mut running, dir, "kube-controller-manager", &bins.kube_controller_manager, opts, &[
+            format!("--kubeconfig={}", dir.join("controller-manager.kubeconfig").display()),
+            "--leader-elect=false".into(),
+            "--controllers=namespace-controller,garbage-collector-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller".into(),
+            format!("--service-account-private-key-file={}", p("sa.key")),
+            format!("--root-ca-file={}", p("ca.crt")),
+            "--use-service-account-credentials=false".into(),
+            "--bind-address=127.0.0.1".into(),
+            "--secure-port=0".into(),
+        ])?;
+        // The service-account controller creating `default/default` proves the controller
+        // manager is up and talking to the API server.
+        let sas: kube::Api<k8s_openapi::api::core::v1::ServiceAccount> = kube::Api::namespaced(client.clone(), "default");
+        wait_for(&mut running, "kube-controller-manager", Duration::from_secs(60), || {
+            let sas = sas.clone();
+            async move { matches!(sas.get_opt("default").await, Ok(Some(_))) }
+        }).await?;
+        eprintln!(
+            "kube-local: control plane ready in {:.1}s (etcd {:.1}s, kube-apiserver {:.1}s, controller-manager {:.1}s) at {server}",
+            started.elapsed().as_secs_f64(),
+            etcd_ready.as_secs_f64(),
+            (api_ready - etcd_ready).as_secs_f64(),
+            (started.elapsed() - api_ready).as_secs_f64(),
+        );
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        stop(&mut running).await;
+        return Err(e);
+    }
+    std::fs::write(
+        dir.join("state.json"),
+        serde_json::to_vec_pretty(&running.state)?,
+    )?;
+    Ok(running)
+}
+
+fn spawn(
+    running: &mut Running,
+    dir: &Path,
+    name: &str,
+    exe: &Path,
+    opts: &Options,
+    args: &[String],
+) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let log = std::fs::File::create(dir.join("logs").join(format!("{name}.log")))?;
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0);
+    if opts.die_with_parent {
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+    }
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", exe.display()))?;
+    let exe = exe.canonicalize().unwrap_or_else(|_| exe.to_path_buf());
+    running.state.processes.push(Process {
+        name: name.into(),
+        pid: child.id(),
+        exe,
+    });
+    running.children.push(child);
+    Ok(())
+}
+
+async fn wait_for<F, Fut>(
+    running: &mut Running,
+    name: &str,
+    timeout: Duration,
+    mut ready: F,
+) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if ready().await {
+            return Ok(());
+        }
+        let idx = running
+            .state
+            .processes
+            .iter()
+            .position(|p| p.name == name)
+            .expect("spawned");
+        if let Some(status) = running.children[idx].try_wait()? {
+            bail!(
+                "{name} exited ({status}) before it was ready. Last lines of its log:\n{}",
+                log_tail(&running.state, name)
+            );
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{name} was not ready within {timeout:?}. Last lines of its log:\n{}",
+                log_tail(&running.state, name)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn log_tail(state: &State, name: &str) -> String {
+    let log = state
+        .kubeconfig
+        .parent()
+        .unwrap()
+        .join("logs")
+        .join(format!("{name}.log"));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    format!(
+        "{}\n(full log: {})",
+        lines[lines.len().saturating_sub(20)..].join("\n"),
+        log.display()
+    )
+}
+
+async fn http_get_ok(port: u16, path: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    let req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut buf)).await;
+    String::from_utf8_lossy(&buf).starts_with("HTTP/1.0 200")
+        || String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200")
+}
+
+fn http_get(path: &str) -> http::Request<Vec<u8>> {
+    http::Request::get(path).body(vec![]).unwrap()
+}
+
+pub async fn admin_client(kubeconfig: &Path) -> Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+fn write_kubeconfig(path: &Path, server: &str, pki: &Path, user: &str) -> Result<()> {
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-local\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\nusers:\n- name: {user}\n  user:\n    client-certificate: {crt}\n    client-key: {key}\ncontexts:\n- name: kube-local\n  context:\n    cluster: kube-local\n    user: {user}\n    namespace: default\ncurrent-context: kube-local\n",
+        ca = pki.join("ca.crt").display(),
+        crt = pki.join(format!("{user}.crt")).display(),
+        key = pki.join(format!("{user}.key")).display(),
+    );
+    std::fs::write(path, yaml)?;
+    Ok(())
+}
+
+/// Stops the processes in reverse start order: SIGTERM, then SIGKILL after 10 s.
+/// Only a pid whose executable is still the recorded one is signalled, so a recycled pid is never hit.
+pub async fn stop(running: &mut Running) {
+    for proc in running.state.processes.iter().rev() {
+        if !is_ours(proc) {
+            continue;
+        }
+        unsafe { libc::kill(proc.pid as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while is_ours(proc) && Instant::now() < deadline {
+            if let Some(child) = running.children.iter_mut().find(|c| c.id() == proc.pid) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if is_ours(proc) {
+            unsafe { libc::kill(proc.pid as i32, libc::SIGKILL) };
+        }
+    }
+    for child in running.children.iter_mut() {
+        let _ = child.wait();
+    }
+}
+
+fn is_ours(proc: &Process) -> bool {
+    let Ok(exe) = std::fs::read_link(format!("/proc/{}/exe", proc.pid)) else {
+        return false;
+    };
+    // A zombie has no exe link; a pid reused by another program has a different one.
+    exe == proc.exe
+        || exe.to_string_lossy().trim_end_matches(" (deleted)") == proc.exe.to_string_lossy()
+}
+
+pub fn read_state(dir: &Path) -> Result<Option<State>> {
+    match std::fs::read(dir.join("state.json")) {
+        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn is_alive(state: &State) -> bool {
+    !state.processes.is_empty() && state.processes.iter().all(is_ours)
+}

@@ -1,0 +1,65 @@
+//! Shared harness for the integration tests.
+//!
+//! `make test` starts one real control plane (etcd + kube-apiserver + kube-controller-manager)
+//! for the whole run and exports its kubeconfig as `KUBECONFIG` before running this crate's
+//! tests; every test isolates itself in a namespace of its own.
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Client;
+use kube::api::{Api, DeleteParams, PostParams};
+
+/// A client for the control plane of this test run.
+///
+/// Refuses to run without `FHIR_OP_TEST_CLUSTER=1` (set by `make test` and `kube-local run`),
+/// so a stray `cargo test` never touches whatever cluster the current kubeconfig points at.
+pub async fn kube_client() -> Client {
+    if std::env::var("FHIR_OP_TEST_CLUSTER").as_deref() != Ok("1") {
+        panic!(
+            "integration tests need a cluster: run `make test`, or `target/debug/kube-local run -- cargo test -p fhir-app-operator-tests`"
+        );
+    }
+    Client::try_default()
+        .await
+        .expect("kubeconfig from KUBECONFIG")
+}
+
+/// A namespace with a unique name, deleted (with everything in it) when dropped.
+pub struct TestNamespace {
+    pub name: String,
+    client: Client,
+}
+
+impl TestNamespace {
+    pub async fn new(client: &Client, prefix: &str) -> Self {
+        let name = format!(
+            "{prefix}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let ns: Namespace = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name }
+        }))
+        .unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create test namespace");
+        Self {
+            name,
+            client: client.clone(),
+        }
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let (client, name) = (self.client.clone(), self.name.clone());
+        // Best effort: the control plane is torn down after the run anyway.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let _ = Api::<Namespace>::all(client)
+                    .delete(&name, &DeleteParams::default())
+                    .await;
+            });
+        }
+    }
+}
