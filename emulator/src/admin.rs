@@ -1,0 +1,135 @@
+//! The admin API under `/_emulator/` (no auth; a local test tool).
+use crate::server::{Shared, add_tenant as add_tenant_to_store};
+use crate::store::{self, s};
+use crate::{Realism, TenantConfig, ThrottleLimits};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+pub async fn state(State(sh): State<Arc<Shared>>) -> Response {
+    let st = sh.store.lock().unwrap();
+    let mut tenants = serde_json::Map::new();
+    for (tid, t) in &st.tenants {
+        let app_view = |a: &store::AppRec| {
+            let mut v = store::app_public_view(a);
+            v["owners"] = json!(a.owners);
+            v["federatedIdentityCredentials"] = json!(a.fics);
+            v
+        };
+        tenants.insert(tid.clone(), json!({
+            "tenant_id": tid,
+            "verified_domains": t.domains,
+            "applications": t.apps.iter().map(app_view).collect::<Vec<_>>(),
+            "deleted_applications": t.deleted_apps.iter().map(app_view).collect::<Vec<_>>(),
+            "service_principals": t.sps.iter().map(|sp| { let mut v = sp.body.clone(); v["owners"] = json!(sp.owners); v }).collect::<Vec<_>>(),
+            "app_role_assignments": t.assignments,
+            "oauth2_permission_grants": t.grants,
+        }));
+    }
+    Json(json!({"tenants": tenants, "trusted_issuers": st.trusted_issuers.keys().collect::<Vec<_>>()})).into_response()
+}
+
+pub async fn calls(State(sh): State<Arc<Shared>>) -> Response {
+    Json(sh.calls.lock().unwrap().clone()).into_response()
+}
+
+pub async fn reset_calls(State(sh): State<Arc<Shared>>) -> Response {
+    sh.calls.lock().unwrap().clear();
+    *sh.summary.lock().unwrap() = Default::default();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+pub async fn calls_summary(State(sh): State<Arc<Shared>>) -> Response {
+    Json(sh.summary.lock().unwrap().clone()).into_response()
+}
+
+fn realism_view(sh: &Shared) -> Value {
+    let mut v = serde_json::to_value(sh.realism.lock().unwrap().clone()).unwrap();
+    let l = serde_json::to_value(sh.limits.lock().unwrap().clone()).unwrap();
+    if let (Some(o), Some(lo)) = (v.as_object_mut(), l.as_object()) {
+        for (k, x) in lo {
+            o.insert(k.clone(), x.clone());
+        }
+    }
+    v
+}
+
+pub async fn get_realism(State(sh): State<Arc<Shared>>) -> Response {
+    Json(realism_view(&sh)).into_response()
+}
+
+pub async fn put_realism(State(sh): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
+    // Partial updates: fields not given keep their current value.
+    let mut cur = realism_view(&sh);
+    let patch: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({"error": e.to_string()}))).into_response(),
+    };
+    let Some(p) = patch.as_object() else {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": "expected a JSON object"}))).into_response();
+    };
+    let c = cur.as_object_mut().unwrap();
+    for (k, v) in p {
+        if !c.contains_key(k) {
+            return (StatusCode::BAD_REQUEST, Json(json!({"error": format!("unknown field '{k}'")}))).into_response();
+        }
+        c.insert(k.clone(), v.clone());
+    }
+    match (serde_json::from_value::<Realism>(cur.clone()), serde_json::from_value::<ThrottleLimits>(cur)) {
+        (Ok(r), Ok(l)) => {
+            sh.set_realism(r);
+            *sh.limits.lock().unwrap() = l;
+            Json(realism_view(&sh)).into_response()
+        }
+        (Err(e), _) | (_, Err(e)) => (StatusCode::BAD_REQUEST, Json(json!({"error": e.to_string()}))).into_response(),
+    }
+}
+
+pub async fn add_tenant(State(sh): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
+    let tc: TenantConfig = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({"error": e.to_string()}))).into_response(),
+    };
+    let mut st = sh.store.lock().unwrap();
+    let tid = tc.tenant_id.to_ascii_lowercase();
+    if let Err(e) = add_tenant_to_store(&mut st, &tc, &sh.default_sign_in_audience) {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": e.to_string()}))).into_response();
+    }
+    sh.persist(&st);
+    let t = &st.tenants[&tid];
+    let apps: Vec<Value> = tc
+        .apps
+        .iter()
+        .map(|a| {
+            let sp = t.sp_idx_by_app_id(&a.client_id).map(|i| s(&t.sps[i].body, "id"));
+            let obj = t.app_idx_by_app_id(&a.client_id).map(|i| s(&t.apps[i].body, "id"));
+            json!({"client_id": a.client_id, "client_secret": a.client_secret, "object_id": obj, "service_principal_id": sp})
+        })
+        .collect();
+    (StatusCode::CREATED, Json(json!({"tenant_id": tid, "verified_domains": t.domains, "apps": apps}))).into_response()
+}
+
+pub async fn admin_token(State(sh): State<Arc<Shared>>, Path(tid): Path<String>) -> Response {
+    let tid = tid.to_ascii_lowercase();
+    if !sh.store.lock().unwrap().tenants.contains_key(&tid) {
+        return (StatusCode::NOT_FOUND, Json(json!({"error": format!("unknown tenant {tid}")}))).into_response();
+    }
+    Json(json!({"access_token": crate::login::admin_token(&sh, &tid), "token_type": "Bearer", "expires_in": sh.token_lifetime_secs})).into_response()
+}
+
+pub async fn trust_issuer(State(sh): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
+    let Some(issuer) = body.get("issuer").and_then(Value::as_str) else {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": "issuer is required"}))).into_response();
+    };
+    let jwks = body.get("jwks").cloned().unwrap_or(Value::Null);
+    if !jwks.is_null() && jwks.get("keys").and_then(Value::as_array).is_none() {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": "jwks must be a JWKS document {\"keys\":[...]}"}))).into_response();
+    }
+    let mut st = sh.store.lock().unwrap();
+    st.trusted_issuers.insert(issuer.to_string(), jwks);
+    sh.persist(&st);
+    (StatusCode::NO_CONTENT).into_response()
+}

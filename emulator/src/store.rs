@@ -1,0 +1,347 @@
+//! The directory state: tenants, applications, service principals, grants, assignments.
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
+pub const HEALTHCARE_APP_ID: &str = "4f6778d8-5aef-43dc-a1ff-b073724b9495";
+/// The tenant that owns Microsoft's first-party applications.
+pub const MICROSOFT_TENANT: &str = "f8cdef31-a31e-4b4a-93e4-5f571e91255a";
+
+/// Graph application permissions the emulator knows: (value, app role id).
+pub const GRAPH_ROLES: &[(&str, &str)] = &[
+    ("Application.ReadWrite.OwnedBy", "18a4783c-866b-4cc7-a460-3d5e5662c884"),
+    ("Application.ReadWrite.All", "1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9"),
+    ("Application.Read.All", "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30"),
+    ("AppRoleAssignment.ReadWrite.All", "06b708a9-e830-4db3-a914-8e69da51d44f"),
+    ("DelegatedPermissionGrant.ReadWrite.All", "8e8e4742-1d95-4f68-9d56-6ee75648c72a"),
+    ("Directory.Read.All", "7ab1d382-f21e-4acd-a863-ba3e13f7da61"),
+    ("Directory.ReadWrite.All", "19dbc75e-c2e2-444c-a770-ec69d8559fc7"),
+];
+pub const HEALTHCARE_SCOPE_ID: &str = "7bea26bb-8a0a-4e4b-8c77-e2e7e7dc4b3e";
+
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+pub fn fmt_secs(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+/// `2022-05-07T06:52:40.8313021Z` (7 fractional digits, as Graph returns on create).
+pub fn fmt_7(t: DateTime<Utc>) -> String {
+    format!("{}.{:07}Z", t.format("%Y-%m-%dT%H:%M:%S"), t.timestamp_subsec_nanos() / 100)
+}
+pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&Utc))
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
+pub struct Secret {
+    pub key_id: String,
+    pub text: String,
+    /// When the secret becomes usable at the token endpoint (replication lag), unix ms.
+    pub usable_from_ms: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
+pub struct AppRec {
+    /// The entity as Graph shows it (no `@odata.context`; `secretText` never stored here).
+    pub body: Value,
+    #[serde(default)]
+    pub owners: Vec<String>,
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
+    /// keyId -> base64 DER of the certificate (Graph hides `key` on reads).
+    #[serde(default)]
+    pub cert_keys: BTreeMap<String, String>,
+    #[serde(default)]
+    pub fics: Vec<Value>,
+    #[serde(default)]
+    pub visible_from_ms: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
+pub struct SpRec {
+    pub body: Value,
+    #[serde(default)]
+    pub owners: Vec<String>,
+    #[serde(default)]
+    pub visible_from_ms: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
+pub struct Tenant {
+    pub id: String,
+    pub domains: Vec<String>,
+    #[serde(default)]
+    pub apps: Vec<AppRec>,
+    #[serde(default)]
+    pub deleted_apps: Vec<AppRec>,
+    #[serde(default)]
+    pub sps: Vec<SpRec>,
+    #[serde(default)]
+    pub assignments: Vec<Value>,
+    #[serde(default)]
+    pub grants: Vec<Value>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
+pub struct Store {
+    pub tenants: BTreeMap<String, Tenant>,
+    /// issuer -> JWKS document
+    #[serde(default)]
+    pub trusted_issuers: BTreeMap<String, Value>,
+}
+
+pub fn s(v: &Value, k: &str) -> String {
+    v.get(k).and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+impl Tenant {
+    pub fn new(id: &str, domains: Vec<String>) -> Self {
+        let mut t = Tenant { id: id.to_string(), domains, ..Default::default() };
+        t.sps.push(SpRec { body: graph_sp(id), owners: vec![], visible_from_ms: 0 });
+        t.sps.push(SpRec { body: healthcare_sp(id), owners: vec![], visible_from_ms: 0 });
+        t
+    }
+    pub fn publisher_domain(&self) -> String {
+        self.domains
+            .iter()
+            .find(|d| d.ends_with(".onmicrosoft.com"))
+            .or(self.domains.first())
+            .cloned()
+            .unwrap_or_else(|| "contoso.onmicrosoft.com".into())
+    }
+    pub fn app_idx(&self, id: &str) -> Option<usize> {
+        self.apps.iter().position(|a| s(&a.body, "id") == id)
+    }
+    pub fn app_idx_by_app_id(&self, app_id: &str) -> Option<usize> {
+        self.apps.iter().position(|a| s(&a.body, "appId") == app_id)
+    }
+    pub fn app_idx_by_unique_name(&self, n: &str) -> Option<usize> {
+        self.apps.iter().position(|a| a.body.get("uniqueName").and_then(Value::as_str) == Some(n))
+    }
+    pub fn sp_idx(&self, id: &str) -> Option<usize> {
+        self.sps.iter().position(|a| s(&a.body, "id") == id)
+    }
+    pub fn sp_idx_by_app_id(&self, app_id: &str) -> Option<usize> {
+        self.sps.iter().position(|a| s(&a.body, "appId") == app_id)
+    }
+    /// The SP whose servicePrincipalNames contain `name` (case-insensitive).
+    pub fn sp_idx_by_name(&self, name: &str) -> Option<usize> {
+        let n = name.trim_end_matches('/').to_ascii_lowercase();
+        self.sps.iter().position(|sp| {
+            s(&sp.body, "appId").eq_ignore_ascii_case(&n)
+                || sp.body["servicePrincipalNames"].as_array().is_some_and(|a| {
+                    a.iter().filter_map(Value::as_str).any(|x| x.trim_end_matches('/').to_ascii_lowercase() == n)
+                })
+        })
+    }
+}
+
+pub fn new_application(tenant: &Tenant, now: DateTime<Utc>) -> Value {
+    json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "deletedDateTime": null,
+        "appId": uuid::Uuid::new_v4().to_string(),
+        "applicationTemplateId": null,
+        "disabledByMicrosoftStatus": null,
+        "createdDateTime": fmt_secs(now),
+        "displayName": null,
+        "description": null,
+        "groupMembershipClaims": null,
+        "identifierUris": [],
+        "isDeviceOnlyAuthSupported": null,
+        "isFallbackPublicClient": null,
+        "notes": null,
+        "publisherDomain": tenant.publisher_domain(),
+        "serviceManagementReference": null,
+        "signInAudience": "AzureADMyOrg",
+        "tags": [],
+        "tokenEncryptionKeyId": null,
+        "uniqueName": null,
+        "samlMetadataUrl": null,
+        "defaultRedirectUri": null,
+        "certification": null,
+        "optionalClaims": null,
+        "servicePrincipalLockConfiguration": null,
+        "requestSignatureVerification": null,
+        "addIns": [],
+        "api": {
+            "acceptMappedClaims": null,
+            "knownClientApplications": [],
+            "requestedAccessTokenVersion": null,
+            "oauth2PermissionScopes": [],
+            "preAuthorizedApplications": []
+        },
+        "appRoles": [],
+        "info": {"logoUrl": null, "marketingUrl": null, "privacyStatementUrl": null, "supportUrl": null, "termsOfServiceUrl": null},
+        "keyCredentials": [],
+        "parentalControlSettings": {"countriesBlockedForMinors": [], "legalAgeGroupRule": "Allow"},
+        "passwordCredentials": [],
+        "publicClient": {"redirectUris": []},
+        "requiredResourceAccess": [],
+        "verifiedPublisher": {"displayName": null, "verifiedPublisherId": null, "addedDateTime": null},
+        "web": {
+            "homePageUrl": null, "logoutUrl": null, "redirectUris": [],
+            "implicitGrantSettings": {"enableAccessTokenIssuance": false, "enableIdTokenIssuance": false},
+            "redirectUriSettings": []
+        },
+        "spa": {"redirectUris": []}
+    })
+}
+
+/// The writable top-level properties of an application.
+pub const APP_WRITABLE: &[&str] = &[
+    "displayName", "description", "groupMembershipClaims", "identifierUris", "isDeviceOnlyAuthSupported",
+    "isFallbackPublicClient", "nativeAuthenticationApisEnabled", "notes", "serviceManagementReference",
+    "signInAudience", "tags", "tokenEncryptionKeyId", "uniqueName", "samlMetadataUrl", "defaultRedirectUri",
+    "certification", "optionalClaims", "servicePrincipalLockConfiguration", "requestSignatureVerification",
+    "addIns", "api", "appRoles", "info", "keyCredentials", "parentalControlSettings", "passwordCredentials",
+    "publicClient", "requiredResourceAccess", "verifiedPublisher", "web", "spa", "applicationTemplateId",
+    "disabledByMicrosoftStatus",
+];
+
+pub fn new_service_principal(app: &Value, owner_tenant: &str, now: DateTime<Utc>) -> Value {
+    let mut names = vec![app["appId"].clone()];
+    if let Some(u) = app["identifierUris"].as_array() {
+        names.extend(u.iter().cloned());
+    }
+    json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "deletedDateTime": null,
+        "accountEnabled": true,
+        "alternativeNames": [],
+        "appDisplayName": app["displayName"],
+        "appDescription": app["description"],
+        "appId": app["appId"],
+        "applicationTemplateId": null,
+        "appOwnerOrganizationId": owner_tenant,
+        "appRoleAssignmentRequired": false,
+        "createdDateTime": fmt_secs(now),
+        "description": null,
+        "disabledByMicrosoftStatus": null,
+        "displayName": app["displayName"],
+        "homepage": app["web"]["homePageUrl"],
+        "loginUrl": null,
+        "logoutUrl": app["web"]["logoutUrl"],
+        "notes": null,
+        "notificationEmailAddresses": [],
+        "preferredSingleSignOnMode": null,
+        "preferredTokenSigningKeyThumbprint": null,
+        "replyUrls": app["web"]["redirectUris"],
+        "servicePrincipalNames": names,
+        "servicePrincipalType": "Application",
+        "signInAudience": app["signInAudience"],
+        "tags": app["tags"],
+        "tokenEncryptionKeyId": null,
+        "samlSingleSignOnSettings": null,
+        "addIns": [],
+        "appRoles": app["appRoles"],
+        "info": app["info"],
+        "keyCredentials": [],
+        "oauth2PermissionScopes": app["api"]["oauth2PermissionScopes"],
+        "passwordCredentials": [],
+        "resourceSpecificApplicationPermissions": [],
+        "verifiedPublisher": {"displayName": null, "verifiedPublisherId": null, "addedDateTime": null}
+    })
+}
+
+/// Keeps an SP in step with its application (names, roles, scopes, tags), as Entra does.
+pub fn sync_sp_from_app(sp: &mut Value, app: &Value) {
+    let mut names = vec![app["appId"].clone()];
+    if let Some(u) = app["identifierUris"].as_array() {
+        names.extend(u.iter().cloned());
+    }
+    sp["servicePrincipalNames"] = Value::Array(names);
+    sp["appRoles"] = app["appRoles"].clone();
+    sp["oauth2PermissionScopes"] = app["api"]["oauth2PermissionScopes"].clone();
+    sp["appDisplayName"] = app["displayName"].clone();
+    sp["signInAudience"] = app["signInAudience"].clone();
+    sp["replyUrls"] = app["web"]["redirectUris"].clone();
+}
+
+fn first_party_app(app_id: &str, name: &str, tenant: &str) -> Value {
+    let now = DateTime::parse_from_rfc3339("2019-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+    let mut app = json!({"appId": app_id, "displayName": name, "description": null, "identifierUris": [],
+        "web": {"homePageUrl": null, "logoutUrl": null, "redirectUris": []}, "signInAudience": "AzureADMultipleOrgs",
+        "tags": [], "appRoles": [], "info": {"logoUrl": null, "marketingUrl": null, "privacyStatementUrl": null, "supportUrl": null, "termsOfServiceUrl": null},
+        "api": {"oauth2PermissionScopes": []}});
+    let _ = tenant;
+    let mut sp = new_service_principal(&app.take(), MICROSOFT_TENANT, now);
+    sp["id"] = Value::String(uuid::Uuid::new_v4().to_string());
+    sp
+}
+
+pub fn graph_sp(tenant: &str) -> Value {
+    let mut sp = first_party_app(GRAPH_APP_ID, "Microsoft Graph", tenant);
+    sp["servicePrincipalNames"] = json!([
+        "https://graph.microsoft.com", "https://graph.microsoft.com/", "https://dod-graph.microsoft.us",
+        "https://graph.microsoft.us", "https://canary.graph.microsoft.com", GRAPH_APP_ID
+    ]);
+    let roles: Vec<Value> = GRAPH_ROLES
+        .iter()
+        .map(|(v, id)| {
+            json!({"allowedMemberTypes": ["Application"], "description": format!("Allows the app to use {v} without a signed-in user."),
+                   "displayName": v.to_string(), "id": id, "isEnabled": true, "origin": "Application", "value": v})
+        })
+        .collect();
+    sp["appRoles"] = Value::Array(roles);
+    sp["oauth2PermissionScopes"] = json!([{
+        "adminConsentDescription": "Allows users to sign-in to the app, and allows the app to read the profile of signed-in users.",
+        "adminConsentDisplayName": "Sign in and read user profile", "id": "e1fe6dd8-ba31-4d61-89e7-88639da4683d",
+        "isEnabled": true, "type": "User", "userConsentDescription": "Allows you to sign in to the app with your organizational account and let the app read your profile.",
+        "userConsentDisplayName": "Sign you in and read your profile", "value": "User.Read"}]);
+    sp
+}
+
+pub fn healthcare_sp(tenant: &str) -> Value {
+    let mut sp = first_party_app(HEALTHCARE_APP_ID, "Azure Healthcare APIs", tenant);
+    sp["servicePrincipalNames"] = json!([
+        HEALTHCARE_APP_ID, "https://azurehealthcareapis.com", "https://azurehealthcareapis.com/"
+    ]);
+    sp["oauth2PermissionScopes"] = json!([{
+        "adminConsentDescription": "Allow the application to access Azure Healthcare APIs on behalf of the signed-in user.",
+        "adminConsentDisplayName": "Access Azure Healthcare APIs", "id": HEALTHCARE_SCOPE_ID,
+        "isEnabled": true, "type": "User", "userConsentDescription": "Allow the application to access Azure Healthcare APIs on your behalf.",
+        "userConsentDisplayName": "Access Azure Healthcare APIs", "value": "user_impersonation"}]);
+    sp
+}
+
+/// Removes `key` from certificate credentials and never shows secret text: what Graph returns on reads.
+pub fn app_public_view(app: &AppRec) -> Value {
+    let mut b = app.body.clone();
+    if let Some(keys) = b.get_mut("keyCredentials").and_then(Value::as_array_mut) {
+        for k in keys {
+            k["key"] = Value::Null;
+        }
+    }
+    if let Some(p) = b.get_mut("passwordCredentials").and_then(Value::as_array_mut) {
+        for k in p {
+            k["secretText"] = Value::Null;
+        }
+    }
+    b
+}
+
+/// Applies `$select` (case-insensitive) to an entity.
+pub fn select(v: &Value, sel: &[String]) -> Value {
+    if sel.is_empty() {
+        return v.clone();
+    }
+    let mut out = Map::new();
+    if let Some(o) = v.as_object() {
+        for want in sel {
+            if let Some((k, val)) = o.iter().find(|(k, _)| k.eq_ignore_ascii_case(want)) {
+                out.insert(k.clone(), val.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// bytes_le of a GUID (the .NET order Entra uses in ids of grants and assignments).
+pub fn guid_bytes_le(id: &str) -> [u8; 16] {
+    let u = uuid::Uuid::parse_str(id).unwrap_or_default();
+    u.to_bytes_le()
+}
