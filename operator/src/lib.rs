@@ -1,1 +1,17 @@
 //! fhir-app-operator: FhirResourceApp and FhirClientApp reconciled into Entra ID app registrations.
+
+pub mod api;
+pub mod build;
+pub mod config;
+pub mod controller;
+pub mod graph;
+pub mod metrics;
+pub mod runtime;
+
+pub use config::{Cli, OperatorConfig};
+pub use runtime::{run, run_with};
+
+/// Installs the process-wide rustls crypto provider (ring) once; kube and reqwest both use it.
+pub fn init_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -8,6 +8,8 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams};
 
+pub mod operator;
+
 /// A client for the control plane of this test run.
 ///
 /// Refuses to run without `FHIR_OP_TEST_CLUSTER=1` (set by `make test` and `kube-local run`),

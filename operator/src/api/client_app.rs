@@ -1,0 +1,199 @@
+//! `FhirClientApp`: one client application of a FHIR server.
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{AppStatus, DeletionPolicy, LocalObjectReference, SignInAudience, TenantSpec};
+
+/// Registers one client application of a FHIR server in Microsoft Entra ID and writes its
+/// credentials to a Secret usable with `envFrom` by the Azure SDKs' environment credential.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "fhirapps.io",
+    version = "v1alpha1",
+    kind = "FhirClientApp",
+    namespaced,
+    status = "AppStatus",
+    shortname = "fca",
+    category = "fhir",
+    doc = "A client application of a FHIR server registered in Microsoft Entra ID.",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Type","type":"string","jsonPath":".spec.type"}"#,
+    printcolumn = r#"{"name":"Client ID","type":"string","jsonPath":".status.clientId"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.type != 'Public' || !has(self.credential)").message("a Public client has no credential: remove spec.credential (use Confidential for a client that holds a secret)"),
+    validation = Rule::new("self.type != 'Service' || !has(self.redirectUris) || size(self.redirectUris) == 0").message("a Service client signs in without a user: remove spec.redirectUris"),
+    validation = Rule::new("self.type != 'Service' || !has(self.scopes) || size(self.scopes) == 0").message("a Service client gets app roles (spec.roles), not delegated scopes: remove spec.scopes"),
+    validation = Rule::new("self.type == 'Service' || !has(self.roles) || size(self.roles) == 0").message("app roles (spec.roles) are for Service clients; Confidential and Public clients request delegated spec.scopes"),
+    validation = Rule::new("!has(self.redirectUris) || self.redirectUris.all(u, u.startsWith('https://') || u.startsWith('http://localhost') || u.startsWith('http://127.0.0.1') || (self.type == 'Public' && has(self.publicPlatform) && self.publicPlatform == 'MobileDesktop' && u.contains('://')))").message("redirectUris must be https:// (or http://localhost for development; custom schemes only for Public MobileDesktop clients)"),
+    validation = Rule::new("!has(self.publicPlatform) || self.type == 'Public'").message("publicPlatform applies only to type Public"),
+    validation = Rule::new("!has(self.smartProxyCallback) || !self.smartProxyCallback || (has(self.redirectUris) && size(self.redirectUris) > 0)").message("smartProxyCallback needs at least one redirect URI to wrap"),
+    validation = Rule::new("!has(self.assignAppRoles) || !self.assignAppRoles || self.type == 'Service'").message("assignAppRoles applies only to Service clients"),
+    validation = Rule::new("!has(self.tenant) || !has(self.tenant.credentialsSecretRef) || has(self.tenant.tenantId)").message("tenant.credentialsSecretRef needs tenant.tenantId")
+)]
+pub struct FhirClientAppSpec {
+    /// Confidential (web app with a user; secret), Public (SPA or mobile/desktop; no secret) or
+    /// Service (daemon; app roles via client credentials).
+    pub r#type: ClientType,
+    /// The FHIR server the client calls: exactly one of `resourceAppRef` or `managed`.
+    pub target: TargetSpec,
+    /// Redirect (reply) URIs. Web platform for Confidential, SPA (default) or mobile/desktop for Public,
+    /// none for Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100), inner(length(max = 2048)))]
+    pub redirect_uris: Option<Vec<String>>,
+    /// Platform for a Public client's redirect URIs: Spa (default) or MobileDesktop
+    /// (`publicClient` redirect URIs with `isFallbackPublicClient`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_platform: Option<PublicPlatform>,
+    /// Also register the FHIR server's SMART proxy callback
+    /// `{fhirUrl}/AadSmartOnFhirProxy/callback/{base64url(redirectUri)}` for each redirect URI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smart_proxy_callback: Option<bool>,
+    /// Delegated scopes requested on the target (values as published, e.g. `user_impersonation`,
+    /// `patient.all.read`; SMART notation like `patient/*.read` is mapped). Default for Confidential and
+    /// Public: `user_impersonation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 200), inner(length(max = 256)))]
+    pub scopes: Option<Vec<String>>,
+    /// App roles requested on the target (Service clients), e.g. `globalReader`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100), inner(length(max = 256)))]
+    pub roles: Option<Vec<String>>,
+    /// Grant tenant-wide admin consent for the delegated scopes (oauth2PermissionGrant). Needs the
+    /// operator to hold DelegatedPermissionGrant.ReadWrite.All. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_admin_consent: Option<bool>,
+    /// Assign the requested app roles to the client's service principal (admin consent for application
+    /// permissions). Needs AppRoleAssignment.ReadWrite.All. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assign_app_roles: Option<bool>,
+    /// How the client authenticates. Default: a client secret for Confidential and Service; none for Public.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<CredentialSpec>,
+    /// Name of the output Secret. Default: `<name>-fhir-client`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub secret_name: Option<String>,
+    /// Display name in Entra ID. Default: `<namespace>/<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub display_name: Option<String>,
+    /// Who may sign in. Default: AzureADMyOrg.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_in_audience: Option<SignInAudience>,
+    /// Tenant to register in. Default: the operator's own tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<TenantSpec>,
+    /// Delete (default) or Orphan the Entra objects when this resource is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
+    /// Take over an application with the same uniqueName that this operator did not create. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt: Option<bool>,
+}
+
+/// Kind of client.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ClientType {
+    Confidential,
+    Public,
+    Service,
+}
+
+impl ClientType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Confidential => "Confidential",
+            Self::Public => "Public",
+            Self::Service => "Service",
+        }
+    }
+}
+
+/// Redirect platform of a Public client.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum PublicPlatform {
+    #[default]
+    Spa,
+    MobileDesktop,
+}
+
+/// The FHIR server a client calls.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.resourceAppRef) != has(self.managed)").message("set exactly one of target.resourceAppRef or target.managed"))]
+pub struct TargetSpec {
+    /// A FhirResourceApp in the same namespace (open-source FHIR server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_app_ref: Option<LocalObjectReference>,
+    /// The managed FHIR service (Azure Health Data Services / Azure API for FHIR), whose resource
+    /// application is Microsoft's first-party "Azure Healthcare APIs" app. Data-plane access there is
+    /// granted by Azure RBAC role assignments, not by this operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed: Option<ManagedTarget>,
+}
+
+/// The managed FHIR service as a target.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedTarget {
+    /// URL of the FHIR service, e.g. `https://ws-fhir.fhir.azurehealthcareapis.com`.
+    pub fhir_url: String,
+    /// Token audience. Default: `https://azurehealthcareapis.com`; may be the service URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+}
+
+/// Kind of credential.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum CredentialType {
+    /// A client secret (password credential), written to `AZURE_CLIENT_SECRET`.
+    ClientSecret,
+    /// A federated identity credential for Kubernetes workload identity: no secret at all.
+    WorkloadIdentity,
+}
+
+/// The client's credential.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.type != 'WorkloadIdentity' || has(self.serviceAccountName)").message("credential.type WorkloadIdentity needs credential.serviceAccountName"),
+    validation = Rule::new("self.type == 'WorkloadIdentity' || !has(self.serviceAccountName)").message("credential.serviceAccountName applies only to type WorkloadIdentity")
+)]
+pub struct CredentialSpec {
+    /// ClientSecret or WorkloadIdentity.
+    pub r#type: CredentialType,
+    /// Service account (same namespace) whose projected token is federated (WorkloadIdentity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// Rotation policy (ClientSecret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<RotationSpec>,
+}
+
+/// When credentials are renewed. Durations use Go syntax (`720h`, `30m`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.validity) || !has(self.renewBefore) || duration(self.renewBefore) < duration(self.validity)").message("rotation.renewBefore must be shorter than rotation.validity"),
+    validation = Rule::new("!has(self.validity) || duration(self.validity) >= duration('1h')").message("rotation.validity must be at least 1h")
+)]
+pub struct RotationSpec {
+    /// Lifetime of each credential. Default `8760h` (1 year).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub validity: Option<String>,
+    /// Renew this long before expiry. Default `720h` (30 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub renew_before: Option<String>,
+    /// Keep the previous credential valid this long after the new one is written. Default `24h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub overlap: Option<String>,
+}

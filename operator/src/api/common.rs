@@ -1,0 +1,116 @@
+//! Types shared by both custom resources.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// API group of the custom resources.
+pub const GROUP: &str = "fhirapps.io";
+/// API version of the custom resources.
+pub const VERSION: &str = "v1alpha1";
+
+/// What happens to the Entra objects when the Kubernetes resource is deleted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum DeletionPolicy {
+    /// Delete the application, its service principal, grants and assignments (default).
+    #[default]
+    Delete,
+    /// Leave everything in Entra ID as it is.
+    Orphan,
+}
+
+/// Which accounts may sign in to the application (Graph `signInAudience`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum SignInAudience {
+    /// Accounts in this organisational directory only (default).
+    #[default]
+    AzureADMyOrg,
+    /// Accounts in any organisational directory.
+    AzureADMultipleOrgs,
+    /// Any organisational directory and personal Microsoft accounts (needs access-token version 2).
+    AzureADandPersonalMicrosoftAccount,
+}
+
+impl SignInAudience {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AzureADMyOrg => "AzureADMyOrg",
+            Self::AzureADMultipleOrgs => "AzureADMultipleOrgs",
+            Self::AzureADandPersonalMicrosoftAccount => "AzureADandPersonalMicrosoftAccount",
+        }
+    }
+}
+
+/// A reference to an object in the resource's own namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct LocalObjectReference {
+    /// Name of the object in the same namespace.
+    pub name: String,
+}
+
+/// The Entra tenant the application is registered in.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantSpec {
+    /// Tenant ID (GUID). Default: the operator's own tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// A Secret in this namespace holding credentials for that tenant: keys `AZURE_CLIENT_ID` and
+    /// `AZURE_CLIENT_SECRET`. Needs `tenantId`. Default: the operator's own credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<LocalObjectReference>,
+}
+
+/// Observed state shared by both resources.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AppStatus {
+    /// The `metadata.generation` the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready / Reconciling / Stalled (kstatus semantics).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Application (client) ID of the registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Tenant the application lives in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    /// Object ID of the application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_object_id: Option<String>,
+    /// Object ID of the service principal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_principal_object_id: Option<String>,
+    /// The deterministic Graph `uniqueName` of the application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_name: Option<String>,
+    /// Token audience clients ask for (resource apps: what the FHIR server validates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// Name of the Secret or ConfigMap the operator writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_name: Option<String>,
+    /// Current credential (never its value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<CredentialStatus>,
+    /// Extra information the user must know (e.g. how data-plane access is granted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+/// A credential's identity and lifetime; the value is only in the output Secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialStatus {
+    /// ClientSecret or WorkloadIdentity.
+    pub r#type: String,
+    /// Graph keyId of the password or key credential (federated: the credential's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// RFC 3339 expiry time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}

@@ -1,0 +1,161 @@
+//! `FhirResourceApp`: the FHIR server's API registration (the resource application).
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{AppStatus, DeletionPolicy, SignInAudience, TenantSpec};
+
+/// Literal value of `identifierUri` that selects the `api://{appId}` form.
+pub const APP_ID_URI: &str = "api://{appId}";
+
+/// Registers a FHIR server's API (resource application) in Microsoft Entra ID: identifier URI
+/// (= token audience), app roles, delegated scopes (optionally SMART on FHIR scopes), service principal,
+/// and a ConfigMap with the settings the FHIR server needs to validate tokens.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "fhirapps.io",
+    version = "v1alpha1",
+    kind = "FhirResourceApp",
+    namespaced,
+    status = "AppStatus",
+    shortname = "fra",
+    category = "fhir",
+    doc = "A FHIR server's API registered in Microsoft Entra ID (resource application).",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Audience","type":"string","jsonPath":".status.audience"}"#,
+    printcolumn = r#"{"name":"Client ID","type":"string","jsonPath":".status.clientId"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.fhirUrl.startsWith('https://') || self.fhirUrl.startsWith('http://localhost')").message("fhirUrl must be an https:// URL (or http://localhost for development)"),
+    validation = Rule::new("!has(self.identifierUri) || self.identifierUri == 'api://{appId}' || self.identifierUri.startsWith('https://') || self.identifierUri.startsWith('api://')").message("identifierUri must be an https:// or api:// URI, or the literal 'api://{appId}'"),
+    validation = Rule::new("!has(self.signInAudience) || self.signInAudience != 'AzureADandPersonalMicrosoftAccount' || (has(self.requestedAccessTokenVersion) && self.requestedAccessTokenVersion == 2)").message("signInAudience AzureADandPersonalMicrosoftAccount needs requestedAccessTokenVersion: 2"),
+    validation = Rule::new("!has(self.tenant) || !has(self.tenant.credentialsSecretRef) || has(self.tenant.tenantId)").message("tenant.credentialsSecretRef needs tenant.tenantId"))]
+pub struct FhirResourceAppSpec {
+    /// URL of the FHIR server, e.g. `https://fhir.contoso.example`. Used as the default identifier URI
+    /// (lower-cased) and display name.
+    #[schemars(length(min = 1, max = 2048))]
+    pub fhir_url: String,
+    /// Application ID URI (token audience for v1 tokens). Default: `fhirUrl` lower-cased, which needs the
+    /// host to be on a verified domain of the tenant. The literal `api://{appId}` selects the app-ID form for
+    /// tenants without that verified domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub identifier_uri: Option<String>,
+    /// Display name in Entra ID. Default: `fhirUrl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub display_name: Option<String>,
+    /// App roles (application permissions and user roles). Default: the open-source FHIR server's
+    /// roles.json names globalReader, globalWriter, globalExporter, globalImporter, globalConverter,
+    /// globalAdmin and smartUser, each allowed for users and applications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["value"]))]
+    pub app_roles: Option<Vec<AppRoleSpec>>,
+    /// Delegated scopes. Default: `user_impersonation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["value"]))]
+    pub scopes: Option<Vec<ScopeSpec>>,
+    /// SMART on FHIR scopes, published as delegated scopes with names Entra accepts
+    /// (`patient/*.read` → `patient.all.read`, `launch/patient` → `launch.patient`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smart: Option<SmartSpec>,
+    /// Who may sign in. Default: AzureADMyOrg.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_in_audience: Option<SignInAudience>,
+    /// Access-token version the FHIR server receives (1 or 2). Default 1: the audience is then the
+    /// identifier URI; with 2 it is the application ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 2))]
+    pub requested_access_token_version: Option<i32>,
+    /// Where the FHIR server's token-validation settings are written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<ResourceOutputSpec>,
+    /// Tenant to register in. Default: the operator's own tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<TenantSpec>,
+    /// Delete (default) or Orphan the Entra objects when this resource is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
+    /// Take over an application with the same uniqueName that this operator did not create. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt: Option<bool>,
+}
+
+/// Which principals an app role can be assigned to.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum MemberType {
+    User,
+    Application,
+}
+
+/// One app role.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppRoleSpec {
+    /// Value in the token's `roles` claim, e.g. `globalReader`.
+    #[schemars(length(min = 1, max = 120))]
+    pub value: String,
+    /// Display name. Default: the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Description. Default: the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Who may be assigned the role. Default: User and Application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_member_types: Option<Vec<MemberType>>,
+}
+
+/// Who may consent to a delegated scope.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ScopeConsentType {
+    User,
+    Admin,
+}
+
+/// One delegated scope.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopeSpec {
+    /// Scope value (letters, digits, `.`, `_`, `-`), e.g. `user_impersonation`.
+    #[schemars(length(min = 1, max = 120))]
+    pub value: String,
+    /// User (default) or Admin consent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r#type: Option<ScopeConsentType>,
+    /// Consent display name. Default derived from the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Consent description. Default derived from the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Opt-in SMART on FHIR scopes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SmartSpec {
+    /// Publish SMART scopes.
+    pub enabled: bool,
+    /// SMART scopes in SMART notation (`patient/*.read`, `launch/patient`, `fhirUser`, …). Default:
+    /// launch, launch/patient, fhirUser, patient/*.read, patient/*.write, user/*.read, user/*.write, user/*.*.
+    /// `openid` and `offline_access` are Entra's own scopes and are not published on the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 200), inner(length(max = 256)))]
+    pub scopes: Option<Vec<String>>,
+}
+
+/// Output objects of a resource app.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceOutputSpec {
+    /// ConfigMap name. Default: `<name>-fhir-auth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_name: Option<String>,
+    /// Also write the same keys to a Secret of this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+}

@@ -1,0 +1,377 @@
+//! FhirClientApp spec → desired Graph application and output Secret data.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use super::naming::ResourceIdentity;
+use super::resource::Entitlement;
+use super::smart;
+use crate::api::{ClientType, CredentialType, FhirClientAppSpec, PublicPlatform};
+
+/// App ID of Microsoft's first-party "Azure Healthcare APIs" application (managed FHIR service).
+pub const MANAGED_FHIR_APP_ID: &str = "4f6778d8-5aef-43dc-a1ff-b073724b9495";
+/// Default audience of the managed FHIR service.
+pub const MANAGED_FHIR_AUDIENCE: &str = "https://azurehealthcareapis.com";
+
+/// What the client's target publishes, as resolved from the FhirResourceApp or the managed service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedTarget {
+    /// App ID of the resource application.
+    pub app_id: String,
+    /// FHIR server URL.
+    pub fhir_url: String,
+    /// Token audience.
+    pub audience: String,
+    /// Published delegated scopes (empty when unknown, e.g. managed service).
+    pub scopes: Vec<Entitlement>,
+    /// Published app roles (empty when unknown).
+    pub roles: Vec<Entitlement>,
+    /// Whether this is the managed FHIR service.
+    pub managed: bool,
+}
+
+/// A requested scope or role that the target does not publish.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} '{value}' is not published by the target (published: {published})")]
+pub struct UnknownEntitlement {
+    pub kind: &'static str,
+    pub value: String,
+    pub published: String,
+}
+
+/// Delegated scope values requested (SMART notation mapped), default `user_impersonation` for
+/// Confidential and Public clients.
+pub fn requested_scopes(spec: &FhirClientAppSpec) -> Vec<String> {
+    match (&spec.scopes, spec.r#type) {
+        (Some(s), _) => s.iter().filter_map(|s| smart::to_entra(s)).collect(),
+        (None, ClientType::Service) => vec![],
+        (None, _) => vec![super::resource::DEFAULT_SCOPE.to_string()],
+    }
+}
+
+/// App role values requested.
+pub fn requested_roles(spec: &FhirClientAppSpec) -> Vec<String> {
+    spec.roles.clone().unwrap_or_default()
+}
+
+/// `{fhirUrl}/AadSmartOnFhirProxy/callback/{base64url(replyUrl)}` (no padding).
+pub fn smart_proxy_callback(fhir_url: &str, reply_url: &str) -> String {
+    let enc = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(reply_url.as_bytes());
+    format!(
+        "{}/AadSmartOnFhirProxy/callback/{enc}",
+        fhir_url.trim_end_matches('/')
+    )
+}
+
+/// `requiredResourceAccess` for the target; errors name a scope/role the target does not publish.
+/// When the target's entitlements are unknown (managed service without its service principal in the
+/// tenant), nothing is requested.
+pub fn required_resource_access(
+    spec: &FhirClientAppSpec,
+    target: &ResolvedTarget,
+) -> Result<Value, UnknownEntitlement> {
+    let mut access = Vec::new();
+    let lookup = |kind: &'static str,
+                  list: &[Entitlement],
+                  value: &str|
+     -> Result<String, UnknownEntitlement> {
+        list.iter()
+            .find(|e| e.value == value)
+            .map(|e| e.id.clone())
+            .ok_or_else(|| UnknownEntitlement {
+                kind,
+                value: value.to_string(),
+                published: list
+                    .iter()
+                    .map(|e| e.value.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    };
+    if !target.scopes.is_empty() || !target.managed {
+        for s in requested_scopes(spec) {
+            access.push(json!({"id": lookup("scope", &target.scopes, &s)?, "type": "Scope"}));
+        }
+    }
+    if !target.roles.is_empty() || !target.managed {
+        for r in requested_roles(spec) {
+            access.push(json!({"id": lookup("app role", &target.roles, &r)?, "type": "Role"}));
+        }
+    }
+    if access.is_empty() {
+        return Ok(json!([]));
+    }
+    Ok(json!([{ "resourceAppId": target.app_id, "resourceAccess": access }]))
+}
+
+/// Desired Graph application body for a client (only the properties the operator manages).
+/// Every platform is always sent (empty when unused), so drift is corrected.
+pub fn desired_application(
+    spec: &FhirClientAppSpec,
+    id: &ResourceIdentity<'_>,
+    target: &ResolvedTarget,
+) -> Result<Value, UnknownEntitlement> {
+    let mut uris: Vec<String> = spec.redirect_uris.clone().unwrap_or_default();
+    if spec.smart_proxy_callback == Some(true) {
+        let extra: Vec<String> = uris
+            .iter()
+            .map(|u| smart_proxy_callback(&target.fhir_url, u))
+            .collect();
+        uris.extend(extra);
+    }
+    let (web, spa, public, fallback) = match (spec.r#type, spec.public_platform.unwrap_or_default())
+    {
+        (ClientType::Confidential, _) => (uris, vec![], vec![], false),
+        (ClientType::Service, _) => (vec![], vec![], vec![], false),
+        (ClientType::Public, PublicPlatform::Spa) => (vec![], uris, vec![], false),
+        (ClientType::Public, PublicPlatform::MobileDesktop) => (vec![], vec![], uris, true),
+    };
+    Ok(json!({
+        "displayName": spec.display_name.clone().unwrap_or_else(|| format!("{}/{}", id.namespace, id.name)),
+        "signInAudience": spec.sign_in_audience.unwrap_or_default().as_str(),
+        "tags": id.tags(),
+        "web": { "redirectUris": web },
+        "spa": { "redirectUris": spa },
+        "publicClient": { "redirectUris": public },
+        "isFallbackPublicClient": fallback,
+        "requiredResourceAccess": required_resource_access(spec, target)?,
+    }))
+}
+
+/// Effective credential type: explicit, else ClientSecret for Confidential/Service, none for Public.
+pub fn credential_type(spec: &FhirClientAppSpec) -> Option<CredentialType> {
+    match (&spec.credential, spec.r#type) {
+        (Some(c), ClientType::Confidential | ClientType::Service) => Some(c.r#type),
+        (None, ClientType::Confidential | ClientType::Service) => {
+            Some(CredentialType::ClientSecret)
+        }
+        (_, ClientType::Public) => None,
+    }
+}
+
+/// Inputs of the output Secret.
+pub struct SecretInputs<'a> {
+    pub client_id: &'a str,
+    pub tenant_id: &'a str,
+    /// Authority host with a trailing `/` (what the Azure SDKs read from `AZURE_AUTHORITY_HOST`).
+    pub authority_host: &'a str,
+    pub target: &'a ResolvedTarget,
+    pub client_secret: Option<&'a str>,
+    /// Federated token file path for workload identity (the AKS webhook's default if `None`).
+    pub federated_token_file: Option<&'a str>,
+    pub credential: Option<CredentialType>,
+}
+
+/// Output Secret data (`envFrom`-ready for the Azure SDKs' environment credential).
+pub fn secret_data(i: &SecretInputs<'_>) -> BTreeMap<String, String> {
+    let host = if i.authority_host.ends_with('/') {
+        i.authority_host.to_string()
+    } else {
+        format!("{}/", i.authority_host)
+    };
+    let mut d = BTreeMap::from([
+        ("AZURE_CLIENT_ID".to_string(), i.client_id.to_string()),
+        ("AZURE_TENANT_ID".to_string(), i.tenant_id.to_string()),
+        ("AZURE_AUTHORITY_HOST".to_string(), host.clone()),
+        ("FHIR_URL".to_string(), i.target.fhir_url.clone()),
+        ("FHIR_AUDIENCE".to_string(), i.target.audience.clone()),
+        (
+            "FHIR_SCOPE".to_string(),
+            format!("{}/.default", i.target.audience.trim_end_matches('/')),
+        ),
+        (
+            "TOKEN_ENDPOINT".to_string(),
+            format!("{host}{}/oauth2/v2.0/token", i.tenant_id),
+        ),
+    ]);
+    match i.credential {
+        Some(CredentialType::ClientSecret) => {
+            if let Some(s) = i.client_secret {
+                d.insert("AZURE_CLIENT_SECRET".into(), s.to_string());
+            }
+        }
+        Some(CredentialType::WorkloadIdentity) => {
+            d.insert(
+                "AZURE_FEDERATED_TOKEN_FILE".into(),
+                i.federated_token_file
+                    .unwrap_or("/var/run/secrets/azure/tokens/azure-identity-token")
+                    .to_string(),
+            );
+        }
+        None => {}
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::naming::AppKind;
+
+    const ID: ResourceIdentity<'static> = ResourceIdentity {
+        cluster: "c",
+        kind: AppKind::Client,
+        namespace: "ns",
+        name: "portal",
+    };
+
+    fn spec(v: Value) -> FhirClientAppSpec {
+        serde_json::from_value(v).unwrap()
+    }
+    fn target() -> ResolvedTarget {
+        ResolvedTarget {
+            app_id: "res-app".into(),
+            fhir_url: "https://fhir.contoso.example/".into(),
+            audience: "https://fhir.contoso.example".into(),
+            scopes: vec![
+                Entitlement {
+                    id: "s1".into(),
+                    value: "user_impersonation".into(),
+                },
+                Entitlement {
+                    id: "s2".into(),
+                    value: "patient.all.read".into(),
+                },
+            ],
+            roles: vec![Entitlement {
+                id: "r1".into(),
+                value: "globalReader".into(),
+            }],
+            managed: false,
+        }
+    }
+
+    #[test]
+    fn confidential_client_uses_web_and_default_scope() {
+        let s = spec(
+            json!({"type":"Confidential","target":{"resourceAppRef":{"name":"fhir"}},"redirectUris":["https://app.example/cb"]}),
+        );
+        let app = desired_application(&s, &ID, &target()).unwrap();
+        assert_eq!(
+            app["web"]["redirectUris"],
+            json!(["https://app.example/cb"])
+        );
+        assert_eq!(app["spa"]["redirectUris"], json!([]));
+        assert_eq!(app["isFallbackPublicClient"], false);
+        assert_eq!(
+            app["requiredResourceAccess"],
+            json!([{"resourceAppId":"res-app","resourceAccess":[{"id":"s1","type":"Scope"}]}])
+        );
+        assert_eq!(credential_type(&s), Some(CredentialType::ClientSecret));
+    }
+
+    #[test]
+    fn public_clients_use_spa_or_fallback_public_client_and_no_credential() {
+        let s = spec(
+            json!({"type":"Public","target":{"resourceAppRef":{"name":"fhir"}},"redirectUris":["http://localhost:3000"],"scopes":["patient/*.read"]}),
+        );
+        let app = desired_application(&s, &ID, &target()).unwrap();
+        assert_eq!(app["spa"]["redirectUris"], json!(["http://localhost:3000"]));
+        assert_eq!(
+            app["requiredResourceAccess"][0]["resourceAccess"],
+            json!([{"id":"s2","type":"Scope"}])
+        );
+        assert_eq!(credential_type(&s), None);
+        let m = spec(
+            json!({"type":"Public","publicPlatform":"MobileDesktop","target":{"resourceAppRef":{"name":"fhir"}},"redirectUris":["myapp://auth"]}),
+        );
+        let app = desired_application(&m, &ID, &target()).unwrap();
+        assert_eq!(app["publicClient"]["redirectUris"], json!(["myapp://auth"]));
+        assert_eq!(app["isFallbackPublicClient"], true);
+    }
+
+    #[test]
+    fn service_client_requests_roles_only() {
+        let s = spec(
+            json!({"type":"Service","target":{"resourceAppRef":{"name":"fhir"}},"roles":["globalReader"]}),
+        );
+        let app = desired_application(&s, &ID, &target()).unwrap();
+        assert_eq!(
+            app["requiredResourceAccess"][0]["resourceAccess"],
+            json!([{"id":"r1","type":"Role"}])
+        );
+        assert_eq!(app["web"]["redirectUris"], json!([]));
+    }
+
+    #[test]
+    fn unknown_role_is_reported_with_what_is_published() {
+        let s = spec(
+            json!({"type":"Service","target":{"resourceAppRef":{"name":"fhir"}},"roles":["nope"]}),
+        );
+        let e = desired_application(&s, &ID, &target()).unwrap_err();
+        assert_eq!(e.value, "nope");
+        assert!(e.to_string().contains("globalReader"), "{e}");
+    }
+
+    #[test]
+    fn smart_proxy_callback_wraps_each_reply_url() {
+        assert_eq!(
+            smart_proxy_callback("https://fhir.example/", "https://app.example/cb"),
+            "https://fhir.example/AadSmartOnFhirProxy/callback/aHR0cHM6Ly9hcHAuZXhhbXBsZS9jYg"
+        );
+        let s = spec(
+            json!({"type":"Public","target":{"resourceAppRef":{"name":"fhir"}},"redirectUris":["https://app.example/cb"],"smartProxyCallback":true}),
+        );
+        let app = desired_application(&s, &ID, &target()).unwrap();
+        assert_eq!(app["spa"]["redirectUris"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn managed_target_without_known_scopes_requests_nothing() {
+        let t = ResolvedTarget {
+            app_id: MANAGED_FHIR_APP_ID.into(),
+            scopes: vec![],
+            roles: vec![],
+            managed: true,
+            ..target()
+        };
+        let s = spec(
+            json!({"type":"Service","target":{"managed":{"fhirUrl":"https://ws-fhir.fhir.azurehealthcareapis.com"}}}),
+        );
+        assert_eq!(
+            desired_application(&s, &ID, &t).unwrap()["requiredResourceAccess"],
+            json!([])
+        );
+    }
+
+    #[test]
+    fn secret_has_the_environment_credential_keys() {
+        let t = target();
+        let d = secret_data(&SecretInputs {
+            client_id: "cid",
+            tenant_id: "tid",
+            authority_host: "https://login.example",
+            target: &t,
+            client_secret: Some("s3cr3t"),
+            federated_token_file: None,
+            credential: Some(CredentialType::ClientSecret),
+        });
+        assert_eq!(d["AZURE_CLIENT_ID"], "cid");
+        assert_eq!(d["AZURE_TENANT_ID"], "tid");
+        assert_eq!(d["AZURE_CLIENT_SECRET"], "s3cr3t");
+        assert_eq!(d["AZURE_AUTHORITY_HOST"], "https://login.example/");
+        assert_eq!(d["FHIR_SCOPE"], "https://fhir.contoso.example/.default");
+        assert_eq!(
+            d["TOKEN_ENDPOINT"],
+            "https://login.example/tid/oauth2/v2.0/token"
+        );
+        assert_eq!(d["FHIR_URL"], "https://fhir.contoso.example/");
+        let wi = secret_data(&SecretInputs {
+            client_secret: None,
+            credential: Some(CredentialType::WorkloadIdentity),
+            ..SecretInputs {
+                client_id: "cid",
+                tenant_id: "tid",
+                authority_host: "https://login.example/",
+                target: &t,
+                client_secret: None,
+                federated_token_file: None,
+                credential: None,
+            }
+        });
+        assert!(!wi.contains_key("AZURE_CLIENT_SECRET"));
+        assert!(wi.contains_key("AZURE_FEDERATED_TOKEN_FILE"));
+    }
+}

@@ -1,0 +1,273 @@
+//! Operator configuration: command-line flags, each also an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::graph::{Credential, Endpoints};
+
+/// Runtime configuration of the operator (built from [`Cli`] or directly by tests).
+#[derive(Clone, Debug)]
+pub struct OperatorConfig {
+    /// Identity of this cluster, part of every application's uniqueName.
+    pub cluster_name: String,
+    pub graph_url: String,
+    pub graph_scope: String,
+    pub authority_host: String,
+    pub tenant_id: String,
+    pub credential: Credential,
+    pub extra_ca_file: Option<PathBuf>,
+    /// Issuer of this cluster's service-account tokens (for workload-identity credentials).
+    pub service_account_issuer: Option<String>,
+    pub resync: Duration,
+    pub stalled_retry: Duration,
+    pub graph_rate_per_sec: f64,
+    pub graph_burst: u32,
+    pub concurrency: u16,
+    /// Address of /healthz, /readyz, /metrics; `None` disables the server.
+    pub http_addr: Option<SocketAddr>,
+    pub leader_election: bool,
+    pub lease_name: String,
+    pub lease_namespace: String,
+    pub identity: String,
+    /// Only watch this namespace (default: all namespaces).
+    pub watch_namespace: Option<String>,
+}
+
+impl OperatorConfig {
+    pub fn endpoints(&self) -> Endpoints {
+        let mut e = Endpoints::new(&self.graph_url, &self.authority_host);
+        e.graph_scope = self.graph_scope.clone();
+        e
+    }
+
+    /// Defaults for everything but the Entra connection (used by tests).
+    pub fn new(
+        tenant_id: &str,
+        credential: Credential,
+        graph_url: &str,
+        authority_host: &str,
+    ) -> Self {
+        Self {
+            cluster_name: "default".into(),
+            graph_url: graph_url.into(),
+            graph_scope: crate::graph::client::DEFAULT_GRAPH_SCOPE.into(),
+            authority_host: authority_host.into(),
+            tenant_id: tenant_id.into(),
+            credential,
+            extra_ca_file: None,
+            service_account_issuer: None,
+            resync: Duration::from_secs(300),
+            stalled_retry: Duration::from_secs(300),
+            graph_rate_per_sec: 20.0,
+            graph_burst: 40,
+            concurrency: 8,
+            http_addr: None,
+            leader_election: false,
+            lease_name: "fhir-app-operator".into(),
+            lease_namespace: "default".into(),
+            identity: hostname(),
+            watch_namespace: None,
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| format!("fhir-app-operator-{}", uuid::Uuid::new_v4().simple()))
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::build::duration::parse(s).ok_or_else(|| format!("not a duration like 5m, 30s, 1h: {s}"))
+}
+
+/// fhir-app-operator: reconciles FhirResourceApp and FhirClientApp resources into Microsoft Entra ID
+/// app registrations and Kubernetes Secrets/ConfigMaps.
+///
+/// Authentication to Entra ID uses the AZURE_* variables the Azure SDKs use: AZURE_CLIENT_SECRET for a
+/// client secret, AZURE_CLIENT_CERTIFICATE_PATH for a certificate, or AZURE_FEDERATED_TOKEN_FILE
+/// (injected by AKS workload identity) for a federated token. Logs are JSON on stdout; RUST_LOG sets the level (default info).
+#[derive(Parser, Debug, Clone)]
+#[command(name = "fhir-app-operator", version, about, long_about)]
+pub struct Cli {
+    /// Entra tenant ID the operator registers applications in (by default).
+    #[arg(long, env = "AZURE_TENANT_ID")]
+    pub tenant_id: String,
+    /// Application (client) ID of the operator's own app registration.
+    #[arg(long, env = "AZURE_CLIENT_ID")]
+    pub client_id: String,
+    /// Client secret of the operator's app registration (prefer workload identity).
+    #[arg(long, env = "AZURE_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+    /// PEM file with the certificate and RSA private key of the operator's app registration.
+    #[arg(long, env = "AZURE_CLIENT_CERTIFICATE_PATH")]
+    pub client_certificate_path: Option<PathBuf>,
+    /// Federated token file (workload identity); re-read for every token request.
+    #[arg(long, env = "AZURE_FEDERATED_TOKEN_FILE")]
+    pub federated_token_file: Option<PathBuf>,
+    /// Entra authority host (sovereign clouds, the emulator).
+    #[arg(
+        long,
+        env = "AZURE_AUTHORITY_HOST",
+        default_value = "https://login.microsoftonline.com/"
+    )]
+    pub authority_host: String,
+    /// Microsoft Graph endpoint including the version.
+    #[arg(
+        long,
+        env = "FHIR_OP_GRAPH_URL",
+        default_value = "https://graph.microsoft.com/v1.0"
+    )]
+    pub graph_url: String,
+    /// Token scope requested for Microsoft Graph (sovereign clouds: e.g. https://graph.microsoft.us/.default).
+    #[arg(
+        long,
+        env = "FHIR_OP_GRAPH_SCOPE",
+        default_value = "https://graph.microsoft.com/.default"
+    )]
+    pub graph_scope: String,
+    /// Extra CA bundle (PEM) trusted for Graph and the token endpoint, in addition to the system roots.
+    #[arg(long, env = "FHIR_OP_EXTRA_CA_FILE")]
+    pub extra_ca_file: Option<PathBuf>,
+    /// Name of this cluster; part of every application's uniqueName, so two clusters never share an app.
+    #[arg(long, env = "FHIR_OP_CLUSTER_NAME", default_value = "default")]
+    pub cluster_name: String,
+    /// Issuer URL of this cluster's service-account tokens (needed for WorkloadIdentity credentials).
+    #[arg(long, env = "FHIR_OP_SERVICE_ACCOUNT_ISSUER")]
+    pub service_account_issuer: Option<String>,
+    /// Period of the drift check of every resource.
+    #[arg(long, env = "FHIR_OP_RESYNC", default_value = "5m", value_parser = parse_duration)]
+    pub resync: Duration,
+    /// Retry period of a Stalled resource (permanent error).
+    #[arg(long, env = "FHIR_OP_STALLED_RETRY", default_value = "5m", value_parser = parse_duration)]
+    pub stalled_retry: Duration,
+    /// Graph requests per second per tenant (token bucket).
+    #[arg(long, env = "FHIR_OP_GRAPH_RATE", default_value_t = 20.0)]
+    pub graph_rate: f64,
+    /// Burst of the per-tenant token bucket.
+    #[arg(long, env = "FHIR_OP_GRAPH_BURST", default_value_t = 40)]
+    pub graph_burst: u32,
+    /// Resources reconciled in parallel per kind.
+    #[arg(long, env = "FHIR_OP_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: u16,
+    /// Listen address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "FHIR_OP_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// Elect a leader with a Lease (run several replicas; only the leader reconciles).
+    #[arg(long, env = "FHIR_OP_LEADER_ELECTION", default_value_t = false)]
+    pub leader_election: bool,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "FHIR_OP_LEASE_NAME", default_value = "fhir-app-operator")]
+    pub lease_name: String,
+    /// Namespace of the leader-election Lease (usually the operator's own, via the downward API).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// Only watch resources in this namespace (default: all namespaces).
+    #[arg(long, env = "FHIR_OP_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+}
+
+impl Cli {
+    pub fn into_config(self) -> Result<OperatorConfig, String> {
+        let credential = match (
+            self.client_secret,
+            self.client_certificate_path,
+            self.federated_token_file,
+        ) {
+            (Some(secret), _, _) if !secret.is_empty() => Credential::Secret {
+                client_id: self.client_id.clone(),
+                secret,
+            },
+            (_, Some(path), _) => {
+                let pem =
+                    std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+                let certificate = crate::graph::assertion::CertificateCredential::from_pem(&pem)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                Credential::Certificate {
+                    client_id: self.client_id.clone(),
+                    certificate,
+                }
+            }
+            (_, _, Some(path)) => Credential::FederatedTokenFile {
+                client_id: self.client_id.clone(),
+                path,
+            },
+            _ => {
+                return Err("set AZURE_CLIENT_SECRET (--client-secret), AZURE_CLIENT_CERTIFICATE_PATH (--client-certificate-path) or AZURE_FEDERATED_TOKEN_FILE (--federated-token-file)".into());
+            }
+        };
+        let mut c = OperatorConfig::new(
+            &self.tenant_id,
+            credential,
+            &self.graph_url,
+            &self.authority_host,
+        );
+        c.cluster_name = self.cluster_name;
+        c.graph_scope = self.graph_scope;
+        c.extra_ca_file = self.extra_ca_file;
+        c.service_account_issuer = self.service_account_issuer;
+        c.resync = self.resync;
+        c.stalled_retry = self.stalled_retry;
+        c.graph_rate_per_sec = self.graph_rate;
+        c.graph_burst = self.graph_burst;
+        c.concurrency = self.concurrency;
+        c.http_addr = Some(self.http_addr);
+        c.leader_election = self.leader_election;
+        c.lease_name = self.lease_name;
+        c.lease_namespace = self.lease_namespace;
+        c.watch_namespace = self.watch_namespace;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_has_an_env_var_and_help() {
+        let cmd = Cli::command();
+        for a in cmd.get_arguments().filter(|a| {
+            a.get_long().is_some() && !matches!(a.get_id().as_str(), "help" | "version")
+        }) {
+            assert!(
+                a.get_env().is_some(),
+                "--{} has no environment variable",
+                a.get_long().unwrap()
+            );
+            assert!(
+                a.get_help().is_some(),
+                "--{} has no help",
+                a.get_long().unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn needs_a_credential_and_parses_durations() {
+        let cli = Cli::try_parse_from([
+            "op",
+            "--tenant-id",
+            "t",
+            "--client-id",
+            "c",
+            "--resync",
+            "30s",
+        ])
+        .unwrap();
+        let mut no_cred = cli.clone();
+        no_cred.client_secret = None;
+        no_cred.federated_token_file = None;
+        no_cred.client_certificate_path = None;
+        assert!(no_cred.into_config().is_err());
+        let mut with = cli;
+        with.client_secret = Some("s".into());
+        let c = with.into_config().unwrap();
+        assert_eq!(c.resync, Duration::from_secs(30));
+        assert!(!format!("{:?}", c.credential).contains("\"s\""));
+    }
+}

@@ -1,0 +1,703 @@
+//! FhirClientApp reconciler.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Resource, ResourceExt};
+use sha2::{Digest, Sha256};
+
+use super::resource_app::{converge_app, delete_app};
+use super::{Context, Error, FINALIZER, Outcome, apply_secret, finish, managed_labels, needs};
+use crate::api::{
+    AppStatus, CredentialStatus, CredentialType, DeletionPolicy, FhirClientApp, FhirResourceApp,
+};
+use crate::build::client::{self as b, MANAGED_FHIR_APP_ID, MANAGED_FHIR_AUDIENCE, ResolvedTarget};
+use crate::build::conditions::is_ready;
+use crate::build::credentials::{self as creds, Held, Listed, Rotation};
+use crate::build::duration;
+use crate::build::naming::{AppKind, ResourceIdentity, client_secret_name};
+use crate::build::resource::{app_roles, entitlements, scopes};
+use crate::graph::types::{Application, PasswordCredential};
+use crate::graph::{GraphClient, GraphError};
+
+const WRITE_APPS: &str = "Application.ReadWrite.OwnedBy (or Application.ReadWrite.All)";
+const ANN_KEY_ID: &str = "fhirapps.io/key-id";
+const ANN_SECRET_SHA256: &str = "fhirapps.io/secret-sha256";
+const ANN_EXPIRES: &str = "fhirapps.io/expires-at";
+const ANN_WRITTEN: &str = "fhirapps.io/written-at";
+const ANN_PREV_KEY: &str = "fhirapps.io/previous-key-id";
+const ANN_PREV_UNTIL: &str = "fhirapps.io/previous-key-valid-until";
+
+pub fn identity<'a>(ctx: &'a Context, obj: &'a FhirClientApp) -> ResourceIdentity<'a> {
+    ResourceIdentity {
+        cluster: &ctx.config.cluster_name,
+        kind: AppKind::Client,
+        namespace: obj.metadata.namespace.as_deref().unwrap_or_default(),
+        name: obj.metadata.name.as_deref().unwrap_or_default(),
+    }
+}
+
+pub async fn reconcile(obj: Arc<FhirClientApp>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    let api: Api<FhirClientApp> = Api::namespaced(ctx.client.clone(), &ns);
+    let res = finalizer(&api, FINALIZER, obj, |ev| async {
+        match ev {
+            Finalizer::Apply(o) => apply(o, &ctx, &api).await,
+            Finalizer::Cleanup(o) => cleanup(o, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics
+        .reconcile("FhirClientApp", if res.is_ok() { "ok" } else { "error" });
+    res
+}
+
+async fn apply(
+    obj: Arc<FhirClientApp>,
+    ctx: &Context,
+    api: &Api<FhirClientApp>,
+) -> Result<Action, Error> {
+    let old = obj.status.clone();
+    let mut status = old.clone().unwrap_or_default();
+    let key = format!(
+        "FhirClientApp/{}/{}",
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    );
+    let (base, secret_rv) = inputs(&obj, ctx).await?;
+    // Nothing this reconcile depends on changed since the last full one (e.g. the event is our own
+    // status or Secret write): no Graph calls until the resync or credential deadline.
+    if let Some(rv) = &secret_rv
+        && let Some((requeue, message)) = ctx.fresh(&key, &format!("{base}/{rv}"))
+    {
+        // The full reconcile already wrote the status; the cached object may predate that write, so
+        // no status is written from it here.
+        tracing::debug!(
+            key,
+            message,
+            "inputs unchanged since the last full reconcile"
+        );
+        return Ok(Action::requeue(requeue));
+    }
+    let mut written = None;
+    let result = apply_inner(&obj, ctx, &mut status, &mut written).await;
+    match (&result, written) {
+        (Ok(Outcome::Ready { requeue, message }), Some(rv)) => {
+            ctx.remember(&key, format!("{base}/{rv}"), *requeue, message.clone())
+        }
+        _ => ctx.forget(&key),
+    }
+    finish(ctx, api, obj.as_ref(), old.as_ref(), status, result).await
+}
+
+/// What a full reconcile reads besides Graph — the object's identity and generation, the target
+/// FhirResourceApp — as a fingerprint, plus the output Secret's resourceVersion (if it exists).
+async fn inputs(obj: &FhirClientApp, ctx: &Context) -> Result<(String, Option<String>), Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    let target_rv = match &obj.spec.target.resource_app_ref {
+        Some(r) => Api::<FhirResourceApp>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(&r.name)
+            .await?
+            .and_then(|ra| ra.metadata.resource_version)
+            .unwrap_or_else(|| "absent".into()),
+        None => "managed".into(),
+    };
+    let base = format!(
+        "{}/{}/{target_rv}",
+        obj.metadata.uid.as_deref().unwrap_or_default(),
+        obj.metadata.generation.unwrap_or_default()
+    );
+    let secret_name = obj
+        .spec
+        .secret_name
+        .clone()
+        .unwrap_or_else(|| client_secret_name(&obj.name_any()));
+    let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&secret_name)
+        .await?;
+    Ok((base, secret.and_then(|s| s.metadata.resource_version)))
+}
+
+/// The target and its service principal object ID (for grants/assignments), or why we must wait.
+enum Target {
+    Resolved(ResolvedTarget, Option<String>),
+    Wait(String),
+}
+
+async fn resolve_target(
+    obj: &FhirClientApp,
+    ctx: &Context,
+    graph: &GraphClient,
+) -> Result<Target, Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    if let Some(r) = &obj.spec.target.resource_app_ref {
+        let api: Api<FhirResourceApp> = Api::namespaced(ctx.client.clone(), &ns);
+        let Some(ra) = api.get_opt(&r.name).await? else {
+            return Ok(Target::Wait(format!(
+                "waiting for FhirResourceApp {ns}/{} to exist",
+                r.name
+            )));
+        };
+        let st = ra.status.clone().unwrap_or_default();
+        let (Some(app_id), Some(audience), true) = (
+            st.client_id.clone(),
+            st.audience.clone(),
+            is_ready(&st.conditions, ra.metadata.generation),
+        ) else {
+            return Ok(Target::Wait(format!(
+                "waiting for FhirResourceApp {ns}/{} to become Ready",
+                r.name
+            )));
+        };
+        let rid = super::resource_app::identity(ctx, &ra);
+        return Ok(Target::Resolved(
+            ResolvedTarget {
+                app_id,
+                fhir_url: ra.spec.fhir_url.clone(),
+                audience,
+                scopes: entitlements(&scopes(&ra.spec, &rid)),
+                roles: entitlements(&app_roles(&ra.spec, &rid)),
+                managed: false,
+            },
+            st.service_principal_object_id,
+        ));
+    }
+    let m = obj
+        .spec
+        .target
+        .managed
+        .clone()
+        .ok_or_else(|| Error::InvalidSpec("target needs resourceAppRef or managed".into()))?;
+    // The first-party app's service principal, when present in the tenant, tells us its scope/role IDs.
+    let sp = graph
+        .get_service_principal_by_app_id(MANAGED_FHIR_APP_ID)
+        .await
+        .map_err(needs("read service principals", WRITE_APPS))?;
+    let (scopes, roles, sp_id) = match sp {
+        Some(sp) => (
+            sp.oauth2_permission_scopes
+                .iter()
+                .filter_map(|s| {
+                    Some(crate::build::resource::Entitlement {
+                        id: s.id.clone(),
+                        value: s.value.clone()?,
+                    })
+                })
+                .collect(),
+            sp.app_roles
+                .iter()
+                .filter_map(|s| {
+                    Some(crate::build::resource::Entitlement {
+                        id: s.id.clone(),
+                        value: s.value.clone()?,
+                    })
+                })
+                .collect(),
+            Some(sp.id),
+        ),
+        None => (vec![], vec![], None),
+    };
+    Ok(Target::Resolved(
+        ResolvedTarget {
+            app_id: MANAGED_FHIR_APP_ID.into(),
+            fhir_url: m.fhir_url.clone(),
+            audience: m
+                .audience
+                .clone()
+                .unwrap_or_else(|| MANAGED_FHIR_AUDIENCE.into()),
+            scopes,
+            roles,
+            managed: true,
+        },
+        sp_id,
+    ))
+}
+
+fn rotation(obj: &FhirClientApp) -> Result<Rotation, Error> {
+    let mut r = Rotation::default();
+    if let Some(spec) = obj
+        .spec
+        .credential
+        .as_ref()
+        .and_then(|c| c.rotation.as_ref())
+    {
+        let p = |field: &str, v: &Option<String>, d: Duration| -> Result<Duration, Error> {
+            match v {
+                None => Ok(d),
+                Some(s) => duration::parse(s).ok_or_else(|| {
+                    Error::InvalidSpec(format!("credential.rotation.{field}: not a duration: {s}"))
+                }),
+            }
+        };
+        r.validity = p("validity", &spec.validity, r.validity)?;
+        r.renew_before = p("renewBefore", &spec.renew_before, r.renew_before)?;
+        r.overlap = p("overlap", &spec.overlap, r.overlap)?;
+    }
+    if r.renew_before >= r.validity {
+        return Err(Error::InvalidSpec(
+            "credential.rotation.renewBefore must be shorter than validity".into(),
+        ));
+    }
+    Ok(r)
+}
+
+fn sha256_hex(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn ts_add(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_add(jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX))
+        .unwrap_or(Timestamp::MAX)
+}
+
+/// What an intact output Secret holds: (held, secret value). `None` if absent, edited or incomplete.
+fn read_held(secret: Option<&Secret>) -> Option<(Held, String)> {
+    let s = secret?;
+    let ann = s.metadata.annotations.as_ref()?;
+    let value = String::from_utf8(s.data.as_ref()?.get("AZURE_CLIENT_SECRET")?.0.clone()).ok()?;
+    if ann.get(ANN_SECRET_SHA256)? != &sha256_hex(&value) {
+        return None;
+    }
+    let parse = |k: &str| ann.get(k).and_then(|v| v.parse::<Timestamp>().ok());
+    Some((
+        Held {
+            key_id: ann.get(ANN_KEY_ID)?.clone(),
+            expires: parse(ANN_EXPIRES),
+            written_at: parse(ANN_WRITTEN),
+            previous_key_id: ann.get(ANN_PREV_KEY).cloned(),
+            previous_until: parse(ANN_PREV_UNTIL),
+        },
+        value,
+    ))
+}
+
+async fn apply_inner(
+    obj: &FhirClientApp,
+    ctx: &Context,
+    status: &mut AppStatus,
+    written_secret_rv: &mut Option<String>,
+) -> Result<Outcome, Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    let spec = &obj.spec;
+    let graph = ctx.graph_for(&ns, spec.tenant.as_ref()).await?;
+    let (target, target_sp) = match resolve_target(obj, ctx, &graph).await? {
+        Target::Resolved(t, sp) => (t, sp),
+        Target::Wait(message) => {
+            return Ok(Outcome::Waiting {
+                reason: "WaitingForResourceApp".into(),
+                message,
+                requeue: Duration::from_secs(10),
+            });
+        }
+    };
+    let rot = rotation(obj)?;
+    let cred_type = b::credential_type(spec);
+    let id = identity(ctx, obj);
+    let unique_name = id.unique_name();
+    let desired = b::desired_application(spec, &id, &target)?;
+
+    let (app, change) = converge_app(
+        &graph,
+        &unique_name,
+        &desired,
+        &id,
+        spec.adopt.unwrap_or(false),
+    )
+    .await?;
+    let parsed: Application =
+        serde_json::from_value(app.clone()).map_err(|e| GraphError::Decode(e.to_string()))?;
+    if let Some(c) = change {
+        let recreated = c == "Created"
+            && status
+                .application_object_id
+                .as_deref()
+                .is_some_and(|o| o != parsed.id);
+        let (reason, note) = if recreated {
+            (
+                "Recreated",
+                format!("application {unique_name} was missing in Entra ID and was recreated"),
+            )
+        } else if c == "Created" {
+            (
+                "Created",
+                format!(
+                    "created application {unique_name} (appId {})",
+                    parsed.app_id
+                ),
+            )
+        } else {
+            (
+                "Updated",
+                format!("updated application {unique_name} to match the spec"),
+            )
+        };
+        ctx.event(obj, recreated, reason, note).await;
+    }
+    let sp = graph
+        .ensure_service_principal(&parsed.app_id)
+        .await
+        .map_err(needs("create the service principal", WRITE_APPS))?;
+
+    // App role assignments (admin consent for application permissions), opt-in.
+    if spec.assign_app_roles == Some(true) {
+        let resource_sp = target_sp.clone().ok_or_else(|| {
+            Error::InvalidSpec("the target's service principal is not in this tenant; app roles cannot be assigned".into())
+        })?;
+        let want: Vec<String> = b::requested_roles(spec)
+            .iter()
+            .filter_map(|r| {
+                target
+                    .roles
+                    .iter()
+                    .find(|e| &e.value == r)
+                    .map(|e| e.id.clone())
+            })
+            .collect();
+        const PERM: &str = "AppRoleAssignment.ReadWrite.All and Application.Read.All";
+        let have = graph
+            .list_app_role_assignments(&sp.id)
+            .await
+            .map_err(needs("list app role assignments", PERM))?;
+        let have: Vec<_> = have
+            .into_iter()
+            .filter(|a| a.resource_id == resource_sp)
+            .collect();
+        for role in want
+            .iter()
+            .filter(|r| !have.iter().any(|a| &a.app_role_id == *r))
+        {
+            graph
+                .assign_app_role(&sp.id, &resource_sp, role)
+                .await
+                .map_err(needs("assign app roles", PERM))?;
+        }
+        for extra in have.iter().filter(|a| !want.contains(&a.app_role_id)) {
+            graph
+                .remove_app_role_assignment(&sp.id, &extra.id)
+                .await
+                .map_err(needs("remove app role assignments", PERM))?;
+        }
+    }
+    // Delegated admin consent, opt-in.
+    if spec.grant_admin_consent == Some(true) {
+        let resource_sp = target_sp.clone().ok_or_else(|| {
+            Error::InvalidSpec("the target's service principal is not in this tenant; admin consent cannot be granted".into())
+        })?;
+        const PERM: &str = "DelegatedPermissionGrant.ReadWrite.All";
+        let scope = b::requested_scopes(spec).join(" ");
+        let grants = graph
+            .list_grants(&sp.id)
+            .await
+            .map_err(needs("list delegated permission grants", PERM))?;
+        match grants.iter().find(|g| {
+            g.resource_id == resource_sp && g.consent_type.as_deref() == Some("AllPrincipals")
+        }) {
+            Some(g)
+                if g.scope
+                    .as_deref()
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    == scope.split_whitespace().collect::<Vec<_>>() => {}
+            Some(g) => graph
+                .update_grant(&g.id, &scope)
+                .await
+                .map_err(needs("update admin consent", PERM))?,
+            None if !scope.is_empty() => graph
+                .create_grant(&sp.id, &resource_sp, &scope)
+                .await
+                .map_err(needs("grant admin consent", PERM))?,
+            None => {}
+        }
+    }
+
+    // Credential and output Secret.
+    let secret_name = spec
+        .secret_name
+        .clone()
+        .unwrap_or_else(|| client_secret_name(&name));
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let existing = secrets.get_opt(&secret_name).await?;
+    let owner = obj
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::InvalidSpec("resource has no uid".into()))?;
+    let now = Timestamp::now();
+    let mut annotations = BTreeMap::new();
+    let mut secret_value: Option<String> = None;
+    let mut next_check: Option<Duration> = None;
+    let mut federated_file: Option<String> = None;
+    status.credential = None;
+    match cred_type {
+        Some(CredentialType::ClientSecret) => {
+            let listed: Vec<Listed> = parsed
+                .password_credentials
+                .iter()
+                .map(|p| Listed {
+                    key_id: p.key_id.clone(),
+                    display_name: p.display_name.clone(),
+                    end: p.end(),
+                })
+                .collect();
+            let held = read_held(existing.as_ref());
+            let (cur_key, cur_end, value, prev) =
+                if creds::keep_current(held.as_ref().map(|h| &h.0), &listed, &rot, now) {
+                    let (h, v) = held.expect("keep_current implies held");
+                    // The expiry recorded when the key was created: Graph returns it with 7
+                    // fractional digits on create and whole seconds later, so re-reading it would
+                    // make every resync rewrite the Secret and the status.
+                    let end = h.expires.or_else(|| {
+                        listed
+                            .iter()
+                            .find(|l| l.key_id == h.key_id)
+                            .and_then(|l| l.end)
+                    });
+                    let prev = h.previous_key_id.clone().zip(h.previous_until);
+                    annotations.insert(
+                        ANN_WRITTEN.to_string(),
+                        h.written_at
+                            .map(|t| t.to_string())
+                            .unwrap_or_else(|| now.to_string()),
+                    );
+                    (h.key_id, end, v, prev)
+                } else {
+                    let display = creds::credential_name(&ns, &secret_name);
+                    let created: PasswordCredential = graph
+                        .add_password(&parsed.id, &display, ts_add(now, rot.validity))
+                        .await
+                        .map_err(needs("add a client secret", WRITE_APPS))?;
+                    let value = created.secret_text.clone().ok_or_else(|| {
+                        GraphError::Decode("addPassword returned no secretText".into())
+                    })?;
+                    // Keep the previous key valid for the overlap when it still exists and was a rotation.
+                    let prev = held
+                        .as_ref()
+                        .filter(|(h, _)| listed.iter().any(|l| l.key_id == h.key_id))
+                        .map(|(h, _)| (h.key_id.clone(), ts_add(now, rot.overlap)));
+                    let reason = match (&existing, &held) {
+                        (None, _) if status.credential.is_some() || status.client_id.is_some() => {
+                            "SecretRestored"
+                        }
+                        (None, _) => "CredentialCreated",
+                        (Some(_), None) => "SecretRestored",
+                        (Some(_), Some(_)) => "CredentialRotated",
+                    };
+                    ctx.event(
+                        obj,
+                        false,
+                        reason,
+                        format!(
+                            "new client secret {} written to Secret {secret_name}",
+                            created.key_id
+                        ),
+                    )
+                    .await;
+                    annotations.insert(ANN_WRITTEN.to_string(), now.to_string());
+                    (created.key_id.clone(), created.end(), value, prev)
+                };
+            annotations.insert(ANN_KEY_ID.to_string(), cur_key.clone());
+            annotations.insert(ANN_SECRET_SHA256.to_string(), sha256_hex(&value));
+            if let Some(e) = cur_end {
+                annotations.insert(ANN_EXPIRES.to_string(), e.to_string());
+            }
+            if let Some((k, until)) = &prev
+                && now < *until
+            {
+                annotations.insert(ANN_PREV_KEY.to_string(), k.clone());
+                annotations.insert(ANN_PREV_UNTIL.to_string(), until.to_string());
+            }
+            // Write the Secret at once, then prune what no Secret holds.
+            secret_value = Some(value);
+            let data = secret_data(
+                ctx,
+                &graph,
+                &parsed,
+                &target,
+                secret_value.as_deref(),
+                cred_type,
+                None,
+            );
+            let written = apply_secret(
+                &ctx.client,
+                &ns,
+                &secret_name,
+                owner.clone(),
+                managed_labels("FhirClientApp", &name),
+                annotations.clone(),
+                data,
+            )
+            .await?;
+            *written_secret_rv = written.metadata.resource_version;
+            let prev_ref = prev.as_ref().map(|(k, u)| (k.as_str(), *u));
+            for key in creds::to_prune(&listed, &[cur_key.as_str()], prev_ref, now) {
+                graph
+                    .remove_password(&parsed.id, &key)
+                    .await
+                    .map_err(needs("remove a client secret", WRITE_APPS))?;
+                tracing::info!(key_id = %key, "removed operator-owned client secret no Secret holds");
+            }
+            next_check =
+                creds::next_check(cur_end, prev.map(|p| p.1).filter(|u| now < *u), &rot, now);
+            ctx.metrics
+                .set_credential_expiry(&format!("{ns}/{name}"), cur_end.map(|e| e.as_second()));
+            status.credential = Some(CredentialStatus {
+                r#type: "ClientSecret".into(),
+                key_id: Some(cur_key),
+                expires_at: cur_end.map(|e| e.to_string()),
+            });
+        }
+        Some(CredentialType::WorkloadIdentity) => {
+            let issuer = ctx.config.service_account_issuer.clone().ok_or_else(|| {
+                Error::MissingConfig("WorkloadIdentity needs the cluster's service-account issuer: start the operator with --service-account-issuer (FHIR_OP_SERVICE_ACCOUNT_ISSUER)".into())
+            })?;
+            let sa = spec
+                .credential
+                .as_ref()
+                .and_then(|c| c.service_account_name.clone())
+                .unwrap_or_default();
+            let fic_name: String = format!("k8s-{ns}-{sa}")
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .take(120)
+                .collect();
+            let subject = format!("system:serviceaccount:{ns}:{sa}");
+            let have = graph
+                .list_federated_credentials(&parsed.id)
+                .await
+                .map_err(needs("read federated credentials", WRITE_APPS))?;
+            if !have
+                .iter()
+                .any(|f| f.name == fic_name && f.issuer == issuer && f.subject == subject)
+            {
+                graph
+                    .upsert_federated_credential(&parsed.id, &fic_name, &issuer, &subject)
+                    .await
+                    .map_err(needs("add a federated credential", WRITE_APPS))?;
+                ctx.event(
+                    obj,
+                    false,
+                    "FederatedCredentialSet",
+                    format!("service account {ns}/{sa} may sign in as this application"),
+                )
+                .await;
+            }
+            federated_file = Some("/var/run/secrets/azure/tokens/azure-identity-token".into());
+            status.credential = Some(CredentialStatus {
+                r#type: "WorkloadIdentity".into(),
+                key_id: Some(fic_name),
+                expires_at: None,
+            });
+        }
+        None => {}
+    }
+    if secret_value.is_none() {
+        let data = secret_data(
+            ctx,
+            &graph,
+            &parsed,
+            &target,
+            None,
+            cred_type,
+            federated_file.as_deref(),
+        );
+        let written = apply_secret(
+            &ctx.client,
+            &ns,
+            &secret_name,
+            owner,
+            managed_labels("FhirClientApp", &name),
+            annotations,
+            data,
+        )
+        .await?;
+        *written_secret_rv = written.metadata.resource_version;
+    }
+
+    status.client_id = Some(parsed.app_id.clone());
+    status.tenant_id = Some(graph.tenant_id().to_string());
+    status.application_object_id = Some(parsed.id.clone());
+    status.service_principal_object_id = Some(sp.id.clone());
+    status.unique_name = Some(unique_name);
+    status.audience = Some(target.audience.clone());
+    status.output_name = Some(secret_name.clone());
+    status.notes = target.managed.then(|| {
+        "Target is the managed FHIR service: data-plane access is granted by Azure RBAC (e.g. assign 'FHIR Data Reader' to this client's service principal on the FHIR service); this operator does not grant it.".to_string()
+    });
+    let requeue = next_check.map_or(ctx.config.resync, |n| n.min(ctx.config.resync));
+    Ok(Outcome::Ready {
+        message: format!(
+            "client {} ready; credentials in Secret {secret_name}",
+            parsed.app_id
+        ),
+        requeue,
+    })
+}
+
+fn secret_data(
+    ctx: &Context,
+    graph: &GraphClient,
+    app: &Application,
+    target: &ResolvedTarget,
+    secret: Option<&str>,
+    cred: Option<CredentialType>,
+    federated_file: Option<&str>,
+) -> BTreeMap<String, String> {
+    b::secret_data(&b::SecretInputs {
+        client_id: &app.app_id,
+        tenant_id: graph.tenant_id(),
+        authority_host: &ctx.config.endpoints().authority_host,
+        target,
+        client_secret: secret,
+        federated_token_file: federated_file,
+        credential: cred,
+    })
+}
+
+async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    ctx.metrics
+        .set_credential_expiry(&format!("{ns}/{}", obj.name_any()), None);
+    ctx.forget(&format!("FhirClientApp/{ns}/{}", obj.name_any()));
+    if obj.spec.deletion_policy.unwrap_or_default() == DeletionPolicy::Orphan {
+        ctx.event(
+            obj.as_ref(),
+            false,
+            "Orphaned",
+            "deletionPolicy Orphan: the Entra application is left in place".into(),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    let graph = match ctx.graph_for(&ns, obj.spec.tenant.as_ref()).await {
+        Ok(g) => g,
+        Err(Error::TenantCredentials(m)) => {
+            tracing::warn!(message = %m, "tenant credentials gone; cannot delete the application, leaving it");
+            return Ok(Action::await_change());
+        }
+        Err(e) => return Err(e),
+    };
+    let id = identity(ctx, &obj);
+    // Deleting the service principal also removes its grants and app role assignments.
+    delete_app(&graph, &id.unique_name(), &id).await?;
+    Ok(Action::await_change())
+}
+
+pub fn error_policy(_obj: Arc<FhirClientApp>, err: &Error, ctx: Arc<Context>) -> Action {
+    super::backoff(err, &ctx, "FhirClientApp")
+}

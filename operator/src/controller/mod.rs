@@ -1,0 +1,458 @@
+//! Reconcilers: a thin layer that reads, calls the pure builders and applies the result.
+
+pub mod client_app;
+pub mod resource_app;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event as KEvent, EventType, Recorder};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use crate::api::{AppStatus, TenantSpec};
+use crate::build::client::UnknownEntitlement;
+use crate::build::conditions::{Phase, conditions};
+use crate::build::naming::MANAGED_BY_LABEL;
+use crate::config::OperatorConfig;
+use crate::graph::{Credential, GraphClient, GraphError, ratelimit::RateLimiter};
+use crate::metrics::Metrics;
+
+/// Field manager for everything the operator writes.
+pub const FIELD_MANAGER: &str = "fhirapps.io/operator";
+/// Finalizer on both kinds.
+pub const FINALIZER: &str = "fhirapps.io/cleanup";
+
+/// Reconcile errors. `category()` is stable (logs, metrics, events, condition reasons).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error(
+        "Microsoft Graph refused to {action}: {message} Grant the operator's application the Microsoft Graph application permission {permission} (with admin consent), or turn the option off."
+    )]
+    PermissionDenied {
+        action: &'static str,
+        permission: &'static str,
+        message: String,
+    },
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
+    #[error("tenant credentials: {0}")]
+    TenantCredentials(String),
+    #[error(
+        "application with uniqueName {unique_name} exists but was not created by this operator for this resource; set spec.adopt: true to take it over"
+    )]
+    NotOwned { unique_name: String },
+    #[error(transparent)]
+    UnknownEntitlement(#[from] UnknownEntitlement),
+    #[error("operator configuration: {0}")]
+    MissingConfig(String),
+}
+
+impl Error {
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::Graph(e) => e.category(),
+            Self::PermissionDenied { .. } => "PermissionDenied",
+            Self::Kube(_) => "KubeApi",
+            Self::Finalizer(e) => match e.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.category(),
+                _ => "Finalizer",
+            },
+            Self::InvalidSpec(_) => "InvalidSpec",
+            Self::TenantCredentials(_) => "TenantCredentials",
+            Self::NotOwned { .. } => "NotOwned",
+            Self::UnknownEntitlement(_) => "UnknownEntitlement",
+            Self::MissingConfig(_) => "MissingConfig",
+        }
+    }
+
+    /// Needs a human: reported as Stalled, retried slowly.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Graph(e) => e.is_permanent(),
+            Self::PermissionDenied { .. }
+            | Self::InvalidSpec(_)
+            | Self::TenantCredentials(_)
+            | Self::NotOwned { .. }
+            | Self::UnknownEntitlement(_)
+            | Self::MissingConfig(_) => true,
+            Self::Finalizer(e) => match e.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.is_permanent(),
+                _ => false,
+            },
+            Self::Kube(_) => false,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Graph(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+}
+
+/// Maps a 403 from one step to an error naming the permission that step needs.
+pub fn needs(action: &'static str, permission: &'static str) -> impl FnOnce(GraphError) -> Error {
+    move |e| match e {
+        GraphError::PermissionDenied { message, .. } => Error::PermissionDenied {
+            action,
+            permission,
+            message,
+        },
+        e => Error::Graph(e),
+    }
+}
+
+/// Shared state of the reconcilers.
+pub struct Context {
+    pub client: Client,
+    pub config: OperatorConfig,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    http: reqwest::Client,
+    limiter: Arc<RateLimiter>,
+    default_graph: GraphClient,
+    tenant_graphs: Mutex<HashMap<(String, String, String), GraphClient>>,
+    /// Fingerprint of each object's last successful reconcile and until when it stays valid: a watch
+    /// event caused by the operator's own writes (status, Secret) then costs no Graph calls.
+    recent: std::sync::Mutex<HashMap<String, (String, std::time::Instant, String)>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        config: OperatorConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, Error> {
+        let ca = match &config.extra_ca_file {
+            Some(p) => Some(
+                std::fs::read(p)
+                    .map_err(|e| Error::MissingConfig(format!("reading {}: {e}", p.display())))?,
+            ),
+            None => None,
+        };
+        let http = crate::graph::http_client(ca.as_deref())?;
+        let limiter = Arc::new(RateLimiter::new(
+            config.graph_rate_per_sec,
+            config.graph_burst,
+        ));
+        let default_graph = GraphClient::new(
+            http.clone(),
+            config.endpoints(),
+            config.tenant_id.clone(),
+            config.credential.clone(),
+            limiter.clone(),
+            metrics.clone(),
+        );
+        let recorder = Recorder::new(
+            client.clone(),
+            kube::runtime::events::Reporter {
+                controller: "fhir-app-operator".into(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        );
+        Ok(Self {
+            client,
+            config,
+            metrics,
+            recorder,
+            http,
+            limiter,
+            default_graph,
+            tenant_graphs: Mutex::new(HashMap::new()),
+            recent: std::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The Graph client for a resource's tenant (the operator's own unless the spec names another).
+    pub async fn graph_for(
+        &self,
+        namespace: &str,
+        tenant: Option<&TenantSpec>,
+    ) -> Result<GraphClient, Error> {
+        let Some(t) = tenant else {
+            return Ok(self.default_graph.clone());
+        };
+        let tenant_id = t
+            .tenant_id
+            .clone()
+            .unwrap_or_else(|| self.config.tenant_id.clone());
+        let Some(secret_ref) = &t.credentials_secret_ref else {
+            if tenant_id == self.config.tenant_id {
+                return Ok(self.default_graph.clone());
+            }
+            return Ok(GraphClient::new(
+                self.http.clone(),
+                self.config.endpoints(),
+                tenant_id,
+                self.config.credential.clone(),
+                self.limiter.clone(),
+                self.metrics.clone(),
+            ));
+        };
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let s = secrets.get_opt(&secret_ref.name).await?.ok_or_else(|| {
+            Error::TenantCredentials(format!(
+                "Secret {namespace}/{} (spec.tenant.credentialsSecretRef) not found",
+                secret_ref.name
+            ))
+        })?;
+        let key = (
+            namespace.to_string(),
+            secret_ref.name.clone(),
+            s.resource_version().unwrap_or_default(),
+        );
+        if let Some(g) = self.tenant_graphs.lock().await.get(&key) {
+            return Ok(g.clone());
+        }
+        let get = |k: &str| -> Result<String, Error> {
+            s.data
+                .as_ref()
+                .and_then(|d| d.get(k))
+                .and_then(|v| String::from_utf8(v.0.clone()).ok())
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    Error::TenantCredentials(format!(
+                        "Secret {namespace}/{} has no key {k}",
+                        secret_ref.name
+                    ))
+                })
+        };
+        let cred = Credential::Secret {
+            client_id: get("AZURE_CLIENT_ID")?,
+            secret: get("AZURE_CLIENT_SECRET")?,
+        };
+        let g = GraphClient::new(
+            self.http.clone(),
+            self.config.endpoints(),
+            tenant_id,
+            cred,
+            self.limiter.clone(),
+            self.metrics.clone(),
+        );
+        self.tenant_graphs.lock().await.insert(key, g.clone());
+        Ok(g)
+    }
+
+    /// Time left before `key` needs a full reconcile again and that reconcile's Ready message, if its
+    /// last one had fingerprint `fp`.
+    pub fn fresh(&self, key: &str, fp: &str) -> Option<(Duration, String)> {
+        let now = std::time::Instant::now();
+        let m = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(key)
+            .filter(|(f, until, _)| f == fp && now < *until)
+            .map(|(_, until, msg)| (*until - now, msg.clone()))
+    }
+
+    /// Records a successful full reconcile of `key`.
+    pub fn remember(&self, key: &str, fp: String, valid: Duration, message: String) {
+        let until = std::time::Instant::now() + valid;
+        self.recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string(), (fp, until, message));
+    }
+
+    /// Forces the next reconcile of `key` to be a full one.
+    pub fn forget(&self, key: &str) {
+        self.recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
+    /// Publishes an Event; failures are logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        let ev = KEvent {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.into(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, "failed to publish event");
+        }
+    }
+}
+
+/// Labels on every object the operator writes.
+pub fn managed_labels(owner_kind: &str, owner_name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            MANAGED_BY_LABEL.0.to_string(),
+            MANAGED_BY_LABEL.1.to_string(),
+        ),
+        ("fhirapps.io/owner-kind".to_string(), owner_kind.to_string()),
+        ("fhirapps.io/owner-name".to_string(), owner_name.to_string()),
+    ])
+}
+
+/// Server-side applies a Secret.
+pub async fn apply_secret(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    owner: OwnerReference,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    data: BTreeMap<String, String>,
+) -> Result<Secret, Error> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let data: BTreeMap<String, ByteString> = data
+        .into_iter()
+        .map(|(k, v)| (k, ByteString(v.into_bytes())))
+        .collect();
+    let body = json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": { "name": name, "namespace": ns, "labels": labels, "annotations": annotations, "ownerReferences": [owner] },
+        "data": data,
+    });
+    Ok(api
+        .patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?)
+}
+
+/// Server-side applies a ConfigMap.
+pub async fn apply_config_map(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    owner: OwnerReference,
+    labels: BTreeMap<String, String>,
+    data: BTreeMap<String, String>,
+) -> Result<(), Error> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let body = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": { "name": name, "namespace": ns, "labels": labels, "ownerReferences": [owner] },
+        "data": data,
+    });
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Result of the Apply step before conditions are set.
+pub enum Outcome {
+    Ready {
+        message: String,
+        requeue: Duration,
+    },
+    Waiting {
+        reason: String,
+        message: String,
+        requeue: Duration,
+    },
+}
+
+/// Turns an apply result into conditions + status write + controller action (the only status writer).
+pub async fn finish<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    obj: &K,
+    old: Option<&AppStatus>,
+    mut status: AppStatus,
+    result: Result<Outcome, Error>,
+) -> Result<kube::runtime::controller::Action, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    use kube::runtime::controller::Action;
+    let kind = K::kind(&()).to_string();
+    let generation = obj.meta().generation;
+    let (phase, out) = match result {
+        Ok(Outcome::Ready { message, requeue }) => {
+            (Phase::Ready { message }, Ok(Action::requeue(requeue)))
+        }
+        Ok(Outcome::Waiting {
+            reason,
+            message,
+            requeue,
+        }) => (
+            Phase::Progressing { reason, message },
+            Ok(Action::requeue(requeue)),
+        ),
+        Err(e) if e.is_permanent() => {
+            let phase = Phase::Stalled {
+                reason: e.category().to_string(),
+                message: e.to_string(),
+            };
+            if old
+                .and_then(|o| o.conditions.iter().find(|c| c.type_ == "Stalled"))
+                .is_none_or(|c| c.status != "True" || c.message != e.to_string())
+            {
+                ctx.event(obj, true, e.category(), e.to_string()).await;
+            }
+            ctx.metrics.error(&kind, e.category());
+            tracing::warn!(kind, name = %obj.meta().name.as_deref().unwrap_or_default(), category = e.category(), error = %e, "stalled");
+            (phase, Ok(Action::requeue(ctx.config.stalled_retry)))
+        }
+        Err(e) => (
+            Phase::Progressing {
+                reason: e.category().to_string(),
+                message: e.to_string(),
+            },
+            Err(e),
+        ),
+    };
+    let old_conds = old.map(|o| o.conditions.clone()).unwrap_or_default();
+    status.conditions = conditions(&old_conds, &phase, generation, Time(jiff::Timestamp::now()));
+    status.observed_generation = generation;
+    if old != Some(&status) {
+        let patch = json!({ "apiVersion": K::api_version(&()), "kind": kind, "status": status });
+        api.patch_status(
+            &obj.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    }
+    out
+}
+
+/// Error policy shared by both controllers: back off, honour Retry-After.
+/// Permanent errors (e.g. a cleanup that lacks a permission) wait `stalled_retry`, never a hot loop.
+pub fn backoff(err: &Error, ctx: &Context, kind: &str) -> kube::runtime::controller::Action {
+    ctx.metrics.error(kind, err.category());
+    tracing::warn!(kind, category = err.category(), error = %err, "reconcile failed; will retry");
+    let wait = if err.is_permanent() {
+        ctx.config.stalled_retry
+    } else {
+        err.retry_after().unwrap_or(Duration::from_secs(10))
+    };
+    kube::runtime::controller::Action::requeue(wait.max(Duration::from_secs(1)))
+}

@@ -1,0 +1,317 @@
+//! FhirResourceApp reconciler.
+
+use std::sync::Arc;
+
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Resource, ResourceExt};
+
+use super::{
+    Context, Error, FINALIZER, Outcome, apply_config_map, apply_secret, finish, managed_labels,
+    needs,
+};
+use crate::api::{AppStatus, DeletionPolicy, FhirResourceApp};
+use crate::build::diff;
+use crate::build::naming::{AppKind, ResourceIdentity, owned_by, resource_config_map_name};
+use crate::build::resource as b;
+use crate::graph::types::Application;
+use crate::graph::{GraphClient, GraphError};
+
+const WRITE_APPS: &str = "Application.ReadWrite.OwnedBy (or Application.ReadWrite.All)";
+
+pub fn identity<'a>(ctx: &'a Context, obj: &'a FhirResourceApp) -> ResourceIdentity<'a> {
+    ResourceIdentity {
+        cluster: &ctx.config.cluster_name,
+        kind: AppKind::Resource,
+        namespace: obj.metadata.namespace.as_deref().unwrap_or_default(),
+        name: obj.metadata.name.as_deref().unwrap_or_default(),
+    }
+}
+
+pub async fn reconcile(obj: Arc<FhirResourceApp>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    let api: Api<FhirResourceApp> = Api::namespaced(ctx.client.clone(), &ns);
+    let started = std::time::Instant::now();
+    let res = finalizer(&api, FINALIZER, obj, |ev| async {
+        match ev {
+            Finalizer::Apply(o) => apply(o, &ctx, &api).await,
+            Finalizer::Cleanup(o) => cleanup(o, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics
+        .reconcile("FhirResourceApp", if res.is_ok() { "ok" } else { "error" });
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "reconciled FhirResourceApp"
+    );
+    res
+}
+
+async fn apply(
+    obj: Arc<FhirResourceApp>,
+    ctx: &Context,
+    api: &Api<FhirResourceApp>,
+) -> Result<Action, Error> {
+    let old = obj.status.clone();
+    let mut status = old.clone().unwrap_or_default();
+    let result = apply_inner(&obj, ctx, &mut status).await;
+    finish(ctx, api, obj.as_ref(), old.as_ref(), status, result).await
+}
+
+/// Creates or converges the application (with the disable-first phase), returns it.
+pub async fn converge_app(
+    graph: &GraphClient,
+    unique_name: &str,
+    desired: &serde_json::Value,
+    id: &ResourceIdentity<'_>,
+    adopt: bool,
+) -> Result<(serde_json::Value, Option<&'static str>), Error> {
+    let existing = graph
+        .get_application_by_unique_name(unique_name)
+        .await
+        .map_err(needs("read applications", WRITE_APPS))?;
+    match existing {
+        None => {
+            let mut body = desired.clone();
+            body["uniqueName"] = serde_json::json!(unique_name);
+            let (app, created) = graph
+                .upsert_application(unique_name, &body)
+                .await
+                .map_err(needs("create the application", WRITE_APPS))?;
+            Ok((app, Some(if created { "Created" } else { "Updated" })))
+        }
+        Some(actual) => {
+            let tags: Vec<String> =
+                serde_json::from_value(actual["tags"].clone()).unwrap_or_default();
+            if !owned_by(&tags, id) && !adopt {
+                return Err(Error::NotOwned {
+                    unique_name: unique_name.to_string(),
+                });
+            }
+            let oid = actual["id"].as_str().unwrap_or_default().to_string();
+            let mut changed = false;
+            if let Some(phase1) = diff::disable_phase(desired, &actual) {
+                graph
+                    .patch_application(&oid, &phase1)
+                    .await
+                    .map_err(needs("update the application", WRITE_APPS))?;
+                changed = true;
+            }
+            if let Some(patch) = diff::patch_body(desired, &actual) {
+                graph
+                    .patch_application(&oid, &patch)
+                    .await
+                    .map_err(needs("update the application", WRITE_APPS))?;
+                changed = true;
+            }
+            let mut app = actual;
+            if changed && let Some(o) = desired.as_object() {
+                for (k, v) in o {
+                    app[k] = v.clone();
+                }
+            }
+            Ok((app, changed.then_some("Updated")))
+        }
+    }
+}
+
+async fn apply_inner(
+    obj: &FhirResourceApp,
+    ctx: &Context,
+    status: &mut AppStatus,
+) -> Result<Outcome, Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    let spec = &obj.spec;
+    if let Some(v) = spec.requested_access_token_version
+        && v != 1
+        && v != 2
+    {
+        return Err(Error::InvalidSpec(
+            "requestedAccessTokenVersion must be 1 or 2".into(),
+        ));
+    }
+    let graph = ctx.graph_for(&ns, spec.tenant.as_ref()).await?;
+    let id = identity(ctx, obj);
+    let unique_name = id.unique_name();
+    let known_app_id = status.client_id.clone();
+    let desired = b::desired_application(spec, &id, known_app_id.as_deref());
+    let (app, change) = converge_app(
+        &graph,
+        &unique_name,
+        &desired,
+        &id,
+        spec.adopt.unwrap_or(false),
+    )
+    .await?;
+    let parsed: Application =
+        serde_json::from_value(app.clone()).map_err(|e| GraphError::Decode(e.to_string()))?;
+    // The app-ID form of the identifier URI needs the app ID, known only after create.
+    if known_app_id.is_none() && b::identifier_uri(spec, None).is_none() {
+        let desired = b::desired_application(spec, &id, Some(&parsed.app_id));
+        if let Some(patch) = diff::patch_body(&desired, &app) {
+            graph
+                .patch_application(&parsed.id, &patch)
+                .await
+                .map_err(needs("update the application", WRITE_APPS))?;
+        }
+    }
+    if let Some(c) = change {
+        let recreated = c == "Created"
+            && status
+                .application_object_id
+                .as_deref()
+                .is_some_and(|o| o != parsed.id);
+        let (reason, note) = if recreated {
+            (
+                "Recreated",
+                format!(
+                    "application {} was missing in Entra ID and was recreated",
+                    unique_name
+                ),
+            )
+        } else if c == "Created" {
+            (
+                "Created",
+                format!(
+                    "created application {unique_name} (appId {})",
+                    parsed.app_id
+                ),
+            )
+        } else {
+            (
+                "Updated",
+                format!("updated application {unique_name} to match the spec"),
+            )
+        };
+        ctx.event(obj, recreated, reason, note).await;
+    }
+    let sp = graph
+        .ensure_service_principal(&parsed.app_id)
+        .await
+        .map_err(needs("create the service principal", WRITE_APPS))?;
+
+    let identifier_uri = b::identifier_uri(spec, Some(&parsed.app_id)).unwrap_or_default();
+    let ts = b::token_settings(
+        b::token_version(spec),
+        &ctx.config.endpoints().authority_host,
+        graph.tenant_id(),
+        &identifier_uri,
+        &parsed.app_id,
+    );
+    let data = b::config_map_data(&ts, graph.tenant_id(), &parsed.app_id);
+    let owner = obj
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::InvalidSpec("resource has no uid".into()))?;
+    let output = spec.output.clone().unwrap_or_default();
+    let cm_name = output
+        .config_map_name
+        .clone()
+        .unwrap_or_else(|| resource_config_map_name(&name));
+    apply_config_map(
+        &ctx.client,
+        &ns,
+        &cm_name,
+        owner.clone(),
+        managed_labels("FhirResourceApp", &name),
+        data.clone(),
+    )
+    .await?;
+    if let Some(secret_name) = &output.secret_name {
+        apply_secret(
+            &ctx.client,
+            &ns,
+            secret_name,
+            owner,
+            managed_labels("FhirResourceApp", &name),
+            Default::default(),
+            data,
+        )
+        .await?;
+    }
+
+    status.client_id = Some(parsed.app_id.clone());
+    status.tenant_id = Some(graph.tenant_id().to_string());
+    status.application_object_id = Some(parsed.id.clone());
+    status.service_principal_object_id = Some(sp.id.clone());
+    status.unique_name = Some(unique_name);
+    status.audience = Some(ts.audience.clone());
+    status.output_name = Some(cm_name.clone());
+    Ok(Outcome::Ready {
+        message: format!(
+            "application {} registered; token settings in ConfigMap {cm_name}",
+            parsed.app_id
+        ),
+        requeue: ctx.config.resync,
+    })
+}
+
+async fn cleanup(obj: Arc<FhirResourceApp>, ctx: &Context) -> Result<Action, Error> {
+    if obj.spec.deletion_policy.unwrap_or_default() == DeletionPolicy::Orphan {
+        ctx.event(
+            obj.as_ref(),
+            false,
+            "Orphaned",
+            "deletionPolicy Orphan: the Entra application is left in place".into(),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    let ns = obj.namespace().unwrap_or_default();
+    let graph = match ctx.graph_for(&ns, obj.spec.tenant.as_ref()).await {
+        Ok(g) => g,
+        Err(Error::TenantCredentials(m)) => {
+            tracing::warn!(message = %m, "tenant credentials gone; cannot delete the application, leaving it");
+            return Ok(Action::await_change());
+        }
+        Err(e) => return Err(e),
+    };
+    let id = identity(ctx, &obj);
+    delete_app(&graph, &id.unique_name(), &id).await?;
+    Ok(Action::await_change())
+}
+
+/// Deletes the application with `unique_name` and its service principal if this operator owns it.
+pub async fn delete_app(
+    graph: &GraphClient,
+    unique_name: &str,
+    id: &ResourceIdentity<'_>,
+) -> Result<(), Error> {
+    let Some(app) = graph
+        .get_application_by_unique_name(unique_name)
+        .await
+        .map_err(needs("read applications", WRITE_APPS))?
+    else {
+        return Ok(());
+    };
+    let parsed: Application =
+        serde_json::from_value(app).map_err(|e| GraphError::Decode(e.to_string()))?;
+    if !owned_by(&parsed.tags, id) {
+        tracing::info!(
+            unique_name,
+            "application not owned by this resource; leaving it"
+        );
+        return Ok(());
+    }
+    if let Some(sp) = graph
+        .get_service_principal_by_app_id(&parsed.app_id)
+        .await?
+    {
+        graph
+            .delete_service_principal(&sp.id)
+            .await
+            .map_err(needs("delete the service principal", WRITE_APPS))?;
+    }
+    graph
+        .delete_application(&parsed.id)
+        .await
+        .map_err(needs("delete the application", WRITE_APPS))?;
+    Ok(())
+}
+
+pub fn error_policy(_obj: Arc<FhirResourceApp>, err: &Error, ctx: Arc<Context>) -> Action {
+    super::backoff(err, &ctx, "FhirResourceApp")
+}

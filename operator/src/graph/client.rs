@@ -1,0 +1,907 @@
+//! A small Microsoft Graph client: token acquisition, retries, rate limiting, metrics.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use super::error::{GraphError, classify, classify_token_error};
+use super::ratelimit::RateLimiter;
+use super::types::*;
+use crate::metrics::Metrics;
+
+/// How the operator authenticates to Entra ID.
+#[derive(Clone)]
+pub enum Credential {
+    /// client_credentials with a client secret.
+    Secret { client_id: String, secret: String },
+    /// Workload identity: a federated token file, re-read for every token request (kubelet rotates it).
+    FederatedTokenFile { client_id: String, path: PathBuf },
+    /// A certificate (client_assertion signed with its private key).
+    Certificate {
+        client_id: String,
+        certificate: super::assertion::CertificateCredential,
+    },
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Secret { client_id, .. } => {
+                write!(f, "Secret {{ client_id: {client_id}, secret: *** }}")
+            }
+            Self::FederatedTokenFile { client_id, path } => write!(
+                f,
+                "FederatedTokenFile {{ client_id: {client_id}, path: {path:?} }}"
+            ),
+            Self::Certificate {
+                client_id,
+                certificate,
+            } => write!(
+                f,
+                "Certificate {{ client_id: {client_id}, {certificate:?} }}"
+            ),
+        }
+    }
+}
+
+impl Credential {
+    pub fn client_id(&self) -> &str {
+        match self {
+            Self::Secret { client_id, .. }
+            | Self::FederatedTokenFile { client_id, .. }
+            | Self::Certificate { client_id, .. } => client_id,
+        }
+    }
+}
+
+/// Token scope of Microsoft Graph in the public cloud.
+pub const DEFAULT_GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+
+/// Settings shared by every tenant's client.
+#[derive(Clone, Debug)]
+pub struct Endpoints {
+    /// e.g. `https://graph.microsoft.com/v1.0`
+    pub graph_url: String,
+    /// e.g. `https://login.microsoftonline.com/` (always ends with `/`)
+    pub authority_host: String,
+    /// Token scope for Graph, e.g. `https://graph.microsoft.com/.default` (Graph's identifier, which is
+    /// not the Graph URL's host for emulators and proxies).
+    pub graph_scope: String,
+}
+
+impl Endpoints {
+    pub fn new(graph_url: &str, authority_host: &str) -> Self {
+        let mut host = authority_host.to_string();
+        if !host.ends_with('/') {
+            host.push('/');
+        }
+        Self {
+            graph_url: graph_url.trim_end_matches('/').to_string(),
+            authority_host: host,
+            graph_scope: DEFAULT_GRAPH_SCOPE.into(),
+        }
+    }
+    pub fn token_endpoint(&self, tenant: &str) -> String {
+        format!("{}{tenant}/oauth2/v2.0/token", self.authority_host)
+    }
+}
+
+/// Builds the HTTP client (rustls; optional extra CA bundle in PEM).
+pub fn http_client(extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client, GraphError> {
+    crate::init_crypto();
+    let mut b = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(10));
+    if let Some(pem) = extra_ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| GraphError::Transport(format!("extra CA bundle: {e}")))?;
+        b = b.tls_certs_merge(certs);
+    }
+    b.build().map_err(|e| GraphError::Transport(e.to_string()))
+}
+
+/// Retry policy.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            base: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        (self.base * 2u32.saturating_pow(attempt.min(16))).min(self.max_backoff)
+    }
+}
+
+/// Graph client for one tenant and one credential.
+#[derive(Clone)]
+pub struct GraphClient {
+    http: reqwest::Client,
+    endpoints: Endpoints,
+    tenant_id: String,
+    credential: Credential,
+    token: Arc<Mutex<Option<(String, Instant)>>>,
+    limiter: Arc<RateLimiter>,
+    metrics: Arc<Metrics>,
+    retry: RetryPolicy,
+}
+
+/// Whether a 404 right after a write should be retried (replication lag).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lag {
+    Retry,
+    NoRetry,
+}
+
+impl GraphClient {
+    pub fn new(
+        http: reqwest::Client,
+        endpoints: Endpoints,
+        tenant_id: String,
+        credential: Credential,
+        limiter: Arc<RateLimiter>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            http,
+            endpoints,
+            tenant_id,
+            credential,
+            token: Arc::new(Mutex::new(None)),
+            limiter,
+            metrics,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn tenant_id(&self) -> &str {
+        &self.tenant_id
+    }
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// An access token for Graph (cached until 5 minutes before expiry).
+    pub async fn token(&self) -> Result<String, GraphError> {
+        let mut cached = self.token.lock().await;
+        if let Some((tok, exp)) = cached.as_ref()
+            && Instant::now() + Duration::from_secs(300) < *exp
+        {
+            return Ok(tok.clone());
+        }
+        let scope = self.endpoints.graph_scope.clone();
+        let mut form: Vec<(&str, String)> = vec![
+            ("grant_type", "client_credentials".into()),
+            ("client_id", self.credential.client_id().to_string()),
+            ("scope", scope),
+        ];
+        match &self.credential {
+            Credential::Secret { secret, .. } => form.push(("client_secret", secret.clone())),
+            Credential::FederatedTokenFile { path, .. } => {
+                let assertion =
+                    tokio::fs::read_to_string(path)
+                        .await
+                        .map_err(|e| GraphError::Auth {
+                            code: "token_file".into(),
+                            message: format!("reading {}: {e}", path.display()),
+                            permanent: false,
+                        })?;
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+                ));
+                form.push(("client_assertion", assertion.trim().to_string()));
+            }
+            Credential::Certificate {
+                client_id,
+                certificate,
+            } => {
+                let endpoint = self.endpoints.token_endpoint(&self.tenant_id);
+                let assertion = certificate
+                    .assertion(client_id, &endpoint, jiff::Timestamp::now().as_second())
+                    .map_err(|message| GraphError::Auth {
+                        code: "client_assertion".into(),
+                        message,
+                        permanent: true,
+                    })?;
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+                ));
+                form.push(("client_assertion", assertion));
+            }
+        }
+        let resp = self
+            .http
+            .post(self.endpoints.token_endpoint(&self.tenant_id))
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| GraphError::Transport(without_url(e)))?;
+        let status = resp.status().as_u16();
+        self.metrics.graph_call("token", status);
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| GraphError::Transport(without_url(e)))?;
+        if status != 200 {
+            return Err(classify_token_error(status, &body));
+        }
+        let tr: TokenResponse = serde_json::from_str(&body)
+            .map_err(|e| GraphError::Decode(format!("token response: {e}")))?;
+        let exp = Instant::now() + Duration::from_secs(tr.expires_in.max(60));
+        *cached = Some((tr.access_token.clone(), exp));
+        Ok(tr.access_token)
+    }
+
+    async fn send(
+        &self,
+        op: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+        lag: Lag,
+    ) -> Result<Option<Value>, GraphError> {
+        let url = if path.starts_with("https://") || path.starts_with("http://") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.endpoints.graph_url)
+        };
+        let mut attempt = 0;
+        let mut reauthed = false;
+        loop {
+            self.limiter.acquire(&self.tenant_id).await;
+            let token = self.token().await?;
+            let mut req = self.http.request(method.clone(), &url).bearer_auth(token);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let err = match req.send().await {
+                Err(e) => GraphError::Transport(without_url(e)),
+                Ok(resp) => {
+                    let status = resp.status();
+                    self.metrics.graph_call(op, status.as_u16());
+                    let retry_after = resp
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    let text = resp
+                        .text()
+                        .await
+                        .map_err(|e| GraphError::Transport(without_url(e)))?;
+                    if status.is_success() {
+                        if status == StatusCode::NO_CONTENT || text.trim().is_empty() {
+                            return Ok(None);
+                        }
+                        let v: Value = serde_json::from_str(&text)
+                            .map_err(|e| GraphError::Decode(format!("{op}: {e}")))?;
+                        return Ok(Some(v));
+                    }
+                    classify(status.as_u16(), retry_after.as_deref(), &text)
+                }
+            };
+            attempt += 1;
+            let wait = match &err {
+                GraphError::Throttled { .. }
+                | GraphError::Transient { .. }
+                | GraphError::Transport(_) => err
+                    .retry_after()
+                    .unwrap_or_else(|| self.retry.backoff(attempt)),
+                GraphError::ReplicationLag { .. } => self.retry.backoff(attempt),
+                GraphError::NotFound { .. } if lag == Lag::Retry => self.retry.backoff(attempt),
+                GraphError::Auth {
+                    permanent: false, ..
+                } if !reauthed => {
+                    reauthed = true;
+                    *self.token.lock().await = None;
+                    Duration::ZERO
+                }
+                _ => return Err(err),
+            };
+            if attempt >= self.retry.max_attempts {
+                return Err(err);
+            }
+            tracing::debug!(
+                operation = op,
+                category = err.category(),
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                "retrying Graph call"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn get_opt<T: DeserializeOwned>(
+        &self,
+        op: &'static str,
+        path: &str,
+    ) -> Result<Option<T>, GraphError> {
+        match self
+            .send(op, Method::GET, path, None, &[], Lag::NoRetry)
+            .await
+        {
+            Ok(Some(v)) => Ok(Some(decode(op, v)?)),
+            Ok(None) => Err(GraphError::Decode(format!("{op}: empty body"))),
+            Err(GraphError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Raw application JSON by `uniqueName`, `None` when absent.
+    pub async fn get_application_by_unique_name(
+        &self,
+        unique_name: &str,
+    ) -> Result<Option<Value>, GraphError> {
+        self.get_opt(
+            "getApplication",
+            &format!("/applications(uniqueName='{}')", odata_quote(unique_name)),
+        )
+        .await
+    }
+
+    /// Upsert by `uniqueName` (`Prefer: create-if-missing`). Returns the application (201 body or a
+    /// follow-up GET after 204) and whether it was created.
+    pub async fn upsert_application(
+        &self,
+        unique_name: &str,
+        body: &Value,
+    ) -> Result<(Value, bool), GraphError> {
+        let path = format!("/applications(uniqueName='{}')", odata_quote(unique_name));
+        match self
+            .send(
+                "upsertApplication",
+                Method::PATCH,
+                &path,
+                Some(body),
+                &[("Prefer", "create-if-missing")],
+                Lag::NoRetry,
+            )
+            .await?
+        {
+            Some(app) => Ok((app, true)),
+            None => {
+                let app = self
+                    .send("getApplication", Method::GET, &path, None, &[], Lag::Retry)
+                    .await?;
+                Ok((
+                    app.ok_or_else(|| GraphError::Decode("getApplication: empty body".into()))?,
+                    false,
+                ))
+            }
+        }
+    }
+
+    pub async fn patch_application(&self, object_id: &str, body: &Value) -> Result<(), GraphError> {
+        self.send(
+            "patchApplication",
+            Method::PATCH,
+            &format!("/applications/{object_id}"),
+            Some(body),
+            &[],
+            Lag::Retry,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn delete_application(&self, object_id: &str) -> Result<(), GraphError> {
+        ignore_not_found(
+            self.send(
+                "deleteApplication",
+                Method::DELETE,
+                &format!("/applications/{object_id}"),
+                None,
+                &[],
+                Lag::NoRetry,
+            )
+            .await,
+        )
+    }
+
+    /// Adds a client secret. The returned credential holds `secretText` — never log it.
+    pub async fn add_password(
+        &self,
+        object_id: &str,
+        display_name: &str,
+        end: jiff::Timestamp,
+    ) -> Result<PasswordCredential, GraphError> {
+        let body = json!({"passwordCredential": {"displayName": display_name, "endDateTime": end.to_string()}});
+        let v = self
+            .send(
+                "addPassword",
+                Method::POST,
+                &format!("/applications/{object_id}/addPassword"),
+                Some(&body),
+                &[],
+                Lag::Retry,
+            )
+            .await?;
+        decode(
+            "addPassword",
+            v.ok_or_else(|| GraphError::Decode("addPassword: empty body".into()))?,
+        )
+    }
+
+    pub async fn remove_password(&self, object_id: &str, key_id: &str) -> Result<(), GraphError> {
+        let body = json!({"keyId": key_id});
+        ignore_not_found(
+            self.send(
+                "removePassword",
+                Method::POST,
+                &format!("/applications/{object_id}/removePassword"),
+                Some(&body),
+                &[],
+                Lag::NoRetry,
+            )
+            .await,
+        )
+    }
+
+    pub async fn get_service_principal_by_app_id(
+        &self,
+        app_id: &str,
+    ) -> Result<Option<ServicePrincipal>, GraphError> {
+        self.get_opt(
+            "getServicePrincipal",
+            &format!("/servicePrincipals(appId='{}')", odata_quote(app_id)),
+        )
+        .await
+    }
+
+    /// Creates the service principal of an app (retrying replication lag); an existing one is returned.
+    pub async fn ensure_service_principal(
+        &self,
+        app_id: &str,
+    ) -> Result<ServicePrincipal, GraphError> {
+        if let Some(sp) = self.get_service_principal_by_app_id(app_id).await? {
+            return Ok(sp);
+        }
+        let body = json!({"appId": app_id});
+        match self
+            .send(
+                "createServicePrincipal",
+                Method::POST,
+                "/servicePrincipals",
+                Some(&body),
+                &[],
+                Lag::Retry,
+            )
+            .await
+        {
+            Ok(Some(v)) => decode("createServicePrincipal", v),
+            Ok(None) => Err(GraphError::Decode(
+                "createServicePrincipal: empty body".into(),
+            )),
+            Err(GraphError::Conflict { .. }) => {
+                let sp = self
+                    .send(
+                        "getServicePrincipal",
+                        Method::GET,
+                        &format!("/servicePrincipals(appId='{}')", odata_quote(app_id)),
+                        None,
+                        &[],
+                        Lag::Retry,
+                    )
+                    .await?;
+                decode(
+                    "getServicePrincipal",
+                    sp.ok_or_else(|| GraphError::Decode("empty".into()))?,
+                )
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn delete_service_principal(&self, object_id: &str) -> Result<(), GraphError> {
+        ignore_not_found(
+            self.send(
+                "deleteServicePrincipal",
+                Method::DELETE,
+                &format!("/servicePrincipals/{object_id}"),
+                None,
+                &[],
+                Lag::NoRetry,
+            )
+            .await,
+        )
+    }
+
+    /// App role assignments held by a client service principal.
+    pub async fn list_app_role_assignments(
+        &self,
+        client_sp: &str,
+    ) -> Result<Vec<AppRoleAssignment>, GraphError> {
+        let v = self
+            .send(
+                "listAppRoleAssignments",
+                Method::GET,
+                &format!("/servicePrincipals/{client_sp}/appRoleAssignments"),
+                None,
+                &[],
+                Lag::Retry,
+            )
+            .await?;
+        Ok(decode::<Page<AppRoleAssignment>>(
+            "listAppRoleAssignments",
+            v.unwrap_or(json!({"value":[]})),
+        )?
+        .value)
+    }
+
+    pub async fn assign_app_role(
+        &self,
+        client_sp: &str,
+        resource_sp: &str,
+        role_id: &str,
+    ) -> Result<(), GraphError> {
+        let body =
+            json!({"principalId": client_sp, "resourceId": resource_sp, "appRoleId": role_id});
+        match self
+            .send(
+                "assignAppRole",
+                Method::POST,
+                &format!("/servicePrincipals/{resource_sp}/appRoleAssignedTo"),
+                Some(&body),
+                &[],
+                Lag::Retry,
+            )
+            .await
+        {
+            Ok(_) | Err(GraphError::Conflict { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn remove_app_role_assignment(
+        &self,
+        client_sp: &str,
+        assignment_id: &str,
+    ) -> Result<(), GraphError> {
+        ignore_not_found(
+            self.send(
+                "removeAppRoleAssignment",
+                Method::DELETE,
+                &format!("/servicePrincipals/{client_sp}/appRoleAssignments/{assignment_id}"),
+                None,
+                &[],
+                Lag::NoRetry,
+            )
+            .await,
+        )
+    }
+
+    /// Delegated grants of a client service principal.
+    pub async fn list_grants(&self, client_sp: &str) -> Result<Vec<PermissionGrant>, GraphError> {
+        let path = format!(
+            "/oauth2PermissionGrants?$filter=clientId eq '{}'",
+            odata_quote(client_sp)
+        );
+        let v = self
+            .send("listGrants", Method::GET, &path, None, &[], Lag::NoRetry)
+            .await?;
+        Ok(decode::<Page<PermissionGrant>>("listGrants", v.unwrap_or(json!({"value":[]})))?.value)
+    }
+
+    pub async fn create_grant(
+        &self,
+        client_sp: &str,
+        resource_sp: &str,
+        scope: &str,
+    ) -> Result<(), GraphError> {
+        let body = json!({"clientId": client_sp, "consentType": "AllPrincipals", "resourceId": resource_sp, "scope": scope});
+        self.send(
+            "createGrant",
+            Method::POST,
+            "/oauth2PermissionGrants",
+            Some(&body),
+            &[],
+            Lag::Retry,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn update_grant(&self, grant_id: &str, scope: &str) -> Result<(), GraphError> {
+        self.send(
+            "updateGrant",
+            Method::PATCH,
+            &format!("/oauth2PermissionGrants/{grant_id}"),
+            Some(&json!({"scope": scope})),
+            &[],
+            Lag::Retry,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn delete_grant(&self, grant_id: &str) -> Result<(), GraphError> {
+        ignore_not_found(
+            self.send(
+                "deleteGrant",
+                Method::DELETE,
+                &format!("/oauth2PermissionGrants/{grant_id}"),
+                None,
+                &[],
+                Lag::NoRetry,
+            )
+            .await,
+        )
+    }
+
+    /// Upserts a federated identity credential by name.
+    pub async fn upsert_federated_credential(
+        &self,
+        object_id: &str,
+        name: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<(), GraphError> {
+        let body = json!({"name": name, "issuer": issuer, "subject": subject, "audiences": ["api://AzureADTokenExchange"],
+            "description": "Kubernetes workload identity (fhir-app-operator)"});
+        let path = format!(
+            "/applications/{object_id}/federatedIdentityCredentials(name='{}')",
+            odata_quote(name)
+        );
+        self.send(
+            "upsertFederatedCredential",
+            Method::PATCH,
+            &path,
+            Some(&body),
+            &[("Prefer", "create-if-missing")],
+            Lag::Retry,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn list_federated_credentials(
+        &self,
+        object_id: &str,
+    ) -> Result<Vec<FederatedIdentityCredential>, GraphError> {
+        let v = self
+            .send(
+                "listFederatedCredentials",
+                Method::GET,
+                &format!("/applications/{object_id}/federatedIdentityCredentials"),
+                None,
+                &[],
+                Lag::Retry,
+            )
+            .await?;
+        Ok(decode::<Page<FederatedIdentityCredential>>(
+            "listFederatedCredentials",
+            v.unwrap_or(json!({"value":[]})),
+        )?
+        .value)
+    }
+}
+
+fn decode<T: DeserializeOwned>(op: &str, v: Value) -> Result<T, GraphError> {
+    serde_json::from_value(v).map_err(|e| GraphError::Decode(format!("{op}: {e}")))
+}
+
+fn ignore_not_found(r: Result<Option<Value>, GraphError>) -> Result<(), GraphError> {
+    match r {
+        Ok(_) | Err(GraphError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Quotes a value inside an OData string literal.
+pub fn odata_quote(s: &str) -> String {
+    s.replace('\'', "''")
+}
+
+/// reqwest errors print the URL; ours carry no secrets, but keep messages short and stable.
+fn without_url(e: reqwest::Error) -> String {
+    e.without_url().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::error::{classify, classify_token_error, parse_retry_after};
+
+    const CREATE_201: &str = include_str!("testdata/create_201.json");
+    const ADD_PASSWORD_200: &str = include_str!("testdata/add_password_200.json");
+    const GET_200: &str = include_str!("testdata/get_200.json");
+    const LIST_200: &str = include_str!("testdata/list_by_display_name_200.json");
+    const NOT_FOUND_404: &str = include_str!("testdata/not_found_404.json");
+    const SP_CREATE_201: &str = include_str!("testdata/sp_create_201.json");
+
+    #[test]
+    fn parses_recorded_application_bodies() {
+        let created: Application = serde_json::from_str(CREATE_201).unwrap();
+        assert_eq!(created.id, "f0794693-cfca-422b-8c0a-9a91666afc9a");
+        assert!(!created.app_id.is_empty());
+        assert_eq!(
+            created.sign_in_audience.as_deref(),
+            Some("AzureADMultipleOrgs")
+        );
+        let got: Application = serde_json::from_str(GET_200).unwrap();
+        assert_eq!(got.password_credentials.len(), 2);
+        assert!(
+            got.password_credentials
+                .iter()
+                .all(|p| p.secret_text.is_none())
+        );
+        assert_eq!(got.password_credentials[1].hint.as_deref(), Some("yln"));
+        assert!(
+            got.password_credentials[0].end().is_some(),
+            "7-digit fractional timestamps parse"
+        );
+        let page: Page<Application> = serde_json::from_str(LIST_200).unwrap();
+        assert_eq!(page.value.len(), 1);
+        assert_eq!(page.value[0].id, created.id);
+    }
+
+    #[test]
+    fn parses_recorded_add_password_and_keeps_secret_out_of_debug() {
+        let p: PasswordCredential = serde_json::from_str(ADD_PASSWORD_200).unwrap();
+        assert_eq!(p.key_id, "3a299473-3d5a-4ab5-b9ea-1e173023719f");
+        assert_eq!(p.hint.as_deref(), Some("yln"));
+        assert!(p.secret_text.as_deref().unwrap().starts_with("yln"));
+        assert!(p.end().is_some());
+        let cred = Credential::Secret {
+            client_id: "c".into(),
+            secret: "very-secret".into(),
+        };
+        assert!(!format!("{cred:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn parses_recorded_service_principal() {
+        let sp: ServicePrincipal = serde_json::from_str(SP_CREATE_201).unwrap();
+        assert!(!sp.id.is_empty() && !sp.app_id.is_empty());
+    }
+
+    #[test]
+    fn classifies_recorded_404() {
+        let e = classify(404, None, NOT_FOUND_404);
+        assert_eq!(e.category(), "NotFound");
+        assert_eq!(e.code(), "Request_ResourceNotFound");
+        assert!(!e.is_permanent());
+    }
+
+    #[test]
+    fn classifies_documented_errors() {
+        let body = |code: &str, msg: &str| {
+            format!(
+                r#"{{"error":{{"code":"{code}","message":"{msg}","innerError":{{"date":"2025-02-20T10:52:24"}}}}}}"#
+            )
+        };
+        let e = classify(
+            403,
+            None,
+            &body(
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            ),
+        );
+        assert_eq!((e.category(), e.is_permanent()), ("PermissionDenied", true));
+        let e = classify(
+            400,
+            None,
+            &body(
+                "HostNameNotOnVerifiedDomain",
+                "Values of identifierUris property must use a verified domain of the organization or its subdomain: 'https://x.example'",
+            ),
+        );
+        assert_eq!(e.category(), "HostNameNotOnVerifiedDomain");
+        assert!(e.is_permanent());
+        assert!(
+            e.to_string().contains("api://{appId}"),
+            "says what to do: {e}"
+        );
+        let lag = r#"{"error":{"code":"Request_BadRequest","message":"The appId 'x' of the service principal does not reference a valid application object.","details":[{"code":"NoBackingApplicationObject","target":"appId"}]}}"#;
+        assert_eq!(classify(400, None, lag).category(), "ReplicationLag");
+        let e = classify(
+            429,
+            Some("2.128"),
+            &body("TooManyRequests", "Please retry again later."),
+        );
+        assert_eq!(e.retry_after(), Some(Duration::from_millis(2128)));
+        assert_eq!(
+            classify(
+                409,
+                None,
+                &body("Request_MultipleObjectsWithSameKeyValue", "dup")
+            )
+            .category(),
+            "Conflict"
+        );
+        assert_eq!(
+            classify(
+                400,
+                None,
+                &body(
+                    "Request_BadRequest",
+                    "Another object with the same value for property identifierUris already exists."
+                )
+            )
+            .category(),
+            "Conflict"
+        );
+        assert_eq!(classify(503, Some("5"), "").category(), "Transient");
+        assert_eq!(
+            classify(400, None, &body("Request_BadRequest", "bad")).category(),
+            "BadRequest"
+        );
+    }
+
+    #[test]
+    fn parses_old_odata_error_shape() {
+        let old = r#"{"odata.error":{"code":"Request_ResourceNotFound","message":{"lang":"en","value":"Resource 'x' does not exist"}}}"#;
+        let e = classify(404, None, old);
+        assert_eq!(e.code(), "Request_ResourceNotFound");
+        assert!(e.to_string().contains("Resource 'x' does not exist"));
+    }
+
+    #[test]
+    fn retry_after_accepts_fractions_and_rejects_garbage() {
+        assert_eq!(parse_retry_after("10"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_retry_after(" 0.5 "), Some(Duration::from_millis(500)));
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+    }
+
+    #[test]
+    fn token_errors() {
+        let body = r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.\r\nTrace ID: x\r\nCorrelation ID: y","error_codes":[7000215]}"#;
+        let e = classify_token_error(401, body);
+        assert_eq!(e.category(), "AuthFailed");
+        assert!(e.is_permanent());
+        assert_eq!(
+            e.to_string(),
+            "authentication to Entra ID failed: AADSTS7000215: Invalid client secret provided."
+        );
+        let tr: TokenResponse = serde_json::from_str(r#"{"token_type":"Bearer","expires_in":86399,"ext_expires_in":86399,"access_token":"access_token"}"#).unwrap();
+        assert_eq!(tr.expires_in, 86399);
+        assert!(!format!("{tr:?}").contains("access_token\""));
+    }
+
+    #[test]
+    fn endpoints_are_normalised() {
+        let e = Endpoints::new(
+            "https://graph.microsoft.com/v1.0/",
+            "https://login.microsoftonline.com",
+        );
+        assert_eq!(e.graph_scope, "https://graph.microsoft.com/.default");
+        assert_eq!(e.graph_url, "https://graph.microsoft.com/v1.0");
+        assert_eq!(
+            e.token_endpoint("t"),
+            "https://login.microsoftonline.com/t/oauth2/v2.0/token"
+        );
+        assert_eq!(odata_quote("a'b"), "a''b");
+        let p = RetryPolicy::default();
+        assert!(p.backoff(1) < p.backoff(2));
+        assert_eq!(p.backoff(30), p.max_backoff);
+    }
+}

@@ -1,0 +1,380 @@
+//! Operator runtime: controllers, health/metrics HTTP endpoint, leader election, shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::api::{Api, ListParams, PostParams};
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{FhirClientApp, FhirResourceApp};
+use crate::build::naming::MANAGED_BY_SELECTOR;
+use crate::config::OperatorConfig;
+use crate::controller::{Context, client_app, resource_app};
+use crate::metrics::Metrics;
+
+const LEASE_DURATION: Duration = Duration::from_secs(15);
+const LEASE_RENEW: Duration = Duration::from_secs(5);
+
+/// Runs the operator until SIGTERM/Ctrl-C, with the kubeconfig/in-cluster client.
+pub async fn run(config: OperatorConfig) -> anyhow::Result<()> {
+    crate::init_crypto();
+    let client = Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API")?;
+    run_with(
+        client,
+        config,
+        Arc::new(Metrics::default()),
+        shutdown_signal(),
+    )
+    .await
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Runs the operator with a given client until `shutdown` completes (tests run it in-process).
+pub async fn run_with(
+    client: Client,
+    config: OperatorConfig,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    {
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+    }
+    let ready = Arc::new(AtomicBool::new(false));
+    let http_task = match config.http_addr {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr}"))?;
+            Some(AbortOnDrop(tokio::spawn(serve_http(
+                listener,
+                metrics.clone(),
+                ready.clone(),
+            ))))
+        }
+        None => None,
+    };
+
+    // Fail early with a clear message when the CRDs are missing.
+    api_for::<FhirClientApp>(&client, &config)
+        .list(&ListParams::default().limit(1))
+        .await
+        .context("FhirClientApp CRD not served: apply crds/ first")?;
+    api_for::<FhirResourceApp>(&client, &config)
+        .list(&ListParams::default().limit(1))
+        .await
+        .context("FhirResourceApp CRD not served: apply crds/ first")?;
+
+    if config.leader_election {
+        let mut rx = stop_rx.clone();
+        tokio::select! {
+            r = acquire_lease(&client, &config) => r?,
+            _ = rx.wait_for(|s| *s) => return Ok(()),
+        }
+        tracing::info!(identity = %config.identity, "became leader");
+    }
+    // Renews the Lease while running; losing it stops the controllers. Joined with them (not spawned),
+    // so it ends with the operator, also when the operator task is aborted.
+    let renew = {
+        let (client, config, stop_tx, mut rx) = (
+            client.clone(),
+            config.clone(),
+            stop_tx.clone(),
+            stop_rx.clone(),
+        );
+        async move {
+            if !config.leader_election {
+                return;
+            }
+            let mut failures = 0;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(LEASE_RENEW) => {}
+                    _ = rx.wait_for(|s| *s) => return,
+                }
+                let lost = match try_lease(&client, &config).await {
+                    Ok(true) => {
+                        failures = 0;
+                        false
+                    }
+                    Ok(false) => true,
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!(error = %e, failures, "renewing the leader lease failed");
+                        // Stop before the Lease can expire (renewals every 5 s, duration 15 s).
+                        failures >= 2
+                    }
+                };
+                if lost {
+                    tracing::error!("lost the leader lease; stopping");
+                    let _ = stop_tx.send(true);
+                    return;
+                }
+            }
+        }
+    };
+
+    let ctx = Arc::new(
+        Context::new(client.clone(), config.clone(), metrics.clone())
+            .map_err(|e| anyhow::anyhow!(e))?,
+    );
+    let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
+    let cfg = controller::Config::default().concurrency(config.concurrency);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let resources = Controller::new(
+        api_for::<FhirResourceApp>(&client, &config),
+        watcher::Config::default(),
+    )
+    .owns(api_for::<ConfigMap>(&client, &config), owned.clone())
+    .owns(api_for::<Secret>(&client, &config), owned.clone())
+    .with_config(cfg.clone())
+    .graceful_shutdown_on(stopped(stop_rx.clone()))
+    .run(
+        resource_app::reconcile,
+        resource_app::error_policy,
+        ctx.clone(),
+    )
+    .for_each(|_| futures::future::ready(()));
+
+    let clients = Controller::new(
+        api_for::<FhirClientApp>(&client, &config),
+        watcher::Config::default(),
+    );
+    let store = clients.store();
+    let clients = clients
+        .owns(api_for::<Secret>(&client, &config), owned)
+        .watches(
+            api_for::<FhirResourceApp>(&client, &config),
+            watcher::Config::default(),
+            move |ra: FhirResourceApp| {
+                let (ns, name) = (ra.namespace(), ra.name_any());
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|c| {
+                        c.namespace() == ns
+                            && c.spec
+                                .target
+                                .resource_app_ref
+                                .as_ref()
+                                .is_some_and(|r| r.name == name)
+                    })
+                    .map(|c| ObjectRef::from_obj(c.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .with_config(cfg)
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
+        .run(client_app::reconcile, client_app::error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
+
+    ready.store(true, Ordering::SeqCst);
+    tracing::info!("fhir-app-operator started");
+    futures::join!(resources, clients, renew);
+    ready.store(false, Ordering::SeqCst);
+    if config.leader_election {
+        release_lease(&client, &config).await;
+    }
+    drop(http_task);
+    tracing::info!("fhir-app-operator stopped");
+    Ok(())
+}
+
+/// Stops the HTTP server when the operator returns (or its task is aborted).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn api_for<K>(client: &Client, config: &OperatorConfig) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+{
+    match &config.watch_namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+async fn acquire_lease(client: &Client, config: &OperatorConfig) -> anyhow::Result<()> {
+    loop {
+        match try_lease(client, config).await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "leader election"),
+        }
+        tokio::time::sleep(LEASE_RENEW).await;
+    }
+}
+
+/// Takes or renews the Lease; `false` when another live holder has it.
+async fn try_lease(client: &Client, config: &OperatorConfig) -> Result<bool, kube::Error> {
+    let api: Api<Lease> = Api::namespaced(client.clone(), &config.lease_namespace);
+    let now = jiff::Timestamp::now();
+    let mut lease = match api.get_opt(&config.lease_name).await? {
+        Some(l) => l,
+        None => {
+            let l: Lease = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": config.lease_name, "namespace": config.lease_namespace},
+                "spec": {"holderIdentity": config.identity, "leaseDurationSeconds": LEASE_DURATION.as_secs(),
+                         "acquireTime": now.to_string(), "renewTime": now.to_string(), "leaseTransitions": 0}
+            }))
+            .expect("valid lease");
+            return match api.create(&PostParams::default(), &l).await {
+                Ok(_) => Ok(true),
+                Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+                Err(e) => Err(e),
+            };
+        }
+    };
+    let spec = lease.spec.get_or_insert_with(Default::default);
+    let holder = spec.holder_identity.clone().unwrap_or_default();
+    let expired = spec.renew_time.as_ref().is_none_or(|t| {
+        let dur = spec
+            .lease_duration_seconds
+            .unwrap_or(LEASE_DURATION.as_secs() as i32);
+        t.0.checked_add(jiff::SignedDuration::from_secs(i64::from(dur)))
+            .is_ok_and(|end| end < now)
+    });
+    if holder != config.identity && !holder.is_empty() && !expired {
+        return Ok(false);
+    }
+    if holder != config.identity {
+        spec.acquire_time = Some(MicroTime(now));
+        spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+    }
+    spec.holder_identity = Some(config.identity.clone());
+    spec.lease_duration_seconds = Some(LEASE_DURATION.as_secs() as i32);
+    spec.renew_time = Some(MicroTime(now));
+    match api
+        .replace(&config.lease_name, &PostParams::default(), &lease)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+async fn release_lease(client: &Client, config: &OperatorConfig) {
+    let api: Api<Lease> = Api::namespaced(client.clone(), &config.lease_namespace);
+    if let Ok(Some(mut l)) = api.get_opt(&config.lease_name).await
+        && let Some(spec) = l
+            .spec
+            .as_mut()
+            .filter(|s| s.holder_identity.as_deref() == Some(config.identity.as_str()))
+    {
+        spec.holder_identity = None;
+        spec.renew_time = None;
+        let _ = api
+            .replace(&config.lease_name, &PostParams::default(), &l)
+            .await;
+    }
+}
+
+/// Minimal HTTP/1.1 server for /healthz, /readyz and /metrics.
+async fn serve_http(listener: TcpListener, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) {
+    loop {
+        let Ok((mut sock, _)) = listener.accept().await else {
+            continue;
+        };
+        let (metrics, ready) = (metrics.clone(), ready.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let n = match tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf)).await {
+                Ok(Ok(n)) => n,
+                _ => return,
+            };
+            let req = String::from_utf8_lossy(&buf[..n]);
+            let path = req.split_whitespace().nth(1).unwrap_or("/");
+            let (code, ctype, body) = route(path, &metrics, ready.load(Ordering::SeqCst));
+            let resp = format!(
+                "HTTP/1.1 {code}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+        });
+    }
+}
+
+fn route(path: &str, metrics: &Metrics, ready: bool) -> (&'static str, &'static str, String) {
+    match path.split('?').next().unwrap_or("") {
+        "/healthz" | "/livez" => ("200 OK", "text/plain", "ok\n".into()),
+        "/readyz" if ready => ("200 OK", "text/plain", "ok\n".into()),
+        "/readyz" => (
+            "503 Service Unavailable",
+            "text/plain",
+            "not ready\n".into(),
+        ),
+        "/metrics" => (
+            "200 OK",
+            "text/plain; version=0.0.4",
+            metrics.render(jiff::Timestamp::now().as_second()),
+        ),
+        _ => ("404 Not Found", "text/plain", "not found\n".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        let m = Metrics::default();
+        assert_eq!(route("/healthz", &m, false).0, "200 OK");
+        assert_eq!(route("/readyz", &m, false).0, "503 Service Unavailable");
+        assert_eq!(route("/readyz", &m, true).0, "200 OK");
+        assert!(
+            route("/metrics", &m, true)
+                .2
+                .contains("fhir_operator_graph_calls_total")
+        );
+        assert_eq!(route("/nope", &m, true).0, "404 Not Found");
+    }
+}

@@ -1,0 +1,393 @@
+//! Harness for the operator's integration tests: CRDs, an in-process emulator and an in-process
+//! operator scoped to the test's own namespace.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use base64::Engine;
+use fhir_app_operator::OperatorConfig;
+use fhir_app_operator::graph::Credential;
+use fhir_app_operator::metrics::Metrics;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+use crate::{TestNamespace, kube_client};
+
+pub const TEST_MANAGER: &str = "fhirapps.io/integration-test";
+
+/// Server-side applies the committed CRDs from `crds/` and waits until they are Established.
+pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
+    for file in ["fhirresourceapps.yaml", "fhirclientapps.yaml"] {
+        let text = std::fs::read_to_string(dir.join(file))
+            .with_context(|| format!("reading crds/{file}"))?;
+        let crd: CustomResourceDefinition = serde_yaml::from_str(&text)?;
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        api.patch(
+            &name,
+            &PatchParams::apply(TEST_MANAGER).force(),
+            &Patch::Apply(&crd),
+        )
+        .await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let c = api.get(&name).await?;
+            let established = c
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                });
+            if established {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(anyhow!("CRD {name} not Established after 30s"));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Operator permissions for the emulator's bootstrap app in most tests.
+pub fn full_permissions() -> Vec<String> {
+    [
+        "Application.ReadWrite.OwnedBy",
+        "AppRoleAssignment.ReadWrite.All",
+        "Application.Read.All",
+        "DelegatedPermissionGrant.ReadWrite.All",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+pub struct Harness {
+    pub client: Client,
+    pub ns: TestNamespace,
+    pub emu: entra_emulator::Running,
+    pub http: reqwest::Client,
+    pub metrics: Arc<Metrics>,
+    operator: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    )>,
+}
+
+impl Harness {
+    /// Control plane client, CRDs, a fresh namespace and an emulator whose operator app holds `permissions`.
+    pub async fn new(prefix: &str, permissions: Vec<String>) -> Self {
+        Self::with_emulator(prefix, move |cfg, _| {
+            cfg.tenants[0].apps[0].permissions = permissions
+        })
+        .await
+    }
+
+    /// Like [`Harness::new`], with the emulator's configuration adjusted by `f` (given the namespace).
+    pub async fn with_emulator(
+        prefix: &str,
+        f: impl FnOnce(&mut entra_emulator::Config, &str),
+    ) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .with_test_writer()
+            .try_init();
+        fhir_app_operator::init_crypto();
+        let client = kube_client().await;
+        install_crds(&client).await.expect("install CRDs");
+        let ns = TestNamespace::new(&client, prefix).await;
+        let mut cfg = entra_emulator::Config::default();
+        f(&mut cfg, &ns.name);
+        let emu = entra_emulator::start(cfg).await.expect("start emulator");
+        let http = fhir_app_operator::graph::http_client(Some(emu.ca_pem().as_bytes()))
+            .expect("http client");
+        Self {
+            client,
+            ns,
+            emu,
+            http,
+            metrics: Arc::new(Metrics::default()),
+            operator: None,
+        }
+    }
+
+    /// Operator configuration pointing at the emulator, scoped to this namespace, fast resync.
+    pub fn config(&self) -> OperatorConfig {
+        let cred = Credential::Secret {
+            client_id: self.emu.client_id(),
+            secret: self.emu.client_secret(),
+        };
+        let mut c = OperatorConfig::new(
+            &self.emu.tenant_id(),
+            cred,
+            &self.emu.graph_url(),
+            &self.emu.authority_host(),
+        );
+        c.extra_ca_file = Some(self.emu.ca_file());
+        c.watch_namespace = Some(self.ns.name.clone());
+        c.cluster_name = "it".into();
+        c.resync = Duration::from_secs(3);
+        c.stalled_retry = Duration::from_secs(30);
+        c
+    }
+
+    pub async fn start_operator(&mut self, config: OperatorConfig) {
+        self.stop_operator().await;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (client, metrics) = (self.client.clone(), self.metrics.clone());
+        let task = tokio::spawn(async move {
+            fhir_app_operator::run_with(client, config, metrics, async move {
+                let _ = rx.await;
+            })
+            .await
+        });
+        self.operator = Some((tx, task));
+    }
+
+    /// Stops the in-process operator (graceful shutdown).
+    pub async fn stop_operator(&mut self) {
+        if let Some((tx, task)) = self.operator.take() {
+            let _ = tx.send(());
+            let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
+        }
+    }
+
+    /// Kills the operator task at once (simulated crash).
+    pub async fn kill_operator(&mut self) {
+        if let Some((_, task)) = self.operator.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.ns.name)
+    }
+
+    /// Server-side applies a namespaced object given as JSON (apiVersion/kind/metadata.name required).
+    pub async fn apply<K>(&self, obj: Value) -> anyhow::Result<K>
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .ok_or_else(|| anyhow!("metadata.name"))?
+            .to_string();
+        Ok(self
+            .api::<K>()
+            .patch(
+                &name,
+                &PatchParams::apply(TEST_MANAGER).force(),
+                &Patch::Apply(&obj),
+            )
+            .await?)
+    }
+
+    pub async fn delete<K>(&self, name: &str) -> anyhow::Result<()>
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        self.api::<K>()
+            .delete(name, &DeleteParams::default())
+            .await?;
+        Ok(())
+    }
+
+    /// Polls `f` until it returns `Some`, or fails with the last observation after `timeout`.
+    pub async fn eventually<T, F, Fut>(&self, what: &str, timeout: Duration, mut f: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, String>>,
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last = String::new();
+        loop {
+            match f().await {
+                Ok(Some(v)) => return v,
+                Ok(None) => {}
+                Err(e) => last = e,
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("timed out after {timeout:?} waiting for {what}; last: {last}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Waits until the object's condition `ty` has `status` for the current generation; returns the object.
+    pub async fn wait_condition<K>(
+        &self,
+        name: &str,
+        ty: &str,
+        status: &str,
+        timeout: Duration,
+    ) -> Value
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+    {
+        let api = self.api::<K>();
+        self.eventually(&format!("{name} {ty}={status}"), timeout, || {
+            let api = api.clone();
+            async move {
+                let o = api.get(name).await.map_err(|e| e.to_string())?;
+                let v = serde_json::to_value(&o).map_err(|e| e.to_string())?;
+                let generation = v["metadata"]["generation"].clone();
+                let conds = v["status"]["conditions"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let hit = conds.iter().any(|c| {
+                    c["type"] == ty
+                        && c["status"] == status
+                        && c["observedGeneration"] == generation
+                });
+                if hit {
+                    Ok(Some(v))
+                } else {
+                    Err(format!("status: {}", v["status"]))
+                }
+            }
+        })
+        .await
+    }
+
+    /// A Graph call with an admin token of the emulator's tenant (out-of-band changes, inspection).
+    pub async fn graph(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("{}{path}", self.emu.graph_url());
+        let mut req = self
+            .http
+            .request(method, url)
+            .bearer_auth(self.emu.admin_token(&self.emu.tenant_id()));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("graph call");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Applications in the tenant whose uniqueName starts with `prefix`.
+    pub async fn apps_with_unique_name_prefix(&self, prefix: &str) -> Vec<Value> {
+        // Retried: tests may turn on the emulator's fault injection.
+        let mut v = Value::Null;
+        for _ in 0..20 {
+            let (code, body) = self
+                .graph(reqwest::Method::GET, "/applications?$top=999", None)
+                .await;
+            if code == 200 {
+                v = body;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        v["value"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| {
+                a["uniqueName"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with(prefix))
+            })
+            .collect()
+    }
+
+    /// Client-credentials token from the emulator using exactly the given Secret data; returns its claims.
+    pub async fn token_from_secret(
+        &self,
+        data: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Value, String> {
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", data["AZURE_CLIENT_ID"].as_str()),
+            ("client_secret", data["AZURE_CLIENT_SECRET"].as_str()),
+            ("scope", data["FHIR_SCOPE"].as_str()),
+        ];
+        let resp = self
+            .http
+            .post(&data["TOKEN_ENDPOINT"])
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let body: Value = resp.json().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("{status}: {body}"));
+        }
+        claims(body["access_token"].as_str().ok_or("no access_token")?)
+    }
+
+    /// Graph call counts by operation from the emulator's call log.
+    pub fn call_counts(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut m = std::collections::BTreeMap::new();
+        for c in self.emu.calls() {
+            *m.entry(c.operation.clone()).or_insert(0) += 1;
+        }
+        m
+    }
+}
+
+/// Decodes a JWT's claims (no verification).
+pub fn claims(jwt: &str) -> Result<Value, String> {
+    let part = jwt.split('.').nth(1).ok_or("not a JWT")?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part.trim_end_matches('='))
+        .map_err(|e| e.to_string())?;
+    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+}
+
+/// A Secret's data as strings.
+pub async fn secret_data(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    let s = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .ok()??;
+    Some(
+        s.data?
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+            .collect(),
+    )
+}
+
+/// JSON for a FhirResourceApp.
+pub fn resource_app(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "fhirapps.io/v1alpha1", "kind": "FhirResourceApp", "metadata": {"name": name}, "spec": spec})
+}
+
+/// JSON for a FhirClientApp.
+pub fn client_app(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "fhirapps.io/v1alpha1", "kind": "FhirClientApp", "metadata": {"name": name}, "spec": spec})
+}

@@ -1,0 +1,244 @@
+//! Workload identity (no secret at all), another tenant via a credentials Secret, and admin consent.
+
+use std::time::Duration;
+
+use fhir_app_operator::api::{FhirClientApp, FhirResourceApp};
+use fhir_app_operator_tests::operator::{
+    Harness, claims, client_app, full_permissions, resource_app, secret_data,
+};
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::api::PostParams;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const T: Duration = Duration::from_secs(60);
+
+async fn raw_get(client: &kube::Client, path: &str) -> Value {
+    let req = http::Request::get(path).body(Vec::new()).unwrap();
+    serde_json::from_str(&client.request_text(req).await.unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn workload_identity_client_gets_a_token_with_its_service_account_token_only() {
+    let mut h = Harness::new("op-wi", full_permissions()).await;
+    // Trust this cluster's service-account issuer in the emulator, as one would configure Entra.
+    let issuer = raw_get(&h.client, "/.well-known/openid-configuration").await["issuer"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let jwks = raw_get(&h.client, "/openid/v1/jwks").await;
+    let resp = h
+        .http
+        .post(format!("{}/_emulator/trusted-issuers", h.emu.base_url()))
+        .json(&json!({"issuer": issuer, "jwks": jwks}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+
+    let mut cfg = h.config();
+    cfg.service_account_issuer = Some(issuer.clone());
+    h.start_operator(cfg).await;
+    let sa: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "fhir-reader"}})).unwrap();
+    h.api::<ServiceAccount>()
+        .create(&PostParams::default(), &sa)
+        .await
+        .unwrap();
+    h.apply::<FhirResourceApp>(resource_app(
+        "fhir",
+        json!({"fhirUrl": "https://fhir.contoso.example"}),
+    ))
+    .await
+    .unwrap();
+    h.apply::<FhirClientApp>(client_app("job", json!({
+        "type": "Service", "target": {"resourceAppRef": {"name": "fhir"}}, "roles": ["globalReader"], "assignAppRoles": true,
+        "credential": {"type": "WorkloadIdentity", "serviceAccountName": "fhir-reader"}
+    })))
+    .await
+    .unwrap();
+    let obj = h
+        .wait_condition::<FhirClientApp>("job", "Ready", "True", T)
+        .await;
+    assert_eq!(obj["status"]["credential"]["type"], "WorkloadIdentity");
+    let data = secret_data(&h.client, &h.ns.name, "job-fhir-client")
+        .await
+        .unwrap();
+    assert!(
+        !data.contains_key("AZURE_CLIENT_SECRET"),
+        "no secret for workload identity"
+    );
+    assert!(data.contains_key("AZURE_FEDERATED_TOKEN_FILE"));
+
+    // What the pod would do: a projected token for api://AzureADTokenExchange exchanged for a FHIR token.
+    let tr: TokenRequest = serde_json::from_value(
+        json!({"spec": {"audiences": ["api://AzureADTokenExchange"], "expirationSeconds": 3600}}),
+    )
+    .unwrap();
+    let tr = h
+        .api::<ServiceAccount>()
+        .create_subresource::<TokenRequest, TokenRequest>(
+            "token",
+            "fhir-reader",
+            &PostParams::default(),
+            &tr,
+        )
+        .await
+        .unwrap();
+    let sa_token = tr.status.unwrap().token.expect("token");
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", data["AZURE_CLIENT_ID"].as_str()),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", sa_token.as_str()),
+        ("scope", data["FHIR_SCOPE"].as_str()),
+    ];
+    let c = h
+        .eventually("federated token exchange", T, || {
+            let (h, form, data) = (&h, &form, &data);
+            async move {
+                let r = h
+                    .http
+                    .post(&data["TOKEN_ENDPOINT"])
+                    .form(form)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let st = r.status();
+                let body: Value = r.json().await.map_err(|e| e.to_string())?;
+                if !st.is_success() {
+                    return Err(format!("{st}: {body}"));
+                }
+                claims(body["access_token"].as_str().unwrap_or_default()).map(Some)
+            }
+        })
+        .await;
+    assert_eq!(c["aud"], "https://fhir.contoso.example");
+    assert!(
+        c["roles"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|x| x == "globalReader")),
+        "{c}"
+    );
+    h.stop_operator().await;
+}
+
+#[tokio::test]
+async fn a_resource_app_in_another_tenant_uses_the_credentials_secret() {
+    let mut h = Harness::new("op-xt", full_permissions()).await;
+    h.start_operator(h.config()).await;
+    let other = uuid::Uuid::new_v4().to_string();
+    let other_client = uuid::Uuid::new_v4().to_string();
+    let resp = h
+        .http
+        .post(format!("{}/_emulator/tenants", h.emu.base_url()))
+        .json(&json!({"tenant_id": other, "verified_domains": ["fabrikam.example"],
+            "apps": [{"client_id": other_client, "display_name": "fhir-app-operator (fabrikam)", "client_secret": "fabrikam-secret-0123456789",
+                      "permissions": ["Application.ReadWrite.OwnedBy"]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+    let creds: Secret = serde_json::from_value(json!({"metadata": {"name": "fabrikam-creds"},
+        "stringData": {"AZURE_CLIENT_ID": other_client, "AZURE_CLIENT_SECRET": "fabrikam-secret-0123456789"}}))
+    .unwrap();
+    h.api::<Secret>()
+        .create(&PostParams::default(), &creds)
+        .await
+        .unwrap();
+    h.apply::<FhirResourceApp>(resource_app(
+        "fhir",
+        json!({"fhirUrl": "https://fhir.fabrikam.example",
+        "tenant": {"tenantId": other, "credentialsSecretRef": {"name": "fabrikam-creds"}}}),
+    ))
+    .await
+    .unwrap();
+    let obj = h
+        .wait_condition::<FhirResourceApp>("fhir", "Ready", "True", T)
+        .await;
+    assert_eq!(obj["status"]["tenantId"], other.as_str());
+    let app_id = obj["status"]["clientId"].as_str().unwrap();
+    let token = h.emu.admin_token(&other);
+    let r = h
+        .http
+        .get(format!(
+            "{}/applications(appId='{app_id}')",
+            h.emu.graph_url()
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "the app lives in the other tenant"
+    );
+    let (code, _) = h
+        .graph(
+            Method::GET,
+            &format!("/applications(appId='{app_id}')"),
+            None,
+        )
+        .await;
+    assert_eq!(code, 404, "and not in the operator's own tenant");
+    h.stop_operator().await;
+}
+
+#[tokio::test]
+async fn admin_consent_is_granted_for_delegated_scopes_when_asked() {
+    let mut h = Harness::new("op-consent", full_permissions()).await;
+    h.start_operator(h.config()).await;
+    h.apply::<FhirResourceApp>(resource_app(
+        "fhir",
+        json!({"fhirUrl": "https://fhir.contoso.example", "smart": {"enabled": true}}),
+    ))
+    .await
+    .unwrap();
+    h.apply::<FhirClientApp>(client_app("portal", json!({
+        "type": "Confidential", "target": {"resourceAppRef": {"name": "fhir"}}, "redirectUris": ["https://portal.contoso.example/cb"],
+        "scopes": ["user_impersonation", "patient/*.read"], "grantAdminConsent": true, "smartProxyCallback": true
+    })))
+    .await
+    .unwrap();
+    let obj = h
+        .wait_condition::<FhirClientApp>("portal", "Ready", "True", T)
+        .await;
+    let sp = obj["status"]["servicePrincipalObjectId"].as_str().unwrap();
+    let (code, grants) = h
+        .graph(
+            Method::GET,
+            &format!("/oauth2PermissionGrants?$filter=clientId eq '{sp}'"),
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{grants}");
+    let g = &grants["value"][0];
+    assert_eq!(g["consentType"], "AllPrincipals");
+    let mut scopes: Vec<&str> = g["scope"].as_str().unwrap().split_whitespace().collect();
+    scopes.sort();
+    assert_eq!(scopes, ["patient.all.read", "user_impersonation"]);
+    let (_, app) = h
+        .graph(
+            Method::GET,
+            &format!(
+                "/applications(appId='{}')",
+                obj["status"]["clientId"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    let uris = app["web"]["redirectUris"].as_array().unwrap();
+    assert!(
+        uris.iter().any(|u| u
+            .as_str()
+            .unwrap()
+            .starts_with("https://fhir.contoso.example/AadSmartOnFhirProxy/callback/")),
+        "{uris:?}"
+    );
+    h.stop_operator().await;
+}
