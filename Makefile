@@ -13,6 +13,15 @@ help: ## List the targets
 demo: ## Bring everything up locally and show it working (see README)
 	@bash hack/demo.sh
 
+.PHONY: demo-down
+demo-down: ## Stop what `DEMO_KEEP=1 make demo` left running
+	@[ -f .demo/pids ] && xargs -r kill <.demo/pids 2>/dev/null || true
+	@[ -x $(KUBE_LOCAL) ] && $(KUBE_LOCAL) down --dir $(CURDIR)/.demo/cluster || true
+
+.PHONY: crds
+crds: ## Regenerate crds/ from the Rust types
+	$(CARGO) run -q -p fhir-app-operator --bin crdgen
+
 .PHONY: test
 test: kube-bins ## Unit tests, then integration tests against a real local control plane
 	$(CARGO) test --workspace --exclude fhir-app-operator-tests

@@ -198,6 +198,11 @@ async fn service_client_secret_gets_a_token_with_the_fhir_audience_and_granted_r
         roles.contains(&"globalReader") && roles.contains(&"globalExporter"),
         "{claims}"
     );
+    // What the resource app publishes for token validation matches the token the FHIR server gets.
+    let cm: k8s_openapi::api::core::v1::ConfigMap = h.api().get("fhir-fhir-auth").await.unwrap();
+    let cm = cm.data.unwrap_or_default();
+    assert_eq!(cm["AUDIENCE"], claims["aud"].as_str().unwrap(), "{cm:?}");
+    assert_eq!(cm["ISSUER"], claims["iss"].as_str().unwrap(), "{cm:?}");
     h.stop_operator().await;
 }
 

@@ -128,12 +128,48 @@ pub struct Context {
     limiter: Arc<RateLimiter>,
     default_graph: GraphClient,
     tenant_graphs: Mutex<HashMap<(String, String, String), GraphClient>>,
+    /// `issuer` and `jwks_uri` from each authority's OpenID discovery document.
+    discovered: Mutex<HashMap<String, (String, String)>>,
     /// Fingerprint of each object's last successful reconcile and until when it stays valid: a watch
     /// event caused by the operator's own writes (status, Secret) then costs no Graph calls.
     recent: std::sync::Mutex<HashMap<String, (String, std::time::Instant, String)>>,
 }
 
 impl Context {
+    /// The issuer and JWKS URL that tokens of `authority` really carry, read from its OpenID discovery
+    /// document (the same document the FHIR server reads), because the issuer cannot be derived from the
+    /// host: v1 tokens say `https://sts.windows.net/{tid}/` on the public cloud, other clouds differ.
+    /// `None` when the document cannot be read; callers then keep the derived values.
+    pub async fn discover(&self, authority: &str) -> Option<(String, String)> {
+        if let Some(found) = self.discovered.lock().await.get(authority) {
+            return Some(found.clone());
+        }
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            authority.trim_end_matches('/')
+        );
+        let doc: serde_json::Value = match self.http.get(&url).send().await {
+            Ok(resp) if resp.status().is_success() => resp.json().await.ok()?,
+            Ok(resp) => {
+                tracing::warn!(%url, status = %resp.status(), "OpenID discovery document not available");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(%url, error = %e, "OpenID discovery document not reachable");
+                return None;
+            }
+        };
+        let found = (
+            doc.get("issuer")?.as_str()?.to_string(),
+            doc.get("jwks_uri")?.as_str()?.to_string(),
+        );
+        self.discovered
+            .lock()
+            .await
+            .insert(authority.to_string(), found.clone());
+        Some(found)
+    }
+
     pub fn new(
         client: Client,
         config: OperatorConfig,
@@ -175,6 +211,7 @@ impl Context {
             limiter,
             default_graph,
             tenant_graphs: Mutex::new(HashMap::new()),
+            discovered: Mutex::new(HashMap::new()),
             recent: std::sync::Mutex::new(HashMap::new()),
         })
     }

@@ -195,13 +195,17 @@ async fn apply_inner(
         .map_err(needs("create the service principal", WRITE_APPS))?;
 
     let identifier_uri = b::identifier_uri(spec, Some(&parsed.app_id)).unwrap_or_default();
-    let ts = b::token_settings(
+    let mut ts = b::token_settings(
         b::token_version(spec),
         &ctx.config.endpoints().authority_host,
         graph.tenant_id(),
         &identifier_uri,
         &parsed.app_id,
     );
+    if let Some((issuer, jwks_uri)) = ctx.discover(&ts.authority).await {
+        ts.issuer = issuer;
+        ts.jwks_uri = jwks_uri;
+    }
     let data = b::config_map_data(&ts, graph.tenant_id(), &parsed.app_id);
     let owner = obj
         .controller_owner_ref(&())
