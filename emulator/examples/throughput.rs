@@ -15,7 +15,10 @@ async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let emu = entra_emulator::start(entra_emulator::Config::default()).await?;
     let ca = reqwest::Certificate::from_pem(emu.ca_pem().as_bytes())?;
-    let client = reqwest::Client::builder().tls_certs_only([ca]).pool_max_idle_per_host(concurrency).build()?;
+    let client = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
     let token = emu.admin_token(&emu.tenant_id());
     // A realistic directory: 200 applications; read one of them.
     let mut id = String::new();
@@ -37,7 +40,13 @@ async fn main() -> anyhow::Result<()> {
     let start = Instant::now();
     let mut tasks = vec![];
     for _ in 0..concurrency {
-        let (c, url, token, done, errors) = (client.clone(), url.clone(), token.clone(), done.clone(), errors.clone());
+        let (c, url, token, done, errors) = (
+            client.clone(),
+            url.clone(),
+            token.clone(),
+            done.clone(),
+            errors.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline {
                 match c.get(&url).bearer_auth(&token).send().await {
@@ -61,7 +70,9 @@ async fn main() -> anyhow::Result<()> {
         "GET /v1.0/applications/{{id}}: {n} requests in {secs:.1} s with {concurrency} concurrent clients = {:.0} req/s ({} errors; client and server share {} cores)",
         n as f64 / secs,
         errors.load(Ordering::Relaxed),
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     );
     emu.shutdown().await;
     Ok(())

@@ -66,37 +66,68 @@ pub async fn put_realism(State(sh): State<Arc<Shared>>, body: axum::body::Bytes)
     let mut cur = realism_view(&sh);
     let patch: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({"error": e.to_string()}))).into_response(),
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": e.to_string()})),
+            )
+                .into_response();
+        }
     };
     let Some(p) = patch.as_object() else {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "expected a JSON object"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "expected a JSON object"})),
+        )
+            .into_response();
     };
     let c = cur.as_object_mut().unwrap();
     for (k, v) in p {
         if !c.contains_key(k) {
-            return (StatusCode::BAD_REQUEST, Json(json!({"error": format!("unknown field '{k}'")}))).into_response();
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": format!("unknown field '{k}'")})),
+            )
+                .into_response();
         }
         c.insert(k.clone(), v.clone());
     }
-    match (serde_json::from_value::<Realism>(cur.clone()), serde_json::from_value::<ThrottleLimits>(cur)) {
+    match (
+        serde_json::from_value::<Realism>(cur.clone()),
+        serde_json::from_value::<ThrottleLimits>(cur),
+    ) {
         (Ok(r), Ok(l)) => {
             sh.set_realism(r);
             *sh.limits.lock().unwrap() = l;
             Json(realism_view(&sh)).into_response()
         }
-        (Err(e), _) | (_, Err(e)) => (StatusCode::BAD_REQUEST, Json(json!({"error": e.to_string()}))).into_response(),
+        (Err(e), _) | (_, Err(e)) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response(),
     }
 }
 
 pub async fn add_tenant(State(sh): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
     let tc: TenantConfig = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({"error": e.to_string()}))).into_response(),
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": e.to_string()})),
+            )
+                .into_response();
+        }
     };
     let mut st = sh.store.lock().unwrap();
     let tid = tc.tenant_id.to_ascii_lowercase();
     if let Err(e) = add_tenant_to_store(&mut st, &tc, &sh.default_sign_in_audience) {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": e.to_string()}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response();
     }
     sh.persist(&st);
     let t = &st.tenants[&tid];
@@ -109,24 +140,40 @@ pub async fn add_tenant(State(sh): State<Arc<Shared>>, body: axum::body::Bytes) 
             json!({"client_id": a.client_id, "client_secret": a.client_secret, "object_id": obj, "service_principal_id": sp})
         })
         .collect();
-    (StatusCode::CREATED, Json(json!({"tenant_id": tid, "verified_domains": t.domains, "apps": apps}))).into_response()
+    (
+        StatusCode::CREATED,
+        Json(json!({"tenant_id": tid, "verified_domains": t.domains, "apps": apps})),
+    )
+        .into_response()
 }
 
 pub async fn admin_token(State(sh): State<Arc<Shared>>, Path(tid): Path<String>) -> Response {
     let tid = tid.to_ascii_lowercase();
     if !sh.store.lock().unwrap().tenants.contains_key(&tid) {
-        return (StatusCode::NOT_FOUND, Json(json!({"error": format!("unknown tenant {tid}")}))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("unknown tenant {tid}")})),
+        )
+            .into_response();
     }
     Json(json!({"access_token": crate::login::admin_token(&sh, &tid), "token_type": "Bearer", "expires_in": sh.token_lifetime_secs})).into_response()
 }
 
 pub async fn trust_issuer(State(sh): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
     let Some(issuer) = body.get("issuer").and_then(Value::as_str) else {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "issuer is required"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "issuer is required"})),
+        )
+            .into_response();
     };
     let jwks = body.get("jwks").cloned().unwrap_or(Value::Null);
     if !jwks.is_null() && jwks.get("keys").and_then(Value::as_array).is_none() {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "jwks must be a JWKS document {\"keys\":[...]}"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "jwks must be a JWKS document {\"keys\":[...]}"})),
+        )
+            .into_response();
     }
     let mut st = sh.store.lock().unwrap();
     st.trusted_issuers.insert(issuer.to_string(), jwks);

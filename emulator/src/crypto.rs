@@ -18,8 +18,14 @@ pub fn b64(data: &[u8]) -> String {
 }
 /// Decode base64 in any of the usual alphabets, padded or not.
 pub fn b64_any(s: &str) -> Option<Vec<u8>> {
-    let t: String = s.trim().trim_end_matches('=').replace('-', "+").replace('_', "/");
-    base64::engine::general_purpose::STANDARD_NO_PAD.decode(t.as_bytes()).ok()
+    let t: String = s
+        .trim()
+        .trim_end_matches('=')
+        .replace('-', "+")
+        .replace('_', "/");
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(t.as_bytes())
+        .ok()
 }
 pub fn sha1(data: &[u8]) -> Vec<u8> {
     sha1::Sha1::digest(data).to_vec()
@@ -68,7 +74,12 @@ impl SigningKey {
         let cert = params.self_signed(&kp)?;
         let cert_der = cert.der().to_vec();
         let kid = b64url(&sha1(&cert_der));
-        Ok(Self { key, public, cert_der, kid })
+        Ok(Self {
+            key,
+            public,
+            cert_der,
+            kid,
+        })
     }
 
     pub fn jwk(&self, issuer: &str) -> Value {
@@ -104,7 +115,9 @@ pub fn sign_ps256(key: &RsaPrivateKey, header: &Value, claims: &Value) -> String
         b64url(claims.to_string().as_bytes())
     );
     let sk = rsa::pss::BlindedSigningKey::<sha2::Sha256>::new(key.clone());
-    let sig = sk.sign_with_rng(&mut rand::thread_rng(), input.as_bytes()).to_bytes();
+    let sig = sk
+        .sign_with_rng(&mut rand::thread_rng(), input.as_bytes())
+        .to_bytes();
     format!("{input}.{}", b64url(&sig))
 }
 
@@ -123,10 +136,17 @@ impl Jwt {
             (Some(h), Some(c), Some(s), None) => (h, c, s),
             _ => bail!("not a JWS compact token"),
         };
-        let header: Value = serde_json::from_slice(&b64_any(h).ok_or_else(|| anyhow!("bad header"))?)?;
-        let claims: Value = serde_json::from_slice(&b64_any(c).ok_or_else(|| anyhow!("bad payload"))?)?;
+        let header: Value =
+            serde_json::from_slice(&b64_any(h).ok_or_else(|| anyhow!("bad header"))?)?;
+        let claims: Value =
+            serde_json::from_slice(&b64_any(c).ok_or_else(|| anyhow!("bad payload"))?)?;
         let signature = b64_any(s).ok_or_else(|| anyhow!("bad signature encoding"))?;
-        Ok(Self { header, claims, signing_input: format!("{h}.{c}"), signature })
+        Ok(Self {
+            header,
+            claims,
+            signing_input: format!("{h}.{c}"),
+            signature,
+        })
     }
     pub fn alg(&self) -> &str {
         self.header.get("alg").and_then(Value::as_str).unwrap_or("")
@@ -151,16 +171,24 @@ impl Jwt {
         self.claims.get(name).and_then(Value::as_str)
     }
     pub fn claim_i64(&self, name: &str) -> Option<i64> {
-        self.claims.get(name).and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
+        self.claims
+            .get(name)
+            .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
     }
 }
 
 /// RSA public key from a JWK (`n`, `e`), or from its `x5c[0]` certificate.
 pub fn jwk_public_key(jwk: &Value) -> anyhow::Result<RsaPublicKey> {
-    if let (Some(n), Some(e)) = (jwk.get("n").and_then(Value::as_str), jwk.get("e").and_then(Value::as_str)) {
+    if let (Some(n), Some(e)) = (
+        jwk.get("n").and_then(Value::as_str),
+        jwk.get("e").and_then(Value::as_str),
+    ) {
         let n = b64_any(n).ok_or_else(|| anyhow!("bad n"))?;
         let e = b64_any(e).ok_or_else(|| anyhow!("bad e"))?;
-        return Ok(RsaPublicKey::new(BigUint::from_bytes_be(&n), BigUint::from_bytes_be(&e))?);
+        return Ok(RsaPublicKey::new(
+            BigUint::from_bytes_be(&n),
+            BigUint::from_bytes_be(&e),
+        )?);
     }
     if let Some(c) = jwk.pointer("/x5c/0").and_then(Value::as_str) {
         return cert_public_key(&b64_any(c).ok_or_else(|| anyhow!("bad x5c"))?);
@@ -171,9 +199,13 @@ pub fn jwk_public_key(jwk: &Value) -> anyhow::Result<RsaPublicKey> {
 /// DER of the first certificate in a PEM string (or the input itself if it is base64 DER).
 pub fn cert_der_from_pem(pem: &str) -> anyhow::Result<Vec<u8>> {
     if pem.contains("-----BEGIN") {
-        let start = pem.find("-----BEGIN CERTIFICATE-----").ok_or_else(|| anyhow!("no CERTIFICATE block"))?;
+        let start = pem
+            .find("-----BEGIN CERTIFICATE-----")
+            .ok_or_else(|| anyhow!("no CERTIFICATE block"))?;
         let rest = &pem[start + "-----BEGIN CERTIFICATE-----".len()..];
-        let end = rest.find("-----END CERTIFICATE-----").ok_or_else(|| anyhow!("unterminated PEM"))?;
+        let end = rest
+            .find("-----END CERTIFICATE-----")
+            .ok_or_else(|| anyhow!("unterminated PEM"))?;
         let b: String = rest[..end].chars().filter(|c| !c.is_whitespace()).collect();
         return b64_any(&b).ok_or_else(|| anyhow!("bad PEM base64"));
     }
@@ -181,15 +213,20 @@ pub fn cert_der_from_pem(pem: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 pub fn cert_public_key(der: &[u8]) -> anyhow::Result<RsaPublicKey> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| anyhow!("bad certificate: {e}"))?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| anyhow!("bad certificate: {e}"))?;
     let spki = cert.tbs_certificate.subject_pki.raw;
     Ok(RsaPublicKey::from_public_key_der(spki)?)
 }
 
 /// (notBefore, notAfter) as unix seconds.
 pub fn cert_validity(der: &[u8]) -> anyhow::Result<(i64, i64)> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| anyhow!("bad certificate: {e}"))?;
-    Ok((cert.validity().not_before.timestamp(), cert.validity().not_after.timestamp()))
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| anyhow!("bad certificate: {e}"))?;
+    Ok((
+        cert.validity().not_before.timestamp(),
+        cert.validity().not_after.timestamp(),
+    ))
 }
 
 /// The TLS material: a CA generated at start and a serving certificate it signs.
@@ -233,5 +270,8 @@ pub fn make_tls(extra_names: &[String]) -> anyhow::Result<TlsMaterial> {
             rustls_pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
         )?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsMaterial { ca_pem: ca.pem(), server_config: std::sync::Arc::new(cfg) })
+    Ok(TlsMaterial {
+        ca_pem: ca.pem(),
+        server_config: std::sync::Arc::new(cfg),
+    })
 }

@@ -159,7 +159,10 @@ pub struct ThrottleLimits {
 
 impl Default for ThrottleLimits {
     fn default() -> Self {
-        ThrottleLimits { throttle_resource_units_per_10s: 3500, throttle_writes_per_150s: 3000 }
+        ThrottleLimits {
+            throttle_resource_units_per_10s: 3500,
+            throttle_writes_per_150s: 3000,
+        }
     }
 }
 
@@ -293,14 +296,20 @@ realism: {latency_ms: 20, replication_lag_ms: 2000}
 "#;
         let c: Config = serde_yaml::from_str(y).unwrap();
         assert_eq!(c.listen.port(), 8443);
-        assert_eq!(c.tenants[0].apps[0].federated[0].subject, "system:serviceaccount:ns:sa");
+        assert_eq!(
+            c.tenants[0].apps[0].federated[0].subject,
+            "system:serviceaccount:ns:sa"
+        );
         assert_eq!(c.tenants[0].apps[0].display_name, "fhir-app-operator");
         assert_eq!(c.realism.replication_lag_ms, 2000);
         assert_eq!(c.throttle_limits, ThrottleLimits::default());
         let j: Config = serde_json::from_str(r#"{"realism":{"throttling":true}}"#).unwrap();
         assert!(j.realism.throttling);
         assert_eq!(j.tenants.len(), 1);
-        assert_eq!(j.tenants[0].apps[0].permissions, vec!["Application.ReadWrite.OwnedBy"]);
+        assert_eq!(
+            j.tenants[0].apps[0].permissions,
+            vec!["Application.ReadWrite.OwnedBy"]
+        );
     }
 
     #[test]

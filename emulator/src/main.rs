@@ -111,7 +111,9 @@ fn load_config(path: &PathBuf) -> anyhow::Result<Config> {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .init();
     let a = Args::parse();
     let mut cfg = match &a.config {
@@ -121,7 +123,11 @@ async fn main() -> anyhow::Result<()> {
     if cfg.tenants.is_empty() {
         cfg.tenants.push(TenantConfig::default());
     }
-    cfg.listen = if a.config.is_some() && a.listen.to_string() == "127.0.0.1:0" { cfg.listen } else { a.listen };
+    cfg.listen = if a.config.is_some() && a.listen.to_string() == "127.0.0.1:0" {
+        cfg.listen
+    } else {
+        a.listen
+    };
     {
         let t = &mut cfg.tenants[0];
         if let Some(tid) = &a.tenant_id {
@@ -160,7 +166,10 @@ async fn main() -> anyhow::Result<()> {
     }
     for ti in &a.trust_issuers {
         let (issuer, jwks) = match ti.split_once('=') {
-            Some((i, f)) => (i.to_string(), Some(serde_json::from_str(&std::fs::read_to_string(f)?)?)),
+            Some((i, f)) => (
+                i.to_string(),
+                Some(serde_json::from_str(&std::fs::read_to_string(f)?)?),
+            ),
             None => (ti.clone(), None),
         };
         cfg.trusted_issuers.push(TrustedIssuer { issuer, jwks });
@@ -172,25 +181,51 @@ async fn main() -> anyhow::Result<()> {
         cfg.ca_file = a.ca_file.clone();
     }
     cfg.hostnames.extend(a.hostnames.iter().cloned());
-    if let Some(v) = a.latency_ms { cfg.realism.latency_ms = v }
-    if let Some(v) = a.replication_lag_ms { cfg.realism.replication_lag_ms = v }
-    if a.throttling { cfg.realism.throttling = true }
-    if let Some(v) = a.throttle_resource_units { cfg.throttle_limits.throttle_resource_units_per_10s = v }
-    if let Some(v) = a.throttle_writes { cfg.throttle_limits.throttle_writes_per_150s = v }
-    if let Some(v) = a.error_rate { cfg.realism.error_rate = v }
-    if let Some(v) = a.drop_rate { cfg.realism.drop_rate = v }
-    if let Some(v) = a.seed { cfg.realism.seed = v }
+    if let Some(v) = a.latency_ms {
+        cfg.realism.latency_ms = v
+    }
+    if let Some(v) = a.replication_lag_ms {
+        cfg.realism.replication_lag_ms = v
+    }
+    if a.throttling {
+        cfg.realism.throttling = true
+    }
+    if let Some(v) = a.throttle_resource_units {
+        cfg.throttle_limits.throttle_resource_units_per_10s = v
+    }
+    if let Some(v) = a.throttle_writes {
+        cfg.throttle_limits.throttle_writes_per_150s = v
+    }
+    if let Some(v) = a.error_rate {
+        cfg.realism.error_rate = v
+    }
+    if let Some(v) = a.drop_rate {
+        cfg.realism.drop_rate = v
+    }
+    if let Some(v) = a.seed {
+        cfg.realism.seed = v
+    }
 
     let running = entra_emulator::start(cfg).await?;
     println!("GRAPH_URL={}", running.graph_url());
     println!("AZURE_AUTHORITY_HOST={}", running.authority_host());
     println!("AZURE_TENANT_ID={}", running.tenant_id());
     println!("AZURE_CLIENT_ID={}", running.client_id());
-    println!("AZURE_CLIENT_SECRET='{}'", running.client_secret().replace('\'', "'\\''"));
-    println!("CA_FILE={}", shell_quote(&running.ca_file().display().to_string()));
+    println!(
+        "AZURE_CLIENT_SECRET='{}'",
+        running.client_secret().replace('\'', "'\\''")
+    );
+    println!(
+        "CA_FILE={}",
+        shell_quote(&running.ca_file().display().to_string())
+    );
     use std::io::Write;
     std::io::stdout().flush()?;
-    eprintln!("entra-emulator serving on {} (CA: {})", running.base_url(), running.ca_file().display());
+    eprintln!(
+        "entra-emulator serving on {} (CA: {})",
+        running.base_url(),
+        running.ca_file().display()
+    );
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -203,7 +238,9 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn shell_quote(s: &str) -> String {
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-:".contains(c)) {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-:".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))

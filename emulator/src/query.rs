@@ -39,10 +39,22 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
         let ch = c[i];
         match ch {
             ' ' | '\t' => i += 1,
-            '(' => { out.push(Tok::LP); i += 1 }
-            ')' => { out.push(Tok::RP); i += 1 }
-            ',' => { out.push(Tok::Comma); i += 1 }
-            ':' => { out.push(Tok::Colon); i += 1 }
+            '(' => {
+                out.push(Tok::LP);
+                i += 1
+            }
+            ')' => {
+                out.push(Tok::RP);
+                i += 1
+            }
+            ',' => {
+                out.push(Tok::Comma);
+                i += 1
+            }
+            ':' => {
+                out.push(Tok::Colon);
+                i += 1
+            }
             '\'' => {
                 let mut v = String::new();
                 i += 1;
@@ -66,7 +78,9 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
             }
             d if d.is_ascii_digit() || d == '-' => {
                 let st = i;
-                while i < c.len() && (c[i].is_ascii_alphanumeric() || c[i] == '.' || c[i] == '-' || c[i] == ':') {
+                while i < c.len()
+                    && (c[i].is_ascii_alphanumeric() || c[i] == '.' || c[i] == '-' || c[i] == ':')
+                {
                     i += 1;
                 }
                 let t: String = c[st..i].iter().collect();
@@ -77,7 +91,9 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
             }
             _ => {
                 let st = i;
-                while i < c.len() && (c[i].is_alphanumeric() || matches!(c[i], '_' | '/' | '.' | '@' | '$' | '#')) {
+                while i < c.len()
+                    && (c[i].is_alphanumeric() || matches!(c[i], '_' | '/' | '.' | '@' | '$' | '#'))
+                {
                     i += 1;
                 }
                 if st == i {
@@ -105,7 +121,11 @@ impl P {
         t
     }
     fn expect(&mut self, t: Tok) -> Result<(), String> {
-        if self.next() == Some(t.clone()) { Ok(()) } else { Err(format!("expected {t:?}")) }
+        if self.next() == Some(t.clone()) {
+            Ok(())
+        } else {
+            Err(format!("expected {t:?}"))
+        }
     }
     fn kw(&self, k: &str) -> bool {
         matches!(self.peek(), Some(Tok::Ident(x)) if x.eq_ignore_ascii_case(k))
@@ -153,7 +173,9 @@ impl P {
             }
             Some(Tok::Ident(name)) => {
                 let lname = name.to_ascii_lowercase();
-                if (lname == "startswith" || lname == "endswith" || lname == "contains") && self.peek() == Some(&Tok::LP) {
+                if (lname == "startswith" || lname == "endswith" || lname == "contains")
+                    && self.peek() == Some(&Tok::LP)
+                {
                     self.i += 1;
                     let prop = match self.next() {
                         Some(Tok::Ident(p)) => p,
@@ -164,7 +186,10 @@ impl P {
                     self.expect(Tok::RP)?;
                     return Ok(Expr::Func(lname, prop, v));
                 }
-                if let Some(coll) = name.strip_suffix("/any").or_else(|| name.strip_suffix("/all")) {
+                if let Some(coll) = name
+                    .strip_suffix("/any")
+                    .or_else(|| name.strip_suffix("/all"))
+                {
                     self.expect(Tok::LP)?;
                     let var = match self.next() {
                         Some(Tok::Ident(v)) => v,
@@ -237,7 +262,10 @@ fn get_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     let mut cur = v;
     for seg in path.split('/') {
         let o = cur.as_object()?;
-        cur = o.iter().find(|(k, _)| k.eq_ignore_ascii_case(seg)).map(|(_, v)| v)?;
+        cur = o
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(seg))
+            .map(|(_, v)| v)?;
     }
     Some(cur)
 }
@@ -295,7 +323,9 @@ fn eval_in(e: &Expr, v: &Value, var: Option<(&str, &Value)>) -> bool {
         },
         Expr::Func(..) => false,
         Expr::Any(coll, name, inner) => match resolve(coll) {
-            Some(Value::Array(items)) => items.iter().any(|el| eval_in(inner, v, Some((name.as_str(), el)))),
+            Some(Value::Array(items)) => items
+                .iter()
+                .any(|el| eval_in(inner, v, Some((name.as_str(), el)))),
             _ => false,
         },
     }
@@ -326,12 +356,27 @@ pub fn parse_query(raw: Option<&str>) -> Result<Query, String> {
             continue;
         }
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = percent_encoding::percent_decode_str(k).decode_utf8_lossy().to_string();
-        let v = percent_encoding::percent_decode_str(&v.replace('+', " ")).decode_utf8_lossy().to_string();
+        let k = percent_encoding::percent_decode_str(k)
+            .decode_utf8_lossy()
+            .to_string();
+        let v = percent_encoding::percent_decode_str(&v.replace('+', " "))
+            .decode_utf8_lossy()
+            .to_string();
         match k.trim_start_matches('$').to_ascii_lowercase().as_str() {
             "filter" => q.filter = Some(v),
-            "select" => q.select = v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
-            "top" => q.top = Some(v.parse().map_err(|_| format!("Invalid value '{v}' for $top"))?),
+            "select" => {
+                q.select = v
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            }
+            "top" => {
+                q.top = Some(
+                    v.parse()
+                        .map_err(|_| format!("Invalid value '{v}' for $top"))?,
+                )
+            }
             "skiptoken" => {
                 q.skip = crate::crypto::b64_any(&v)
                     .and_then(|b| String::from_utf8(b).ok())
@@ -365,24 +410,40 @@ mod tests {
         assert!(t("appId in ('B', 'A1')"));
         assert!(t("description eq null"));
         assert!(t("web/redirectUris/any(u:u eq 'https://a')"));
-        assert!(!t("displayName ne 'Fhir-Server' or endswith(displayName,'x')"));
+        assert!(!t(
+            "displayName ne 'Fhir-Server' or endswith(displayName,'x')"
+        ));
         assert!(parse_filter("displayName eq").is_err());
         assert!(parse_filter("displayName eq 'it''s'").is_ok());
     }
 
     #[test]
     fn advanced_operators_detected() {
-        for f in ["displayName ne 'a'", "not(displayName eq 'a')", "endswith(displayName,'a')", "description eq null", "tags/any(t:t ne 'x')"] {
+        for f in [
+            "displayName ne 'a'",
+            "not(displayName eq 'a')",
+            "endswith(displayName,'a')",
+            "description eq null",
+            "tags/any(t:t ne 'x')",
+        ] {
             assert!(advanced_reason(&parse_filter(f).unwrap()).is_some(), "{f}");
         }
-        for f in ["displayName eq 'a'", "startswith(displayName,'a')", "tags/any(t:t eq 'x')", "appId eq 'x' and displayName eq 'y'"] {
+        for f in [
+            "displayName eq 'a'",
+            "startswith(displayName,'a')",
+            "tags/any(t:t eq 'x')",
+            "appId eq 'x' and displayName eq 'y'",
+        ] {
             assert!(advanced_reason(&parse_filter(f).unwrap()).is_none(), "{f}");
         }
     }
 
     #[test]
     fn query_options_parse() {
-        let q = parse_query(Some("$filter=appId%20eq%20'x'&$select=id,displayName&$top=5&$count=true")).unwrap();
+        let q = parse_query(Some(
+            "$filter=appId%20eq%20'x'&$select=id,displayName&$top=5&$count=true",
+        ))
+        .unwrap();
         assert_eq!(q.filter.as_deref(), Some("appId eq 'x'"));
         assert_eq!(q.select, vec!["id", "displayName"]);
         assert_eq!(q.top, Some(5));

@@ -32,7 +32,8 @@ pub struct CallSummary {
     pub total: u64,
     pub by_operation: std::collections::BTreeMap<String, u64>,
     pub by_status: std::collections::BTreeMap<String, u64>,
-    pub by_operation_and_status: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
+    pub by_operation_and_status:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
 }
 
 /// Set by handlers on their response: what the call was, for the call log.
@@ -89,7 +90,11 @@ impl Shared {
             s.total += 1;
             *s.by_operation.entry(c.operation.clone()).or_default() += 1;
             *s.by_status.entry(c.status.to_string()).or_default() += 1;
-            *s.by_operation_and_status.entry(c.operation.clone()).or_default().entry(c.status.to_string()).or_default() += 1;
+            *s.by_operation_and_status
+                .entry(c.operation.clone())
+                .or_default()
+                .entry(c.status.to_string())
+                .or_default() += 1;
         }
         let mut calls = self.calls.lock().unwrap();
         if calls.len() >= 100_000 {
@@ -106,7 +111,10 @@ impl Shared {
             match serde_json::to_vec_pretty(store) {
                 Ok(bytes) => {
                     let tmp = path.with_extension("tmp");
-                    if std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path)).is_err() {
+                    if std::fs::write(&tmp, bytes)
+                        .and_then(|_| std::fs::rename(&tmp, path))
+                        .is_err()
+                    {
                         tracing::warn!(path = %path.display(), "could not save state");
                     }
                 }
@@ -124,7 +132,11 @@ impl Shared {
         let w_cap = r.throttle_writes_per_150s.max(1) as f64;
         let mut b = self.buckets.lock().unwrap();
         let now = std::time::Instant::now();
-        let e = b.entry(key.to_string()).or_insert(Bucket { ru: ru_cap, writes: w_cap, last: now });
+        let e = b.entry(key.to_string()).or_insert(Bucket {
+            ru: ru_cap,
+            writes: w_cap,
+            last: now,
+        });
         let dt = now.duration_since(e.last).as_secs_f64();
         e.last = now;
         e.ru = (e.ru + dt * ru_cap / 10.0).min(ru_cap);
@@ -151,7 +163,11 @@ pub fn random_guid() -> String {
 }
 
 /// Creates (or refreshes) a bootstrap application, its SP and its Graph app role assignments.
-pub fn bootstrap_app(tenant: &mut Tenant, b: &BootstrapApp, default_aud: &str) -> anyhow::Result<()> {
+pub fn bootstrap_app(
+    tenant: &mut Tenant,
+    b: &BootstrapApp,
+    default_aud: &str,
+) -> anyhow::Result<()> {
     let now = Utc::now();
     let idx = match tenant.app_idx_by_app_id(&b.client_id) {
         Some(i) => i,
@@ -160,37 +176,66 @@ pub fn bootstrap_app(tenant: &mut Tenant, b: &BootstrapApp, default_aud: &str) -
             body["appId"] = json!(b.client_id);
             body["displayName"] = json!(b.display_name);
             body["signInAudience"] = json!(default_aud);
-            tenant.apps.push(AppRec { body, ..Default::default() });
+            tenant.apps.push(AppRec {
+                body,
+                ..Default::default()
+            });
             tenant.apps.len() - 1
         }
     };
     let app = &mut tenant.apps[idx];
     if let Some(secret) = &b.client_secret
-        && !app.secrets.iter().any(|s| &s.text == secret) {
-            let key_id = random_guid();
-            let cred = json!({"customKeyIdentifier": null, "displayName": "bootstrap", "endDateTime": fmt_secs(now + chrono::Duration::days(730)),
+        && !app.secrets.iter().any(|s| &s.text == secret)
+    {
+        let key_id = random_guid();
+        let cred = json!({"customKeyIdentifier": null, "displayName": "bootstrap", "endDateTime": fmt_secs(now + chrono::Duration::days(730)),
                 "hint": secret.chars().take(3).collect::<String>(), "keyId": key_id, "secretText": null, "startDateTime": fmt_secs(now)});
-            app.body["passwordCredentials"].as_array_mut().unwrap().insert(0, cred);
-            app.secrets.push(store::Secret { key_id, text: secret.clone(), usable_from_ms: 0 });
-        }
+        app.body["passwordCredentials"]
+            .as_array_mut()
+            .unwrap()
+            .insert(0, cred);
+        app.secrets.push(store::Secret {
+            key_id,
+            text: secret.clone(),
+            usable_from_ms: 0,
+        });
+    }
     if let Some(pem) = &b.certificate_pem {
         let der = crypto::cert_der_from_pem(pem)?;
         let thumb = crypto::sha1(&der);
-        if !app.cert_keys.values().any(|k| crypto::b64_any(k).as_deref() == Some(der.as_slice())) {
-            let (nb, na) = crypto::cert_validity(&der).unwrap_or((now.timestamp(), now.timestamp() + 365 * 86400));
+        if !app
+            .cert_keys
+            .values()
+            .any(|k| crypto::b64_any(k).as_deref() == Some(der.as_slice()))
+        {
+            let (nb, na) = crypto::cert_validity(&der)
+                .unwrap_or((now.timestamp(), now.timestamp() + 365 * 86400));
             let key_id = random_guid();
             let cred = json!({"customKeyIdentifier": crypto::b64(&thumb), "displayName": "CN=bootstrap",
                 "endDateTime": fmt_secs(chrono::DateTime::from_timestamp(na, 0).unwrap_or(now)), "key": null, "keyId": key_id,
                 "startDateTime": fmt_secs(chrono::DateTime::from_timestamp(nb, 0).unwrap_or(now)), "type": "AsymmetricX509Cert", "usage": "Verify"});
-            app.body["keyCredentials"].as_array_mut().unwrap().push(cred);
+            app.body["keyCredentials"]
+                .as_array_mut()
+                .unwrap()
+                .push(cred);
             app.cert_keys.insert(key_id, crypto::b64(&der));
         }
     }
     for (i, f) in b.federated.iter().enumerate() {
-        if !app.fics.iter().any(|x| store::s(x, "issuer") == f.issuer && store::s(x, "subject") == f.subject) {
-            let aud = if f.audience.is_empty() { "api://AzureADTokenExchange".to_string() } else { f.audience.clone() };
-            app.fics.push(json!({"id": random_guid(), "name": format!("bootstrap-{i}"),
-                "issuer": f.issuer, "subject": f.subject, "description": null, "audiences": [aud]}));
+        if !app
+            .fics
+            .iter()
+            .any(|x| store::s(x, "issuer") == f.issuer && store::s(x, "subject") == f.subject)
+        {
+            let aud = if f.audience.is_empty() {
+                "api://AzureADTokenExchange".to_string()
+            } else {
+                f.audience.clone()
+            };
+            app.fics.push(
+                json!({"id": random_guid(), "name": format!("bootstrap-{i}"),
+                "issuer": f.issuer, "subject": f.subject, "description": null, "audiences": [aud]}),
+            );
         }
     }
     let app_body = app.body.clone();
@@ -200,7 +245,11 @@ pub fn bootstrap_app(tenant: &mut Tenant, b: &BootstrapApp, default_aud: &str) -
         None => {
             let sp = store::new_service_principal(&app_body, &tid, now);
             let id = store::s(&sp, "id");
-            tenant.sps.push(SpRec { body: sp, owners: vec![], visible_from_ms: 0 });
+            tenant.sps.push(SpRec {
+                body: sp,
+                owners: vec![],
+                visible_from_ms: 0,
+            });
             id
         }
     };
@@ -214,8 +263,18 @@ pub fn bootstrap_app(tenant: &mut Tenant, b: &BootstrapApp, default_aud: &str) -
             .find(|r| store::s(r, "value").eq_ignore_ascii_case(p))
             .ok_or_else(|| anyhow::anyhow!("unknown Graph permission '{p}'"))?;
         let role_id = store::s(role, "id");
-        if !tenant.assignments.iter().any(|a| store::s(a, "principalId") == sp_id && store::s(a, "appRoleId") == role_id) {
-            tenant.assignments.push(crate::graph::new_assignment(&sp_id, &b.display_name, &role_id, &graph, now));
+        if !tenant
+            .assignments
+            .iter()
+            .any(|a| store::s(a, "principalId") == sp_id && store::s(a, "appRoleId") == role_id)
+        {
+            tenant.assignments.push(crate::graph::new_assignment(
+                &sp_id,
+                &b.display_name,
+                &role_id,
+                &graph,
+                now,
+            ));
         }
     }
     Ok(())
@@ -228,7 +287,12 @@ pub fn add_tenant(store: &mut Store, tc: &TenantConfig, default_aud: &str) -> an
     let t = store
         .tenants
         .entry(tc.tenant_id.to_ascii_lowercase())
-        .or_insert_with(|| Tenant::new(&tc.tenant_id.to_ascii_lowercase(), tc.verified_domains.clone()));
+        .or_insert_with(|| {
+            Tenant::new(
+                &tc.tenant_id.to_ascii_lowercase(),
+                tc.verified_domains.clone(),
+            )
+        });
     for d in &tc.verified_domains {
         if !t.domains.iter().any(|x| x.eq_ignore_ascii_case(d)) {
             t.domains.push(d.to_ascii_lowercase());
@@ -244,29 +308,42 @@ pub async fn start(config: Config) -> anyhow::Result<crate::Running> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else if addr.is_ipv6() { format!("[{}]", addr.ip()) } else { addr.ip().to_string() };
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else if addr.is_ipv6() {
+        format!("[{}]", addr.ip())
+    } else {
+        addr.ip().to_string()
+    };
     let base_url = format!("https://{host}:{}", addr.port());
     let mut names = config.hostnames.clone();
     names.push(addr.ip().to_string());
     let tls = crypto::make_tls(&names)?;
     let ca_file = match &config.ca_file {
         Some(p) => p.clone(),
-        None => std::env::temp_dir().join(format!("entra-emulator-ca-{}-{}.pem", std::process::id(), addr.port())),
+        None => std::env::temp_dir().join(format!(
+            "entra-emulator-ca-{}-{}.pem",
+            std::process::id(),
+            addr.port()
+        )),
     };
     if let Some(dir) = ca_file.parent()
-        && !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir)?;
-        }
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)?;
+    }
     std::fs::write(&ca_file, &tls.ca_pem)?;
     let signing = crypto::SigningKey::new(config.signing_key_pem.as_deref())?;
 
     let mut store = Store::default();
     if let Some(p) = &config.state_file
-        && p.exists() {
-            let bytes = std::fs::read(p)?;
-            store = serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("state file {}: {e}", p.display()))?;
-            tracing::info!(path = %p.display(), "loaded state");
-        }
+        && p.exists()
+    {
+        let bytes = std::fs::read(p)?;
+        store = serde_json::from_slice(&bytes)
+            .map_err(|e| anyhow::anyhow!("state file {}: {e}", p.display()))?;
+        tracing::info!(path = %p.display(), "loaded state");
+    }
     for tc in &config.tenants {
         add_tenant(&mut store, tc, &config.default_sign_in_audience)?;
     }
@@ -274,7 +351,10 @@ pub async fn start(config: Config) -> anyhow::Result<crate::Running> {
         if let Some(j) = &ti.jwks {
             store.trusted_issuers.insert(ti.issuer.clone(), j.clone());
         } else {
-            store.trusted_issuers.entry(ti.issuer.clone()).or_insert(Value::Null);
+            store
+                .trusted_issuers
+                .entry(ti.issuer.clone())
+                .or_insert(Value::Null);
         }
     }
     let first = config
@@ -348,31 +428,60 @@ pub async fn start(config: Config) -> anyhow::Result<crate::Running> {
         }
     });
     tracing::info!(%base_url, "entra-emulator listening");
-    Ok(crate::__running(shared, ca_file, tls.ca_pem, tx, task, first))
+    Ok(crate::__running(
+        shared, ca_file, tls.ca_pem, tx, task, first,
+    ))
 }
 
 fn router(shared: Arc<Shared>) -> axum::Router {
     use axum::routing::{any, get, post};
     axum::Router::new()
         .route("/_emulator/state", get(crate::admin::state))
-        .route("/_emulator/calls", get(crate::admin::calls).delete(crate::admin::reset_calls))
+        .route(
+            "/_emulator/calls",
+            get(crate::admin::calls).delete(crate::admin::reset_calls),
+        )
         .route("/_emulator/calls/summary", get(crate::admin::calls_summary))
-        .route("/_emulator/realism", get(crate::admin::get_realism).put(crate::admin::put_realism))
+        .route(
+            "/_emulator/realism",
+            get(crate::admin::get_realism).put(crate::admin::put_realism),
+        )
         .route("/_emulator/tenants", post(crate::admin::add_tenant))
-        .route("/_emulator/tenants/{tid}/admin-token", post(crate::admin::admin_token))
-        .route("/_emulator/trusted-issuers", post(crate::admin::trust_issuer))
+        .route(
+            "/_emulator/tenants/{tid}/admin-token",
+            post(crate::admin::admin_token),
+        )
+        .route(
+            "/_emulator/trusted-issuers",
+            post(crate::admin::trust_issuer),
+        )
         .route("/v1.0/{*rest}", any(crate::graph::handle))
         .route("/beta/{*rest}", any(crate::graph::handle))
-        .route("/common/discovery/instance", get(crate::login::instance_discovery))
+        .route(
+            "/common/discovery/instance",
+            get(crate::login::instance_discovery),
+        )
         .route("/{tenant}/oauth2/v2.0/token", post(crate::login::token))
         .route("/{tenant}/oauth2/token", post(crate::login::token))
-        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(crate::login::openid_v2))
-        .route("/{tenant}/.well-known/openid-configuration", get(crate::login::openid_v1))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(crate::login::openid_v2),
+        )
+        .route(
+            "/{tenant}/.well-known/openid-configuration",
+            get(crate::login::openid_v1),
+        )
         .route("/{tenant}/discovery/v2.0/keys", get(crate::login::jwks))
         .route("/{tenant}/discovery/keys", get(crate::login::jwks))
-        .route("/common/discovery/v2.0/keys", get(crate::login::jwks_common))
+        .route(
+            "/common/discovery/v2.0/keys",
+            get(crate::login::jwks_common),
+        )
         .fallback(fallback)
-        .layer(axum::middleware::from_fn_with_state(shared.clone(), pipeline))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            pipeline,
+        ))
         .with_state(shared)
 }
 
@@ -385,7 +494,10 @@ async fn fallback(req: Request) -> Response {
         &format!("No route for {} {}", req.method(), req.uri().path()),
         None,
     );
-    r.extensions_mut().insert(OpInfo { operation: "unknown".into(), ..Default::default() });
+    r.extensions_mut().insert(OpInfo {
+        operation: "unknown".into(),
+        ..Default::default()
+    });
     r
 }
 
@@ -397,8 +509,13 @@ async fn pipeline(State(sh): State<Arc<Shared>>, mut req: Request, next: Next) -
         .get("client-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let client_request_id = sent_client_request_id.clone().unwrap_or_else(|| request_id.clone());
-    let ctx = ReqCtx { request_id: request_id.clone(), client_request_id: client_request_id.clone() };
+    let client_request_id = sent_client_request_id
+        .clone()
+        .unwrap_or_else(|| request_id.clone());
+    let ctx = ReqCtx {
+        request_id: request_id.clone(),
+        client_request_id: client_request_id.clone(),
+    };
     req.extensions_mut().insert(ctx.clone());
     let path = req.uri().path().to_string();
     let method = req.method().to_string();
@@ -454,9 +571,13 @@ async fn pipeline(State(sh): State<Arc<Shared>>, mut req: Request, next: Next) -
             )
         };
         if code == 503 || code == 504 {
-            r.headers_mut().insert("Retry-After", HeaderValue::from_static("1"));
+            r.headers_mut()
+                .insert("Retry-After", HeaderValue::from_static("1"));
         }
-        r.extensions_mut().insert(OpInfo { operation: "fault.error".into(), ..Default::default() });
+        r.extensions_mut().insert(OpInfo {
+            operation: "fault.error".into(),
+            ..Default::default()
+        });
         r
     } else {
         next.run(req).await
@@ -466,27 +587,56 @@ async fn pipeline(State(sh): State<Arc<Shared>>, mut req: Request, next: Next) -
         h.insert("request-id", HeaderValue::from_str(&request_id).unwrap());
         // Graph echoes client-request-id only when the client sent one.
         if sent_client_request_id.is_some() {
-            h.insert("client-request-id", HeaderValue::from_str(&client_request_id).unwrap_or(HeaderValue::from_static("")));
+            h.insert(
+                "client-request-id",
+                HeaderValue::from_str(&client_request_id).unwrap_or(HeaderValue::from_static("")),
+            );
         }
         h.insert("x-ms-ags-diagnostic", HeaderValue::from_static(r#"{"ServerInfo":{"DataCenter":"Local","Slice":"E","Ring":"0","ScaleUnit":"000","RoleInstance":"entra-emulator"}}"#));
-        h.entry("x-ms-resource-unit").or_insert(HeaderValue::from_static("1"));
+        h.entry("x-ms-resource-unit")
+            .or_insert(HeaderValue::from_static("1"));
         h.insert("Cache-Control", HeaderValue::from_static("no-cache"));
-        h.insert("Strict-Transport-Security", HeaderValue::from_static("max-age=31536000"));
+        h.insert(
+            "Strict-Transport-Security",
+            HeaderValue::from_static("max-age=31536000"),
+        );
         h.insert("Vary", HeaderValue::from_static("Accept-Encoding"));
     } else {
-        h.insert("x-ms-request-id", HeaderValue::from_str(&request_id).unwrap());
-        h.insert("x-ms-ests-server", HeaderValue::from_static("2.1.0 - entra-emulator"));
-        h.insert("Strict-Transport-Security", HeaderValue::from_static("max-age=31536000; includeSubDomains"));
-        h.insert("X-Content-Type-Options", HeaderValue::from_static("nosniff"));
+        h.insert(
+            "x-ms-request-id",
+            HeaderValue::from_str(&request_id).unwrap(),
+        );
+        h.insert(
+            "x-ms-ests-server",
+            HeaderValue::from_static("2.1.0 - entra-emulator"),
+        );
+        h.insert(
+            "Strict-Transport-Security",
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+        h.insert(
+            "X-Content-Type-Options",
+            HeaderValue::from_static("nosniff"),
+        );
         if sent_client_request_id.is_some() {
-            h.entry("client-request-id").or_insert(HeaderValue::from_str(&client_request_id).unwrap_or(HeaderValue::from_static("")));
+            h.entry("client-request-id").or_insert(
+                HeaderValue::from_str(&client_request_id).unwrap_or(HeaderValue::from_static("")),
+            );
         }
     }
-    let op = resp.extensions().get::<OpInfo>().cloned().unwrap_or_default();
+    let op = resp
+        .extensions()
+        .get::<OpInfo>()
+        .cloned()
+        .unwrap_or_default();
     sh.record_call(CallRecord {
         method,
         path,
-        operation: if op.operation.is_empty() { "unknown".into() } else { op.operation },
+        operation: if op.operation.is_empty() {
+            "unknown".into()
+        } else {
+            op.operation
+        },
         status: resp.status().as_u16(),
         tenant: op.tenant,
         caller: op.caller,

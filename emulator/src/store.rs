@@ -11,13 +11,31 @@ pub const MICROSOFT_TENANT: &str = "f8cdef31-a31e-4b4a-93e4-5f571e91255a";
 
 /// Graph application permissions the emulator knows: (value, app role id).
 pub const GRAPH_ROLES: &[(&str, &str)] = &[
-    ("Application.ReadWrite.OwnedBy", "18a4783c-866b-4cc7-a460-3d5e5662c884"),
-    ("Application.ReadWrite.All", "1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9"),
-    ("Application.Read.All", "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30"),
-    ("AppRoleAssignment.ReadWrite.All", "06b708a9-e830-4db3-a914-8e69da51d44f"),
-    ("DelegatedPermissionGrant.ReadWrite.All", "8e8e4742-1d95-4f68-9d56-6ee75648c72a"),
+    (
+        "Application.ReadWrite.OwnedBy",
+        "18a4783c-866b-4cc7-a460-3d5e5662c884",
+    ),
+    (
+        "Application.ReadWrite.All",
+        "1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9",
+    ),
+    (
+        "Application.Read.All",
+        "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30",
+    ),
+    (
+        "AppRoleAssignment.ReadWrite.All",
+        "06b708a9-e830-4db3-a914-8e69da51d44f",
+    ),
+    (
+        "DelegatedPermissionGrant.ReadWrite.All",
+        "8e8e4742-1d95-4f68-9d56-6ee75648c72a",
+    ),
     ("Directory.Read.All", "7ab1d382-f21e-4acd-a863-ba3e13f7da61"),
-    ("Directory.ReadWrite.All", "19dbc75e-c2e2-444c-a770-ec69d8559fc7"),
+    (
+        "Directory.ReadWrite.All",
+        "19dbc75e-c2e2-444c-a770-ec69d8559fc7",
+    ),
 ];
 pub const HEALTHCARE_SCOPE_ID: &str = "7bea26bb-8a0a-4e4b-8c77-e2e7e7dc4b3e";
 
@@ -29,10 +47,16 @@ pub fn fmt_secs(t: DateTime<Utc>) -> String {
 }
 /// `2022-05-07T06:52:40.8313021Z` (7 fractional digits, as Graph returns on create).
 pub fn fmt_7(t: DateTime<Utc>) -> String {
-    format!("{}.{:07}Z", t.format("%Y-%m-%dT%H:%M:%S"), t.timestamp_subsec_nanos() / 100)
+    format!(
+        "{}.{:07}Z",
+        t.format("%Y-%m-%dT%H:%M:%S"),
+        t.timestamp_subsec_nanos() / 100
+    )
 }
 pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, Default)]
@@ -94,14 +118,29 @@ pub struct Store {
 }
 
 pub fn s(v: &Value, k: &str) -> String {
-    v.get(k).and_then(Value::as_str).unwrap_or_default().to_string()
+    v.get(k)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 impl Tenant {
     pub fn new(id: &str, domains: Vec<String>) -> Self {
-        let mut t = Tenant { id: id.to_string(), domains, ..Default::default() };
-        t.sps.push(SpRec { body: graph_sp(id), owners: vec![], visible_from_ms: 0 });
-        t.sps.push(SpRec { body: healthcare_sp(id), owners: vec![], visible_from_ms: 0 });
+        let mut t = Tenant {
+            id: id.to_string(),
+            domains,
+            ..Default::default()
+        };
+        t.sps.push(SpRec {
+            body: graph_sp(id),
+            owners: vec![],
+            visible_from_ms: 0,
+        });
+        t.sps.push(SpRec {
+            body: healthcare_sp(id),
+            owners: vec![],
+            visible_from_ms: 0,
+        });
         t
     }
     pub fn publisher_domain(&self) -> String {
@@ -119,7 +158,9 @@ impl Tenant {
         self.apps.iter().position(|a| s(&a.body, "appId") == app_id)
     }
     pub fn app_idx_by_unique_name(&self, n: &str) -> Option<usize> {
-        self.apps.iter().position(|a| a.body.get("uniqueName").and_then(Value::as_str) == Some(n))
+        self.apps
+            .iter()
+            .position(|a| a.body.get("uniqueName").and_then(Value::as_str) == Some(n))
     }
     pub fn sp_idx(&self, id: &str) -> Option<usize> {
         self.sps.iter().position(|a| s(&a.body, "id") == id)
@@ -132,9 +173,13 @@ impl Tenant {
         let n = name.trim_end_matches('/').to_ascii_lowercase();
         self.sps.iter().position(|sp| {
             s(&sp.body, "appId").eq_ignore_ascii_case(&n)
-                || sp.body["servicePrincipalNames"].as_array().is_some_and(|a| {
-                    a.iter().filter_map(Value::as_str).any(|x| x.trim_end_matches('/').to_ascii_lowercase() == n)
-                })
+                || sp.body["servicePrincipalNames"]
+                    .as_array()
+                    .is_some_and(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .any(|x| x.trim_end_matches('/').to_ascii_lowercase() == n)
+                    })
         })
     }
 }
@@ -193,12 +238,38 @@ pub fn new_application(tenant: &Tenant, now: DateTime<Utc>) -> Value {
 
 /// The writable top-level properties of an application.
 pub const APP_WRITABLE: &[&str] = &[
-    "displayName", "description", "groupMembershipClaims", "identifierUris", "isDeviceOnlyAuthSupported",
-    "isFallbackPublicClient", "nativeAuthenticationApisEnabled", "notes", "serviceManagementReference",
-    "signInAudience", "tags", "tokenEncryptionKeyId", "uniqueName", "samlMetadataUrl", "defaultRedirectUri",
-    "certification", "optionalClaims", "servicePrincipalLockConfiguration", "requestSignatureVerification",
-    "addIns", "api", "appRoles", "info", "keyCredentials", "parentalControlSettings", "passwordCredentials",
-    "publicClient", "requiredResourceAccess", "verifiedPublisher", "web", "spa", "applicationTemplateId",
+    "displayName",
+    "description",
+    "groupMembershipClaims",
+    "identifierUris",
+    "isDeviceOnlyAuthSupported",
+    "isFallbackPublicClient",
+    "nativeAuthenticationApisEnabled",
+    "notes",
+    "serviceManagementReference",
+    "signInAudience",
+    "tags",
+    "tokenEncryptionKeyId",
+    "uniqueName",
+    "samlMetadataUrl",
+    "defaultRedirectUri",
+    "certification",
+    "optionalClaims",
+    "servicePrincipalLockConfiguration",
+    "requestSignatureVerification",
+    "addIns",
+    "api",
+    "appRoles",
+    "info",
+    "keyCredentials",
+    "parentalControlSettings",
+    "passwordCredentials",
+    "publicClient",
+    "requiredResourceAccess",
+    "verifiedPublisher",
+    "web",
+    "spa",
+    "applicationTemplateId",
     "disabledByMicrosoftStatus",
 ];
 
@@ -262,7 +333,9 @@ pub fn sync_sp_from_app(sp: &mut Value, app: &Value) {
 }
 
 fn first_party_app(app_id: &str, name: &str, tenant: &str) -> Value {
-    let now = DateTime::parse_from_rfc3339("2019-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+    let now = DateTime::parse_from_rfc3339("2019-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
     let mut app = json!({"appId": app_id, "displayName": name, "description": null, "identifierUris": [],
         "web": {"homePageUrl": null, "logoutUrl": null, "redirectUris": []}, "signInAudience": "AzureADMultipleOrgs",
         "tags": [], "appRoles": [], "info": {"logoUrl": null, "marketingUrl": null, "privacyStatementUrl": null, "supportUrl": null, "termsOfServiceUrl": null},
@@ -276,8 +349,12 @@ fn first_party_app(app_id: &str, name: &str, tenant: &str) -> Value {
 pub fn graph_sp(tenant: &str) -> Value {
     let mut sp = first_party_app(GRAPH_APP_ID, "Microsoft Graph", tenant);
     sp["servicePrincipalNames"] = json!([
-        "https://graph.microsoft.com", "https://graph.microsoft.com/", "https://dod-graph.microsoft.us",
-        "https://graph.microsoft.us", "https://canary.graph.microsoft.com", GRAPH_APP_ID
+        "https://graph.microsoft.com",
+        "https://graph.microsoft.com/",
+        "https://dod-graph.microsoft.us",
+        "https://graph.microsoft.us",
+        "https://canary.graph.microsoft.com",
+        GRAPH_APP_ID
     ]);
     let roles: Vec<Value> = GRAPH_ROLES
         .iter()
@@ -298,7 +375,9 @@ pub fn graph_sp(tenant: &str) -> Value {
 pub fn healthcare_sp(tenant: &str) -> Value {
     let mut sp = first_party_app(HEALTHCARE_APP_ID, "Azure Healthcare APIs", tenant);
     sp["servicePrincipalNames"] = json!([
-        HEALTHCARE_APP_ID, "https://azurehealthcareapis.com", "https://azurehealthcareapis.com/"
+        HEALTHCARE_APP_ID,
+        "https://azurehealthcareapis.com",
+        "https://azurehealthcareapis.com/"
     ]);
     sp["oauth2PermissionScopes"] = json!([{
         "adminConsentDescription": "Allow the application to access Azure Healthcare APIs on behalf of the signed-in user.",
@@ -316,7 +395,10 @@ pub fn app_public_view(app: &AppRec) -> Value {
             k["key"] = Value::Null;
         }
     }
-    if let Some(p) = b.get_mut("passwordCredentials").and_then(Value::as_array_mut) {
+    if let Some(p) = b
+        .get_mut("passwordCredentials")
+        .and_then(Value::as_array_mut)
+    {
         for k in p {
             k["secretText"] = Value::Null;
         }

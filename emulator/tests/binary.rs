@@ -10,7 +10,16 @@ async fn binary_prints_env_and_serves() {
     let ca = dir.join("ca.pem");
     let tid = common::uuid();
     let mut child = Command::new(env!("CARGO_BIN_EXE_entra-emulator"))
-        .args(["--listen", "127.0.0.1:0", "--tenant-id", &tid, "--verified-domain", "fabrikam.example", "--permission", "Application.ReadWrite.All"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--tenant-id",
+            &tid,
+            "--verified-domain",
+            "fabrikam.example",
+            "--permission",
+            "Application.ReadWrite.All",
+        ])
         .arg("--ca-file")
         .arg(&ca)
         .stdout(Stdio::piped())
@@ -25,17 +34,35 @@ async fn binary_prints_env_and_serves() {
         let (k, v) = line.trim().split_once('=').unwrap();
         env.insert(k.to_string(), v.trim_matches('\'').to_string());
     }
-    assert!(env["GRAPH_URL"].starts_with("https://127.0.0.1:") && env["GRAPH_URL"].ends_with("/v1.0"));
+    assert!(
+        env["GRAPH_URL"].starts_with("https://127.0.0.1:") && env["GRAPH_URL"].ends_with("/v1.0")
+    );
     assert!(env["AZURE_AUTHORITY_HOST"].ends_with('/'));
     assert_eq!(env["AZURE_TENANT_ID"], tid);
     assert_eq!(env["CA_FILE"], ca.display().to_string());
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cert = reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();
-    let c = reqwest::Client::builder().tls_certs_only([cert]).build().unwrap();
+    let c = reqwest::Client::builder()
+        .tls_certs_only([cert])
+        .build()
+        .unwrap();
     let tok: serde_json::Value = c
-        .post(format!("{}{tid}/oauth2/v2.0/token", env["AZURE_AUTHORITY_HOST"]))
-        .form(&[("grant_type", "client_credentials"), ("client_id", env["AZURE_CLIENT_ID"].as_str()), ("client_secret", env["AZURE_CLIENT_SECRET"].as_str()), ("scope", "https://graph.microsoft.com/.default")])
-        .send().await.unwrap().json().await.unwrap();
+        .post(format!(
+            "{}{tid}/oauth2/v2.0/token",
+            env["AZURE_AUTHORITY_HOST"]
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", env["AZURE_CLIENT_ID"].as_str()),
+            ("client_secret", env["AZURE_CLIENT_SECRET"].as_str()),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let r = c.post(format!("{}/applications", env["GRAPH_URL"])).bearer_auth(tok["access_token"].as_str().unwrap())
         .json(&serde_json::json!({"displayName": "from-binary", "identifierUris": ["https://fabrikam.example/api"]})).send().await.unwrap();
     assert_eq!(r.status(), 201);

@@ -22,11 +22,17 @@ struct Exchange {
 fn recordings_dir() -> PathBuf {
     std::env::var("GRAPH_RECORDINGS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/graph-recordings"))
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/graph-recordings")
+        })
 }
 
 fn parse_json_body(s: &str) -> Option<Value> {
-    if s.trim().is_empty() { None } else { serde_json::from_str(s).ok() }
+    if s.trim().is_empty() {
+        None
+    } else {
+        serde_json::from_str(s).ok()
+    }
 }
 
 fn load_autorest(text: &str) -> Vec<Exchange> {
@@ -50,7 +56,10 @@ fn load_autorest(text: &str) -> Vec<Exchange> {
         out.push(Exchange {
             method: req["Method"].as_str().unwrap().into(),
             url: req["RequestUri"].as_str().unwrap().into(),
-            req_body: req["Content"].as_str().filter(|s| !s.is_empty()).map(str::to_string),
+            req_body: req["Content"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
             status: resp["StatusCode"].as_u64().unwrap() as u16,
             headers,
             content_type: ct,
@@ -68,15 +77,23 @@ fn load_vcr(text: &str) -> Vec<Exchange> {
         .unwrap()
         .iter()
         .map(|i| {
-            let h = i["response"]["headers"].as_object().cloned().unwrap_or_default();
+            let h = i["response"]["headers"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
             Exchange {
                 method: i["request"]["method"].as_str().unwrap().into(),
                 url: i["request"]["uri"].as_str().unwrap().into(),
                 req_body: i["request"]["body"].as_str().map(str::to_string),
                 status: i["response"]["status"]["code"].as_u64().unwrap() as u16,
                 headers: h.keys().map(|k| k.to_ascii_lowercase()).collect(),
-                content_type: h.get("content-type").and_then(|v| v[0].as_str()).map(str::to_string),
-                body: i["response"]["body"]["string"].as_str().and_then(parse_json_body),
+                content_type: h
+                    .get("content-type")
+                    .and_then(|v| v[0].as_str())
+                    .map(str::to_string),
+                body: i["response"]["body"]["string"]
+                    .as_str()
+                    .and_then(parse_json_body),
             }
         })
         .collect()
@@ -88,7 +105,13 @@ fn json_end(s: &[u8], start: usize) -> usize {
     while i < s.len() {
         let c = s[i];
         if in_str {
-            if esc { esc = false } else if c == b'\\' { esc = true } else if c == b'"' { in_str = false }
+            if esc {
+                esc = false
+            } else if c == b'\\' {
+                esc = true
+            } else if c == b'"' {
+                in_str = false
+            }
         } else if c == b'"' {
             in_str = true
         } else if c == b'{' || c == b'[' {
@@ -108,7 +131,13 @@ fn load_nock(text: &str) -> Vec<Exchange> {
     let mut out = vec![];
     for chunk in text.split("nock('").skip(1) {
         let host = chunk.split('\'').next().unwrap().trim_end_matches(":443");
-        let (method, rest) = if let Some(p) = chunk.find(".get('") { ("GET", &chunk[p + 6..]) } else if let Some(p) = chunk.find(".post('") { ("POST", &chunk[p + 7..]) } else { continue };
+        let (method, rest) = if let Some(p) = chunk.find(".get('") {
+            ("GET", &chunk[p + 6..])
+        } else if let Some(p) = chunk.find(".post('") {
+            ("POST", &chunk[p + 7..])
+        } else {
+            continue;
+        };
         let path = rest.split('\'').next().unwrap();
         let after_path = &rest[path.len() + 1..];
         let req_body = if method == "POST" && after_path.starts_with(", \"") {
@@ -117,7 +146,13 @@ fn load_nock(text: &str) -> Vec<Exchange> {
             None
         };
         let rp = chunk.find(".reply(").unwrap() + 7;
-        let status: u16 = chunk[rp..].split(',').next().unwrap().trim().parse().unwrap();
+        let status: u16 = chunk[rp..]
+            .split(',')
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         let bstart = rp + chunk[rp..].find(['{', '[']).unwrap();
         let bend = json_end(chunk.as_bytes(), bstart);
         let body_text = &chunk[bstart..bend];
@@ -149,16 +184,47 @@ fn load_nock(text: &str) -> Vec<Exchange> {
     out
 }
 
-const GRAPH_HEADERS: &[&str] = &["content-type", "odata-version", "location", "request-id", "client-request-id", "x-ms-ags-diagnostic", "x-ms-resource-unit", "cache-control", "strict-transport-security"];
-const LOGIN_HEADERS: &[&str] = &["content-type", "cache-control", "pragma", "expires", "x-ms-request-id", "x-ms-ests-server", "strict-transport-security", "x-content-type-options", "access-control-allow-origin", "access-control-allow-methods"];
+const GRAPH_HEADERS: &[&str] = &[
+    "content-type",
+    "odata-version",
+    "location",
+    "request-id",
+    "client-request-id",
+    "x-ms-ags-diagnostic",
+    "x-ms-resource-unit",
+    "cache-control",
+    "strict-transport-security",
+];
+const LOGIN_HEADERS: &[&str] = &[
+    "content-type",
+    "cache-control",
+    "pragma",
+    "expires",
+    "x-ms-request-id",
+    "x-ms-ests-server",
+    "strict-transport-security",
+    "x-content-type-options",
+    "access-control-allow-origin",
+    "access-control-allow-methods",
+];
 
 /// Properties the emulator returns that a given (older) recording lacks, and why that is right.
 fn known_extra(prop: &str) -> Option<&'static str> {
     match prop {
-        "serviceManagementReference" => Some("added to Graph v1.0 in 2022; present in the 2022/2023 azure-cli recordings"),
-        "samlMetadataUrl" | "servicePrincipalLockConfiguration" | "requestSignatureVerification" => Some("added to Graph v1.0 after 2022; present in the 2023 azure-cli recording"),
-        "redirectUriSettings" => Some("added to Graph v1.0 `web` in 2023; present in the 2023 azure-cli recording"),
-        "uniqueName" => Some("alternate key added to Graph v1.0 in 2025 (application upsert); newer than every recording"),
+        "serviceManagementReference" => {
+            Some("added to Graph v1.0 in 2022; present in the 2022/2023 azure-cli recordings")
+        }
+        "samlMetadataUrl"
+        | "servicePrincipalLockConfiguration"
+        | "requestSignatureVerification" => {
+            Some("added to Graph v1.0 after 2022; present in the 2023 azure-cli recording")
+        }
+        "redirectUriSettings" => {
+            Some("added to Graph v1.0 `web` in 2023; present in the 2023 azure-cli recording")
+        }
+        "uniqueName" => Some(
+            "alternate key added to Graph v1.0 in 2025 (application upsert); newer than every recording",
+        ),
         _ => None,
     }
 }
@@ -174,7 +240,13 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn compare_shape(path: &str, rec: &Value, ours: &Value, diffs: &mut Vec<String>, notes: &mut Vec<String>) {
+fn compare_shape(
+    path: &str,
+    rec: &Value,
+    ours: &Value,
+    diffs: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) {
     match (rec, ours) {
         (Value::Object(r), Value::Object(o)) => {
             for (k, rv) in r {
@@ -196,7 +268,11 @@ fn compare_shape(path: &str, rec: &Value, ours: &Value, diffs: &mut Vec<String>,
         (Value::Array(r), Value::Array(o)) => {
             if path.is_empty() || path.ends_with("/value") {
                 if r.len() != o.len() {
-                    diffs.push(format!("`{path}` has {} elements, recorded {}", o.len(), r.len()));
+                    diffs.push(format!(
+                        "`{path}` has {} elements, recorded {}",
+                        o.len(),
+                        r.len()
+                    ));
                 }
             } else if !r.is_empty() && o.is_empty() {
                 diffs.push(format!("`{path}` is empty, recorded {} elements", r.len()));
@@ -207,7 +283,13 @@ fn compare_shape(path: &str, rec: &Value, ours: &Value, diffs: &mut Vec<String>,
         }
         (r, o) => {
             if type_name(r) != type_name(o) {
-                diffs.push(format!("`{path}` is {} ({}), recorded {} ({})", type_name(o), o, type_name(r), r));
+                diffs.push(format!(
+                    "`{path}` is {} ({}), recorded {} ({})",
+                    type_name(o),
+                    o,
+                    type_name(r),
+                    r
+                ));
             }
         }
     }
@@ -233,7 +315,8 @@ fn learn_ids(rec: &Value, ours: &Value, map: &mut HashMap<String, String>) {
             }
         }
         (Value::String(r), Value::String(o)) if is_guid(r) && is_guid(o) && r != o => {
-            map.entry(r.to_ascii_lowercase()).or_insert_with(|| o.clone());
+            map.entry(r.to_ascii_lowercase())
+                .or_insert_with(|| o.clone());
         }
         _ => {}
     }
@@ -249,7 +332,11 @@ fn substitute(s: &str, map: &HashMap<String, String>) -> String {
 
 fn operator_uses(method: &str, url: &str) -> bool {
     let p = url.split('?').next().unwrap_or("");
-    p.contains("/applications") || p.contains("/servicePrincipals") || p.contains("/directory/deletedItems") || p.contains("/oauth2/v2.0/token") || method == "GET" && p.contains("well-known")
+    p.contains("/applications")
+        || p.contains("/servicePrincipals")
+        || p.contains("/directory/deletedItems")
+        || p.contains("/oauth2/v2.0/token")
+        || method == "GET" && p.contains("well-known")
 }
 
 struct FileReport {
@@ -266,8 +353,20 @@ async fn replay(name: &str, exchanges: Vec<Exchange>) -> FileReport {
     // The era's default signInAudience, as the recording's first create shows it.
     let default_aud = exchanges
         .iter()
-        .find(|e| e.method == "POST" && e.url.ends_with("/applications") && !e.req_body.as_deref().unwrap_or("").contains("signInAudience"))
-        .and_then(|e| e.body.as_ref()?["signInAudience"].as_str().map(str::to_string));
+        .find(|e| {
+            e.method == "POST"
+                && e.url.ends_with("/applications")
+                && !e
+                    .req_body
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("signInAudience")
+        })
+        .and_then(|e| {
+            e.body.as_ref()?["signInAudience"]
+                .as_str()
+                .map(str::to_string)
+        });
     let mut cfg = config();
     cfg.tenants[0].apps[0].permissions = vec!["Application.ReadWrite.All".into()];
     if let Some(a) = &default_aud {
@@ -276,12 +375,27 @@ async fn replay(name: &str, exchanges: Vec<Exchange>) -> FileReport {
     let (emu, c) = start(cfg).await;
     let admin = emu.admin_token(&emu.tenant_id());
     let mut ids: HashMap<String, String> = HashMap::new();
-    let mut rep = FileReport { name: name.into(), total: 0, matched: 0, skipped: vec![], rows: vec![], diffs: vec![], notes: BTreeMap::new() };
+    let mut rep = FileReport {
+        name: name.into(),
+        total: 0,
+        matched: 0,
+        skipped: vec![],
+        rows: vec![],
+        diffs: vec![],
+        notes: BTreeMap::new(),
+    };
     for (n, e) in exchanges.iter().enumerate() {
         let idx = n + 1;
-        let (graph, login) = (e.url.starts_with("https://graph.microsoft.com/"), e.url.starts_with("https://login.microsoftonline.com/"));
+        let (graph, login) = (
+            e.url.starts_with("https://graph.microsoft.com/"),
+            e.url.starts_with("https://login.microsoftonline.com/"),
+        );
         if !graph && !login {
-            rep.skipped.push(format!("#{idx} {} {} — not a Graph or login call", e.method, e.url.split('?').next().unwrap()));
+            rep.skipped.push(format!(
+                "#{idx} {} {} — not a Graph or login call",
+                e.method,
+                e.url.split('?').next().unwrap()
+            ));
             continue;
         }
         rep.total += 1;
@@ -291,21 +405,45 @@ async fn replay(name: &str, exchanges: Vec<Exchange>) -> FileReport {
             url = url.replacen("https://graph.microsoft.com", &emu.base_url(), 1);
         } else {
             // The JS recording uses placeholders for tenant, client and (sanitised) scope.
-            url = url.replacen("https://login.microsoftonline.com/", &emu.authority_host(), 1).replace("88888888-8888-8888-8888-888888888888", &emu.tenant_id());
+            url = url
+                .replacen(
+                    "https://login.microsoftonline.com/",
+                    &emu.authority_host(),
+                    1,
+                )
+                .replace("88888888-8888-8888-8888-888888888888", &emu.tenant_id());
             if let Some(b) = &body {
-                body = Some(b.replace("client_id=azure_client_id", &format!("client_id={}", emu.client_id()))
-                    .replace("client_secret=azure_client_secret", &format!("client_secret={}", percent_encode(&emu.client_secret())))
-                    .replace("scope=https%3A%2F%2Fsanitized%2F", "scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"));
+                body = Some(
+                    b.replace(
+                        "client_id=azure_client_id",
+                        &format!("client_id={}", emu.client_id()),
+                    )
+                    .replace(
+                        "client_secret=azure_client_secret",
+                        &format!("client_secret={}", percent_encode(&emu.client_secret())),
+                    )
+                    .replace(
+                        "scope=https%3A%2F%2Fsanitized%2F",
+                        "scope=https%3A%2F%2Fgraph.microsoft.com%2F.default",
+                    ),
+                );
             }
         }
-        let mut rb = c.request(reqwest::Method::from_bytes(e.method.as_bytes()).unwrap(), &url);
+        let mut rb = c.request(
+            reqwest::Method::from_bytes(e.method.as_bytes()).unwrap(),
+            &url,
+        );
         if graph {
             rb = rb.bearer_auth(&admin);
             if let Some(b) = &body {
-                rb = rb.header("Content-Type", "application/json").body(b.clone());
+                rb = rb
+                    .header("Content-Type", "application/json")
+                    .body(b.clone());
             }
         } else if let Some(b) = &body {
-            rb = rb.header("Content-Type", "application/x-www-form-urlencoded").body(b.clone());
+            rb = rb
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(b.clone());
         }
         if e.headers.iter().any(|h| h == "client-request-id") {
             // The recorded client sent a client-request-id (Graph echoes it only then).
@@ -313,8 +451,15 @@ async fn replay(name: &str, exchanges: Vec<Exchange>) -> FileReport {
         }
         let resp = rb.send().await.unwrap();
         let status = resp.status().as_u16();
-        let headers: Vec<String> = resp.headers().keys().map(|k| k.as_str().to_ascii_lowercase()).collect();
-        let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
+        let headers: Vec<String> = resp
+            .headers()
+            .keys()
+            .map(|k| k.as_str().to_ascii_lowercase())
+            .collect();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string());
         let text = resp.text().await.unwrap();
         let ours = parse_json_body(&text);
         let mut diffs = vec![];
@@ -324,7 +469,10 @@ async fn replay(name: &str, exchanges: Vec<Exchange>) -> FileReport {
         }
         let relevant = if graph { GRAPH_HEADERS } else { LOGIN_HEADERS };
         for h in relevant {
-            let (r, o) = (e.headers.iter().any(|x| x == h), headers.iter().any(|x| x == h));
+            let (r, o) = (
+                e.headers.iter().any(|x| x == h),
+                headers.iter().any(|x| x == h),
+            );
             if r && !o {
                 diffs.push(format!("header `{h}` missing"));
             } else if o && !r {
@@ -349,14 +497,27 @@ async fn replay(name: &str, exchanges: Vec<Exchange>) -> FileReport {
         for n in notes {
             *rep.notes.entry(n).or_default() += 1;
         }
-        let short = format!("{} {}", e.method, e.url.replace("https://graph.microsoft.com", "").replace("https://login.microsoftonline.com", ""));
+        let short = format!(
+            "{} {}",
+            e.method,
+            e.url
+                .replace("https://graph.microsoft.com", "")
+                .replace("https://login.microsoftonline.com", "")
+        );
         let short: String = short.chars().take(110).collect();
         let used = operator_uses(&e.method, &e.url);
         if diffs.is_empty() {
             rep.matched += 1;
-            rep.rows.push(format!("| {idx} | `{short}` | {} | {status} | ✅ |", e.status));
+            rep.rows.push(format!(
+                "| {idx} | `{short}` | {} | {status} | ✅ |",
+                e.status
+            ));
         } else {
-            rep.rows.push(format!("| {idx} | `{short}` | {} | {status} | ❌ {} |", e.status, diffs.join("; ").replace('|', "\\|")));
+            rep.rows.push(format!(
+                "| {idx} | `{short}` | {} | {status} | ❌ {} |",
+                e.status,
+                diffs.join("; ").replace('|', "\\|")
+            ));
             for d in diffs {
                 rep.diffs.push((format!("#{idx} {short}"), d, used));
             }
@@ -367,7 +528,15 @@ async fn replay(name: &str, exchanges: Vec<Exchange>) -> FileReport {
 }
 
 fn percent_encode(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -383,29 +552,63 @@ async fn conformance_with_recorded_graph_traffic() {
     let mut reports = vec![];
     for n in &names {
         let text = std::fs::read_to_string(dir.join(n)).unwrap();
-        let ex = if n.ends_with(".yaml") { load_vcr(&text) } else if n.ends_with(".js") { load_nock(&text) } else { load_autorest(&text) };
+        let ex = if n.ends_with(".yaml") {
+            load_vcr(&text)
+        } else if n.ends_with(".js") {
+            load_nock(&text)
+        } else {
+            load_autorest(&text)
+        };
         reports.push(replay(n, ex).await);
     }
     let total: usize = reports.iter().map(|r| r.total).sum();
     let matched: usize = reports.iter().map(|r| r.matched).sum();
     let mut md = String::new();
-    writeln!(md, "# Conformance report (generated by `cargo test -p entra-emulator --test conformance`)\n").unwrap();
+    writeln!(
+        md,
+        "# Conformance report (generated by `cargo test -p entra-emulator --test conformance`)\n"
+    )
+    .unwrap();
     writeln!(md, "Every Graph and login request recorded in `shared/graph-recordings/` is replayed against a fresh emulator (one per file),").unwrap();
     writeln!(md, "with recorded ids mapped to the ids the emulator returned. Compared: status code, the Graph-relevant response header").unwrap();
     writeln!(md, "names (Graph: {}; login: {}), the content type, and the JSON property names and value types of each body", GRAPH_HEADERS.join(", "), LOGIN_HEADERS.join(", ")).unwrap();
     writeln!(md, "(for `value` lists also the element count).\n").unwrap();
     writeln!(md, "**Exchanges matched: {matched} / {total}.**\n").unwrap();
-    writeln!(md, "| file | matched / total | not replayed |\n|---|---|---|").unwrap();
+    writeln!(
+        md,
+        "| file | matched / total | not replayed |\n|---|---|---|"
+    )
+    .unwrap();
     for r in &reports {
-        writeln!(md, "| `{}` | {} / {} | {} |", r.name, r.matched, r.total, r.skipped.len()).unwrap();
+        writeln!(
+            md,
+            "| `{}` | {} / {} | {} |",
+            r.name,
+            r.matched,
+            r.total,
+            r.skipped.len()
+        )
+        .unwrap();
     }
     writeln!(md, "\n## Remaining differences\n").unwrap();
-    let all_diffs: Vec<_> = reports.iter().flat_map(|r| r.diffs.iter().map(move |d| (r.name.clone(), d))).collect();
+    let all_diffs: Vec<_> = reports
+        .iter()
+        .flat_map(|r| r.diffs.iter().map(move |d| (r.name.clone(), d)))
+        .collect();
     if all_diffs.is_empty() {
         writeln!(md, "None.\n").unwrap();
     } else {
         for (f, (ex, d, used)) in &all_diffs {
-            writeln!(md, "- `{f}` {ex}: {d}{}", if *used { " (operation the operator uses)" } else { "" }).unwrap();
+            writeln!(
+                md,
+                "- `{f}` {ex}: {d}{}",
+                if *used {
+                    " (operation the operator uses)"
+                } else {
+                    ""
+                }
+            )
+            .unwrap();
         }
         writeln!(md).unwrap();
     }
@@ -437,7 +640,15 @@ async fn conformance_with_recorded_graph_traffic() {
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("CONFORMANCE.md");
     std::fs::write(&out, &md).unwrap();
     let used_diffs: Vec<_> = all_diffs.iter().filter(|(_, (_, _, used))| *used).collect();
-    assert!(used_diffs.is_empty(), "{} differences in operations the operator uses:\n{:#?}", used_diffs.len(), used_diffs);
-    assert!(total >= 100, "expected the recordings to hold 100+ exchanges, found {total}");
+    assert!(
+        used_diffs.is_empty(),
+        "{} differences in operations the operator uses:\n{:#?}",
+        used_diffs.len(),
+        used_diffs
+    );
+    assert!(
+        total >= 100,
+        "expected the recordings to hold 100+ exchanges, found {total}"
+    );
     let _ = json!({});
 }

@@ -10,7 +10,10 @@ pub const CLIENT_CERT: &str = include_str!("../fixtures/client-cert.pem");
 pub const ISSUER_KEY: &str = include_str!("../fixtures/issuer-key.pem");
 
 pub fn config() -> Config {
-    Config { signing_key_pem: Some(SIGNING_KEY.into()), ..Config::default() }
+    Config {
+        signing_key_pem: Some(SIGNING_KEY.into()),
+        ..Config::default()
+    }
 }
 
 pub async fn start(cfg: Config) -> (Running, reqwest::Client) {
@@ -23,12 +26,23 @@ pub async fn start(cfg: Config) -> (Running, reqwest::Client) {
 pub fn client_for(emu: &Running) -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let ca = reqwest::Certificate::from_pem(emu.ca_pem().as_bytes()).unwrap();
-    reqwest::Client::builder().tls_certs_only([ca]).build().unwrap()
+    reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .unwrap()
 }
 
-pub async fn token_raw(c: &reqwest::Client, emu: &Running, tenant: &str, form: &[(&str, &str)]) -> (u16, Value) {
+pub async fn token_raw(
+    c: &reqwest::Client,
+    emu: &Running,
+    tenant: &str,
+    form: &[(&str, &str)],
+) -> (u16, Value) {
     let r = c
-        .post(format!("{}{tenant}/oauth2/v2.0/token", emu.authority_host()))
+        .post(format!(
+            "{}{tenant}/oauth2/v2.0/token",
+            emu.authority_host()
+        ))
         .form(form)
         .send()
         .await
@@ -37,13 +51,37 @@ pub async fn token_raw(c: &reqwest::Client, emu: &Running, tenant: &str, form: &
     (st, r.json().await.unwrap_or(Value::Null))
 }
 
-pub async fn secret_token(c: &reqwest::Client, emu: &Running, client_id: &str, secret: &str, scope: &str) -> (u16, Value) {
-    token_raw(c, emu, &emu.tenant_id(), &[("grant_type", "client_credentials"), ("client_id", client_id), ("client_secret", secret), ("scope", scope)]).await
+pub async fn secret_token(
+    c: &reqwest::Client,
+    emu: &Running,
+    client_id: &str,
+    secret: &str,
+    scope: &str,
+) -> (u16, Value) {
+    token_raw(
+        c,
+        emu,
+        &emu.tenant_id(),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", secret),
+            ("scope", scope),
+        ],
+    )
+    .await
 }
 
 /// A Graph token for the bootstrap operator app.
 pub async fn operator_token(c: &reqwest::Client, emu: &Running) -> String {
-    let (st, v) = secret_token(c, emu, &emu.client_id(), &emu.client_secret(), "https://graph.microsoft.com/.default").await;
+    let (st, v) = secret_token(
+        c,
+        emu,
+        &emu.client_id(),
+        &emu.client_secret(),
+        "https://graph.microsoft.com/.default",
+    )
+    .await;
     assert_eq!(st, 200, "{v}");
     v["access_token"].as_str().unwrap().to_string()
 }
@@ -62,11 +100,28 @@ pub struct Resp {
 
 impl Graph {
     pub fn new(c: &reqwest::Client, emu: &Running, token: &str) -> Self {
-        Graph { c: c.clone(), base: emu.graph_url(), token: token.into() }
+        Graph {
+            c: c.clone(),
+            base: emu.graph_url(),
+            token: token.into(),
+        }
     }
-    pub async fn req(&self, method: &str, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Resp {
-        let url = if path.starts_with("http") { path.to_string() } else { format!("{}{path}", self.base) };
-        let mut rb = self.c.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url).bearer_auth(&self.token);
+    pub async fn req(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        let mut rb = self
+            .c
+            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url)
+            .bearer_auth(&self.token);
         for (k, v) in headers {
             rb = rb.header(*k, *v);
         }
@@ -77,8 +132,16 @@ impl Graph {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let text = r.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(if text.is_empty() { Value::Null } else { Value::String(text) });
-        Resp { status, headers, body }
+        let body = serde_json::from_str(&text).unwrap_or(if text.is_empty() {
+            Value::Null
+        } else {
+            Value::String(text)
+        });
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
     pub async fn get(&self, path: &str) -> Resp {
         self.req("GET", path, None, &[]).await
@@ -101,24 +164,47 @@ pub fn err_code(r: &Resp) -> String {
 /// Verifies a token against the emulator's published JWKS; returns its claims.
 pub async fn verify_with_jwks(c: &reqwest::Client, emu: &Running, token: &str) -> Value {
     let disc: Value = c
-        .get(format!("{}{}/v2.0/.well-known/openid-configuration", emu.authority_host(), emu.tenant_id()))
+        .get(format!(
+            "{}{}/v2.0/.well-known/openid-configuration",
+            emu.authority_host(),
+            emu.tenant_id()
+        ))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let jwks: Value = c.get(disc["jwks_uri"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
+    let jwks: Value = c
+        .get(disc["jwks_uri"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let jwt = Jwt::parse(token).unwrap();
     let kid = jwt.header["kid"].as_str().unwrap();
-    let key = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid).expect("kid published");
+    let key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid)
+        .expect("kid published");
     let pk = crypto::jwk_public_key(key).unwrap();
-    jwt.verify(&pk).expect("signature verifies with the published key");
+    jwt.verify(&pk)
+        .expect("signature verifies with the published key");
     jwt.claims
 }
 
 /// A client assertion signed with the fixture client key.
-pub fn cert_assertion(client_id: &str, aud: &str, alg: &str, thumb: &str, exp_offset: i64) -> String {
+pub fn cert_assertion(
+    client_id: &str,
+    aud: &str,
+    alg: &str,
+    thumb: &str,
+    exp_offset: i64,
+) -> String {
     let der = crypto::cert_der_from_pem(CLIENT_CERT).unwrap();
     let key = crypto::parse_private_key(CLIENT_KEY).unwrap();
     let header = match thumb {
@@ -129,7 +215,11 @@ pub fn cert_assertion(client_id: &str, aud: &str, alg: &str, thumb: &str, exp_of
     let now = chrono::Utc::now().timestamp();
     let claims = json!({"aud": aud, "iss": client_id, "sub": client_id, "jti": uuid::Uuid::new_v4().to_string(),
                         "nbf": now - 60 + exp_offset.min(0), "exp": now + exp_offset, "iat": now});
-    if alg == "PS256" { crypto::sign_ps256(&key, &header, &claims) } else { crypto::sign_rs256(&key, &header, &claims) }
+    if alg == "PS256" {
+        crypto::sign_ps256(&key, &header, &claims)
+    } else {
+        crypto::sign_rs256(&key, &header, &claims)
+    }
 }
 
 pub fn issuer_jwks() -> Value {
@@ -144,8 +234,11 @@ pub fn issuer_jwks() -> Value {
 pub fn federated_assertion(issuer: &str, subject: &str, aud: &str, exp_offset: i64) -> String {
     let key = crypto::parse_private_key(ISSUER_KEY).unwrap();
     let now = chrono::Utc::now().timestamp();
-    crypto::sign_rs256(&key, &json!({"alg": "RS256", "kid": "issuer-key-1"}),
-        &json!({"iss": issuer, "sub": subject, "aud": [aud], "iat": now - 10, "nbf": now - 10, "exp": now + exp_offset}))
+    crypto::sign_rs256(
+        &key,
+        &json!({"alg": "RS256", "kid": "issuer-key-1"}),
+        &json!({"iss": issuer, "sub": subject, "aud": [aud], "iat": now - 10, "nbf": now - 10, "exp": now + exp_offset}),
+    )
 }
 
 pub fn uuid() -> String {
