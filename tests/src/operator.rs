@@ -139,9 +139,15 @@ impl Harness {
     }
 
     pub async fn start_operator(&mut self, config: OperatorConfig) {
+        let client = self.client.clone();
+        self.start_operator_as(client, config).await
+    }
+
+    /// Runs the operator with `client`, e.g. one impersonating a ServiceAccount, to prove its RBAC.
+    pub async fn start_operator_as(&mut self, client: Client, config: OperatorConfig) {
         self.stop_operator().await;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let (client, metrics) = (self.client.clone(), self.metrics.clone());
+        let metrics = self.metrics.clone();
         let task = tokio::spawn(async move {
             fhir_app_operator::run_with(client, config, metrics, async move {
                 let _ = rx.await;
