@@ -72,6 +72,17 @@ fn chart_lints_and_its_crd_templates_are_current() {
             committed.display()
         );
     }
+    // values.schema.json turns a typo into an error instead of a silently ignored value.
+    let typo = Command::new(helm())
+        .args(["template", "t", CHART, "--set", "replicaCountt=2"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(!typo.status.success(), "a misspelt value must fail");
+    assert!(
+        String::from_utf8_lossy(&typo.stderr).contains("replicaCountt"),
+        "the error names the key"
+    );
     // The rendered CRDs carry the keep policy, so `helm uninstall` never deletes users' resources.
     let rendered = run(Command::new(helm()).args(["template", "t", CHART]));
     assert_eq!(
@@ -128,6 +139,48 @@ async fn operator_running_as_the_charts_service_account_reconciles_and_nothing_m
         "resource limits set"
     );
     assert!(c.liveness_probe.is_some() && c.readiness_probe.is_some());
+    // Every variable the chart sets is one the operator reads, and the probes hit its HTTP address.
+    let config_rs = std::fs::read_to_string(root().join("operator/src/config.rs")).unwrap();
+    for env in c.env.iter().flatten() {
+        let known = ["RUST_LOG", "POD_NAME"].contains(&env.name.as_str())
+            || config_rs.contains(&format!("env = \"{}\"", env.name));
+        assert!(
+            known,
+            "the chart sets {} but the operator does not read it",
+            env.name
+        );
+    }
+    let http_addr = c
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "FHIR_OP_HTTP_ADDR")
+        .and_then(|e| e.value.clone())
+        .unwrap();
+    let probe_port = c
+        .liveness_probe
+        .as_ref()
+        .unwrap()
+        .http_get
+        .as_ref()
+        .unwrap()
+        .port
+        .clone();
+    let probe_port = match probe_port {
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => n,
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(name) => {
+            c.ports
+                .iter()
+                .flatten()
+                .find(|p| p.name.as_deref() == Some(name.as_str()))
+                .unwrap()
+                .container_port
+        }
+    };
+    assert!(
+        http_addr.ends_with(&format!(":{probe_port}")),
+        "probes use port {probe_port}, the operator serves {http_addr}"
+    );
     let sa = pod
         .service_account_name
         .expect("pod runs as the chart's ServiceAccount");
