@@ -43,6 +43,14 @@ cluster-down: ## Stop the control plane started by cluster-up (and nothing else)
 	@$(CARGO) build -q -p kube-local
 	@$(KUBE_LOCAL) down --dir $(CLUSTER_DIR)
 
+.PHONY: fuzz
+fuzz: ## Fuzz Graph response parsing and the spec -> Graph builders (FUZZ_SECONDS each, default 30)
+	bash hack/fuzz.sh $(FUZZ_SECONDS)
+
+.PHONY: fuzz-seeded
+fuzz-seeded: ## The fuzz targets as a seeded property test on the stable toolchain
+	CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) test --manifest-path operator/fuzz/Cargo.toml
+
 .PHONY: fmt
 fmt: ## Format the code
 	$(CARGO) fmt --all

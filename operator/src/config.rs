@@ -23,6 +23,8 @@ pub struct OperatorConfig {
     pub service_account_issuer: Option<String>,
     pub resync: Duration,
     pub stalled_retry: Duration,
+    /// Limit on one Graph or token request, body included (a slow or trickling server times out).
+    pub graph_timeout: Duration,
     pub graph_rate_per_sec: f64,
     pub graph_burst: u32,
     pub concurrency: u16,
@@ -61,6 +63,7 @@ impl OperatorConfig {
             service_account_issuer: None,
             resync: Duration::from_secs(300),
             stalled_retry: Duration::from_secs(300),
+            graph_timeout: crate::graph::client::DEFAULT_TIMEOUT,
             graph_rate_per_sec: 20.0,
             graph_burst: 40,
             concurrency: 8,
@@ -144,6 +147,9 @@ pub struct Cli {
     /// Retry period of a Stalled resource (permanent error).
     #[arg(long, env = "FHIR_OP_STALLED_RETRY", default_value = "5m", value_parser = parse_duration)]
     pub stalled_retry: Duration,
+    /// Limit on one Graph or token-endpoint request, response body included.
+    #[arg(long, env = "FHIR_OP_GRAPH_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub graph_timeout: Duration,
     /// Graph requests per second per tenant (token bucket).
     #[arg(long, env = "FHIR_OP_GRAPH_RATE", default_value_t = 20.0)]
     pub graph_rate: f64,
@@ -211,6 +217,7 @@ impl Cli {
         c.service_account_issuer = self.service_account_issuer;
         c.resync = self.resync;
         c.stalled_retry = self.stalled_retry;
+        c.graph_timeout = self.graph_timeout;
         c.graph_rate_per_sec = self.graph_rate;
         c.graph_burst = self.graph_burst;
         c.concurrency = self.concurrency;

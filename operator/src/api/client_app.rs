@@ -29,7 +29,8 @@ use super::common::{AppStatus, DeletionPolicy, LocalObjectReference, SignInAudie
     validation = Rule::new("self.type != 'Service' || !has(self.redirectUris) || size(self.redirectUris) == 0").message("a Service client signs in without a user: remove spec.redirectUris"),
     validation = Rule::new("self.type != 'Service' || !has(self.scopes) || size(self.scopes) == 0").message("a Service client gets app roles (spec.roles), not delegated scopes: remove spec.scopes"),
     validation = Rule::new("self.type == 'Service' || !has(self.roles) || size(self.roles) == 0").message("app roles (spec.roles) are for Service clients; Confidential and Public clients request delegated spec.scopes"),
-    validation = Rule::new("!has(self.redirectUris) || self.redirectUris.all(u, u.startsWith('https://') || u.startsWith('http://localhost') || u.startsWith('http://127.0.0.1') || (self.type == 'Public' && has(self.publicPlatform) && self.publicPlatform == 'MobileDesktop' && u.contains('://')))").message("redirectUris must be https:// (or http://localhost for development; custom schemes only for Public MobileDesktop clients)"),
+    validation = Rule::new("!has(self.redirectUris) || self.redirectUris.all(u, u.startsWith('https://') || (u.startsWith('http://') && isURL(u) && url(u).getHostname() in ['localhost', '127.0.0.1']) || (self.type == 'Public' && has(self.publicPlatform) && self.publicPlatform == 'MobileDesktop' && u.contains('://') && !u.startsWith('http://')))").message("redirectUris must be https:// (or http://localhost for development; custom schemes only for Public MobileDesktop clients)"),
+    validation = Rule::new("!has(self.redirectUris) || self.redirectUris.all(u, !u.contains('#'))").message("redirectUris must not contain a fragment (#)"),
     validation = Rule::new("!has(self.publicPlatform) || self.type == 'Public'").message("publicPlatform applies only to type Public"),
     validation = Rule::new("!has(self.smartProxyCallback) || !self.smartProxyCallback || (has(self.redirectUris) && size(self.redirectUris) > 0)").message("smartProxyCallback needs at least one redirect URI to wrap"),
     validation = Rule::new("!has(self.assignAppRoles) || !self.assignAppRoles || self.type == 'Service'").message("assignAppRoles applies only to Service clients"),
@@ -44,7 +45,7 @@ pub struct FhirClientAppSpec {
     /// Redirect (reply) URIs. Web platform for Confidential, SPA (default) or mobile/desktop for Public,
     /// none for Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 100), inner(length(max = 2048)))]
+    #[schemars(length(max = 100), inner(length(min = 1, max = 2048)), extend("x-kubernetes-list-type" = "set"))]
     pub redirect_uris: Option<Vec<String>>,
     /// Platform for a Public client's redirect URIs: Spa (default) or MobileDesktop
     /// (`publicClient` redirect URIs with `isFallbackPublicClient`).
@@ -58,11 +59,11 @@ pub struct FhirClientAppSpec {
     /// `patient.all.read`; SMART notation like `patient/*.read` is mapped). Default for Confidential and
     /// Public: `user_impersonation`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 200), inner(length(max = 256)))]
+    #[schemars(length(max = 200), inner(length(min = 1, max = 256)), extend("x-kubernetes-list-type" = "set"))]
     pub scopes: Option<Vec<String>>,
     /// App roles requested on the target (Service clients), e.g. `globalReader`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 100), inner(length(max = 256)))]
+    #[schemars(length(max = 100), inner(length(min = 1, max = 256)), extend("x-kubernetes-list-type" = "set"))]
     pub roles: Option<Vec<String>>,
     /// Grant tenant-wide admin consent for the delegated scopes (oauth2PermissionGrant). Needs the
     /// operator to hold DelegatedPermissionGrant.ReadWrite.All. Default false.
@@ -77,7 +78,10 @@ pub struct FhirClientAppSpec {
     pub credential: Option<CredentialSpec>,
     /// Name of the output Secret. Default: `<name>-fhir-client`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 253))]
+    #[schemars(
+        length(max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub secret_name: Option<String>,
     /// Display name in Entra ID. Default: `<namespace>/<name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,13 +143,19 @@ pub struct TargetSpec {
 }
 
 /// The managed FHIR service as a target.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.fhirUrl.startsWith('https://') && isURL(self.fhirUrl)").message("target.managed.fhirUrl must be an https:// URL"),
+    validation = Rule::new("!has(self.audience) || (self.audience.startsWith('https://') && isURL(self.audience))").message("target.managed.audience must be an https:// URL")
+)]
 pub struct ManagedTarget {
     /// URL of the FHIR service, e.g. `https://ws-fhir.fhir.azurehealthcareapis.com`.
+    #[schemars(length(min = 1, max = 2048))]
     pub fhir_url: String,
     /// Token audience. Default: `https://azurehealthcareapis.com`; may be the service URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
     pub audience: Option<String>,
 }
 
@@ -170,13 +180,17 @@ pub struct CredentialSpec {
     pub r#type: CredentialType,
     /// Service account (same namespace) whose projected token is federated (WorkloadIdentity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub service_account_name: Option<String>,
     /// Rotation policy (ClientSecret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<RotationSpec>,
 }
 
-/// When credentials are renewed. Durations use Go syntax (`720h`, `30m`).
+/// When credentials are renewed. Durations use Go syntax with units h, m, s, ms (`720h`, `1h30m`).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -186,14 +200,23 @@ pub struct CredentialSpec {
 pub struct RotationSpec {
     /// Lifetime of each credential. Default `8760h` (1 year).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32))]
+    #[schemars(
+        length(max = 32),
+        regex(pattern = r"^(0|([0-9]+(\.[0-9]+)?(ms|s|m|h))+)$")
+    )]
     pub validity: Option<String>,
     /// Renew this long before expiry. Default `720h` (30 days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32))]
+    #[schemars(
+        length(max = 32),
+        regex(pattern = r"^(0|([0-9]+(\.[0-9]+)?(ms|s|m|h))+)$")
+    )]
     pub renew_before: Option<String>,
     /// Keep the previous credential valid this long after the new one is written. Default `24h`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 32))]
+    #[schemars(
+        length(max = 32),
+        regex(pattern = r"^(0|([0-9]+(\.[0-9]+)?(ms|s|m|h))+)$")
+    )]
     pub overlap: Option<String>,
 }

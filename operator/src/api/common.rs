@@ -45,6 +45,10 @@ impl SignInAudience {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct LocalObjectReference {
     /// Name of the object in the same namespace.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub name: String,
 }
 
@@ -54,6 +58,9 @@ pub struct LocalObjectReference {
 pub struct TenantSpec {
     /// Tenant ID (GUID). Default: the operator's own tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ))]
     pub tenant_id: Option<String>,
     /// A Secret in this namespace holding credentials for that tenant: keys `AZURE_CLIENT_ID` and
     /// `AZURE_CLIENT_SECRET`. Needs `tenantId`. Default: the operator's own credentials.

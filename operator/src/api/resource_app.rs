@@ -29,7 +29,7 @@ pub const APP_ID_URI: &str = "api://{appId}";
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("self.fhirUrl.startsWith('https://') || self.fhirUrl.startsWith('http://localhost')").message("fhirUrl must be an https:// URL (or http://localhost for development)"),
+    validation = Rule::new("isURL(self.fhirUrl) && url(self.fhirUrl).getHostname() != '' && (url(self.fhirUrl).getScheme() == 'https' || (url(self.fhirUrl).getScheme() == 'http' && url(self.fhirUrl).getHostname() in ['localhost', '127.0.0.1']))").message("fhirUrl must be an https:// URL (or http://localhost for development)"),
     validation = Rule::new("!has(self.identifierUri) || self.identifierUri == 'api://{appId}' || self.identifierUri.startsWith('https://') || self.identifierUri.startsWith('api://')").message("identifierUri must be an https:// or api:// URI, or the literal 'api://{appId}'"),
     validation = Rule::new("!has(self.signInAudience) || self.signInAudience != 'AzureADandPersonalMicrosoftAccount' || (has(self.requestedAccessTokenVersion) && self.requestedAccessTokenVersion == 2)").message("signInAudience AzureADandPersonalMicrosoftAccount needs requestedAccessTokenVersion: 2"),
     validation = Rule::new("!has(self.tenant) || !has(self.tenant.credentialsSecretRef) || has(self.tenant.tenantId)").message("tenant.credentialsSecretRef needs tenant.tenantId"))]
@@ -95,17 +95,20 @@ pub enum MemberType {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppRoleSpec {
-    /// Value in the token's `roles` claim, e.g. `globalReader`.
-    #[schemars(length(min = 1, max = 120))]
+    /// Value in the token's `roles` claim, e.g. `globalReader` (no spaces).
+    #[schemars(length(min = 1, max = 120), regex(pattern = r"^[^\s]+$"))]
     pub value: String,
     /// Display name. Default: the value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub display_name: Option<String>,
     /// Description. Default: the value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
     pub description: Option<String>,
     /// Who may be assigned the role. Default: User and Application.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2), extend("x-kubernetes-list-type" = "set"))]
     pub allowed_member_types: Option<Vec<MemberType>>,
 }
 
@@ -121,16 +124,18 @@ pub enum ScopeConsentType {
 #[serde(rename_all = "camelCase")]
 pub struct ScopeSpec {
     /// Scope value (letters, digits, `.`, `_`, `-`), e.g. `user_impersonation`.
-    #[schemars(length(min = 1, max = 120))]
+    #[schemars(length(min = 1, max = 120), regex(pattern = r"^[A-Za-z0-9._-]+$"))]
     pub value: String,
     /// User (default) or Admin consent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r#type: Option<ScopeConsentType>,
     /// Consent display name. Default derived from the value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub display_name: Option<String>,
     /// Consent description. Default derived from the value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
     pub description: Option<String>,
 }
 
@@ -144,7 +149,7 @@ pub struct SmartSpec {
     /// launch, launch/patient, fhirUser, patient/*.read, patient/*.write, user/*.read, user/*.write, user/*.*.
     /// `openid` and `offline_access` are Entra's own scopes and are not published on the API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 200), inner(length(max = 256)))]
+    #[schemars(length(max = 200), inner(length(min = 1, max = 256)), extend("x-kubernetes-list-type" = "set"))]
     pub scopes: Option<Vec<String>>,
 }
 
@@ -154,8 +159,16 @@ pub struct SmartSpec {
 pub struct ResourceOutputSpec {
     /// ConfigMap name. Default: `<name>-fhir-auth`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub config_map_name: Option<String>,
     /// Also write the same keys to a Secret of this name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub secret_name: Option<String>,
 }

@@ -315,8 +315,7 @@ async fn apply_inner(
         spec.adopt.unwrap_or(false),
     )
     .await?;
-    let parsed: Application =
-        serde_json::from_value(app.clone()).map_err(|e| GraphError::Decode(e.to_string()))?;
+    let parsed: Application = crate::graph::types::parse_application("application", &app)?;
     if let Some(c) = change {
         let recreated = c == "Created"
             && status

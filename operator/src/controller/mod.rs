@@ -182,7 +182,8 @@ impl Context {
             ),
             None => None,
         };
-        let http = crate::graph::http_client(ca.as_deref())?;
+        let http =
+            crate::graph::client::http_client_with_timeout(ca.as_deref(), config.graph_timeout)?;
         let limiter = Arc::new(RateLimiter::new(
             config.graph_rate_per_sec,
             config.graph_burst,

@@ -15,8 +15,8 @@ use crate::api::{AppStatus, DeletionPolicy, FhirResourceApp};
 use crate::build::diff;
 use crate::build::naming::{AppKind, ResourceIdentity, owned_by, resource_config_map_name};
 use crate::build::resource as b;
+use crate::graph::GraphClient;
 use crate::graph::types::Application;
-use crate::graph::{GraphClient, GraphError};
 
 const WRITE_APPS: &str = "Application.ReadWrite.OwnedBy (or Application.ReadWrite.All)";
 
@@ -147,8 +147,7 @@ async fn apply_inner(
         spec.adopt.unwrap_or(false),
     )
     .await?;
-    let parsed: Application =
-        serde_json::from_value(app.clone()).map_err(|e| GraphError::Decode(e.to_string()))?;
+    let parsed: Application = crate::graph::types::parse_application("application", &app)?;
     // The app-ID form of the identifier URI needs the app ID, known only after create.
     if known_app_id.is_none() && b::identifier_uri(spec, None).is_none() {
         let desired = b::desired_application(spec, &id, Some(&parsed.app_id));
@@ -291,8 +290,7 @@ pub async fn delete_app(
     else {
         return Ok(());
     };
-    let parsed: Application =
-        serde_json::from_value(app).map_err(|e| GraphError::Decode(e.to_string()))?;
+    let parsed: Application = crate::graph::types::parse_application("application", &app)?;
     if !owned_by(&parsed.tags, id) {
         tracing::info!(
             unique_name,

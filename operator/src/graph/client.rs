@@ -91,12 +91,28 @@ impl Endpoints {
     }
 }
 
-/// Builds the HTTP client (rustls; optional extra CA bundle in PEM).
+/// Default limit on one Graph or token-endpoint request, body included.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Largest response body the client reads; a larger one is refused instead of buffered
+/// (a page of 999 applications is a few MB).
+pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
+
+/// Builds the HTTP client (rustls; optional extra CA bundle in PEM) with the default timeout.
 pub fn http_client(extra_ca_pem: Option<&[u8]>) -> Result<reqwest::Client, GraphError> {
+    http_client_with_timeout(extra_ca_pem, DEFAULT_TIMEOUT)
+}
+
+/// Builds the HTTP client; `timeout` bounds each request from connect to the last body byte, so a
+/// server that trickles its response cannot hold a reconcile forever.
+pub fn http_client_with_timeout(
+    extra_ca_pem: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<reqwest::Client, GraphError> {
     crate::init_crypto();
     let mut b = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .connect_timeout(Duration::from_secs(10));
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)));
     if let Some(pem) = extra_ca_pem {
         let certs = reqwest::Certificate::from_pem_bundle(pem)
             .map_err(|e| GraphError::Transport(format!("extra CA bundle: {e}")))?;
@@ -241,10 +257,7 @@ impl GraphClient {
             .map_err(|e| GraphError::Transport(without_url(e)))?;
         let status = resp.status().as_u16();
         self.metrics.graph_call("token", status);
-        let body = resp
-            .text()
-            .await
-            .map_err(|e| GraphError::Transport(without_url(e)))?;
+        let body = read_body("token", resp).await?;
         if status != 200 {
             return Err(classify_token_error(status, &body));
         }
@@ -291,17 +304,18 @@ impl GraphClient {
                         .get("retry-after")
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_string);
-                    let text = resp
-                        .text()
-                        .await
-                        .map_err(|e| GraphError::Transport(without_url(e)))?;
+                    let content_type = resp
+                        .headers()
+                        .get(reqwest::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("none")
+                        .to_string();
+                    let text = read_body(op, resp).await?;
                     if status.is_success() {
                         if status == StatusCode::NO_CONTENT || text.trim().is_empty() {
                             return Ok(None);
                         }
-                        let v: Value = serde_json::from_str(&text)
-                            .map_err(|e| GraphError::Decode(format!("{op}: {e}")))?;
-                        return Ok(Some(v));
+                        return parse_json_body(op, &content_type, &text).map(Some);
                     }
                     classify(status.as_u16(), retry_after.as_deref(), &text)
                 }
@@ -468,11 +482,12 @@ impl GraphClient {
         &self,
         app_id: &str,
     ) -> Result<Option<ServicePrincipal>, GraphError> {
-        self.get_opt(
-            "getServicePrincipal",
-            &format!("/servicePrincipals(appId='{}')", odata_quote(app_id)),
-        )
-        .await
+        let op = "getServicePrincipal";
+        let path = format!("/servicePrincipals(appId='{}')", odata_quote(app_id));
+        self.get_opt::<Value>(op, &path)
+            .await?
+            .map(|v| parse_service_principal(op, v))
+            .transpose()
     }
 
     /// Creates the service principal of an app (retrying replication lag); an existing one is returned.
@@ -495,7 +510,7 @@ impl GraphClient {
             )
             .await
         {
-            Ok(Some(v)) => decode("createServicePrincipal", v),
+            Ok(Some(v)) => parse_service_principal("createServicePrincipal", v),
             Ok(None) => Err(GraphError::Decode(
                 "createServicePrincipal: empty body".into(),
             )),
@@ -510,9 +525,9 @@ impl GraphClient {
                         Lag::Retry,
                     )
                     .await?;
-                decode(
+                parse_service_principal(
                     "getServicePrincipal",
-                    sp.ok_or_else(|| GraphError::Decode("empty".into()))?,
+                    sp.ok_or_else(|| GraphError::Decode("getServicePrincipal: empty body".into()))?,
                 )
             }
             Err(e) => Err(e),
@@ -703,6 +718,43 @@ impl GraphClient {
     }
 }
 
+/// Reads a response body of at most [`MAX_RESPONSE_BYTES`]; a larger one is refused, not buffered.
+async fn read_body(op: &str, mut resp: reqwest::Response) -> Result<String, GraphError> {
+    let too_big = || {
+        GraphError::Decode(format!(
+            "{op}: response body larger than the {MAX_RESPONSE_BYTES}-byte limit"
+        ))
+    };
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+    {
+        return Err(too_big());
+    }
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| GraphError::Transport(format!("{op}: reading response: {}", without_url(e))))?
+    {
+        if buf.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(too_big());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// Parses a successful response body as JSON; the error names the operation and the content type.
+pub fn parse_json_body(op: &str, content_type: &str, text: &str) -> Result<Value, GraphError> {
+    serde_json::from_str(text).map_err(|e| {
+        GraphError::Decode(format!(
+            "{op}: response is not valid JSON (content type {content_type}, {} bytes): {e}",
+            text.len()
+        ))
+    })
+}
+
 fn decode<T: DeserializeOwned>(op: &str, v: Value) -> Result<T, GraphError> {
     serde_json::from_value(v).map_err(|e| GraphError::Decode(format!("{op}: {e}")))
 }
@@ -721,7 +773,13 @@ pub fn odata_quote(s: &str) -> String {
 
 /// reqwest errors print the URL; ours carry no secrets, but keep messages short and stable.
 fn without_url(e: reqwest::Error) -> String {
-    e.without_url().to_string()
+    let timed_out = e.is_timeout();
+    let s = e.without_url().to_string();
+    if timed_out && !s.contains("timed out") {
+        format!("{s}: timed out")
+    } else {
+        s
+    }
 }
 
 #[cfg(test)]

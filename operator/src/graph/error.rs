@@ -138,7 +138,20 @@ pub fn odata_error(body: &str) -> (String, String, Vec<String>) {
 
 /// Classifies a non-success Graph response.
 pub fn classify(status: u16, retry_after: Option<&str>, body: &str) -> GraphError {
-    let (code, message, details) = odata_error(body);
+    let (code, mut message, details) = odata_error(body);
+    if code.is_empty() && message.is_empty() && !body.trim().is_empty() {
+        // Not an OData error (e.g. a proxy's HTML page): say so, with a short printable excerpt.
+        let excerpt: String = body
+            .trim()
+            .chars()
+            .take(120)
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        message = format!(
+            "response is not a Graph error ({} bytes): {excerpt}",
+            body.len()
+        );
+    }
     let retry_after = retry_after.and_then(parse_retry_after);
     let lag = details.iter().any(|d| d == "NoBackingApplicationObject")
         || message.contains("does not reference a valid application object")

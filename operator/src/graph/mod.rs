@@ -6,5 +6,7 @@ pub mod error;
 pub mod ratelimit;
 pub mod types;
 
-pub use client::{Credential, Endpoints, GraphClient, RetryPolicy, http_client};
+pub use client::{
+    Credential, Endpoints, GraphClient, RetryPolicy, http_client, http_client_with_timeout,
+};
 pub use error::GraphError;

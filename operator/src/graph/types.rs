@@ -2,6 +2,34 @@
 //! default, so both full create bodies and `$select` bodies parse.
 
 use serde::Deserialize;
+use serde_json::Value;
+
+use super::GraphError;
+
+/// Parses an application body; Graph always returns `id` and `appId`, and the operator must not go on
+/// (PATCH `/applications/`, write an empty client ID) with a body that lacks them.
+pub fn parse_application(op: &str, v: &Value) -> Result<Application, GraphError> {
+    let app: Application = serde_json::from_value(v.clone())
+        .map_err(|e| GraphError::Decode(format!("{op}: application: {e}")))?;
+    if app.id.is_empty() || app.app_id.is_empty() {
+        return Err(GraphError::Decode(format!(
+            "{op}: application in the response has no id or appId"
+        )));
+    }
+    Ok(app)
+}
+
+/// Parses a service principal body; `id` and `appId` must be present.
+pub fn parse_service_principal(op: &str, v: Value) -> Result<ServicePrincipal, GraphError> {
+    let sp: ServicePrincipal = serde_json::from_value(v)
+        .map_err(|e| GraphError::Decode(format!("{op}: service principal: {e}")))?;
+    if sp.id.is_empty() || sp.app_id.is_empty() {
+        return Err(GraphError::Decode(format!(
+            "{op}: service principal in the response has no id or appId"
+        )));
+    }
+    Ok(sp)
+}
 
 #[derive(Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
