@@ -67,19 +67,11 @@ pub async fn put_realism(State(sh): State<Arc<Shared>>, body: axum::body::Bytes)
     let patch: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": e.to_string()})),
-            )
-                .into_response();
+            return bad_request(e.to_string());
         }
     };
     let Some(p) = patch.as_object() else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "expected a JSON object"})),
-        )
-            .into_response();
+        return bad_request("expected a JSON object");
     };
     let c = cur.as_object_mut().unwrap();
     for (k, v) in p {
@@ -101,11 +93,7 @@ pub async fn put_realism(State(sh): State<Arc<Shared>>, body: axum::body::Bytes)
             *sh.limits.lock().unwrap() = l;
             Json(realism_view(&sh)).into_response()
         }
-        (Err(e), _) | (_, Err(e)) => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": e.to_string()})),
-        )
-            .into_response(),
+        (Err(e), _) | (_, Err(e)) => bad_request(e.to_string()),
     }
 }
 
@@ -113,21 +101,13 @@ pub async fn add_tenant(State(sh): State<Arc<Shared>>, body: axum::body::Bytes) 
     let tc: TenantConfig = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": e.to_string()})),
-            )
-                .into_response();
+            return bad_request(e.to_string());
         }
     };
     let mut st = sh.store.lock().unwrap();
     let tid = tc.tenant_id.to_ascii_lowercase();
     if let Err(e) = add_tenant_to_store(&mut st, &tc, &sh.default_sign_in_audience) {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": e.to_string()})),
-        )
-            .into_response();
+        return bad_request(e.to_string());
     }
     sh.persist(&st);
     let t = &st.tenants[&tid];
@@ -161,11 +141,7 @@ pub async fn admin_token(State(sh): State<Arc<Shared>>, Path(tid): Path<String>)
 
 pub async fn trust_issuer(State(sh): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
     let Some(issuer) = body.get("issuer").and_then(Value::as_str) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "issuer is required"})),
-        )
-            .into_response();
+        return bad_request("issuer is required");
     };
     let jwks = body.get("jwks").cloned().unwrap_or(Value::Null);
     if !jwks.is_null() && jwks.get("keys").and_then(Value::as_array).is_none() {
@@ -179,4 +155,13 @@ pub async fn trust_issuer(State(sh): State<Arc<Shared>>, Json(body): Json<Value>
     st.trusted_issuers.insert(issuer.to_string(), jwks);
     sh.persist(&st);
     (StatusCode::NO_CONTENT).into_response()
+}
+
+/// A 400 with `{"error": message}`: the admin API's own (non-Graph) error shape.
+fn bad_request(message: impl std::fmt::Display) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": message.to_string()})),
+    )
+        .into_response()
 }

@@ -1554,20 +1554,7 @@ fn app_sub(r: &Req, t: &mut Tenant, a: AppRef, sub: &str, rest: &[String]) -> R 
                 .unwrap_or("")
                 .to_string();
             let app = &mut t.apps[i];
-            let before = app.body["passwordCredentials"]
-                .as_array()
-                .map(Vec::len)
-                .unwrap_or(0);
-            app.body["passwordCredentials"]
-                .as_array_mut()
-                .unwrap()
-                .retain(|x| s(x, "keyId") != key_id);
-            if app.body["passwordCredentials"]
-                .as_array()
-                .map(Vec::len)
-                .unwrap_or(0)
-                == before
-            {
+            if !remove_by_key_id(&mut app.body["passwordCredentials"], &key_id) {
                 return Err(bad(format!(
                     "No password credential found with keyId '{key_id}'."
                 )));
@@ -1586,20 +1573,7 @@ fn app_sub(r: &Req, t: &mut Tenant, a: AppRef, sub: &str, rest: &[String]) -> R 
                 .unwrap_or("")
                 .to_string();
             let app = &mut t.apps[i];
-            let before = app.body["keyCredentials"]
-                .as_array()
-                .map(Vec::len)
-                .unwrap_or(0);
-            app.body["keyCredentials"]
-                .as_array_mut()
-                .unwrap()
-                .retain(|x| s(x, "keyId") != key_id);
-            if app.body["keyCredentials"]
-                .as_array()
-                .map(Vec::len)
-                .unwrap_or(0)
-                == before
-            {
+            if !remove_by_key_id(&mut app.body["keyCredentials"], &key_id) {
                 return Err(not_found(&key_id));
             }
             app.cert_keys.remove(&key_id);
@@ -2536,6 +2510,16 @@ fn deleted_items(r: &Req, t: &mut Tenant, rest: &[String]) -> R {
             "Method not allowed.",
         )),
     }
+}
+
+/// Removes the credential with `key_id` from a credential collection; false when there was none.
+fn remove_by_key_id(credentials: &mut Value, key_id: &str) -> bool {
+    let Some(list) = credentials.as_array_mut() else {
+        return false;
+    };
+    let before = list.len();
+    list.retain(|x| s(x, "keyId") != key_id);
+    list.len() != before
 }
 
 #[cfg(test)]

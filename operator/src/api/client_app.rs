@@ -4,6 +4,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::common::{DURATION_PATTERN, OBJECT_NAME_PATTERN};
+
 use super::common::{AppStatus, DeletionPolicy, LocalObjectReference, SignInAudience, TenantSpec};
 
 /// Registers one client application of a FHIR server in Microsoft Entra ID and writes its
@@ -80,7 +82,7 @@ pub struct FhirClientAppSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(max = 253),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+        regex(pattern = OBJECT_NAME_PATTERN)
     )]
     pub secret_name: Option<String>,
     /// Display name in Entra ID. Default: `<namespace>/<name>`.
@@ -182,7 +184,7 @@ pub struct CredentialSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(max = 253),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+        regex(pattern = OBJECT_NAME_PATTERN)
     )]
     pub service_account_name: Option<String>,
     /// Rotation policy (ClientSecret).
@@ -202,21 +204,21 @@ pub struct RotationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(max = 32),
-        regex(pattern = r"^(0|([0-9]+(\.[0-9]+)?(ms|s|m|h))+)$")
+        regex(pattern = DURATION_PATTERN)
     )]
     pub validity: Option<String>,
     /// Renew this long before expiry. Default `720h` (30 days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(max = 32),
-        regex(pattern = r"^(0|([0-9]+(\.[0-9]+)?(ms|s|m|h))+)$")
+        regex(pattern = DURATION_PATTERN)
     )]
     pub renew_before: Option<String>,
     /// Keep the previous credential valid this long after the new one is written. Default `24h`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(max = 32),
-        regex(pattern = r"^(0|([0-9]+(\.[0-9]+)?(ms|s|m|h))+)$")
+        regex(pattern = DURATION_PATTERN)
     )]
     pub overlap: Option<String>,
 }

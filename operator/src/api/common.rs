@@ -9,6 +9,12 @@ pub const GROUP: &str = "fhirapps.io";
 /// API version of the custom resources.
 pub const VERSION: &str = "v1alpha1";
 
+/// A Go-style duration as the operator parses it (`0`, `720h`, `1h30m`; units h, m, s, ms).
+pub const DURATION_PATTERN: &str = r"^(0|([0-9]+(\.[0-9]+)?(ms|s|m|h))+)$";
+
+/// A Kubernetes object name (DNS subdomain).
+pub const OBJECT_NAME_PATTERN: &str = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$";
+
 /// What happens to the Entra objects when the Kubernetes resource is deleted.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
 pub enum DeletionPolicy {
@@ -47,7 +53,7 @@ pub struct LocalObjectReference {
     /// Name of the object in the same namespace.
     #[schemars(
         length(min = 1, max = 253),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+        regex(pattern = OBJECT_NAME_PATTERN)
     )]
     pub name: String,
 }

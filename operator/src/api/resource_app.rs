@@ -4,6 +4,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::common::OBJECT_NAME_PATTERN;
+
 use super::common::{AppStatus, DeletionPolicy, SignInAudience, TenantSpec};
 
 /// Literal value of `identifierUri` that selects the `api://{appId}` form.
@@ -161,14 +163,14 @@ pub struct ResourceOutputSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(max = 253),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+        regex(pattern = OBJECT_NAME_PATTERN)
     )]
     pub config_map_name: Option<String>,
     /// Also write the same keys to a Secret of this name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(max = 253),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+        regex(pattern = OBJECT_NAME_PATTERN)
     )]
     pub secret_name: Option<String>,
 }

@@ -12,7 +12,7 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
-use super::resource_app::{converge_app, delete_app};
+use super::application::{WRITE_APPS, converge_app, delete_app, report_app_change};
 use super::{Context, Error, FINALIZER, Outcome, apply_secret, finish, managed_labels, needs};
 use crate::api::{
     AppStatus, CredentialStatus, CredentialType, DeletionPolicy, FhirClientApp, FhirResourceApp,
@@ -26,7 +26,6 @@ use crate::build::resource::{app_roles, entitlements, scopes};
 use crate::graph::types::{Application, PasswordCredential};
 use crate::graph::{GraphClient, GraphError};
 
-const WRITE_APPS: &str = "Application.ReadWrite.OwnedBy (or Application.ReadWrite.All)";
 const ANN_KEY_ID: &str = "fhirapps.io/key-id";
 const ANN_SECRET_SHA256: &str = "fhirapps.io/secret-sha256";
 const ANN_EXPIRES: &str = "fhirapps.io/expires-at";
@@ -184,21 +183,11 @@ async fn resolve_target(
         Some(sp) => (
             sp.oauth2_permission_scopes
                 .iter()
-                .filter_map(|s| {
-                    Some(crate::build::resource::Entitlement {
-                        id: s.id.clone(),
-                        value: s.value.clone()?,
-                    })
-                })
+                .filter_map(|s| entitlement(&s.id, &s.value))
                 .collect(),
             sp.app_roles
                 .iter()
-                .filter_map(|s| {
-                    Some(crate::build::resource::Entitlement {
-                        id: s.id.clone(),
-                        value: s.value.clone()?,
-                    })
-                })
+                .filter_map(|s| entitlement(&s.id, &s.value))
                 .collect(),
             Some(sp.id),
         ),
@@ -316,33 +305,7 @@ async fn apply_inner(
     )
     .await?;
     let parsed: Application = crate::graph::types::parse_application("application", &app)?;
-    if let Some(c) = change {
-        let recreated = c == "Created"
-            && status
-                .application_object_id
-                .as_deref()
-                .is_some_and(|o| o != parsed.id);
-        let (reason, note) = if recreated {
-            (
-                "Recreated",
-                format!("application {unique_name} was missing in Entra ID and was recreated"),
-            )
-        } else if c == "Created" {
-            (
-                "Created",
-                format!(
-                    "created application {unique_name} (appId {})",
-                    parsed.app_id
-                ),
-            )
-        } else {
-            (
-                "Updated",
-                format!("updated application {unique_name} to match the spec"),
-            )
-        };
-        ctx.event(obj, recreated, reason, note).await;
-    }
+    report_app_change(ctx, obj, status, change, &unique_name, &parsed).await;
     let sp = graph
         .ensure_service_principal(&parsed.app_id)
         .await
@@ -699,4 +662,12 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
 
 pub fn error_policy(_obj: Arc<FhirClientApp>, err: &Error, ctx: Arc<Context>) -> Action {
     super::backoff(err, &ctx, "FhirClientApp")
+}
+
+/// A published scope or role, as far as a client can request it (one without a value cannot be).
+fn entitlement(id: &str, value: &Option<String>) -> Option<crate::build::resource::Entitlement> {
+    Some(crate::build::resource::Entitlement {
+        id: id.to_string(),
+        value: value.clone()?,
+    })
 }

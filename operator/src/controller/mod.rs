@@ -1,5 +1,6 @@
 //! Reconcilers: a thin layer that reads, calls the pure builders and applies the result.
 
+pub mod application;
 pub mod client_app;
 pub mod resource_app;
 

@@ -1,0 +1,145 @@
+//! The Entra application behind either kind: converge it to the desired body (creating it by
+//! `uniqueName` upsert), tell the user what changed, and delete it when the resource goes.
+
+use kube::Resource;
+
+use super::{Context, Error, needs};
+use crate::api::AppStatus;
+use crate::build::diff;
+use crate::build::naming::{ResourceIdentity, owned_by};
+use crate::graph::GraphClient;
+use crate::graph::types::Application;
+
+pub const WRITE_APPS: &str = "Application.ReadWrite.OwnedBy (or Application.ReadWrite.All)";
+
+/// Creates or converges the application (with the disable-first phase), returns it.
+pub async fn converge_app(
+    graph: &GraphClient,
+    unique_name: &str,
+    desired: &serde_json::Value,
+    id: &ResourceIdentity<'_>,
+    adopt: bool,
+) -> Result<(serde_json::Value, Option<&'static str>), Error> {
+    let existing = graph
+        .get_application_by_unique_name(unique_name)
+        .await
+        .map_err(needs("read applications", WRITE_APPS))?;
+    match existing {
+        None => {
+            let mut body = desired.clone();
+            body["uniqueName"] = serde_json::json!(unique_name);
+            let (app, created) = graph
+                .upsert_application(unique_name, &body)
+                .await
+                .map_err(needs("create the application", WRITE_APPS))?;
+            Ok((app, Some(if created { "Created" } else { "Updated" })))
+        }
+        Some(actual) => {
+            let tags: Vec<String> =
+                serde_json::from_value(actual["tags"].clone()).unwrap_or_default();
+            if !owned_by(&tags, id) && !adopt {
+                return Err(Error::NotOwned {
+                    unique_name: unique_name.to_string(),
+                });
+            }
+            let oid = actual["id"].as_str().unwrap_or_default().to_string();
+            let mut changed = false;
+            if let Some(phase1) = diff::disable_phase(desired, &actual) {
+                graph
+                    .patch_application(&oid, &phase1)
+                    .await
+                    .map_err(needs("update the application", WRITE_APPS))?;
+                changed = true;
+            }
+            if let Some(patch) = diff::patch_body(desired, &actual) {
+                graph
+                    .patch_application(&oid, &patch)
+                    .await
+                    .map_err(needs("update the application", WRITE_APPS))?;
+                changed = true;
+            }
+            let mut app = actual;
+            if changed && let Some(o) = desired.as_object() {
+                for (k, v) in o {
+                    app[k] = v.clone();
+                }
+            }
+            Ok((app, changed.then_some("Updated")))
+        }
+    }
+}
+
+/// An Event for what [`converge_app`] changed; a create for a resource whose status already names
+/// another object ID means the application was deleted out of band and has been recreated.
+pub async fn report_app_change<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    obj: &K,
+    status: &AppStatus,
+    change: Option<&str>,
+    unique_name: &str,
+    parsed: &Application,
+) {
+    let Some(c) = change else { return };
+    let recreated = c == "Created"
+        && status
+            .application_object_id
+            .as_deref()
+            .is_some_and(|o| o != parsed.id);
+    let (reason, note) = if recreated {
+        (
+            "Recreated",
+            format!("application {unique_name} was missing in Entra ID and was recreated"),
+        )
+    } else if c == "Created" {
+        (
+            "Created",
+            format!(
+                "created application {unique_name} (appId {})",
+                parsed.app_id
+            ),
+        )
+    } else {
+        (
+            "Updated",
+            format!("updated application {unique_name} to match the spec"),
+        )
+    };
+    ctx.event(obj, recreated, reason, note).await;
+}
+
+/// Deletes the application with `unique_name` and its service principal if this operator owns it.
+pub async fn delete_app(
+    graph: &GraphClient,
+    unique_name: &str,
+    id: &ResourceIdentity<'_>,
+) -> Result<(), Error> {
+    let Some(app) = graph
+        .get_application_by_unique_name(unique_name)
+        .await
+        .map_err(needs("read applications", WRITE_APPS))?
+    else {
+        return Ok(());
+    };
+    let parsed: Application = crate::graph::types::parse_application("application", &app)?;
+    if !owned_by(&parsed.tags, id) {
+        tracing::info!(
+            unique_name,
+            "application not owned by this resource; leaving it"
+        );
+        return Ok(());
+    }
+    if let Some(sp) = graph
+        .get_service_principal_by_app_id(&parsed.app_id)
+        .await?
+    {
+        graph
+            .delete_service_principal(&sp.id)
+            .await
+            .map_err(needs("delete the service principal", WRITE_APPS))?;
+    }
+    graph
+        .delete_application(&parsed.id)
+        .await
+        .map_err(needs("delete the application", WRITE_APPS))?;
+    Ok(())
+}
