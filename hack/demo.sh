@@ -46,8 +46,8 @@ echo "  Graph: $GRAPH_URL   tenant: $AZURE_TENANT_ID"
 step "Installing the CRDs and starting the operator"
 kubectl apply --server-side -f crds/ | sed 's/^/  /'
 kubectl wait --for=condition=Established crd --all --timeout=60s >/dev/null
-FHIR_OP_GRAPH_URL=$GRAPH_URL FHIR_OP_EXTRA_CA_FILE=$CA_FILE FHIR_OP_HTTP_ADDR=127.0.0.1:0 \
-  target/debug/fhir-app-operator >"$demo/operator.log" 2>&1 &
+# emulator.env holds AZURE_* and FHIR_OP_* (sourced above), the names the operator reads.
+FHIR_OP_HTTP_ADDR=127.0.0.1:0 target/debug/fhir-app-operator >"$demo/operator.log" 2>&1 &
 echo $! >>"$demo/pids"
 
 step "Applying examples/demo/"

@@ -1969,6 +1969,22 @@ fn create_sp(r: &Req, t: &mut Tenant) -> R {
                 t.apps[i].owners.clone(),
             )
         }
+        None if app_id == store::HEALTHCARE_APP_ID => {
+            // Importing Microsoft's first-party app (`az ad sp create --id …`) takes more than OwnedBy.
+            if !r.all() {
+                return Err(denied());
+            }
+            let sp = store::healthcare_sp(&t.id);
+            t.sps.push(SpRec {
+                body: sp.clone(),
+                owners: vec![],
+                visible_from_ms: now_ms() + r.lag,
+            });
+            return Ok(json_resp(
+                StatusCode::CREATED,
+                &with_context(r.ctx("servicePrincipals/$entity"), &sp),
+            ));
+        }
         None => {
             // A multi-tenant application registered in another tenant.
             let other = r.sh_other_app(&app_id);

@@ -68,6 +68,9 @@ pub struct TenantConfig {
     pub tenant_id: String,
     pub verified_domains: Vec<String>,
     pub apps: Vec<BootstrapApp>,
+    /// Whether the "Azure Healthcare APIs" first-party service principal is in the tenant (it is
+    /// once someone has used Azure Health Data Services there, or ran `az ad sp create --id …`).
+    pub healthcare_service_principal: bool,
 }
 
 impl Default for TenantConfig {
@@ -78,6 +81,7 @@ impl Default for TenantConfig {
             tenant_id: uuid::Uuid::new_v4().to_string(),
             verified_domains: vec!["contoso.onmicrosoft.com".into(), "contoso.example".into()],
             apps: vec![BootstrapApp::default()],
+            healthcare_service_principal: true,
         }
     }
 }

@@ -13,7 +13,11 @@ use std::path::PathBuf;
 ///
 ///   GRAPH_URL=https://127.0.0.1:PORT/v1.0
 ///   AZURE_AUTHORITY_HOST=https://127.0.0.1:PORT/
-///   AZURE_TENANT_ID=…  AZURE_CLIENT_ID=…  AZURE_CLIENT_SECRET=…  CA_FILE=…
+///   AZURE_TENANT_ID=…  AZURE_CLIENT_ID=…  AZURE_CLIENT_SECRET=…
+///   FHIR_OP_GRAPH_URL=…  FHIR_OP_EXTRA_CA_FILE=…  CA_FILE=… (printed last: once it is there, all are)
+///
+/// so `set -a; eval "$(entra-emulator …)"` configures fhir-app-operator directly (it reads the
+/// AZURE_* and FHIR_OP_* names).
 ///
 /// The client is the bootstrap "operator" application of the first tenant; it holds the Graph
 /// application permissions given with --permission (default Application.ReadWrite.OwnedBy).
@@ -215,10 +219,11 @@ async fn main() -> anyhow::Result<()> {
         "AZURE_CLIENT_SECRET='{}'",
         running.client_secret().replace('\'', "'\\''")
     );
-    println!(
-        "CA_FILE={}",
-        shell_quote(&running.ca_file().display().to_string())
-    );
+    let ca_file = shell_quote(&running.ca_file().display().to_string());
+    // The same values under the names fhir-app-operator reads.
+    println!("FHIR_OP_GRAPH_URL={}", running.graph_url());
+    println!("FHIR_OP_EXTRA_CA_FILE={ca_file}");
+    println!("CA_FILE={ca_file}");
     use std::io::Write;
     std::io::stdout().flush()?;
     eprintln!(

@@ -291,6 +291,7 @@ pub fn add_tenant(store: &mut Store, tc: &TenantConfig, default_aud: &str) -> an
             Tenant::new(
                 &tc.tenant_id.to_ascii_lowercase(),
                 tc.verified_domains.clone(),
+                tc.healthcare_service_principal,
             )
         });
     for d in &tc.verified_domains {

@@ -125,7 +125,7 @@ pub fn s(v: &Value, k: &str) -> String {
 }
 
 impl Tenant {
-    pub fn new(id: &str, domains: Vec<String>) -> Self {
+    pub fn new(id: &str, domains: Vec<String>, with_healthcare_sp: bool) -> Self {
         let mut t = Tenant {
             id: id.to_string(),
             domains,
@@ -136,11 +136,13 @@ impl Tenant {
             owners: vec![],
             visible_from_ms: 0,
         });
-        t.sps.push(SpRec {
-            body: healthcare_sp(id),
-            owners: vec![],
-            visible_from_ms: 0,
-        });
+        if with_healthcare_sp {
+            t.sps.push(SpRec {
+                body: healthcare_sp(id),
+                owners: vec![],
+                visible_from_ms: 0,
+            });
+        }
         t
     }
     pub fn publisher_domain(&self) -> String {

@@ -1001,3 +1001,49 @@ async fn admin_api_state_and_call_log() {
     );
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn first_party_healthcare_service_principal_absent_until_imported_by_an_admin() {
+    let mut cfg = config();
+    cfg.tenants[0].healthcare_service_principal = false;
+    let (emu, c) = start(cfg).await;
+    let op = Graph::new(&c, &emu, &operator_token(&c, &emu).await);
+    let admin = Graph::new(&c, &emu, &emu.admin_token(&emu.tenant_id()));
+    let path = "/servicePrincipals(appId='4f6778d8-5aef-43dc-a1ff-b073724b9495')";
+    assert_eq!(admin.get(path).await.status, 404);
+    // No token for the service can be issued in the tenant without its service principal.
+    let (st, v) = secret_token(
+        &c,
+        &emu,
+        &emu.client_id(),
+        &emu.client_secret(),
+        "https://azurehealthcareapis.com/.default",
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("AADSTS500011"),
+        "{v}"
+    );
+    // Importing it (`az ad sp create --id …`) is beyond Application.ReadWrite.OwnedBy.
+    let body = json!({"appId": "4f6778d8-5aef-43dc-a1ff-b073724b9495"});
+    let r = op.post("/servicePrincipals", body.clone()).await;
+    assert_eq!(r.status, 403);
+    let r = admin.post("/servicePrincipals", body).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["appDisplayName"], "Azure Healthcare APIs");
+    assert_eq!(admin.get(path).await.status, 200);
+    let (st, v) = secret_token(
+        &c,
+        &emu,
+        &emu.client_id(),
+        &emu.client_secret(),
+        "https://azurehealthcareapis.com/.default",
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    emu.shutdown().await;
+}

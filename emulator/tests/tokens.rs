@@ -489,6 +489,7 @@ async fn second_tenant_via_admin_api() {
             tenant_id: tid.clone(),
             verified_domains: vec!["fabrikam.example".into()],
             apps: vec![app.clone()],
+            ..Default::default()
         })
         .send()
         .await

@@ -236,6 +236,26 @@ impl Harness {
         }
     }
 
+    /// The operator running against a Ready FhirResourceApp `fhir` for `https://fhir.contoso.example`.
+    pub async fn with_resource_app(prefix: &str) -> Self {
+        let mut h = Self::new(prefix, full_permissions()).await;
+        h.start_operator(h.config()).await;
+        h.apply::<fhir_app_operator::api::FhirResourceApp>(resource_app(
+            "fhir",
+            json!({"fhirUrl": "https://fhir.contoso.example"}),
+        ))
+        .await
+        .unwrap();
+        h.wait_condition::<fhir_app_operator::api::FhirResourceApp>(
+            "fhir",
+            "Ready",
+            "True",
+            Duration::from_secs(60),
+        )
+        .await;
+        h
+    }
+
     /// Waits until the object's condition `ty` has `status` for the current generation; returns the object.
     pub async fn wait_condition<K>(
         &self,
@@ -330,12 +350,23 @@ impl Harness {
         &self,
         data: &std::collections::BTreeMap<String, String>,
     ) -> Result<Value, String> {
-        let form = [
+        self.token_with(data, &[("client_secret", &data["AZURE_CLIENT_SECRET"])])
+            .await
+    }
+
+    /// Client-credentials token for the Secret's client and FHIR scope at its token endpoint, proving
+    /// the client with `proof` (a secret or a client assertion); returns its claims.
+    pub async fn token_with(
+        &self,
+        data: &std::collections::BTreeMap<String, String>,
+        proof: &[(&str, &str)],
+    ) -> Result<Value, String> {
+        let mut form = vec![
             ("grant_type", "client_credentials"),
             ("client_id", data["AZURE_CLIENT_ID"].as_str()),
-            ("client_secret", data["AZURE_CLIENT_SECRET"].as_str()),
             ("scope", data["FHIR_SCOPE"].as_str()),
         ];
+        form.extend_from_slice(proof);
         let resp = self
             .http
             .post(&data["TOKEN_ENDPOINT"])
@@ -396,4 +427,13 @@ pub fn resource_app(name: &str, spec: Value) -> Value {
 /// JSON for a FhirClientApp.
 pub fn client_app(name: &str, spec: Value) -> Value {
     json!({"apiVersion": "fhirapps.io/v1alpha1", "kind": "FhirClientApp", "metadata": {"name": name}, "spec": spec})
+}
+
+/// The condition `ty` of an object given as JSON (`Null` if absent).
+pub fn condition(obj: &Value, ty: &str) -> Value {
+    obj["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == ty))
+        .cloned()
+        .unwrap_or(Value::Null)
 }

@@ -361,8 +361,8 @@ async fn invalid_manifests_are_refused_with_messages_a_user_understands() {
         ),
         (
             'C',
-            json!({"type": "Service", "target": target, "credential": {"type": "Certificate"}}),
-            Refused("spec.credential.type: Unsupported value: \"Certificate\""),
+            json!({"type": "Service", "target": target, "credential": {"type": "Password"}}),
+            Refused("spec.credential.type: Unsupported value: \"Password\""),
         ),
         (
             'C',
@@ -373,6 +373,16 @@ async fn invalid_manifests_are_refused_with_messages_a_user_understands() {
             'C',
             json!({"type": "Service", "target": target, "credential": {"type": "ClientSecret", "serviceAccountName": "reader"}}),
             Refused("credential.serviceAccountName applies only to type WorkloadIdentity"),
+        ),
+        (
+            'C',
+            json!({"type": "Service", "target": target, "credential": {"type": "WorkloadIdentity", "serviceAccountName": "reader", "rotation": {"validity": "24h"}}}),
+            Refused("a WorkloadIdentity credential has nothing to rotate"),
+        ),
+        (
+            'C',
+            json!({"type": "Public", "target": target, "redirectUris": ["http://localhost:3000"], "credential": {"type": "Certificate"}}),
+            Refused("a Public client has no credential"),
         ),
         (
             'C',
@@ -452,6 +462,12 @@ async fn invalid_manifests_are_refused_with_messages_a_user_understands() {
             'C',
             json!({"type": "Service", "target": {"managed": {"fhirUrl": "https://ws-fhir.fhir.azurehealthcareapis.com", "audience": "https://azurehealthcareapis.com"}},
             "roles": ["globalReader", "globalWriter"], "assignAppRoles": true, "credential": {"type": "WorkloadIdentity", "serviceAccountName": "fhir-reader"}}),
+            Accepted,
+        ),
+        (
+            'C',
+            json!({"type": "Confidential", "target": target, "redirectUris": ["https://portal.contoso.example/cb"],
+            "credential": {"type": "Certificate", "rotation": {"validity": "2160h", "renewBefore": "720h", "overlap": "48h"}}}),
             Accepted,
         ),
         (

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use fhir_app_operator::api::{FhirClientApp, FhirResourceApp};
 use fhir_app_operator_tests::operator::{
-    Harness, client_app, full_permissions, resource_app, secret_data,
+    Harness, client_app, condition, full_permissions, resource_app, secret_data,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 use reqwest::Method;
@@ -218,13 +218,7 @@ async fn client_created_before_its_resource_app_waits_then_becomes_ready() {
     let obj = h
         .wait_condition::<FhirClientApp>("portal", "Reconciling", "True", T)
         .await;
-    let ready = obj["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Ready")
-        .unwrap()
-        .clone();
+    let ready = condition(&obj, "Ready");
     assert_eq!(ready["status"], "False");
     assert_eq!(ready["reason"], "WaitingForResourceApp");
     assert!(
@@ -278,13 +272,7 @@ async fn unverified_domain_and_missing_permission_give_clear_stalled_conditions(
     let obj = h
         .wait_condition::<FhirResourceApp>("elsewhere", "Stalled", "True", T)
         .await;
-    let stalled = obj["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Stalled")
-        .unwrap()
-        .clone();
+    let stalled = condition(&obj, "Stalled");
     assert_eq!(stalled["reason"], "HostNameNotOnVerifiedDomain");
     assert!(
         stalled["message"]
@@ -310,13 +298,7 @@ async fn unverified_domain_and_missing_permission_give_clear_stalled_conditions(
     let obj = h
         .wait_condition::<FhirClientApp>("etl", "Stalled", "True", T)
         .await;
-    let stalled = obj["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Stalled")
-        .unwrap()
-        .clone();
+    let stalled = condition(&obj, "Stalled");
     assert_eq!(stalled["reason"], "PermissionDenied");
     assert!(
         stalled["message"]

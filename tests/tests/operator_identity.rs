@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use fhir_app_operator::api::{FhirClientApp, FhirResourceApp};
 use fhir_app_operator_tests::operator::{
-    Harness, claims, client_app, full_permissions, resource_app, secret_data,
+    Harness, claims, client_app, condition, full_permissions, resource_app, secret_data,
 };
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
@@ -186,6 +186,65 @@ async fn a_resource_app_in_another_tenant_uses_the_credentials_secret() {
         )
         .await;
     assert_eq!(code, 404, "and not in the operator's own tenant");
+
+    // Its clients follow it into that tenant without naming it, and their Secret signs in there.
+    h.apply::<FhirClientApp>(client_app(
+        "etl",
+        json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir"}}, "roles": ["globalReader"]}),
+    ))
+    .await
+    .unwrap();
+    let etl = h
+        .wait_condition::<FhirClientApp>("etl", "Ready", "True", T)
+        .await;
+    assert_eq!(etl["status"]["tenantId"], other.as_str());
+    let d = secret_data(&h.client, &h.ns.name, "etl-fhir-client")
+        .await
+        .unwrap();
+    assert_eq!(d["AZURE_TENANT_ID"], other);
+    let claims = h.token_from_secret(&d).await.unwrap();
+    assert_eq!(claims["tid"], other.as_str());
+    assert_eq!(claims["aud"], "https://fhir.fabrikam.example");
+
+    // A client that insists on another tenant is told why that cannot work, and nothing is registered.
+    let own = h.emu.tenant_id();
+    h.apply::<FhirClientApp>(client_app(
+        "stray",
+        json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir"}}, "tenant": {"tenantId": own}}),
+    ))
+    .await
+    .unwrap();
+    let stray = h
+        .wait_condition::<FhirClientApp>("stray", "Stalled", "True", T)
+        .await;
+    let c = condition(&stray, "Stalled");
+    assert_eq!(c["reason"], "TenantMismatch");
+    assert!(
+        c["message"].as_str().unwrap().contains(&format!(
+            "FhirResourceApp {}/fhir is in tenant {other}",
+            h.ns.name
+        )),
+        "{c}"
+    );
+    assert!(h.apps_with_unique_name_prefix("").await.is_empty());
+
+    // Deleting the client removes its app from the tenant it was registered in.
+    let etl_app = etl["status"]["clientId"].as_str().unwrap().to_string();
+    h.delete::<FhirClientApp>("etl").await.unwrap();
+    h.eventually("the client app deleted in the other tenant", T, || {
+        let url = format!("{}/applications(appId='{etl_app}')", h.emu.graph_url());
+        let req = h.http.get(url).bearer_auth(h.emu.admin_token(&other));
+        async move {
+            let code = req
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .status()
+                .as_u16();
+            Ok::<_, String>((code == 404).then_some(()))
+        }
+    })
+    .await;
     h.stop_operator().await;
 }
 

@@ -3,29 +3,15 @@
 
 use std::time::{Duration, Instant};
 
-use fhir_app_operator::api::{FhirClientApp, FhirResourceApp};
+use fhir_app_operator::api::FhirClientApp;
 use fhir_app_operator_tests::operator::{
-    Harness, client_app, full_permissions, resource_app, secret_data,
+    Harness, client_app, condition, full_permissions, secret_data,
 };
 use k8s_openapi::api::core::v1::Secret;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(60);
-
-async fn with_resource_app(prefix: &str) -> Harness {
-    let mut h = Harness::new(prefix, full_permissions()).await;
-    h.start_operator(h.config()).await;
-    h.apply::<FhirResourceApp>(resource_app(
-        "fhir",
-        json!({"fhirUrl": "https://fhir.contoso.example"}),
-    ))
-    .await
-    .unwrap();
-    h.wait_condition::<FhirResourceApp>("fhir", "Ready", "True", T)
-        .await;
-    h
-}
 
 fn service(extra: Value) -> Value {
     let mut spec = json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir"}}, "roles": ["globalReader"]});
@@ -56,7 +42,7 @@ fn key_ids(app: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn a_secret_deleted_by_a_user_is_restored_with_a_fresh_credential_and_the_old_one_pruned() {
-    let mut h = with_resource_app("op-secret").await;
+    let mut h = Harness::with_resource_app("op-secret").await;
     h.apply::<FhirClientApp>(client_app("etl", service(json!({}))))
         .await
         .unwrap();
@@ -129,7 +115,7 @@ async fn a_secret_deleted_by_a_user_is_restored_with_a_fresh_credential_and_the_
 
 #[tokio::test]
 async fn drift_in_entra_is_corrected_and_a_deleted_app_is_recreated() {
-    let mut h = with_resource_app("op-drift").await;
+    let mut h = Harness::with_resource_app("op-drift").await;
     h.apply::<FhirClientApp>(client_app("portal", json!({
         "type": "Confidential", "target": {"resourceAppRef": {"name": "fhir"}}, "redirectUris": ["https://portal.contoso.example/cb"]
     })))
@@ -214,7 +200,7 @@ async fn drift_in_entra_is_corrected_and_a_deleted_app_is_recreated() {
 
 #[tokio::test]
 async fn credentials_rotate_before_expiry_with_overlap() {
-    let mut h = with_resource_app("op-rot").await;
+    let mut h = Harness::with_resource_app("op-rot").await;
     h.apply::<FhirClientApp>(client_app("etl", service(json!({
         "credential": {"type": "ClientSecret", "rotation": {"validity": "1h", "renewBefore": "59m54s", "overlap": "3s"}}
     }))))
@@ -275,7 +261,7 @@ async fn credentials_rotate_before_expiry_with_overlap() {
 
 #[tokio::test]
 async fn orphan_policy_leaves_the_app_and_delete_policy_removes_it() {
-    let mut h = with_resource_app("op-del").await;
+    let mut h = Harness::with_resource_app("op-del").await;
     h.apply::<FhirClientApp>(client_app(
         "keep",
         service(json!({"deletionPolicy": "Orphan"})),
@@ -321,7 +307,7 @@ async fn orphan_policy_leaves_the_app_and_delete_policy_removes_it() {
 
 #[tokio::test]
 async fn operator_killed_mid_reconcile_creates_no_duplicate_apps() {
-    let mut h = with_resource_app("op-crash").await;
+    let mut h = Harness::with_resource_app("op-crash").await;
     let names: Vec<String> = (0..4).map(|i| format!("svc-{i}")).collect();
     for n in &names {
         h.apply::<FhirClientApp>(client_app(n, service(json!({}))))
@@ -410,6 +396,26 @@ async fn clients_of_the_managed_fhir_service() {
     );
     let (_, app) = app_by_app_id(&h, spa["status"]["clientId"].as_str().unwrap()).await;
     assert_eq!(app["spa"]["redirectUris"], json!(["http://localhost:3000"]));
+    // The permission is the scope the first-party service principal publishes in this tenant.
+    let (_, fp) = h
+        .graph(
+            Method::GET,
+            "/servicePrincipals(appId='4f6778d8-5aef-43dc-a1ff-b073724b9495')",
+            None,
+        )
+        .await;
+    let scope_id = fp["oauth2PermissionScopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["value"] == "user_impersonation")
+        .unwrap()["id"]
+        .clone();
+    assert_eq!(
+        app["requiredResourceAccess"],
+        json!([{"resourceAppId": "4f6778d8-5aef-43dc-a1ff-b073724b9495",
+                "resourceAccess": [{"id": scope_id, "type": "Scope"}]}])
+    );
     assert!(
         key_ids(&app).is_empty(),
         "no password credential on a public client"
@@ -425,10 +431,61 @@ async fn clients_of_the_managed_fhir_service() {
     h.stop_operator().await;
 }
 
+#[tokio::test]
+async fn a_managed_target_without_its_service_principal_in_the_tenant_stalls_with_the_fix() {
+    // A tenant where nobody has used Azure Health Data Services yet.
+    let mut h = Harness::with_emulator("op-managed-nosp", |cfg, _| {
+        cfg.tenants[0].apps[0].permissions = full_permissions();
+        cfg.tenants[0].healthcare_service_principal = false;
+    })
+    .await;
+    h.start_operator(h.config()).await;
+    h.apply::<FhirClientApp>(client_app(
+        "svc",
+        json!({"type": "Service", "target": {"managed": {"fhirUrl": "https://ws-fhir.fhir.azurehealthcareapis.com"}}}),
+    ))
+    .await
+    .unwrap();
+    let obj = h
+        .wait_condition::<FhirClientApp>("svc", "Stalled", "True", T)
+        .await;
+    let stalled = condition(&obj, "Stalled");
+    assert_eq!(stalled["reason"], "ManagedServicePrincipalMissing");
+    let message = stalled["message"].as_str().unwrap();
+    assert!(
+        message.contains("az ad sp create --id 4f6778d8-5aef-43dc-a1ff-b073724b9495"),
+        "{message}"
+    );
+    assert!(
+        h.apps_with_unique_name_prefix("").await.is_empty(),
+        "nothing registered while it cannot work"
+    );
+    // An administrator imports the first-party service principal; the next reconcile succeeds.
+    let (code, body) = h
+        .graph(
+            Method::POST,
+            "/servicePrincipals",
+            Some(json!({"appId": "4f6778d8-5aef-43dc-a1ff-b073724b9495"})),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    h.api::<FhirClientApp>()
+        .patch(
+            "svc",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"annotations": {"touch": "1"}}})),
+        )
+        .await
+        .unwrap();
+    h.wait_condition::<FhirClientApp>("svc", "Ready", "True", T)
+        .await;
+    h.stop_operator().await;
+}
+
 /// Measures reconcile time and Graph calls of one client app (printed; run with --nocapture).
 #[tokio::test]
 async fn measure_graph_calls_of_one_client_app() {
-    let mut h = with_resource_app("op-measure").await;
+    let mut h = Harness::with_resource_app("op-measure").await;
     let before = h.emu.calls().len();
     let started = Instant::now();
     h.apply::<FhirClientApp>(client_app("etl", service(json!({"assignAppRoles": true}))))

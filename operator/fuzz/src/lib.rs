@@ -224,6 +224,7 @@ fn client(spec: &FhirClientAppSpec) {
         client_secret: Some("fuzz-secret"),
         federated_token_file: None,
         credential: cred,
+        certificate: None,
     });
     for u in spec.redirect_uris.iter().flatten() {
         let _ = cb::smart_proxy_callback(&full.fhir_url, u);

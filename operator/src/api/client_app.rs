@@ -166,6 +166,10 @@ pub struct ManagedTarget {
 pub enum CredentialType {
     /// A client secret (password credential), written to `AZURE_CLIENT_SECRET`.
     ClientSecret,
+    /// A self-signed certificate the operator issues and registers; its private key exists only in
+    /// the output Secret (`client-certificate.pem`, `tls.crt`, `tls.key`). Mount the Secret at
+    /// `/var/run/secrets/fhirapps.io/client`, where `AZURE_CLIENT_CERTIFICATE_PATH` points.
+    Certificate,
     /// A federated identity credential for Kubernetes workload identity: no secret at all.
     WorkloadIdentity,
 }
@@ -175,10 +179,11 @@ pub enum CredentialType {
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("self.type != 'WorkloadIdentity' || has(self.serviceAccountName)").message("credential.type WorkloadIdentity needs credential.serviceAccountName"),
-    validation = Rule::new("self.type == 'WorkloadIdentity' || !has(self.serviceAccountName)").message("credential.serviceAccountName applies only to type WorkloadIdentity")
+    validation = Rule::new("self.type == 'WorkloadIdentity' || !has(self.serviceAccountName)").message("credential.serviceAccountName applies only to type WorkloadIdentity"),
+    validation = Rule::new("self.type != 'WorkloadIdentity' || !has(self.rotation)").message("credential.rotation applies to ClientSecret and Certificate; a WorkloadIdentity credential has nothing to rotate")
 )]
 pub struct CredentialSpec {
-    /// ClientSecret or WorkloadIdentity.
+    /// ClientSecret, Certificate or WorkloadIdentity.
     pub r#type: CredentialType,
     /// Service account (same namespace) whose projected token is federated (WorkloadIdentity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -187,7 +192,7 @@ pub struct CredentialSpec {
         regex(pattern = OBJECT_NAME_PATTERN)
     )]
     pub service_account_name: Option<String>,
-    /// Rotation policy (ClientSecret).
+    /// Rotation policy (ClientSecret and Certificate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<RotationSpec>,
 }

@@ -162,6 +162,18 @@ pub struct SecretInputs<'a> {
     /// Federated token file path for workload identity (the AKS webhook's default if `None`).
     pub federated_token_file: Option<&'a str>,
     pub credential: Option<CredentialType>,
+    /// Certificate files (Certificate credential).
+    pub certificate: Option<&'a CertificateFiles>,
+}
+
+/// What a Certificate credential puts in the output Secret.
+pub struct CertificateFiles {
+    /// Private key + certificate, PEM.
+    pub bundle: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+    /// The previous certificate (public part) while it overlaps.
+    pub previous_cert_pem: Option<String>,
 }
 
 /// Output Secret data (`envFrom`-ready for the Azure SDKs' environment credential).
@@ -190,6 +202,21 @@ pub fn secret_data(i: &SecretInputs<'_>) -> BTreeMap<String, String> {
         Some(CredentialType::ClientSecret) => {
             if let Some(s) = i.client_secret {
                 d.insert("AZURE_CLIENT_SECRET".into(), s.to_string());
+            }
+        }
+        Some(CredentialType::Certificate) => {
+            if let Some(c) = i.certificate {
+                use super::certificate as cert;
+                d.insert(
+                    "AZURE_CLIENT_CERTIFICATE_PATH".into(),
+                    format!("{}/{}", cert::DEFAULT_MOUNT_DIR, cert::BUNDLE_KEY),
+                );
+                d.insert(cert::BUNDLE_KEY.into(), c.bundle.clone());
+                d.insert(cert::CERT_KEY.into(), c.cert_pem.clone());
+                d.insert(cert::PRIVATE_KEY_KEY.into(), c.key_pem.clone());
+                if let Some(p) = &c.previous_cert_pem {
+                    d.insert(cert::PREVIOUS_CERT_KEY.into(), p.clone());
+                }
             }
         }
         Some(CredentialType::WorkloadIdentity) => {
@@ -347,6 +374,7 @@ mod tests {
             client_secret: Some("s3cr3t"),
             federated_token_file: None,
             credential: Some(CredentialType::ClientSecret),
+            certificate: None,
         });
         assert_eq!(d["AZURE_CLIENT_ID"], "cid");
         assert_eq!(d["AZURE_TENANT_ID"], "tid");
@@ -369,6 +397,7 @@ mod tests {
                 client_secret: None,
                 federated_token_file: None,
                 credential: None,
+                certificate: None,
             }
         });
         assert!(!wi.contains_key("AZURE_CLIENT_SECRET"));

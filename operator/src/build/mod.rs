@@ -1,5 +1,6 @@
 //! Pure builders: spec (+ observed state) → desired Graph objects, Kubernetes outputs and conditions.
 
+pub mod certificate;
 pub mod client;
 pub mod conditions;
 pub mod credentials;

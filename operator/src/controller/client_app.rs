@@ -16,7 +16,9 @@ use super::application::{WRITE_APPS, converge_app, delete_app, report_app_change
 use super::{Context, Error, FINALIZER, Outcome, apply_secret, finish, managed_labels, needs};
 use crate::api::{
     AppStatus, CredentialStatus, CredentialType, DeletionPolicy, FhirClientApp, FhirResourceApp,
+    TenantSpec,
 };
+use crate::build::certificate as cert;
 use crate::build::client::{self as b, MANAGED_FHIR_APP_ID, MANAGED_FHIR_AUDIENCE, ResolvedTarget};
 use crate::build::conditions::is_ready;
 use crate::build::credentials::{self as creds, Held, Listed, Rotation};
@@ -130,15 +132,25 @@ enum Target {
     Wait(String),
 }
 
+/// The tenant a client is registered in: its own `spec.tenant`, else its resource app's (a FHIR server
+/// accepts tokens from its own tenant only, so clients follow the resource app there by default).
+fn effective_tenant(
+    own: Option<&TenantSpec>,
+    target_app: Option<&FhirResourceApp>,
+) -> Option<TenantSpec> {
+    own.or_else(|| target_app.and_then(|ra| ra.spec.tenant.as_ref()))
+        .cloned()
+}
+
 async fn resolve_target(
     obj: &FhirClientApp,
     ctx: &Context,
+    target_app: Option<FhirResourceApp>,
     graph: &GraphClient,
 ) -> Result<Target, Error> {
     let ns = obj.namespace().unwrap_or_default();
     if let Some(r) = &obj.spec.target.resource_app_ref {
-        let api: Api<FhirResourceApp> = Api::namespaced(ctx.client.clone(), &ns);
-        let Some(ra) = api.get_opt(&r.name).await? else {
+        let Some(ra) = target_app else {
             return Ok(Target::Wait(format!(
                 "waiting for FhirResourceApp {ns}/{} to exist",
                 r.name
@@ -155,6 +167,15 @@ async fn resolve_target(
                 r.name
             )));
         };
+        if let Some(resource_tenant) = st.tenant_id.as_deref()
+            && resource_tenant != graph.tenant_id()
+        {
+            return Err(Error::TenantMismatch(format!(
+                "this client would be registered in tenant {} but FhirResourceApp {ns}/{} is in tenant {resource_tenant}, and the FHIR server accepts tokens from its own tenant only: remove spec.tenant to follow the resource app, or set spec.tenant.tenantId to {resource_tenant}",
+                graph.tenant_id(),
+                r.name
+            )));
+        }
         let rid = super::resource_app::identity(ctx, &ra);
         return Ok(Target::Resolved(
             ResolvedTarget {
@@ -174,25 +195,28 @@ async fn resolve_target(
         .managed
         .clone()
         .ok_or_else(|| Error::InvalidSpec("target needs resourceAppRef or managed".into()))?;
-    // The first-party app's service principal, when present in the tenant, tells us its scope/role IDs.
+    // The first-party app's service principal in this tenant tells us its scope and role IDs.
     let sp = graph
         .get_service_principal_by_app_id(MANAGED_FHIR_APP_ID)
         .await
         .map_err(needs("read service principals", WRITE_APPS))?;
-    let (scopes, roles, sp_id) = match sp {
-        Some(sp) => (
-            sp.oauth2_permission_scopes
-                .iter()
-                .filter_map(|s| entitlement(&s.id, &s.value))
-                .collect(),
-            sp.app_roles
-                .iter()
-                .filter_map(|s| entitlement(&s.id, &s.value))
-                .collect(),
-            Some(sp.id),
-        ),
-        None => (vec![], vec![], None),
+    // Without it no token for the service can be issued in this tenant (AADSTS500011), so a
+    // registration would look Ready and not work: say what to do instead.
+    let Some(sp) = sp else {
+        return Err(Error::ManagedServicePrincipalMissing {
+            tenant: graph.tenant_id().to_string(),
+        });
     };
+    let scopes = sp
+        .oauth2_permission_scopes
+        .iter()
+        .filter_map(|s| entitlement(&s.id, &s.value))
+        .collect();
+    let roles = sp
+        .app_roles
+        .iter()
+        .filter_map(|s| entitlement(&s.id, &s.value))
+        .collect();
     Ok(Target::Resolved(
         ResolvedTarget {
             app_id: MANAGED_FHIR_APP_ID.into(),
@@ -205,7 +229,7 @@ async fn resolve_target(
             roles,
             managed: true,
         },
-        sp_id,
+        Some(sp.id),
     ))
 }
 
@@ -249,11 +273,12 @@ fn ts_add(t: Timestamp, d: Duration) -> Timestamp {
         .unwrap_or(Timestamp::MAX)
 }
 
-/// What an intact output Secret holds: (held, secret value). `None` if absent, edited or incomplete.
-fn read_held(secret: Option<&Secret>) -> Option<(Held, String)> {
+/// The Secret's data value `key` and the credential metadata its annotations record, if the value is
+/// the one the operator wrote (its SHA-256 matches) — i.e. the Secret is intact.
+fn read_intact(secret: Option<&Secret>, key: &str) -> Option<(Held, String)> {
     let s = secret?;
     let ann = s.metadata.annotations.as_ref()?;
-    let value = String::from_utf8(s.data.as_ref()?.get("AZURE_CLIENT_SECRET")?.0.clone()).ok()?;
+    let value = String::from_utf8(s.data.as_ref()?.get(key)?.0.clone()).ok()?;
     if ann.get(ANN_SECRET_SHA256)? != &sha256_hex(&value) {
         return None;
     }
@@ -270,6 +295,33 @@ fn read_held(secret: Option<&Secret>) -> Option<(Held, String)> {
     ))
 }
 
+/// What an intact output Secret holds: (held, secret value). `None` if absent, edited or incomplete.
+fn read_held(secret: Option<&Secret>) -> Option<(Held, String)> {
+    read_intact(secret, "AZURE_CLIENT_SECRET")
+}
+
+/// What an intact output Secret holds for a Certificate credential: the held key's metadata and its
+/// files (key + certificate from the bundle, the previous certificate if any).
+fn read_held_certificate(secret: Option<&Secret>) -> Option<(Held, b::CertificateFiles)> {
+    let (held, bundle) = read_intact(secret, cert::BUNDLE_KEY)?;
+    let split = bundle.find("-----BEGIN CERTIFICATE-----")?;
+    let (key_pem, cert_pem) = bundle.split_at(split);
+    let previous_cert_pem = secret?
+        .data
+        .as_ref()?
+        .get(cert::PREVIOUS_CERT_KEY)
+        .and_then(|v| String::from_utf8(v.0.clone()).ok());
+    Some((
+        held,
+        b::CertificateFiles {
+            key_pem: key_pem.to_string(),
+            cert_pem: cert_pem.to_string(),
+            previous_cert_pem,
+            bundle,
+        },
+    ))
+}
+
 async fn apply_inner(
     obj: &FhirClientApp,
     ctx: &Context,
@@ -279,8 +331,17 @@ async fn apply_inner(
     let ns = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
     let spec = &obj.spec;
-    let graph = ctx.graph_for(&ns, spec.tenant.as_ref()).await?;
-    let (target, target_sp) = match resolve_target(obj, ctx, &graph).await? {
+    let target_app = match &spec.target.resource_app_ref {
+        Some(r) => {
+            Api::<FhirResourceApp>::namespaced(ctx.client.clone(), &ns)
+                .get_opt(&r.name)
+                .await?
+        }
+        None => None,
+    };
+    let tenant = effective_tenant(spec.tenant.as_ref(), target_app.as_ref());
+    let graph = ctx.graph_for(&ns, tenant.as_ref()).await?;
+    let (target, target_sp) = match resolve_target(obj, ctx, target_app, &graph).await? {
         Target::Resolved(t, sp) => (t, sp),
         Target::Wait(message) => {
             return Ok(Outcome::Waiting {
@@ -399,18 +460,11 @@ async fn apply_inner(
     let mut secret_value: Option<String> = None;
     let mut next_check: Option<Duration> = None;
     let mut federated_file: Option<String> = None;
+    let mut certificate: Option<b::CertificateFiles> = None;
     status.credential = None;
     match cred_type {
         Some(CredentialType::ClientSecret) => {
-            let listed: Vec<Listed> = parsed
-                .password_credentials
-                .iter()
-                .map(|p| Listed {
-                    key_id: p.key_id.clone(),
-                    display_name: p.display_name.clone(),
-                    end: p.end(),
-                })
-                .collect();
+            let listed = listed_passwords(&parsed);
             let held = read_held(existing.as_ref());
             let (cur_key, cur_end, value, prev) =
                 if creds::keep_current(held.as_ref().map(|h| &h.0), &listed, &rot, now) {
@@ -446,14 +500,11 @@ async fn apply_inner(
                         .as_ref()
                         .filter(|(h, _)| listed.iter().any(|l| l.key_id == h.key_id))
                         .map(|(h, _)| (h.key_id.clone(), ts_add(now, rot.overlap)));
-                    let reason = match (&existing, &held) {
-                        (None, _) if status.credential.is_some() || status.client_id.is_some() => {
-                            "SecretRestored"
-                        }
-                        (None, _) => "CredentialCreated",
-                        (Some(_), None) => "SecretRestored",
-                        (Some(_), Some(_)) => "CredentialRotated",
-                    };
+                    let reason = new_credential_reason(
+                        existing.is_some(),
+                        held.is_some(),
+                        status.client_id.is_some(),
+                    );
                     ctx.event(
                         obj,
                         false,
@@ -488,6 +539,7 @@ async fn apply_inner(
                 secret_value.as_deref(),
                 cred_type,
                 None,
+                None,
             );
             let written = apply_secret(
                 &ctx.client,
@@ -517,6 +569,106 @@ async fn apply_inner(
                 key_id: Some(cur_key),
                 expires_at: cur_end.map(|e| e.to_string()),
             });
+        }
+        Some(CredentialType::Certificate) => {
+            let display = creds::credential_name(&ns, &secret_name);
+            let held = read_held_certificate(existing.as_ref());
+            let keep = held
+                .as_ref()
+                .is_some_and(|(h, _)| h.expires.is_none_or(|e| ts_add(now, rot.renew_before) < e));
+            let (cur_key, cur_end, mut files, prev) = match held {
+                Some((h, files)) if keep => {
+                    annotations.insert(
+                        ANN_WRITTEN.to_string(),
+                        h.written_at.unwrap_or(now).to_string(),
+                    );
+                    let prev = h
+                        .previous_key_id
+                        .clone()
+                        .zip(h.previous_until)
+                        .filter(|(_, until)| now < *until);
+                    (h.key_id, h.expires, files, prev)
+                }
+                held => {
+                    let issued = cert::issue(&format!("{ns}/{name}"), rot.validity, now)
+                        .map_err(Error::Certificate)?;
+                    let key_id = uuid::Uuid::new_v4().to_string();
+                    // The certificate being replaced stays registered for the overlap (not past its
+                    // own expiry), so pods that still mount it keep signing in.
+                    let prev = held.as_ref().map(|(h, _)| {
+                        let until = ts_add(now, rot.overlap);
+                        (h.key_id.clone(), h.expires.map_or(until, |e| e.min(until)))
+                    });
+                    let reason = new_credential_reason(
+                        existing.is_some(),
+                        held.is_some(),
+                        status.client_id.is_some(),
+                    );
+                    ctx.event(
+                        obj,
+                        false,
+                        reason,
+                        format!("new client certificate {key_id} written to Secret {secret_name}"),
+                    )
+                    .await;
+                    annotations.insert(ANN_WRITTEN.to_string(), now.to_string());
+                    let files = b::CertificateFiles {
+                        bundle: issued.bundle(),
+                        cert_pem: issued.cert_pem,
+                        key_pem: issued.key_pem,
+                        previous_cert_pem: held.map(|(_, f)| f.cert_pem),
+                    };
+                    (key_id, Some(issued.not_after), files, prev)
+                }
+            };
+            let mut want = vec![cert::Registered {
+                key_id: cur_key.clone(),
+                der: cert::cert_der(&files.cert_pem)
+                    .ok_or_else(|| Error::Certificate("the held certificate is not PEM".into()))?,
+                display_name: display.clone(),
+            }];
+            match (
+                &prev,
+                files.previous_cert_pem.as_deref().and_then(cert::cert_der),
+            ) {
+                (Some((key_id, until)), Some(der)) if now < *until => {
+                    want.push(cert::Registered {
+                        key_id: key_id.clone(),
+                        der,
+                        display_name: display,
+                    });
+                    annotations.insert(ANN_PREV_KEY.to_string(), key_id.clone());
+                    annotations.insert(ANN_PREV_UNTIL.to_string(), until.to_string());
+                }
+                _ => files.previous_cert_pem = None,
+            }
+            // Graph first, then the Secret: pods never mount a certificate Entra does not know, and a
+            // crash in between leaves a key the next PATCH (built from the Secret) removes.
+            let listed: Vec<String> = parsed
+                .key_credentials
+                .iter()
+                .map(|k| k.key_id.clone())
+                .collect();
+            if cert::needs_patch(&listed, &want) {
+                graph
+                    .patch_application(&parsed.id, &cert::key_credentials_body(&want))
+                    .await
+                    .map_err(needs("register the client certificate", WRITE_APPS))?;
+            }
+            annotations.insert(ANN_KEY_ID.to_string(), cur_key.clone());
+            annotations.insert(ANN_SECRET_SHA256.to_string(), sha256_hex(&files.bundle));
+            if let Some(e) = cur_end {
+                annotations.insert(ANN_EXPIRES.to_string(), e.to_string());
+            }
+            next_check = creds::next_check(cur_end, want.get(1).and(prev.map(|p| p.1)), &rot, now);
+            ctx.metrics
+                .set_credential_expiry(&format!("{ns}/{name}"), cur_end.map(|e| e.as_second()));
+            status.credential = Some(CredentialStatus {
+                r#type: "Certificate".into(),
+                key_id: Some(cur_key),
+                expires_at: cur_end.map(|e| e.to_string()),
+            });
+            certificate = Some(files);
         }
         Some(CredentialType::WorkloadIdentity) => {
             let issuer = ctx.config.service_account_issuer.clone().ok_or_else(|| {
@@ -568,6 +720,7 @@ async fn apply_inner(
         }
         None => {}
     }
+    prune_other_credential_kinds(&graph, &parsed, cred_type, now).await?;
     if secret_value.is_none() {
         let data = secret_data(
             ctx,
@@ -577,6 +730,7 @@ async fn apply_inner(
             None,
             cred_type,
             federated_file.as_deref(),
+            certificate.as_ref(),
         );
         let written = apply_secret(
             &ctx.client,
@@ -611,6 +765,67 @@ async fn apply_inner(
     })
 }
 
+/// The Event reason for a newly written credential: the first one, a replacement for a Secret a user
+/// deleted or edited, or a rotation.
+fn new_credential_reason(
+    secret_exists: bool,
+    secret_intact: bool,
+    registered: bool,
+) -> &'static str {
+    match (secret_exists, secret_intact) {
+        (false, _) if registered => "SecretRestored",
+        (false, _) => "CredentialCreated",
+        (true, false) => "SecretRestored",
+        (true, true) => "CredentialRotated",
+    }
+}
+
+fn listed_passwords(app: &Application) -> Vec<Listed> {
+    app.password_credentials
+        .iter()
+        .map(|p| Listed {
+            key_id: p.key_id.clone(),
+            display_name: p.display_name.clone(),
+            end: p.end(),
+        })
+        .collect()
+}
+
+/// Removes the operator's credentials of kinds the spec no longer uses (e.g. the client secrets after
+/// a switch to Certificate or WorkloadIdentity), so no valid credential outlives its Secret.
+async fn prune_other_credential_kinds(
+    graph: &GraphClient,
+    app: &Application,
+    kind: Option<CredentialType>,
+    now: Timestamp,
+) -> Result<(), Error> {
+    if kind != Some(CredentialType::ClientSecret) {
+        for key in creds::to_prune(&listed_passwords(app), &[], None, now) {
+            graph
+                .remove_password(&app.id, &key)
+                .await
+                .map_err(needs("remove a client secret", WRITE_APPS))?;
+        }
+    }
+    // keyCredentials can only be replaced whole, so they are cleared only when all are ours.
+    let ours = |k: &crate::graph::types::KeyCredential| {
+        k.display_name
+            .as_deref()
+            .is_some_and(|d| d.starts_with(crate::build::naming::CREDENTIAL_NAME_PREFIX))
+    };
+    if kind != Some(CredentialType::Certificate)
+        && !app.key_credentials.is_empty()
+        && app.key_credentials.iter().all(ours)
+    {
+        graph
+            .patch_application(&app.id, &cert::key_credentials_body(&[]))
+            .await
+            .map_err(needs("remove client certificates", WRITE_APPS))?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
 fn secret_data(
     ctx: &Context,
     graph: &GraphClient,
@@ -619,6 +834,7 @@ fn secret_data(
     secret: Option<&str>,
     cred: Option<CredentialType>,
     federated_file: Option<&str>,
+    certificate: Option<&b::CertificateFiles>,
 ) -> BTreeMap<String, String> {
     b::secret_data(&b::SecretInputs {
         client_id: &app.app_id,
@@ -628,6 +844,7 @@ fn secret_data(
         client_secret: secret,
         federated_token_file: federated_file,
         credential: cred,
+        certificate,
     })
 }
 
@@ -646,7 +863,24 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
         .await;
         return Ok(Action::await_change());
     }
-    let graph = match ctx.graph_for(&ns, obj.spec.tenant.as_ref()).await {
+    // The tenant it was registered in: as in apply, else the one its status recorded (the resource
+    // app it followed may be gone already).
+    let target_app = match &obj.spec.target.resource_app_ref {
+        Some(r) => Api::<FhirResourceApp>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(&r.name)
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    let tenant = effective_tenant(obj.spec.tenant.as_ref(), target_app.as_ref()).or_else(|| {
+        let recorded = obj.status.as_ref()?.tenant_id.clone()?;
+        Some(TenantSpec {
+            tenant_id: Some(recorded),
+            credentials_secret_ref: None,
+        })
+    });
+    let graph = match ctx.graph_for(&ns, tenant.as_ref()).await {
         Ok(g) => g,
         Err(Error::TenantCredentials(m)) => {
             tracing::warn!(message = %m, "tenant credentials gone; cannot delete the application, leaving it");

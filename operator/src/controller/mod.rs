@@ -59,6 +59,15 @@ pub enum Error {
     UnknownEntitlement(#[from] UnknownEntitlement),
     #[error("operator configuration: {0}")]
     MissingConfig(String),
+    #[error("client certificate: {0}")]
+    Certificate(String),
+    #[error("tenant mismatch: {0}")]
+    TenantMismatch(String),
+    #[error(
+        "the managed FHIR service's first-party application \"Azure Healthcare APIs\" (appId {app_id}) has no service principal in tenant {tenant}, so Entra ID cannot issue tokens for it there; create it once with `az ad sp create --id {app_id}` (a Cloud Application Administrator can), and this client is registered at the next retry",
+        app_id = crate::build::client::MANAGED_FHIR_APP_ID
+    )]
+    ManagedServicePrincipalMissing { tenant: String },
 }
 
 impl Error {
@@ -77,6 +86,9 @@ impl Error {
             Self::NotOwned { .. } => "NotOwned",
             Self::UnknownEntitlement(_) => "UnknownEntitlement",
             Self::MissingConfig(_) => "MissingConfig",
+            Self::TenantMismatch(_) => "TenantMismatch",
+            Self::Certificate(_) => "Certificate",
+            Self::ManagedServicePrincipalMissing { .. } => "ManagedServicePrincipalMissing",
         }
     }
 
@@ -89,13 +101,15 @@ impl Error {
             | Self::TenantCredentials(_)
             | Self::NotOwned { .. }
             | Self::UnknownEntitlement(_)
-            | Self::MissingConfig(_) => true,
+            | Self::MissingConfig(_)
+            | Self::TenantMismatch(_)
+            | Self::ManagedServicePrincipalMissing { .. } => true,
             Self::Finalizer(e) => match e.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.is_permanent(),
                 _ => false,
             },
-            Self::Kube(_) => false,
+            Self::Kube(_) | Self::Certificate(_) => false,
         }
     }
 

@@ -41,7 +41,17 @@ pub struct Application {
     pub identifier_uris: Vec<String>,
     pub tags: Vec<String>,
     pub password_credentials: Vec<PasswordCredential>,
+    pub key_credentials: Vec<KeyCredential>,
     pub sign_in_audience: Option<String>,
+}
+
+/// A certificate registered on an application (Graph never returns its `key` here).
+#[derive(Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct KeyCredential {
+    pub key_id: String,
+    pub display_name: Option<String>,
+    pub end_date_time: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Debug, Default, PartialEq)]
