@@ -16,7 +16,8 @@ targets="${FUZZ_TARGETS:-graph_responses spec_builders}"
 sanitizer="${FUZZ_SANITIZER:-none}"
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+# FUZZ_TOOLCHAIN=stable forces the fallback (what a machine without nightly does).
+if [ "${FUZZ_TOOLCHAIN:-}" != stable ] && rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
   tc=(+nightly)
 else
   tc=()
