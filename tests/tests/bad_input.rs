@@ -504,7 +504,9 @@ async fn invalid_manifests_are_refused_with_messages_a_user_understands() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    println!("bad input: {refused} manifests refused with their message, {accepted} valid ones accepted");
+    println!(
+        "bad input: {refused} manifests refused with their message, {accepted} valid ones accepted"
+    );
     assert!(
         refused >= 30 && accepted >= 5,
         "{refused} refused, {accepted} accepted"

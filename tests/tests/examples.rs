@@ -1,0 +1,261 @@
+//! The manifests in `examples/` are what users copy: every one is accepted by the real API server with
+//! strict field validation, reconciles to Ready against the emulator, and re-applying them the way
+//! Argo CD does (`kubectl apply`) is a no-op because the operator never writes `spec`.
+//! The Argo CD Applications point at paths that exist.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use fhir_app_operator::api::{FhirClientApp, FhirResourceApp};
+use fhir_app_operator_tests::operator::{Harness, full_permissions};
+use kube::api::{ListParams, ObjectList};
+use serde::Deserialize;
+use serde_json::Value;
+
+const T: Duration = Duration::from_secs(90);
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// kubectl from `$KUBEBUILDER_ASSETS`, else the one hack/kube-bins/build.sh cached.
+fn kubectl() -> PathBuf {
+    if let Ok(dir) = std::env::var("KUBEBUILDER_ASSETS") {
+        let p = Path::new(&dir).join("kubectl");
+        if p.exists() {
+            return p;
+        }
+    }
+    let out = Command::new("bash")
+        .arg(root().join("hack/kube-bins/build.sh"))
+        .output()
+        .expect("run hack/kube-bins/build.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = String::from_utf8(out.stdout).unwrap();
+    Path::new(dir.lines().last().unwrap().trim()).join("kubectl")
+}
+
+/// The example manifests of our kinds (and the ServiceAccounts they use), one file per entry.
+fn example_files() -> Vec<PathBuf> {
+    let mut files = vec![root().join("examples/fhir-server/fhir-resource-app.yaml")];
+    let mut clients: Vec<PathBuf> = std::fs::read_dir(root().join("examples/clients"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    clients.sort();
+    assert!(clients.len() >= 6, "{clients:?}");
+    files.extend(clients);
+    files
+}
+
+fn docs(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn kubectl_apply(ns: &str, files: &[PathBuf]) -> String {
+    let mut cmd = Command::new(kubectl());
+    cmd.args(["apply", "-n", ns, "--validate=strict"]);
+    for f in files {
+        cmd.arg("-f").arg(f);
+    }
+    let out = cmd.output().expect("kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl apply: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn examples_reconcile_to_ready_and_reapplying_them_is_a_no_op() {
+    let mut h = Harness::new("examples", full_permissions()).await;
+    let mut cfg = h.config();
+    // The workload-identity example needs the cluster's issuer; the federated credential is registered
+    // for it (signing in with it is covered by operator_identity).
+    cfg.service_account_issuer = Some("https://oidc.example/cluster".into());
+    h.start_operator(cfg).await;
+    let files = example_files();
+    let first = kubectl_apply(&h.ns.name, &files);
+    assert!(first.contains("created"), "{first}");
+
+    let mut names = vec![];
+    for f in &files {
+        for d in docs(f) {
+            let kind = d["kind"].as_str().unwrap().to_string();
+            names.push((kind, d["metadata"]["name"].as_str().unwrap().to_string()));
+        }
+    }
+    for (kind, name) in &names {
+        match kind.as_str() {
+            "FhirResourceApp" => {
+                h.wait_condition::<FhirResourceApp>(name, "Ready", "True", T)
+                    .await;
+            }
+            "FhirClientApp" => {
+                h.wait_condition::<FhirClientApp>(name, "Ready", "True", T)
+                    .await;
+            }
+            _ => {}
+        }
+    }
+    let before = snapshot(&h).await;
+
+    // Argo CD's default sync is a client-side `kubectl apply` of the same files.
+    let again = kubectl_apply(&h.ns.name, &files);
+    assert!(again.lines().count() >= names.len(), "{again}");
+    for line in again.lines() {
+        assert!(
+            line.ends_with(" unchanged"),
+            "re-apply changed something: {line}"
+        );
+    }
+    // And its diff (server-side dry run) finds nothing to change.
+    let mut diff = Command::new(kubectl());
+    diff.args(["diff", "-n", &h.ns.name, "--server-side=false"]);
+    for f in &files {
+        diff.arg("-f").arg(f);
+    }
+    let out = diff.output().unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl diff shows drift:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await; // a resync (3 s in tests)
+    assert_eq!(snapshot(&h).await, before, "generation and spec unchanged");
+
+    // The operator's field manager owns status and its finalizer, never spec.
+    for obj in list_all(&h).await {
+        for mf in obj["metadata"]["managedFields"].as_array().unwrap() {
+            if mf["manager"] == "fhirapps.io/operator" {
+                assert!(
+                    mf["fieldsV1"].get("f:spec").is_none(),
+                    "the operator wrote spec of {}: {mf}",
+                    obj["metadata"]["name"]
+                );
+            }
+        }
+    }
+    h.stop_operator().await;
+}
+
+async fn list_all(h: &Harness) -> Vec<Value> {
+    let r: ObjectList<FhirResourceApp> = h.api().list(&ListParams::default()).await.unwrap();
+    let c: ObjectList<FhirClientApp> = h.api().list(&ListParams::default()).await.unwrap();
+    r.items
+        .iter()
+        .map(|o| serde_json::to_value(o).unwrap())
+        .chain(c.items.iter().map(|o| serde_json::to_value(o).unwrap()))
+        .collect()
+}
+
+/// (name, generation, spec) of every example object.
+async fn snapshot(h: &Harness) -> Vec<(String, i64, Value)> {
+    let mut v: Vec<_> = list_all(h)
+        .await
+        .into_iter()
+        .map(|o| {
+            (
+                format!("{}/{}", o["kind"], o["metadata"]["name"]),
+                o["metadata"]["generation"].as_i64().unwrap_or_default(),
+                o["spec"].clone(),
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn argocd_applications_point_at_paths_in_this_repository_in_wave_order() {
+    let dir = root().join("examples/argocd");
+    let mut files = vec![dir.join("root.yaml")];
+    let mut apps: Vec<PathBuf> = std::fs::read_dir(dir.join("apps"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    apps.sort();
+    files.extend(apps.iter().cloned());
+    let mut waves = vec![];
+    for f in &files {
+        for d in docs(f) {
+            assert_eq!(d["kind"], "Application", "{f:?}");
+            let sources: Vec<Value> = match d["spec"].get("sources") {
+                Some(s) => s.as_array().unwrap().clone(),
+                None => vec![d["spec"]["source"].clone()],
+            };
+            for s in sources {
+                let ours = s["repoURL"].as_str().unwrap().contains("fhir-app-operator");
+                if let (true, Some(path)) = (ours, s["path"].as_str()) {
+                    assert!(root().join(path).is_dir(), "{f:?}: no directory {path}");
+                }
+                for vf in s["helm"]["valueFiles"].as_array().into_iter().flatten() {
+                    let p = vf.as_str().unwrap().trim_start_matches("$values/");
+                    assert!(root().join(p).is_file(), "{f:?}: no values file {p}");
+                }
+            }
+            if f != &files[0] {
+                let w: i64 = d["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                waves.push((w, d["metadata"]["name"].as_str().unwrap().to_string()));
+            }
+        }
+    }
+    // Operator first, then the FHIR apps, then the FHIR server that consumes their outputs.
+    waves.sort();
+    let order: Vec<&str> = waves.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(order, ["fhir-app-operator", "fhir-apps", "fhir-server"]);
+    // Inside the fhir-apps Application: the resource app before its clients.
+    for f in example_files() {
+        for d in docs(&f) {
+            let wave = d["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"].as_str();
+            let want = match d["kind"].as_str().unwrap() {
+                "FhirResourceApp" => "1",
+                _ => "2",
+            };
+            assert_eq!(wave, Some(want), "{f:?} {}", d["metadata"]["name"]);
+        }
+    }
+}
+
+/// Every condition reason the operator sets — each error category (`fn category` in the controller and
+/// the Graph client), `WaitingForResourceApp` and `Ready` — has a row in docs/troubleshooting.md.
+#[test]
+fn troubleshooting_covers_every_condition_reason() {
+    let doc = std::fs::read_to_string(root().join("docs/troubleshooting.md")).unwrap();
+    let mut reasons = vec!["Ready".to_string(), "WaitingForResourceApp".to_string()];
+    for file in ["operator/src/controller/mod.rs", "operator/src/graph/error.rs"] {
+        let src = std::fs::read_to_string(root().join(file)).unwrap();
+        let start = src.find("pub fn category(&self)").expect("fn category");
+        let body = &src[start..start + src[start..].find("\n    }\n").unwrap()];
+        for part in body.split("=> \"").skip(1) {
+            reasons.push(part[..part.find('"').unwrap()].to_string());
+        }
+    }
+    assert!(reasons.len() > 20, "{reasons:?}");
+    assert!(
+        std::fs::read_to_string(root().join("operator/src/controller/client_app.rs"))
+            .unwrap()
+            .contains("reason: \"WaitingForResourceApp\"")
+    );
+    let missing: Vec<_> = reasons
+        .iter()
+        .filter(|r| !doc.contains(&format!("| `{r}` |")))
+        .collect();
+    assert!(missing.is_empty(), "docs/troubleshooting.md lacks rows for {missing:?}");
+}
