@@ -239,7 +239,10 @@ fn argocd_applications_point_at_paths_in_this_repository_in_wave_order() {
 fn troubleshooting_covers_every_condition_reason() {
     let doc = std::fs::read_to_string(root().join("docs/troubleshooting.md")).unwrap();
     let mut reasons = vec!["Ready".to_string(), "WaitingForResourceApp".to_string()];
-    for file in ["operator/src/controller/mod.rs", "operator/src/graph/error.rs"] {
+    for file in [
+        "operator/src/controller/mod.rs",
+        "operator/src/graph/error.rs",
+    ] {
         let src = std::fs::read_to_string(root().join(file)).unwrap();
         let start = src.find("pub fn category(&self)").expect("fn category");
         let body = &src[start..start + src[start..].find("\n    }\n").unwrap()];
@@ -257,5 +260,8 @@ fn troubleshooting_covers_every_condition_reason() {
         .iter()
         .filter(|r| !doc.contains(&format!("| `{r}` |")))
         .collect();
-    assert!(missing.is_empty(), "docs/troubleshooting.md lacks rows for {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "docs/troubleshooting.md lacks rows for {missing:?}"
+    );
 }
