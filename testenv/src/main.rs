@@ -30,6 +30,9 @@ enum Cmd {
         /// Directory for certificates, data, logs and the kubeconfig.
         #[arg(long, default_value = ".cluster")]
         dir: PathBuf,
+        /// Also write kube-apiserver's audit log (every request, Metadata level) to DIR/logs/audit.log.
+        #[arg(long)]
+        audit_log: bool,
     },
     /// Stop every process `up` started in DIR (and nothing else), then remove DIR.
     Down {
@@ -38,6 +41,13 @@ enum Cmd {
         /// Keep DIR (logs, data) after stopping.
         #[arg(long)]
         keep: bool,
+    },
+    /// Kill the kube-apiserver `up` started in DIR (SIGKILL) and start it again with the same arguments.
+    ///
+    /// For tests of what clients do when the API server crashes and comes back; prints the downtime.
+    RestartApiserver {
+        #[arg(long, default_value = ".cluster")]
+        dir: PathBuf,
     },
     /// Start a control plane, run COMMAND with KUBECONFIG and FHIR_OP_TEST_CLUSTER=1 set, stop it.
     ///
@@ -71,8 +81,16 @@ async fn main() {
 
 async fn real_main() -> Result<()> {
     match Cli::parse().command {
-        Cmd::Up { dir } => up(&absolute(&dir)?).await,
+        Cmd::Up { dir, audit_log } => up(&absolute(&dir)?, audit_log).await,
         Cmd::Down { dir, keep } => down(&absolute(&dir)?, keep).await,
+        Cmd::RestartApiserver { dir } => {
+            let downtime = plane::restart_apiserver(&absolute(&dir)?).await?;
+            eprintln!(
+                "kube-local: kube-apiserver restarted, ready again after {:.1}s",
+                downtime.as_secs_f64()
+            );
+            Ok(())
+        }
         Cmd::Run { dir, keep, command } => std::process::exit(run(dir, keep, &command).await?),
         Cmd::Bins { no_build } => {
             let b = binaries::resolve(!no_build)?;
@@ -90,7 +108,7 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     })
 }
 
-async fn up(dir: &Path) -> Result<()> {
+async fn up(dir: &Path, audit_log: bool) -> Result<()> {
     if let Some(state) = plane::read_state(dir)? {
         if plane::is_alive(&state) {
             eprintln!(
@@ -112,6 +130,7 @@ async fn up(dir: &Path) -> Result<()> {
         dir,
         &plane::Options {
             die_with_parent: false,
+            audit_log,
         },
     )
     .await?;
@@ -160,6 +179,7 @@ async fn run(dir: Option<PathBuf>, keep: bool, command: &[String]) -> Result<i32
         &dir,
         &plane::Options {
             die_with_parent: true,
+            audit_log: false,
         },
     )
     .await?;

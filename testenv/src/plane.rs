@@ -33,10 +33,31 @@ pub struct Running {
 pub struct Options {
     /// Children die with this process (used by `run`, so a killed test run leaves nothing behind).
     pub die_with_parent: bool,
+    /// Write kube-apiserver's audit log (Metadata level) to DIR/logs/audit.log, e.g. to count a
+    /// client's API calls (`fhir-bench`).
+    pub audit_log: bool,
 }
 
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The apiserver flags for `Options::audit_log`: every request at Metadata level, one line per
+/// completed (or, for watches, started) request.
+fn audit_args(dir: &Path, opts: &Options) -> Result<Vec<String>> {
+    if !opts.audit_log {
+        return Ok(vec![]);
+    }
+    let policy = dir.join("audit-policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n",
+    )?;
+    Ok(vec![
+        format!("--audit-policy-file={}", policy.display()),
+        format!("--audit-log-path={}", dir.join("logs/audit.log").display()),
+        "--audit-log-maxsize=0".into(),
+    ])
 }
 
 pub async fn start(bins: &Binaries, dir: &Path, opts: &Options) -> Result<Running> {
@@ -99,7 +120,7 @@ pub async fn start(bins: &Binaries, dir: &Path, opts: &Options) -> Result<Runnin
             // No kubelets: nothing to enforce pod admission against.
             "--disable-admission-plugins=ServiceAccount".into(),
             "--profiling=false".into(),
-        ])?;
+        ].into_iter().chain(audit_args(dir, opts)?).collect::<Vec<_>>())?;
         let client = admin_client(&kubeconfig).await?;
         wait_for(&mut running, "kube-apiserver", Duration::from_secs(120), || {
             let client = client.clone();
@@ -282,10 +303,10 @@ pub async fn stop(running: &mut Running) {
         unsafe { libc::kill(proc.pid as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(10);
         while is_ours(proc) && Instant::now() < deadline {
-            if let Some(child) = running.children.iter_mut().find(|c| c.id() == proc.pid) {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
+            if let Some(child) = running.children.iter_mut().find(|c| c.id() == proc.pid)
+                && let Ok(Some(_)) = child.try_wait()
+            {
+                break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -317,4 +338,89 @@ pub fn read_state(dir: &Path) -> Result<Option<State>> {
 
 pub fn is_alive(state: &State) -> bool {
     !state.processes.is_empty() && state.processes.iter().all(is_ours)
+}
+
+/// Kills the kube-apiserver that `up` started in `dir` (SIGKILL: no graceful shutdown, like a crash)
+/// and starts it again with the same binary and arguments (read from /proc), so clients see the API
+/// server vanish and come back at the same address. Returns the downtime until it is ready again.
+pub async fn restart_apiserver(dir: &Path) -> Result<Duration> {
+    let mut state =
+        read_state(dir)?.with_context(|| format!("no control plane in {}", dir.display()))?;
+    let idx = state
+        .processes
+        .iter()
+        .position(|p| p.name == "kube-apiserver")
+        .context("state.json lists no kube-apiserver")?;
+    let old = state.processes[idx].clone();
+    if !is_ours(&old) {
+        bail!("kube-apiserver (pid {}) is not running", old.pid);
+    }
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", old.pid))?;
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .skip(1)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let port: u16 = state
+        .server
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .with_context(|| format!("no port in {}", state.server))?;
+    let down_at = Instant::now();
+    unsafe { libc::kill(old.pid as i32, libc::SIGKILL) };
+    // Its exe link vanishes before its sockets close, so wait until the port can be bound again.
+    while is_ours(&old) || TcpListener::bind(("127.0.0.1", port)).is_err() {
+        if down_at.elapsed() > Duration::from_secs(10) {
+            bail!(
+                "kube-apiserver (pid {}) still running or port {port} still taken 10 s after SIGKILL",
+                old.pid
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    use std::os::unix::process::CommandExt;
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(dir.join("logs/kube-apiserver.log"))?;
+    let child = Command::new(&old.exe)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting {}", old.exe.display()))?;
+    state.processes[idx].pid = child.id();
+    // Like `up`, the process outlives this one; `down` stops it.
+    std::mem::forget(child);
+    std::fs::write(dir.join("state.json"), serde_json::to_vec_pretty(&state)?)?;
+
+    let client = admin_client(&state.kubeconfig).await?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let ready = client
+            .request_text(http_get("/readyz"))
+            .await
+            .is_ok_and(|b| b.trim() == "ok");
+        if ready {
+            return Ok(down_at.elapsed());
+        }
+        if !is_ours(&state.processes[idx]) {
+            bail!(
+                "kube-apiserver exited after the restart. Last lines of its log:\n{}",
+                log_tail(&state, "kube-apiserver")
+            );
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "kube-apiserver was not ready within 120 s of the restart. Last lines of its log:\n{}",
+                log_tail(&state, "kube-apiserver")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams};
 
+pub mod invariants;
 pub mod operator;
 
 /// A client for the control plane of this test run.

@@ -95,12 +95,20 @@ impl Harness {
         prefix: &str,
         f: impl FnOnce(&mut entra_emulator::Config, &str),
     ) -> Self {
+        Self::on_cluster(kube_client().await, prefix, f).await
+    }
+
+    /// Like [`Harness::with_emulator`], on the cluster `client` talks to (e.g. a private control plane).
+    pub async fn on_cluster(
+        client: Client,
+        prefix: &str,
+        f: impl FnOnce(&mut entra_emulator::Config, &str),
+    ) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .with_test_writer()
             .try_init();
         fhir_app_operator::init_crypto();
-        let client = kube_client().await;
         install_crds(&client).await.expect("install CRDs");
         let ns = TestNamespace::new(&client, prefix).await;
         let mut cfg = entra_emulator::Config::default();

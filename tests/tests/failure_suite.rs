@@ -1,0 +1,800 @@
+//! Failure suite: the operator binary, run as a real process, is SIGKILLed at random points of its
+//! reconciles, faced with Graph throttling storms, 5xx, dropped connections and replication lag, an
+//! API server that crashes and comes back, and a leader that dies. After each scenario the invariants
+//! in `fhir_app_operator_tests::invariants` must hold: one application per resource, no credential
+//! beyond the rotation logic's bound, working Secrets, nothing left after deletion, no secret in logs,
+//! Events or status, everything Ready.
+//!
+//! Randomness comes from one printed seed; `FAILURE_SUITE_SEED=<n>` repeats a run's choices (timing
+//! on a busy machine still varies). Each scenario prints one `failure_suite:` summary line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use entra_emulator::Realism;
+use fhir_app_operator::api::{FhirClientApp, FhirResourceApp};
+use fhir_app_operator_tests::invariants::{self, Baseline, Converged, Harvest};
+use fhir_app_operator_tests::operator::{
+    Harness, client_app, full_permissions, resource_app, secret_data,
+};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Client;
+use kube::api::ListParams;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+/// Limit of every wait for convergence or cleanup.
+const CONVERGE: Duration = Duration::from_secs(150);
+
+/// `target/debug`, after building the operator binary and kube-local there once per run (so a changed
+/// operator is never tested stale).
+fn target_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").into());
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let status = Command::new(cargo)
+            .args(["build", "-q", "-p", "fhir-app-operator", "-p", "kube-local"])
+            .args(["--bin", "fhir-app-operator", "--bin", "kube-local"])
+            .current_dir(workspace)
+            .status()
+            .expect("run cargo build");
+        assert!(
+            status.success(),
+            "cargo build of fhir-app-operator and kube-local failed"
+        );
+        // target/debug/deps/failure_suite-… → target/debug
+        let exe = std::env::current_exe().unwrap();
+        exe.parent().unwrap().parent().unwrap().to_path_buf()
+    })
+}
+
+fn bin(name: &str) -> PathBuf {
+    target_dir().join(name)
+}
+
+fn suite_seed() -> u64 {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    *SEED.get_or_init(|| {
+        let seed = std::env::var("FAILURE_SUITE_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| rand::thread_rng().r#gen::<u32>() as u64);
+        println!(
+            "failure_suite: seed {seed} (FAILURE_SUITE_SEED={seed} repeats the random choices)"
+        );
+        seed
+    })
+}
+
+/// The operator binary as a child process, its output appended to the scenario's log.
+struct Operator {
+    child: Child,
+    identity: String,
+}
+
+impl Operator {
+    fn start(env: &[(&str, String)], identity: &str, log: &Path) -> Operator {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new(bin("fhir-app-operator"))
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("POD_NAME", identity)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("start fhir-app-operator");
+        Operator {
+            child,
+            identity: identity.into(),
+        }
+    }
+
+    /// SIGKILL (what `Child::kill` sends on Unix): no shutdown code runs, like an OOM kill or node loss.
+    fn sigkill(mut self) {
+        if let Some(status) = self.exited() {
+            panic!(
+                "operator {} exited by itself ({status}) before it was killed",
+                self.identity
+            );
+        }
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM and wait for a graceful exit (in-flight reconciles finish first).
+    async fn sigterm(mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.exited() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "operator {} still running 30 s after SIGTERM",
+                self.identity
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(
+            status.success(),
+            "operator {} exited with {status} after SIGTERM",
+            self.identity
+        );
+    }
+
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// One scenario: a namespace, an emulator persisting its state (to harvest issued secrets), a
+/// directory for the operator's logs (removed when the scenario passes, kept for diagnosis otherwise).
+struct Scenario {
+    name: &'static str,
+    h: Harness,
+    base: Baseline,
+    harvest: Harvest,
+    dir: PathBuf,
+    kubeconfig: PathBuf,
+    rng: StdRng,
+    started: Instant,
+}
+
+impl Scenario {
+    async fn new(name: &'static str) -> Scenario {
+        let kubeconfig = std::env::var("KUBECONFIG").expect("KUBECONFIG (set by kube-local run)");
+        let client = fhir_app_operator_tests::kube_client().await;
+        Self::on_cluster(name, client, kubeconfig.into()).await
+    }
+
+    async fn on_cluster(name: &'static str, client: Client, kubeconfig: PathBuf) -> Scenario {
+        let seed = suite_seed();
+        // Builds first (once), so no scenario's timings include compilation.
+        let dir = target_dir()
+            .join("failure-suite")
+            .join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let state_file = dir.join("emulator-state.json");
+        let sf = state_file.clone();
+        let h = Harness::on_cluster(client, name, move |cfg, _| {
+            cfg.tenants[0].apps[0].permissions = full_permissions();
+            cfg.state_file = Some(sf);
+        })
+        .await;
+        let base = Baseline::take(&h).await;
+        let harvest = Harvest::start(&h, state_file);
+        let rng = StdRng::seed_from_u64(seed ^ name.bytes().fold(0u64, |a, b| a * 31 + b as u64));
+        Scenario {
+            name,
+            h,
+            base,
+            harvest,
+            dir,
+            kubeconfig,
+            rng,
+            started: Instant::now(),
+        }
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.join("operator.log")
+    }
+
+    /// The binary's configuration (flags as environment variables) for this scenario.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        let e = &self.h.emu;
+        vec![
+            ("KUBECONFIG", self.kubeconfig.display().to_string()),
+            ("AZURE_TENANT_ID", e.tenant_id()),
+            ("AZURE_CLIENT_ID", e.client_id()),
+            ("AZURE_CLIENT_SECRET", e.client_secret()),
+            ("AZURE_AUTHORITY_HOST", e.authority_host()),
+            ("FHIR_OP_GRAPH_URL", e.graph_url()),
+            ("FHIR_OP_EXTRA_CA_FILE", e.ca_file().display().to_string()),
+            ("FHIR_OP_CLUSTER_NAME", "it".into()),
+            ("FHIR_OP_WATCH_NAMESPACE", self.h.ns.name.clone()),
+            ("FHIR_OP_HTTP_ADDR", "127.0.0.1:0".into()),
+            // Debug output too: a leak at any level fails the scan, and watch errors show in the log.
+            (
+                "RUST_LOG",
+                "info,fhir_app_operator=debug,kube_runtime=debug".into(),
+            ),
+        ]
+    }
+
+    fn operator(&self, identity: &str) -> Operator {
+        Operator::start(&self.env(), identity, &self.log())
+    }
+
+    async fn apply_all(&self, objects: &[Value]) {
+        for o in objects {
+            if o["kind"] == "FhirResourceApp" {
+                self.h.apply::<FhirResourceApp>(o.clone()).await.unwrap();
+            } else {
+                self.h.apply::<FhirClientApp>(o.clone()).await.unwrap();
+            }
+        }
+    }
+
+    async fn delete_clients(&self, names: &[String]) {
+        for n in names {
+            self.h.delete::<FhirClientApp>(n).await.unwrap();
+        }
+    }
+
+    /// Deletes every resource in the namespace; returns the Secrets' data, to prove afterwards that
+    /// their credentials stopped working.
+    async fn delete_everything(&self) -> Vec<std::collections::BTreeMap<String, String>> {
+        let mut held = vec![];
+        for c in self
+            .h
+            .api::<FhirClientApp>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+        {
+            let name = c.metadata.name.unwrap();
+            let out = c.status.and_then(|s| s.output_name);
+            if let Some(data) = secret_data(&self.h.client, &self.h.ns.name, &out.unwrap()).await
+                && (data.contains_key("AZURE_CLIENT_SECRET")
+                    || data.contains_key("client-certificate.pem"))
+            {
+                held.push(data);
+            }
+            self.h.delete::<FhirClientApp>(&name).await.unwrap();
+        }
+        for r in self
+            .h
+            .api::<FhirResourceApp>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+        {
+            self.h
+                .delete::<FhirResourceApp>(&r.metadata.name.unwrap())
+                .await
+                .unwrap();
+        }
+        held
+    }
+
+    /// Waits until every invariant holds; returns the counts and how long it took.
+    async fn converge(&self, what: &str) -> (Converged, Duration) {
+        let t = Instant::now();
+        let what = format!(
+            "{}: {what} (operator log: {})",
+            self.name,
+            self.log().display()
+        );
+        let c = self
+            .h
+            .eventually(&what, CONVERGE, || async {
+                invariants::converged(&self.h, &self.base).await.map(Some)
+            })
+            .await;
+        (c, t.elapsed())
+    }
+
+    /// Waits until deletion left nothing behind; returns the soft-deleted application count.
+    async fn all_gone(&self, held: &[std::collections::BTreeMap<String, String>]) -> usize {
+        let what = format!(
+            "{}: everything deleted (operator log: {})",
+            self.name,
+            self.log().display()
+        );
+        self.h
+            .eventually(&what, CONVERGE, || async {
+                invariants::gone(&self.h, &self.base, held).await.map(Some)
+            })
+            .await
+    }
+
+    fn graph_calls(&self) -> usize {
+        self.h
+            .emu
+            .calls()
+            .iter()
+            .filter(|c| c.operation != "token")
+            .count()
+    }
+
+    fn calls_with(&self, pred: impl Fn(&entra_emulator::CallRecord) -> bool) -> usize {
+        self.h.emu.calls().iter().filter(|c| pred(c)).count()
+    }
+
+    /// Scans for leaked credentials, prints the summary line, removes the scenario's files.
+    async fn finish(self, summary: String) {
+        let values = self.harvest.values();
+        let logs: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        assert!(
+            !logs.is_empty(),
+            "no operator log in {}",
+            self.dir.display()
+        );
+        let checked = invariants::no_leaks(&self.h, &values, &logs).await;
+        println!(
+            "failure_suite: {}: {summary}; graph calls {}; no leak among {checked} credential values; wall {:.1}s",
+            self.name,
+            self.graph_calls(),
+            self.started.elapsed().as_secs_f64()
+        );
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// SIGKILLs done, and how many of those lives had reached Graph (so the kill hit reconcile work).
+#[derive(Default)]
+struct Kills {
+    count: usize,
+    busy: usize,
+    waits_ms: Vec<u64>,
+}
+
+impl Kills {
+    fn describe(&self) -> String {
+        let mut w = self.waits_ms.clone();
+        w.sort();
+        format!(
+            "{} SIGKILLs after {}–{} ms (median {} ms), {} of them after the life had made Graph calls",
+            self.count,
+            w[0],
+            w[w.len() - 1],
+            w[w.len() / 2],
+            self.busy
+        )
+    }
+}
+
+impl Scenario {
+    /// `n` lives of the operator, each SIGKILLed after a random 50–800 ms.
+    async fn kill_lives(&mut self, k: &mut Kills, n: usize) {
+        for _ in 0..n {
+            let before = self.graph_calls();
+            let op = self.operator(&format!("life-{}", k.count));
+            let wait = self.rng.gen_range(50..=800);
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            op.sigkill();
+            k.count += 1;
+            k.waits_ms.push(wait);
+            if self.graph_calls() > before {
+                k.busy += 1;
+            }
+        }
+    }
+}
+
+/// A FhirResourceApp for `https://{name}.contoso.example`.
+fn resource(name: &str) -> Value {
+    resource_app(
+        name,
+        json!({"fhirUrl": format!("https://{name}.contoso.example")}),
+    )
+}
+
+/// Client `i` of FhirResourceApp `target`, cycling through what users deploy: a Service client with
+/// assigned app roles, a Confidential web app with admin consent, a Public SPA, and Service clients
+/// whose certificate or client secret rotates every ~10 s (overlap 20 s), so kills and faults also
+/// hit rotations.
+fn client(i: usize, target: &str) -> Value {
+    let name = format!("c{i}-{target}");
+    let t = json!({"resourceAppRef": {"name": target}});
+    let redirect = json!([format!("https://{name}.contoso.example/callback")]);
+    let fast = json!({"validity": "1h", "renewBefore": "59m50s", "overlap": "20s"});
+    let spec = match i % 5 {
+        0 => {
+            json!({"type": "Service", "target": t, "roles": ["globalReader"], "assignAppRoles": true})
+        }
+        1 => json!({"type": "Confidential", "target": t, "redirectUris": redirect,
+                     "scopes": ["user_impersonation"], "grantAdminConsent": true}),
+        2 => {
+            json!({"type": "Public", "target": t, "publicPlatform": "Spa", "redirectUris": redirect,
+                     "scopes": ["user_impersonation"]})
+        }
+        3 => json!({"type": "Service", "target": t, "roles": ["globalReader"],
+                     "credential": {"type": "Certificate", "rotation": fast}}),
+        _ => json!({"type": "Service", "target": t, "roles": ["globalWriter"],
+                     "credential": {"type": "ClientSecret", "rotation": fast}}),
+    };
+    client_app(&name, spec)
+}
+
+fn clients(range: std::ops::Range<usize>, target: &str) -> Vec<Value> {
+    range.map(|i| client(i, target)).collect()
+}
+
+/// 50 lives of the operator, each SIGKILLed after a random 50–800 ms, while resources are created,
+/// changed, deleted and rotated; then 10 more during the deletion of everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_points_of_reconciles() {
+    let mut s = Scenario::new("fs-kill").await;
+    // Latency stretches each reconcile so kills land inside them; lag adds Graph's usual race.
+    let mut r = s.h.emu.realism();
+    r.latency_ms = 15;
+    r.replication_lag_ms = 1000;
+    s.h.emu.set_realism(r);
+    let first: Vec<Value> = [resource("fhir-a"), resource("fhir-b")]
+        .into_iter()
+        .chain(clients(0..10, "fhir-a"))
+        .chain(clients(10..20, "fhir-b"))
+        .collect();
+    s.apply_all(&first).await;
+
+    let mut kills = Kills::default();
+    s.kill_lives(&mut kills, 20).await;
+    // Between lives: some clients changed (new generation), some deleted, then a few added.
+    for i in [0, 1, 5] {
+        let mut c = client(i, "fhir-a");
+        c["spec"]["displayName"] = json!(format!("changed {i}"));
+        s.apply_all(&[c]).await;
+    }
+    s.delete_clients(&["c2-fhir-a".into(), "c13-fhir-b".into(), "c14-fhir-b".into()])
+        .await;
+    s.kill_lives(&mut kills, 15).await;
+    s.apply_all(&clients(20..24, "fhir-b")).await;
+    s.kill_lives(&mut kills, 15).await;
+
+    let op = s.operator("final");
+    let (c, took) = s.converge("converged after 50 SIGKILLs").await;
+    op.sigterm().await;
+    // Stopped: the same must hold on the state it left behind.
+    let (c2, _) = s.converge("still converged after a graceful stop").await;
+    assert_eq!(c.apps, c2.apps);
+
+    let held = s.delete_everything().await;
+    let mut deletion_kills = Kills::default();
+    s.kill_lives(&mut deletion_kills, 10).await;
+    let op = s.operator("cleanup");
+    let t = Instant::now();
+    let soft = s.all_gone(&held).await;
+    let cleanup = t.elapsed();
+    op.sigterm().await;
+    let summary = format!(
+        "{}; {} resources → {} apps, {} credentials, {} tokens; converged {:.1}s after the last kill; \
+         all deleted during {} more kills: nothing left ({soft} soft-deleted apps) {:.1}s after the last kill",
+        kills.describe(),
+        c.resources,
+        c.apps,
+        c.credentials,
+        c.tokens,
+        took.as_secs_f64(),
+        deletion_kills.count,
+        cleanup.as_secs_f64()
+    );
+    s.finish(summary).await;
+}
+
+/// One operator through four fault phases, each while resources are added, changed or deleted: a 429
+/// storm (Graph's token bucket shrunk to 2 resource units/s), random 5xx, dropped connections, and
+/// replication lag; then deletion of everything under 5xx and drops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_throttling_5xx_drops_and_replication_lag() {
+    let mut s = Scenario::new("fs-faults").await;
+    let seed: u64 = s.rng.r#gen();
+    let faults = |r: Realism| s.h.emu.set_realism(Realism { seed, ..r });
+    let phase = Duration::from_secs(8);
+    let op = s.operator("faults");
+
+    s.h.emu.set_throttle_limits(entra_emulator::ThrottleLimits {
+        throttle_resource_units_per_10s: 10,
+        ..Default::default()
+    });
+    faults(Realism {
+        throttling: true,
+        ..Default::default()
+    });
+    s.apply_all(&[resource("fhir")]).await;
+    s.apply_all(&clients(0..5, "fhir")).await;
+    tokio::time::sleep(phase).await;
+
+    faults(Realism {
+        error_rate: 0.3,
+        ..Default::default()
+    });
+    s.apply_all(&clients(5..10, "fhir")).await;
+    let mut changed = client(0, "fhir");
+    changed["spec"]["roles"] = json!(["globalReader", "globalExporter"]);
+    s.apply_all(&[changed]).await;
+    tokio::time::sleep(phase).await;
+
+    faults(Realism {
+        drop_rate: 0.25,
+        ..Default::default()
+    });
+    s.apply_all(&clients(10..15, "fhir")).await;
+    s.delete_clients(&["c1-fhir".into(), "c2-fhir".into()])
+        .await;
+    tokio::time::sleep(phase).await;
+
+    faults(Realism {
+        replication_lag_ms: 3000,
+        ..Default::default()
+    });
+    s.apply_all(&clients(15..20, "fhir")).await;
+    s.delete_clients(&["c3-fhir".into()]).await;
+    tokio::time::sleep(phase).await;
+
+    faults(Realism::default());
+    let (c, took) = s.converge("converged after the faults stopped").await;
+
+    faults(Realism {
+        error_rate: 0.2,
+        drop_rate: 0.1,
+        ..Default::default()
+    });
+    let held = s.delete_everything().await;
+    tokio::time::sleep(phase).await;
+    faults(Realism::default());
+    let t = Instant::now();
+    let soft = s.all_gone(&held).await;
+    let cleanup = t.elapsed();
+    op.sigterm().await;
+    let summary = format!(
+        "faults injected: {} × 429, {} × 5xx, {} dropped connections, 3 s replication lag for {}s; \
+         {} resources → {} apps, {} credentials, {} tokens; converged {:.1}s after the faults stopped; \
+         deletion under 5xx and drops: nothing left ({soft} soft-deleted apps) {:.1}s after they stopped",
+        s.calls_with(|c| c.status == 429),
+        s.calls_with(|c| c.operation == "fault.error"),
+        s.calls_with(|c| c.operation == "fault.drop"),
+        phase.as_secs(),
+        c.resources,
+        c.apps,
+        c.credentials,
+        c.tokens,
+        took.as_secs_f64(),
+        cleanup.as_secs_f64()
+    );
+    s.finish(summary).await;
+}
+
+/// A control plane of this test's own (`kube-local up`), so restarting its API server disturbs no
+/// other test; stopped on drop (its files kept when the test failed).
+struct PrivatePlane {
+    dir: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+impl PrivatePlane {
+    async fn up() -> PrivatePlane {
+        let dir = std::env::temp_dir().join(format!("fs-plane-{}", std::process::id()));
+        let out = tokio::process::Command::new(bin("kube-local"))
+            .arg("up")
+            .arg("--dir")
+            .arg(&dir)
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let kubeconfig = stdout
+            .lines()
+            .last()
+            .and_then(|l| l.strip_prefix("export KUBECONFIG="))
+            .unwrap_or_else(|| {
+                panic!(
+                    "kube-local up failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+        PrivatePlane {
+            kubeconfig: kubeconfig.into(),
+            dir,
+        }
+    }
+
+    async fn client(&self) -> Client {
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        Client::try_from(config).unwrap()
+    }
+
+    /// SIGKILLs kube-apiserver and starts it again; returns the downtime until it is ready.
+    async fn restart_apiserver(&self) -> Duration {
+        let t = Instant::now();
+        let out = tokio::process::Command::new(bin("kube-local"))
+            .arg("restart-apiserver")
+            .arg("--dir")
+            .arg(&self.dir)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kube-local restart-apiserver failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        t.elapsed()
+    }
+}
+
+impl Drop for PrivatePlane {
+    fn drop(&mut self) {
+        let mut down = Command::new(bin("kube-local"));
+        down.arg("down").arg("--dir").arg(&self.dir);
+        if std::thread::panicking() {
+            down.arg("--keep");
+            eprintln!(
+                "failure_suite: private control plane files kept in {}",
+                self.dir.display()
+            );
+        }
+        let _ = down.output();
+    }
+}
+
+/// The API server crashes (SIGKILL) mid-reconcile and again mid-deletion, and comes back at the same
+/// address: the operator keeps running, resumes its watches and converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_server_crash_and_restart() {
+    let plane = PrivatePlane::up().await;
+    let mut s = Scenario::on_cluster(
+        "fs-apiserver",
+        plane.client().await,
+        plane.kubeconfig.clone(),
+    )
+    .await;
+    s.h.emu.set_realism(Realism {
+        latency_ms: 20,
+        ..Default::default()
+    });
+    let mut op = s.operator("apiserver");
+    s.apply_all(&[resource("fhir")]).await;
+    s.apply_all(&clients(0..8, "fhir")).await;
+    let wait = s.rng.gen_range(300..=1500);
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+    let first = plane.restart_apiserver().await;
+    s.apply_all(&clients(8..12, "fhir")).await;
+    s.delete_clients(&["c1-fhir".into()]).await;
+    let (c, took) = s.converge("converged after an API server restart").await;
+    let alive = |op: &mut Operator| {
+        if let Some(status) = op.exited() {
+            panic!(
+                "the operator exited ({status}) after the API server restart; log: {}",
+                s.log().display()
+            );
+        }
+    };
+    alive(&mut op);
+
+    let held = s.delete_everything().await;
+    let second = plane.restart_apiserver().await;
+    let t = Instant::now();
+    let soft = s.all_gone(&held).await;
+    let cleanup = t.elapsed();
+    alive(&mut op);
+    op.sigterm().await;
+    let summary = format!(
+        "API server SIGKILLed {wait} ms into the first reconciles (down {:.1}s) and during deletion (down {:.1}s), \
+         operator kept running; {} resources → {} apps, {} credentials, {} tokens; converged {:.1}s after the restart; \
+         nothing left after deletion ({soft} soft-deleted apps) {:.1}s after the second restart",
+        first.as_secs_f64(),
+        second.as_secs_f64(),
+        c.resources,
+        c.apps,
+        c.credentials,
+        c.tokens,
+        took.as_secs_f64(),
+        cleanup.as_secs_f64()
+    );
+    s.finish(summary).await;
+}
+
+/// Two replicas with leader election; the Lease holder is SIGKILLed twice (the killed one comes back as
+/// standby): the standby never reconciles while the leader lives, takes the Lease within the lease
+/// duration plus one retry period, and reconciles what changed meanwhile, without duplicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_killed_standby_takes_over() {
+    let s = Scenario::new("fs-leader").await;
+    let lease = "fs-leader";
+    let mut env = s.env();
+    env.extend([
+        ("FHIR_OP_LEADER_ELECTION", "true".to_string()),
+        ("FHIR_OP_LEASE_NAME", lease.into()),
+        ("POD_NAMESPACE", s.h.ns.name.clone()),
+    ]);
+    let leases = s.h.api::<Lease>();
+    let holder = || async {
+        let l = leases.get_opt(lease).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(l.and_then(|l| l.spec?.holder_identity))
+    };
+    // One log per process, to tell which replica led when.
+    let mut lives = 0;
+    let mut start = |id: &str| {
+        lives += 1;
+        let log = s.dir.join(format!("{id}-{lives}.log"));
+        (Operator::start(&env, id, &log), log)
+    };
+    let (a, _) = start("replica-a");
+    s.h.eventually(
+        "replica-a holds the Lease",
+        Duration::from_secs(30),
+        || async { Ok(holder().await?.filter(|h| h == "replica-a")) },
+    )
+    .await;
+    let (b, b_log) = start("replica-b");
+    s.apply_all(&[resource("fhir")]).await;
+    s.apply_all(&clients(0..6, "fhir")).await;
+    s.converge("converged with replica-a leading").await;
+
+    let (mut leader, mut standby, mut standby_log) = (a, b, b_log);
+    let (mut takeovers, mut last) = (vec![], Converged::default());
+    for round in 0..2 {
+        let log = std::fs::read_to_string(&standby_log).unwrap();
+        assert!(
+            !log.contains("became leader"),
+            "standby {} became leader while {} held the Lease",
+            standby.identity,
+            leader.identity
+        );
+        let killed = leader.identity.clone();
+        leader.sigkill();
+        let t = Instant::now();
+        let base = 6 + round * 3;
+        s.apply_all(&clients(base..base + 3, "fhir")).await;
+        s.delete_clients(&[format!("c{round}-fhir")]).await;
+        let next = standby.identity.clone();
+        let what =
+            format!("{next} takes the Lease after {killed} was killed (lease duration 15 s)");
+        s.h.eventually(&what, Duration::from_secs(45), || async {
+            Ok(holder().await?.filter(|h| *h == next))
+        })
+        .await;
+        let took_lease = t.elapsed();
+        last = s
+            .converge(&format!("converged with {next} leading"))
+            .await
+            .0;
+        takeovers.push((took_lease, t.elapsed()));
+        // The killed replica comes back as the new standby.
+        let (back, back_log) = start(&killed);
+        (leader, standby, standby_log) = (standby, back, back_log);
+    }
+
+    let held = s.delete_everything().await;
+    let soft = s.all_gone(&held).await;
+    leader.sigterm().await;
+    standby.sigterm().await;
+    let rounds: Vec<String> = takeovers
+        .iter()
+        .map(|(lease, done)| {
+            format!(
+                "Lease taken {:.1}s and changes reconciled {:.1}s after the kill",
+                lease.as_secs_f64(),
+                done.as_secs_f64()
+            )
+        })
+        .collect();
+    let summary = format!(
+        "2 leader SIGKILLs: {}; standby never led while the leader lived; {} resources → {} apps, {} credentials, {} tokens; \
+         nothing left after deletion ({soft} soft-deleted apps)",
+        rounds.join("; "),
+        last.resources,
+        last.apps,
+        last.credentials,
+        last.tokens
+    );
+    s.finish(summary).await;
+}
