@@ -1,0 +1,634 @@
+//! One benchmark run: control plane, emulator, operator, load, measurements.
+
+use crate::Args;
+use crate::bound::{self, LowerBound, Quotas};
+use anyhow::{Context, Result, bail};
+use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PatchParams, PostParams};
+use kube::runtime::watcher;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const NS: &str = "bench";
+const NOISE_NS: &str = "bench-noise";
+const OP_NS: &str = "fhir-bench-system";
+const OP_SA: &str = "operator";
+const RESOURCE_APP: &str = "fhir-server";
+
+#[derive(Serialize, Clone, Debug)]
+pub struct Run {
+    pub n: usize,
+    pub mix: BTreeMap<String, usize>,
+    pub noise_objects: usize,
+    pub noise_create_s: f64,
+    pub ready: usize,
+    pub all_ready_s: Option<f64>,
+    pub time_to_ready_p50_s: f64,
+    pub time_to_ready_p95_s: f64,
+    pub time_to_ready_max_s: f64,
+    pub lower_bound: LowerBound,
+    pub ratio_to_lower_bound: Option<f64>,
+    pub create: Phase,
+    pub steady: Phase,
+    pub steady_window_s: f64,
+    pub steady_resyncs_in_window: f64,
+    pub steady_graph_calls_per_app_per_hour: f64,
+    pub steady_graph_writes: u64,
+    pub steady_k8s_calls_per_app_per_hour: f64,
+    pub operator_peak_rss_mib: f64,
+    pub operator_rss_end_mib: f64,
+    pub throttled_429: u64,
+}
+
+/// What happened in one phase (create: operator start until all Ready + 3 s; steady: the window).
+#[derive(Serialize, Clone, Debug, Default)]
+pub struct Phase {
+    pub graph_calls: u64,
+    pub graph_calls_per_app: f64,
+    pub graph_by_operation: BTreeMap<String, u64>,
+    pub k8s_calls: u64,
+    pub k8s_calls_per_app: f64,
+    pub k8s_by_verb_resource: BTreeMap<String, u64>,
+    pub operator_cpu_s: f64,
+}
+
+/// Processes of one run; dropping it stops them and the control plane.
+struct Env {
+    dir: PathBuf,
+    kube_local: PathBuf,
+    keep: bool,
+    children: Vec<Child>,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.start_kill();
+        }
+        let mut down = std::process::Command::new(&self.kube_local);
+        down.args(["down", "--dir"]).arg(self.dir.join("cluster"));
+        if self.keep {
+            down.arg("--keep");
+        }
+        let _ = down.stderr(Stdio::null()).status();
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+pub async fn run(args: &Args, n: usize) -> Result<Run> {
+    let dir = std::env::temp_dir().join(format!("fhir-bench-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut env = Env {
+        dir: dir.clone(),
+        kube_local: args.kube_local.clone(),
+        keep: args.keep,
+        children: vec![],
+    };
+
+    let kubeconfig = start_control_plane(&args.kube_local, &dir).await?;
+    let client = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(&kubeconfig)?,
+            &Default::default(),
+        )
+        .await?,
+    )?;
+    let (emu_env, emulator) = start_emulator(&args.bin_dir, &dir).await?;
+    env.children.push(emulator);
+    let admin = Admin::new(&emu_env)?;
+    admin
+        .put_realism(json!({"latency_ms": args.latency_ms, "throttling": true}))
+        .await?;
+    let realism = admin.get("/_emulator/realism").await?;
+    let quotas = Quotas {
+        resource_units_per_10s: realism["throttle_resource_units_per_10s"]
+            .as_f64()
+            .context("realism without throttle_resource_units_per_10s")?,
+        writes_per_150s: realism["throttle_writes_per_150s"]
+            .as_f64()
+            .context("realism without throttle_writes_per_150s")?,
+    };
+
+    install_crds(&client).await?;
+    for ns in [NS, NOISE_NS, OP_NS] {
+        let api: Api<Namespace> = Api::all(client.clone());
+        api.create(
+            &pp(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}}))?,
+        )
+        .await?;
+    }
+    let op_kubeconfig = operator_kubeconfig(&client, &kubeconfig, &dir).await?;
+    let started = Instant::now();
+    create_noise(&client, args.noise).await?;
+    let noise_create_s = started.elapsed().as_secs_f64();
+    eprintln!(
+        "fhir-bench: {} noise objects in {noise_create_s:.1}s",
+        args.noise
+    );
+
+    let audit = dir.join("cluster/logs/audit.log");
+    let audit_start = file_len(&audit);
+    admin.delete_calls().await?;
+    let metrics_port = free_port()?;
+    let operator = start_operator(args, &emu_env, &op_kubeconfig, metrics_port, &dir)?;
+    let pid = operator.id().context("operator pid")?;
+    env.children.push(operator);
+
+    let fca = dynamic(&client, "FhirClientApp");
+    let fra = dynamic(&client, "FhirResourceApp");
+    let resource = json!({"apiVersion": "fhirapps.io/v1alpha1", "kind": "FhirResourceApp",
+        "metadata": {"name": RESOURCE_APP}, "spec": {"fhirUrl": "https://fhir.contoso.example"}});
+    fra.create(&pp(), &serde_json::from_value(resource)?)
+        .await?;
+    let ready_rx = watch_ready(fra.clone());
+    wait_until(&ready_rx, 1, Duration::from_secs(120))
+        .await
+        .context("the FhirResourceApp never became Ready")?;
+
+    // Client-side clock: apply (create returned) → Ready=True seen by a watch.
+    let readies = watch_ready(fca.clone());
+    let applied: Arc<Mutex<HashMap<String, Instant>>> = Default::default();
+    let t0 = Instant::now();
+    stream::iter(0..n)
+        .map(|i| {
+            let (fca, applied) = (fca.clone(), applied.clone());
+            async move {
+                let name = format!("client-{i:05}");
+                let obj = json!({"apiVersion": "fhirapps.io/v1alpha1", "kind": "FhirClientApp",
+                    "metadata": {"name": name}, "spec": bound::client_spec(i, RESOURCE_APP)});
+                fca.create(&pp(), &serde_json::from_value(obj)?).await?;
+                applied.lock().unwrap().insert(name, Instant::now());
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<_>>()
+        .await?;
+    eprintln!(
+        "fhir-bench: {n} clients applied in {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
+    let all_ready = wait_until(&readies, n, Duration::from_secs(args.ready_timeout_secs))
+        .await
+        .is_ok();
+    let all_ready_s = all_ready.then(|| t0.elapsed().as_secs_f64());
+    let mut times: Vec<f64> = {
+        let (applied, ready) = (applied.lock().unwrap(), readies.lock().unwrap());
+        ready
+            .iter()
+            .filter_map(|(k, t)| Some(t.saturating_duration_since(*applied.get(k)?).as_secs_f64()))
+            .collect()
+    };
+    times.sort_by(f64::total_cmp);
+    eprintln!(
+        "fhir-bench: {} of {n} Ready after {:.1}s",
+        times.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    // Follow-up reconciles of the creates (status and Secret writes) belong to the create phase.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let create = phase(&admin, &audit, audit_start, n, pid).await?;
+    let cpu_create = cpu_seconds(pid)?;
+
+    admin.delete_calls().await?;
+    let audit_mark = file_len(&audit);
+    let window = Duration::from_secs(args.steady_secs);
+    eprintln!("fhir-bench: steady state for {}s", window.as_secs());
+    tokio::time::sleep(window).await;
+    let mut steady = phase(&admin, &audit, audit_mark, n, pid).await?;
+    steady.operator_cpu_s = cpu_seconds(pid)? - cpu_create;
+    let mut create = create;
+    create.operator_cpu_s = cpu_create;
+
+    let per_hour = 3600.0 / window.as_secs_f64() / n as f64;
+    let steady_graph_writes = steady
+        .graph_by_operation
+        .iter()
+        .filter(|(k, _)| !k.starts_with("GET ") && !k.contains(" token "))
+        .map(|(_, v)| v)
+        .sum();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let throttled = metrics_sum(metrics_port, "fhir_operator_graph_throttled_total").await;
+    let lower_bound = bound::lower_bound(n, args.latency_ms, &quotas);
+    let pct = |p: f64| {
+        times
+            .get(((times.len() as f64 * p).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    let mut mix = BTreeMap::new();
+    for i in 0..n {
+        let s = bound::client_spec(i, RESOURCE_APP);
+        let extra = if s["grantAdminConsent"] == true {
+            "+grantAdminConsent"
+        } else if s["assignAppRoles"] == true {
+            "+assignAppRoles"
+        } else {
+            ""
+        };
+        *mix.entry(format!("{}{extra}", s["type"].as_str().unwrap()))
+            .or_insert(0) += 1;
+    }
+    Ok(Run {
+        n,
+        mix,
+        noise_objects: args.noise,
+        noise_create_s,
+        ready: times.len(),
+        all_ready_s,
+        time_to_ready_p50_s: pct(0.50),
+        time_to_ready_p95_s: pct(0.95),
+        time_to_ready_max_s: times.last().copied().unwrap_or(f64::NAN),
+        ratio_to_lower_bound: all_ready_s.map(|t| t / lower_bound.seconds),
+        lower_bound,
+        steady_window_s: window.as_secs_f64(),
+        steady_resyncs_in_window: window.as_secs_f64() / args.resync_secs as f64,
+        steady_graph_calls_per_app_per_hour: steady.graph_calls as f64 * per_hour,
+        steady_graph_writes,
+        steady_k8s_calls_per_app_per_hour: steady.k8s_calls as f64 * per_hour,
+        create,
+        steady,
+        operator_peak_rss_mib: proc_kib(&status, "VmHWM:") / 1024.0,
+        operator_rss_end_mib: proc_kib(&status, "VmRSS:") / 1024.0,
+        throttled_429: throttled,
+    })
+}
+
+async fn start_control_plane(kube_local: &Path, dir: &Path) -> Result<PathBuf> {
+    let out = Command::new(kube_local)
+        .args(["up", "--audit-log", "--dir"])
+        .arg(dir.join("cluster"))
+        .stderr(Stdio::inherit())
+        .output()
+        .await
+        .with_context(|| format!("running {}", kube_local.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match stdout
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("export KUBECONFIG="))
+    {
+        Some(p) if out.status.success() => Ok(PathBuf::from(p)),
+        _ => bail!("kube-local up failed: {stdout}"),
+    }
+}
+
+/// Starts the emulator with the permissions the mix needs; returns the variables it printed.
+async fn start_emulator(bin_dir: &Path, dir: &Path) -> Result<(Vec<(String, String)>, Child)> {
+    let mut child = Command::new(bin_dir.join("entra-emulator"))
+        .args(["--listen", "127.0.0.1:0", "--ca-file"])
+        .arg(dir.join("emulator-ca.pem"))
+        .args(
+            [
+                "Application.ReadWrite.OwnedBy",
+                "Application.Read.All",
+                "AppRoleAssignment.ReadWrite.All",
+                "DelegatedPermissionGrant.ReadWrite.All",
+            ]
+            .iter()
+            .flat_map(|p| ["--permission", p]),
+        )
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.join("emulator.log"))?)
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut vars = vec![];
+    while let Some(line) =
+        tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await??
+    {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        // Values are shell-quoted only when they need it (secrets, odd paths).
+        let v = v
+            .strip_prefix('\'')
+            .and_then(|v| v.strip_suffix('\''))
+            .unwrap_or(v);
+        vars.push((k.to_string(), v.replace("'\\''", "'")));
+        if k == "CA_FILE" {
+            return Ok((vars, child));
+        }
+    }
+    bail!("entra-emulator exited; see {}/emulator.log", dir.display())
+}
+
+fn start_operator(
+    args: &Args,
+    emu_env: &[(String, String)],
+    kubeconfig: &Path,
+    metrics_port: u16,
+    dir: &Path,
+) -> Result<Child> {
+    let log = std::fs::File::create(dir.join("operator.log"))?;
+    Command::new(args.bin_dir.join("fhir-app-operator"))
+        .envs(
+            emu_env
+                .iter()
+                .filter(|(k, _)| k.starts_with("AZURE_") || k.starts_with("FHIR_OP_"))
+                .map(|(k, v)| (k, v)),
+        )
+        .env("KUBECONFIG", kubeconfig)
+        .env("FHIR_OP_RESYNC", format!("{}s", args.resync_secs))
+        .env("FHIR_OP_HTTP_ADDR", format!("127.0.0.1:{metrics_port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting fhir-app-operator")
+}
+
+async fn install_crds(client: &kube::Client) -> Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut names = vec![];
+    for entry in std::fs::read_dir("crds")? {
+        let crd: CustomResourceDefinition =
+            serde_yaml::from_str(&std::fs::read_to_string(entry?.path())?)?;
+        let name = crd.metadata.name.clone().unwrap();
+        api.patch(
+            &name,
+            &PatchParams::apply("fhir-bench").force(),
+            &kube::api::Patch::Apply(&crd),
+        )
+        .await?;
+        names.push(name);
+    }
+    for name in names {
+        let cond = kube::runtime::conditions::is_crd_established();
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            kube::runtime::wait::await_condition(api.clone(), &name, cond),
+        )
+        .await??;
+    }
+    Ok(())
+}
+
+/// The operator talks to the API server as a ServiceAccount of its own, so the audit log tells its
+/// calls apart from the bench's (which uses the admin certificate).
+async fn operator_kubeconfig(client: &kube::Client, admin: &Path, dir: &Path) -> Result<PathBuf> {
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), OP_NS);
+    sas.create(
+        &pp(),
+        &serde_json::from_value(json!({"metadata": {"name": OP_SA}}))?,
+    )
+    .await?;
+    let crb: Api<ClusterRoleBinding> = Api::all(client.clone());
+    crb.create(
+        &pp(),
+        &serde_json::from_value(json!({"metadata": {"name": "fhir-bench-operator"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": [{"kind": "ServiceAccount", "name": OP_SA, "namespace": OP_NS}]}))?,
+    )
+    .await?;
+    let req = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"expirationSeconds": 86400}});
+    let tr: Value = sas
+        .create_subresource("token", OP_SA, &pp(), &serde_json::to_vec(&req)?)
+        .await?;
+    let token = tr["status"]["token"].as_str().context("no token")?;
+    let mut kc: Value = serde_yaml::from_str(&std::fs::read_to_string(admin)?)?;
+    let user = &mut kc["users"][0]["user"];
+    *user = json!({"token": token});
+    let path = dir.join("operator.kubeconfig");
+    std::fs::write(&path, serde_yaml::to_string(&kc)?)?;
+    Ok(path)
+}
+
+async fn create_noise(client: &kube::Client, count: usize) -> Result<()> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NOISE_NS);
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), NOISE_NS);
+    stream::iter(0..count)
+        .map(|i| {
+            let (secrets, maps) = (secrets.clone(), maps.clone());
+            async move {
+                let name = format!("unrelated-{i:05}");
+                let data = json!({"metadata": {"name": name}, "stringData": {"k": "v".repeat(64)}});
+                if i % 2 == 0 {
+                    secrets
+                        .create(&pp(), &serde_json::from_value(data)?)
+                        .await?;
+                } else {
+                    let data = json!({"metadata": {"name": name}, "data": {"k": "v".repeat(64)}});
+                    maps.create(&pp(), &serde_json::from_value(data)?).await?;
+                }
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(())
+}
+
+fn dynamic(client: &kube::Client, kind: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("fhirapps.io", "v1alpha1", kind);
+    Api::namespaced_with(client.clone(), NS, &ApiResource::from_gvk(&gvk))
+}
+
+type Readies = Arc<Mutex<HashMap<String, Instant>>>;
+
+/// Records, per object, when a watch first saw it with Ready=True.
+fn watch_ready(api: Api<DynamicObject>) -> Readies {
+    let seen: Readies = Default::default();
+    let out = seen.clone();
+    tokio::spawn(async move {
+        let mut events = std::pin::pin!(watcher(api, watcher::Config::default()));
+        while let Some(ev) = events.next().await {
+            let objs = match ev {
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => vec![o],
+                _ => continue,
+            };
+            let now = Instant::now();
+            for o in objs {
+                let ready = o.data["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                });
+                if ready {
+                    seen.lock()
+                        .unwrap()
+                        .entry(o.metadata.name.unwrap())
+                        .or_insert(now);
+                }
+            }
+        }
+    });
+    out
+}
+
+async fn wait_until(readies: &Readies, n: usize, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while readies.lock().unwrap().len() < n {
+        if Instant::now() > deadline {
+            bail!("timed out: {} of {n} Ready", readies.lock().unwrap().len());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+async fn phase(admin: &Admin, audit: &Path, from: u64, n: usize, pid: u32) -> Result<Phase> {
+    let calls = admin.get("/_emulator/calls").await?;
+    let mut by_op = BTreeMap::new();
+    for c in calls.as_array().context("calls")? {
+        let path = c["path"].as_str().unwrap_or("");
+        if path.starts_with("/_emulator") {
+            continue;
+        }
+        let key = format!(
+            "{} {} {}",
+            c["method"].as_str().unwrap_or("?"),
+            c["operation"].as_str().unwrap_or("?"),
+            c["status"]
+        );
+        *by_op.entry(key).or_insert(0) += 1;
+    }
+    let graph_calls: u64 = by_op.values().sum();
+    let k8s = audit_calls(audit, from)?;
+    let k8s_calls: u64 = k8s.values().sum();
+    let _ = pid;
+    Ok(Phase {
+        graph_calls,
+        graph_calls_per_app: graph_calls as f64 / n as f64,
+        graph_by_operation: by_op,
+        k8s_calls,
+        k8s_calls_per_app: k8s_calls as f64 / n as f64,
+        k8s_by_verb_resource: k8s,
+        operator_cpu_s: 0.0,
+    })
+}
+
+/// The operator's requests in the audit log from byte `from` on: one per request (the
+/// ResponseComplete event; for watches, which may not have completed yet, ResponseStarted).
+fn audit_calls(audit: &Path, from: u64) -> Result<BTreeMap<String, u64>> {
+    let text = std::fs::read(audit).with_context(|| audit.display().to_string())?;
+    let user = format!("system:serviceaccount:{OP_NS}:{OP_SA}");
+    let mut out = BTreeMap::new();
+    for line in text[from as usize..].split(|b| *b == b'\n') {
+        let Ok(e) = serde_json::from_slice::<Value>(line) else {
+            continue;
+        };
+        if e["user"]["username"] != user.as_str() {
+            continue;
+        }
+        let watch = e["verb"] == "watch";
+        let stage = e["stage"].as_str().unwrap_or("");
+        if (watch && stage != "ResponseStarted") || (!watch && stage != "ResponseComplete") {
+            continue;
+        }
+        let r = &e["objectRef"];
+        let mut resource = r["resource"].as_str().unwrap_or("-").to_string();
+        if let Some(s) = r["subresource"].as_str() {
+            resource = format!("{resource}/{s}");
+        }
+        *out.entry(format!("{} {resource}", e["verb"].as_str().unwrap_or("?")))
+            .or_insert(0) += 1;
+    }
+    Ok(out)
+}
+
+fn file_len(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// utime + stime of `pid` in seconds.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')').context("stat")? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
+    Ok(ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64)
+}
+
+fn proc_kib(status: &str, key: &str) -> f64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+async fn metrics_sum(port: u16, name: &str) -> u64 {
+    let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await else {
+        return 0;
+    };
+    let text = r.text().await.unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn pp() -> PostParams {
+    PostParams::default()
+}
+
+/// The emulator's admin API (same HTTPS listener, no auth).
+struct Admin {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Admin {
+    fn new(env: &[(String, String)]) -> Result<Self> {
+        let var = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let ca = std::fs::read(var("CA_FILE").context("CA_FILE")?)?;
+        let http = reqwest::Client::builder()
+            .tls_certs_merge(reqwest::Certificate::from_pem_bundle(&ca)?)
+            .build()?;
+        let base = var("AZURE_AUTHORITY_HOST").context("AZURE_AUTHORITY_HOST")?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+        })
+    }
+    async fn get(&self, path: &str) -> Result<Value> {
+        Ok(self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+    async fn put_realism(&self, body: Value) -> Result<()> {
+        self.http
+            .put(format!("{}/_emulator/realism", self.base))
+            .json(&body)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+    async fn delete_calls(&self) -> Result<()> {
+        self.http
+            .delete(format!("{}/_emulator/calls", self.base))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,88 @@
+//! fhir-bench (`make bench`): N FhirClientApps of mixed types against one FhirResourceApp, with the
+//! emulator's Graph latency and throttling quotas on and 10,000 unrelated Secrets/ConfigMaps in the
+//! cluster. Measures time to Ready, Graph and Kubernetes API calls per app, the operator's peak RSS
+//! and CPU, and compares the total time with a lower bound derived from the quotas. Writes
+//! `bench/report.json` and `bench/REPORT.md`.
+//!
+//! Every run gets a fresh control plane (kube-local, with the apiserver audit log on), a fresh
+//! emulator process and a fresh operator process, so /proc figures are the operator's alone.
+
+mod bound;
+mod cluster;
+mod report;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Clone)]
+#[command(name = "fhir-bench", about, long_about = None)]
+pub struct Args {
+    /// Number of FhirClientApps (mixed Confidential / Public / Service).
+    #[arg(long, env = "BENCH_N", default_value_t = 500)]
+    pub n: usize,
+    /// Also run 10×N (the same measurements, to show how cost grows).
+    #[arg(long)]
+    pub tenfold: bool,
+    /// Unrelated Secrets + ConfigMaps created before the operator starts (half each).
+    #[arg(long, default_value_t = 10_000)]
+    pub noise: usize,
+    /// Latency the emulator adds to every Graph and token call, ms.
+    #[arg(long, default_value_t = 30)]
+    pub latency_ms: u64,
+    /// The operator's resync period during the run (FHIR_OP_RESYNC), seconds.
+    #[arg(long, default_value_t = 60)]
+    pub resync_secs: u64,
+    /// Length of the steady-state window after everything is Ready, seconds (≥ one resync).
+    #[arg(long, default_value_t = 120)]
+    pub steady_secs: u64,
+    /// Give up waiting for Ready after this many seconds (the report says how many were Ready).
+    #[arg(long, default_value_t = 3600)]
+    pub ready_timeout_secs: u64,
+    /// Where the release binaries (fhir-app-operator, entra-emulator) and kube-local are.
+    #[arg(long, default_value = "target/release")]
+    pub bin_dir: PathBuf,
+    /// The kube-local binary.
+    #[arg(long, default_value = "target/debug/kube-local")]
+    pub kube_local: PathBuf,
+    /// Where report.json and REPORT.md go.
+    #[arg(long, default_value = "bench")]
+    pub out_dir: PathBuf,
+    /// Keep each run's work directory (logs, audit log) under /tmp.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args = Args::parse();
+    if args.n == 0 {
+        bail!("--n must be at least 1");
+    }
+    for b in ["fhir-app-operator", "entra-emulator"] {
+        let p = args.bin_dir.join(b);
+        std::fs::metadata(&p).with_context(|| format!("{} (run `make bench`)", p.display()))?;
+    }
+    let machine_before = report::machine();
+    let mut sizes = vec![args.n];
+    if args.tenfold {
+        sizes.push(args.n * 10);
+    }
+    let mut runs = vec![];
+    for n in sizes {
+        eprintln!("fhir-bench: run with N = {n}");
+        let run = cluster::run(&args, n).await?;
+        // Write after every run, so a long 10×N run that is cut short leaves the first one.
+        runs.push(run);
+        let rep = report::Report::new(&args, machine_before.clone(), report::machine(), &runs);
+        rep.write(&args.out_dir)?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    eprintln!(
+        "fhir-bench: wrote {0}/report.json and {0}/REPORT.md",
+        args.out_dir.display()
+    );
+    Ok(())
+}
