@@ -106,16 +106,9 @@ fn helm_template_matches_the_golden_files() {
         }
         let want = std::fs::read_to_string(&path).unwrap_or_default();
         if got != want {
-            let first = got
-                .lines()
-                .zip(want.lines())
-                .position(|(a, b)| a != b)
-                .unwrap_or(got.lines().count().min(want.lines().count()));
             failures.push(format!(
-                "{file} differs from line {}:\n  rendered: {:?}\n  golden:   {:?}",
-                first + 1,
-                got.lines().nth(first).unwrap_or("<end>"),
-                want.lines().nth(first).unwrap_or("<end>")
+                "--- golden/{file}\n+++ rendered\n{}",
+                diff(&want, &got)
             ));
         }
     }
@@ -124,4 +117,52 @@ fn helm_template_matches_the_golden_files() {
         "{}\nIf the change is intended: UPDATE_GOLDEN=1 cargo test -p fhir-app-operator-tests --test chart_golden",
         failures.join("\n")
     );
+}
+
+/// A unified-style line diff (`-` golden, `+` rendered, 2 lines of context), at most 60 lines.
+fn diff(old: &str, new: &str) -> String {
+    let (a, b): (Vec<&str>, Vec<&str>) = (old.lines().collect(), new.lines().collect());
+    // lcs[i][j]: length of the longest common subsequence of a[i..] and b[j..].
+    let mut lcs = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut ops) = (0, 0, vec![]);
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            ops.push((' ', i + 1, a[i]));
+            (i, j) = (i + 1, j + 1);
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            ops.push(('-', i + 1, a[i]));
+            i += 1;
+        } else {
+            ops.push(('+', i + 1, b[j]));
+            j += 1;
+        }
+    }
+    let near = |k: usize| {
+        ops[k.saturating_sub(2)..(k + 3).min(ops.len())]
+            .iter()
+            .any(|o| o.0 != ' ')
+    };
+    let mut out = vec![];
+    for (k, (op, line, text)) in ops.iter().enumerate() {
+        if near(k) {
+            if k == 0 || !near(k - 1) {
+                out.push(format!("@@ golden line {line} @@"));
+            }
+            out.push(format!("{op}{text}"));
+        }
+    }
+    if out.is_empty() {
+        out.push("(only the final newline differs)".into());
+    }
+    out.truncate(60);
+    out.join("\n")
 }

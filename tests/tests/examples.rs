@@ -8,7 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use fhir_app_operator::api::{FhirClientApp, FhirResourceApp};
-use fhir_app_operator_tests::operator::{Harness, full_permissions};
+use fhir_app_operator::controller::FIELD_MANAGER;
+use fhir_app_operator_tests::operator::{Harness, full_permissions, install_crds};
+use fhir_app_operator_tests::{TestNamespace, kube_client};
 use kube::api::{ListParams, ObjectList};
 use serde::Deserialize;
 use serde_json::Value;
@@ -62,18 +64,27 @@ fn docs(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-fn kubectl_apply(ns: &str, files: &[PathBuf]) -> String {
+/// `kubectl <verb> -n ns ARGS -f FILE...`
+fn kubectl_run(ns: &str, verb: &str, args: &[&str], files: &[PathBuf]) -> std::process::Output {
     let mut cmd = Command::new(kubectl());
-    cmd.args(["apply", "-n", ns, "--validate=strict"]);
+    cmd.args([verb, "-n", ns]).args(args);
     for f in files {
         cmd.arg("-f").arg(f);
     }
-    let out = cmd.output().expect("kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl apply: {}",
+    cmd.output().expect("kubectl")
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
+    )
+}
+
+fn kubectl_apply(ns: &str, files: &[PathBuf]) -> String {
+    let out = kubectl_run(ns, "apply", &["--validate=strict"], files);
+    assert!(out.status.success(), "kubectl apply: {}", text(&out));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -121,34 +132,113 @@ async fn examples_reconcile_to_ready_and_reapplying_them_is_a_no_op() {
         );
     }
     // And its diff (server-side dry run) finds nothing to change.
-    let mut diff = Command::new(kubectl());
-    diff.args(["diff", "-n", &h.ns.name, "--server-side=false"]);
-    for f in &files {
-        diff.arg("-f").arg(f);
-    }
-    let out = diff.output().unwrap();
+    let out = kubectl_run(&h.ns.name, "diff", &["--server-side=false"], &files);
     assert!(
         out.status.success(),
-        "kubectl diff shows drift:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        "kubectl diff shows drift:\n{}",
+        text(&out)
     );
     tokio::time::sleep(Duration::from_secs(4)).await; // a resync (3 s in tests)
     assert_eq!(snapshot(&h).await, before, "generation and spec unchanged");
 
-    // The operator's field manager owns status and its finalizer, never spec.
+    // With `ServerSideApply=true` Argo CD applies as its own field manager instead: the same values
+    // conflict with nobody, the server-side diff is empty, and nothing changes.
+    let ssa = [
+        "--server-side",
+        "--field-manager=argocd-controller",
+        "--validate=strict",
+    ];
+    let out = kubectl_run(&h.ns.name, "apply", &ssa, &files);
+    assert!(out.status.success(), "server-side apply: {}", text(&out));
+    let out = kubectl_run(&h.ns.name, "diff", &ssa[..2], &files);
+    assert!(
+        out.status.success(),
+        "server-side diff shows drift:\n{}",
+        text(&out)
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        snapshot(&h).await,
+        before,
+        "generation and spec unchanged after SSA"
+    );
+
+    // Only the users' appliers own spec: every other field manager (the operator's status patches, its
+    // finalizer patch, whatever user agent that carries) holds status or metadata only.
+    let users = ["kubectl-client-side-apply", "argocd-controller"];
     for obj in list_all(&h).await {
-        for mf in obj["metadata"]["managedFields"].as_array().unwrap() {
-            if mf["manager"] == "fhirapps.io/operator" {
-                assert!(
-                    mf["fieldsV1"].get("f:spec").is_none(),
-                    "the operator wrote spec of {}: {mf}",
-                    obj["metadata"]["name"]
-                );
+        let name = &obj["metadata"]["name"];
+        let fields = obj["metadata"]["managedFields"].as_array().unwrap();
+        assert!(
+            fields.iter().any(|mf| mf["manager"] == FIELD_MANAGER),
+            "{name}: no status written by {FIELD_MANAGER}: {fields:?}"
+        );
+        for mf in fields {
+            if users.iter().any(|u| mf["manager"] == *u) {
+                assert!(mf["fieldsV1"].get("f:spec").is_some(), "{name}: {mf}");
+                continue;
             }
+            let owned: Vec<&String> = mf["fieldsV1"].as_object().unwrap().keys().collect();
+            assert!(
+                owned.iter().all(|k| *k == "f:status" || *k == "f:metadata"),
+                "{name}: {} owns {owned:?}",
+                mf["manager"]
+            );
         }
     }
     h.stop_operator().await;
+}
+
+/// Every manifest under examples/ (demo/ too) that is not an Argo CD Application or a Helm values file is
+/// one of the kinds we test here and passes strict server-side validation.
+#[tokio::test]
+async fn every_example_manifest_passes_strict_validation() {
+    let client = kube_client().await;
+    install_crds(&client).await.unwrap();
+    let ns = TestNamespace::new(&client, "examples-strict").await;
+    let (mut checked, mut stack) = (vec![], vec![root().join("examples")]);
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|x| x != "yaml") {
+                continue;
+            }
+            let kinds: Vec<String> = docs(&path)
+                .iter()
+                .map(|d| d["kind"].as_str().unwrap_or_default().to_string())
+                .collect();
+            if path.ends_with("fhir-server/values.yaml") || kinds.iter().all(|k| k == "Application")
+            {
+                continue; // checked by the Argo CD test below
+            }
+            for k in &kinds {
+                assert!(
+                    [
+                        "FhirResourceApp",
+                        "FhirClientApp",
+                        "ServiceAccount",
+                        "ConfigMap"
+                    ]
+                    .contains(&k.as_str()),
+                    "{path:?}: kind {k:?} is not validated by this test"
+                );
+            }
+            let out = kubectl_run(
+                &ns.name,
+                "apply",
+                &["--server-side", "--dry-run=server", "--validate=strict"],
+                std::slice::from_ref(&path),
+            );
+            assert!(out.status.success(), "{path:?}: {}", text(&out));
+            checked.push(path);
+        }
+    }
+    // The demo, the resource app and the client examples.
+    assert!(checked.len() >= 9, "{checked:?}");
 }
 
 async fn list_all(h: &Harness) -> Vec<Value> {
@@ -264,4 +354,71 @@ fn troubleshooting_covers_every_condition_reason() {
         missing.is_empty(),
         "docs/troubleshooting.md lacks rows for {missing:?}"
     );
+}
+
+/// Every Event reason (`ctx.event(obj, warning, reason, note)` anywhere in operator/src) is named in the
+/// Events section of docs/troubleshooting.md; category reasons are covered by the table above.
+#[test]
+fn troubleshooting_names_every_event_reason() {
+    let doc = std::fs::read_to_string(root().join("docs/troubleshooting.md")).unwrap();
+    let events = &doc[doc.find("## Events").expect("an Events section")..];
+    let (mut reasons, mut stack) = (vec![], vec![root().join("operator/src")]);
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let src = std::fs::read_to_string(&path).unwrap();
+            for call in src.split("ctx.event(").skip(1) {
+                // The first two arguments (object, warning) contain no comma.
+                let arg = call.split(',').nth(2).unwrap().trim();
+                match arg {
+                    "e.category()" => {}
+                    "reason" => reasons.extend(reason_literals(&src, &path)),
+                    lit if lit.starts_with('"') => reasons.push(lit.trim_matches('"').to_string()),
+                    other => panic!("{path:?}: unknown Event reason expression {other}"),
+                }
+            }
+        }
+    }
+    reasons.sort();
+    reasons.dedup();
+    assert!(reasons.len() >= 8, "{reasons:?}");
+    let missing: Vec<_> = reasons
+        .iter()
+        .filter(|r| !events.contains(&format!("`{r}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/troubleshooting.md Events lacks {missing:?}"
+    );
+}
+
+/// The string literals a `reason` variable passed to `ctx.event` can hold: the arms of
+/// `fn new_credential_reason`, or the first element of each `(reason, note)` tuple (a ` (` ending a
+/// line, unlike `format!(`).
+fn reason_literals(src: &str, path: &Path) -> Vec<String> {
+    let body = if let Some(i) = src.find("fn new_credential_reason(") {
+        let b = &src[i..];
+        b[..b.find("\n}\n").unwrap()]
+            .split("=> \"")
+            .skip(1)
+            .collect::<Vec<_>>()
+    } else if let Some(i) = src.find("let (reason, note) = if") {
+        let b = &src[i..];
+        let b = &b[..b.find("ctx.event(").unwrap()];
+        b.split(" (\n")
+            .skip(1)
+            .map(str::trim_start)
+            .filter(|s| s.starts_with('"'))
+            .map(|s| &s[1..])
+            .collect()
+    } else {
+        panic!("{path:?}: where does the Event `reason` come from?")
+    };
+    body.iter()
+        .map(|p| p[..p.find('"').unwrap()].to_string())
+        .collect()
 }
