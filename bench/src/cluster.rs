@@ -398,7 +398,7 @@ async fn operator_kubeconfig(client: &kube::Client, admin: &Path, dir: &Path) ->
     let req = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
         "spec": {"expirationSeconds": 86400}});
     let tr: Value = sas
-        .create_subresource("token", OP_SA, &pp(), &serde_json::to_vec(&req)?)
+        .create_subresource("token", OP_SA, &pp(), &req)
         .await?;
     let token = tr["status"]["token"].as_str().context("no token")?;
     let mut kc: Value = serde_yaml::from_str(&std::fs::read_to_string(admin)?)?;
