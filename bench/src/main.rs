@@ -34,6 +34,9 @@ pub struct Args {
     /// The operator's resync period during the run (FHIR_OP_RESYNC), seconds.
     #[arg(long, default_value_t = 60)]
     pub resync_secs: u64,
+    /// The operator's own Graph request rate limit (FHIR_OP_GRAPH_RATE; 20 is its default).
+    #[arg(long, default_value_t = 20.0)]
+    pub operator_graph_rate: f64,
     /// Length of the steady-state window after everything is Ready, seconds (≥ one resync).
     #[arg(long, default_value_t = 120)]
     pub steady_secs: u64,

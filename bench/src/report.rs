@@ -76,8 +76,12 @@ impl<'a> Report<'a> {
             ),
             "Other builds shared the machine during the run; see the load averages.".into(),
         ];
-        if args.tenfold && runs.len() < 2 {
-            notes.push("The 10×N run did not finish; only N is reported.".into());
+        if runs.len() < 2 {
+            notes.push(if args.tenfold {
+                "The 10×N run did not finish; only N is reported.".into()
+            } else {
+                "10×N was not run (no --tenfold); nothing here is extrapolated to it.".into()
+            });
         }
         for r in runs.iter().filter(|r| r.ready < r.n) {
             notes.push(format!(
@@ -92,7 +96,8 @@ impl<'a> Report<'a> {
                 "n": args.n, "tenfold": args.tenfold, "noise_objects": args.noise,
                 "latency_ms": args.latency_ms, "graph_throttling": true,
                 "operator_resync_s": args.resync_secs, "steady_window_s": args.steady_secs,
-                "operator_flags": "defaults (concurrency 8, Graph rate 20/s burst 40) except FHIR_OP_RESYNC",
+                "operator_graph_rate_per_s": args.operator_graph_rate,
+                "operator_flags": "defaults (concurrency 8, Graph burst 40) except FHIR_OP_RESYNC and FHIR_OP_GRAPH_RATE",
             }),
             runs,
             notes,
@@ -155,7 +160,7 @@ impl<'a> Report<'a> {
         for r in self.runs {
             let _ = writeln!(
                 s,
-                "\n## N = {}\n\nMix: {:?}. 429s seen by the operator: {}. Lower bound: {} minimal Graph writes, {} dependent calls on the longest chain (token included); latency bound {:.2} s, write-quota bound {:.1} s, resource-unit bound {:.1} s; the write quota's sustained rate sustains {:.2} writes in flight.\n",
+                "\n## N = {}\n\nMix: {:?}. 429s seen by the operator: {}. Lower bound: {} minimal Graph writes, {} dependent calls on the longest chain (token included); latency bound {:.2} s, write-quota bound {:.1} s, resource-unit bound {:.1} s; the write quota's sustained rate sustains {:.2} writes in flight. The create phase's {} Graph calls at the operator's own limit of {} per second take {:.0} s.\n",
                 r.n,
                 r.mix,
                 r.throttled_429,
@@ -164,7 +169,10 @@ impl<'a> Report<'a> {
                 r.lower_bound.latency_bound_s,
                 r.lower_bound.write_quota_bound_s,
                 r.lower_bound.resource_unit_quota_bound_s,
-                r.lower_bound.sustained_write_concurrency
+                r.lower_bound.sustained_write_concurrency,
+                r.create.graph_calls,
+                self.parameters["operator_graph_rate_per_s"],
+                r.operator_rate_bound_s,
             );
             for (title, p) in [("create", &r.create), ("steady window", &r.steady)] {
                 let _ = writeln!(s, "Graph calls, {title}: {:?}\n", p.graph_by_operation);
