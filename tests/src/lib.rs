@@ -66,3 +66,39 @@ impl Drop for TestNamespace {
         }
     }
 }
+
+/// The repository root.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs a `hack/*/build.sh` that builds a tool once (cached by version) and prints its path last.
+fn cached_tool(script: &str) -> std::path::PathBuf {
+    let out = std::process::Command::new("bash")
+        .arg(repo_root().join(script))
+        .output()
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    std::path::PathBuf::from(text.lines().last().unwrap_or_default().trim())
+}
+
+/// helm, built once from the Go module proxy and cached (hack/helm/build.sh).
+pub fn helm() -> std::path::PathBuf {
+    cached_tool("hack/helm/build.sh")
+}
+
+/// kubectl from `$KUBEBUILDER_ASSETS`, else the one hack/kube-bins/build.sh cached.
+pub fn kubectl() -> std::path::PathBuf {
+    if let Ok(dir) = std::env::var("KUBEBUILDER_ASSETS") {
+        let p = std::path::Path::new(&dir).join("kubectl");
+        if p.exists() {
+            return p;
+        }
+    }
+    cached_tool("hack/kube-bins/build.sh").join("kubectl")
+}

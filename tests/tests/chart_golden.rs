@@ -2,32 +2,8 @@
 //! `charts/fhir-app-operator/golden/`, so a change to a template shows up as a diff in review.
 //! Regenerate with `UPDATE_GOLDEN=1 cargo test -p fhir-app-operator-tests --test chart_golden`.
 
-use std::path::{Path, PathBuf};
+use fhir_app_operator_tests::{helm, repo_root as root};
 use std::process::Command;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn helm() -> PathBuf {
-    let out = Command::new("bash")
-        .arg(root().join("hack/helm/build.sh"))
-        .output()
-        .expect("run hack/helm/build.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap()
-            .trim(),
-    )
-}
 
 /// (golden file, `--set` arguments). The CRDs are left out: `chart_install` checks them against `crds/`.
 const CASES: &[(&str, &[&str])] = &[

@@ -5,41 +5,16 @@
 
 use fhir_app_operator::api::{FhirClientApp, FhirResourceApp};
 use fhir_app_operator_tests::operator::{Harness, client_app, full_permissions, resource_app};
+use fhir_app_operator_tests::{helm, repo_root as root};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams};
 use serde_json::json;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 const CHART: &str = "charts/fhir-app-operator";
 const T: Duration = Duration::from_secs(60);
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// helm, built once from the Go module proxy and cached (hack/helm/build.sh).
-fn helm() -> PathBuf {
-    let out = Command::new("bash")
-        .arg(root().join("hack/helm/build.sh"))
-        .output()
-        .expect("run hack/helm/build.sh");
-    assert!(
-        out.status.success(),
-        "hack/helm/build.sh: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap()
-            .trim(),
-    )
-}
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.current_dir(root()).output().expect("spawn");

@@ -3,6 +3,7 @@
 //! Argo CD does (`kubectl apply`) is a no-op because the operator never writes `spec`.
 //! The Argo CD Applications point at paths that exist.
 
+use fhir_app_operator_tests::{kubectl, repo_root as root};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -16,31 +17,6 @@ use serde::Deserialize;
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(90);
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// kubectl from `$KUBEBUILDER_ASSETS`, else the one hack/kube-bins/build.sh cached.
-fn kubectl() -> PathBuf {
-    if let Ok(dir) = std::env::var("KUBEBUILDER_ASSETS") {
-        let p = Path::new(&dir).join("kubectl");
-        if p.exists() {
-            return p;
-        }
-    }
-    let out = Command::new("bash")
-        .arg(root().join("hack/kube-bins/build.sh"))
-        .output()
-        .expect("run hack/kube-bins/build.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dir = String::from_utf8(out.stdout).unwrap();
-    Path::new(dir.lines().last().unwrap().trim()).join("kubectl")
-}
 
 /// The example manifests of our kinds (and the ServiceAccounts they use), one file per entry.
 fn example_files() -> Vec<PathBuf> {
