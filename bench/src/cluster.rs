@@ -38,9 +38,8 @@ pub struct Run {
     pub time_to_ready_max_s: f64,
     pub lower_bound: LowerBound,
     pub ratio_to_lower_bound: Option<f64>,
-    /// The create phase's Graph calls at the operator's own Graph rate limit: what the measured
-    /// time is made of when that limit, not Graph, binds.
-    pub operator_rate_bound_s: f64,
+    /// All Ready ÷ the bound within the operator's own limits (concurrency, rate limits).
+    pub ratio_to_operator_bound: Option<f64>,
     pub create: Phase,
     pub steady: Phase,
     pub steady_window_s: f64,
@@ -225,7 +224,18 @@ pub async fn run(args: &Args, n: usize) -> Result<Run> {
         .sum();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let throttled = metrics_sum(metrics_port, "fhir_operator_graph_throttled_total").await;
-    let lower_bound = bound::lower_bound(n, args.latency_ms, &quotas);
+    let lower_bound = bound::lower_bound(
+        n,
+        args.latency_ms,
+        &quotas,
+        &bound::OperatorLimits {
+            requests_per_s: args.operator_graph_rate,
+            request_burst: args.operator_graph_burst.into(),
+            writes_per_s: args.operator_write_rate,
+            write_burst: args.operator_write_burst.into(),
+            concurrency: args.operator_concurrency.into(),
+        },
+    );
     let pct = |p: f64| {
         times
             .get(((times.len() as f64 * p).ceil() as usize).saturating_sub(1))
@@ -256,7 +266,7 @@ pub async fn run(args: &Args, n: usize) -> Result<Run> {
         time_to_ready_p95_s: pct(0.95),
         time_to_ready_max_s: times.last().copied().unwrap_or(f64::NAN),
         ratio_to_lower_bound: all_ready_s.map(|t| t / lower_bound.seconds),
-        operator_rate_bound_s: create.graph_calls as f64 / args.operator_graph_rate,
+        ratio_to_operator_bound: all_ready_s.map(|t| t / lower_bound.operator.seconds),
         lower_bound,
         steady_window_s: window.as_secs_f64(),
         steady_resyncs_in_window: window.as_secs_f64() / args.resync_secs as f64,
@@ -348,6 +358,16 @@ fn start_operator(
         .env("KUBECONFIG", kubeconfig)
         .env("FHIR_OP_RESYNC", format!("{}s", args.resync_secs))
         .env("FHIR_OP_GRAPH_RATE", args.operator_graph_rate.to_string())
+        .env("FHIR_OP_GRAPH_BURST", args.operator_graph_burst.to_string())
+        .env(
+            "FHIR_OP_GRAPH_WRITE_RATE",
+            args.operator_write_rate.to_string(),
+        )
+        .env(
+            "FHIR_OP_GRAPH_WRITE_BURST",
+            args.operator_write_burst.to_string(),
+        )
+        .env("FHIR_OP_CONCURRENCY", args.operator_concurrency.to_string())
         .env("FHIR_OP_HTTP_ADDR", format!("127.0.0.1:{metrics_port}"))
         .env("RUST_LOG", "warn")
         .stdout(log.try_clone()?)

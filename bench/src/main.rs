@@ -31,14 +31,26 @@ pub struct Args {
     /// Latency the emulator adds to every Graph and token call, ms.
     #[arg(long, default_value_t = 30)]
     pub latency_ms: u64,
-    /// The operator's resync period during the run (FHIR_OP_RESYNC), seconds.
-    #[arg(long, default_value_t = 60)]
+    /// The operator's resync period during the run (FHIR_OP_RESYNC; 300 is its default), seconds.
+    #[arg(long, default_value_t = 300)]
     pub resync_secs: u64,
-    /// The operator's own Graph request rate limit (FHIR_OP_GRAPH_RATE; 20 is its default).
-    #[arg(long, default_value_t = 20.0)]
+    /// The operator's Graph request rate limit (FHIR_OP_GRAPH_RATE; its default).
+    #[arg(long, default_value_t = 100.0)]
     pub operator_graph_rate: f64,
+    /// The operator's Graph request burst (FHIR_OP_GRAPH_BURST; its default).
+    #[arg(long, default_value_t = 200)]
+    pub operator_graph_burst: u32,
+    /// The operator's Graph write rate limit (FHIR_OP_GRAPH_WRITE_RATE; its default).
+    #[arg(long, default_value_t = 15.0)]
+    pub operator_write_rate: f64,
+    /// The operator's Graph write burst (FHIR_OP_GRAPH_WRITE_BURST; its default).
+    #[arg(long, default_value_t = 150)]
+    pub operator_write_burst: u32,
+    /// Resources the operator reconciles in parallel (FHIR_OP_CONCURRENCY; its default).
+    #[arg(long, default_value_t = 8)]
+    pub operator_concurrency: u16,
     /// Length of the steady-state window after everything is Ready, seconds (≥ one resync).
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 300)]
     pub steady_secs: u64,
     /// Give up waiting for Ready after this many seconds (the report says how many were Ready).
     #[arg(long, default_value_t = 3600)]

@@ -74,7 +74,9 @@ impl<'a> Report<'a> {
                 "Steady state is measured over {} s with resync {} s and scaled to one hour.",
                 args.steady_secs, args.resync_secs
             ),
-            "Other builds shared the machine during the run; see the load averages.".into(),
+            "The machine's load averages before and after the run are in the header; anything else \
+             running at the time shared its cores."
+                .into(),
         ];
         if runs.len() < 2 {
             notes.push(if args.tenfold {
@@ -97,7 +99,10 @@ impl<'a> Report<'a> {
                 "latency_ms": args.latency_ms, "graph_throttling": true,
                 "operator_resync_s": args.resync_secs, "steady_window_s": args.steady_secs,
                 "operator_graph_rate_per_s": args.operator_graph_rate,
-                "operator_flags": "defaults (concurrency 8, Graph burst 40) except FHIR_OP_RESYNC and FHIR_OP_GRAPH_RATE",
+                "operator_graph_burst": args.operator_graph_burst,
+                "operator_graph_write_rate_per_s": args.operator_write_rate,
+                "operator_graph_write_burst": args.operator_write_burst,
+                "operator_concurrency": args.operator_concurrency,
             }),
             runs,
             notes,
@@ -129,13 +134,22 @@ impl<'a> Report<'a> {
             self.parameters["latency_ms"],
             self.parameters["noise_objects"]
         );
-        s.push_str("| N | all Ready | p50 / p95 to Ready | lower bound (binding) | ratio | Graph calls per app on create | Graph calls per app per hour, steady (writes) | K8s API calls per app: create / per hour steady | operator peak RSS | operator CPU: create / steady window |\n");
-        s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+        s.push_str("| N | all Ready | p50 / p95 to Ready | lower bound: Graph's limits (binding) | ratio | bound within the operator's limits (binding) | ratio | Graph calls per app on create | Graph calls per app per hour, steady (writes) | K8s API calls per app: create / per hour steady | operator peak RSS | operator CPU: create / steady window |\n");
+        s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        let ratio = |x: Option<f64>| {
+            x.map_or("-".into(), |x| {
+                if x < 10.0 {
+                    format!("{x:.2}×")
+                } else {
+                    format!("{x:.0}×")
+                }
+            })
+        };
         for r in self.runs {
             let lb = &r.lower_bound;
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.2} s / {:.2} s | {:.2} s ({}) | {} | {:.2} | {:.1} ({}) | {:.1} / {:.1} | {:.1} MiB | {:.1} s / {:.1} s |",
+                "| {} | {} | {:.2} s / {:.2} s | {:.2} s ({}) | {} | {:.1} s ({}) | {} | {:.2} | {:.1} ({}) | {:.1} / {:.1} | {:.1} MiB | {:.1} s / {:.1} s |",
                 r.n,
                 r.all_ready_s
                     .map_or(format!("{} of {} Ready", r.ready, r.n), |t| format!(
@@ -145,8 +159,10 @@ impl<'a> Report<'a> {
                 r.time_to_ready_p95_s,
                 lb.seconds,
                 lb.binding,
-                r.ratio_to_lower_bound
-                    .map_or("-".into(), |x| format!("{x:.0}×")),
+                ratio(r.ratio_to_lower_bound),
+                lb.operator.seconds,
+                lb.operator.binding,
+                ratio(r.ratio_to_operator_bound),
                 r.create.graph_calls_per_app,
                 r.steady_graph_calls_per_app_per_hour,
                 r.steady_graph_writes,
@@ -158,21 +174,29 @@ impl<'a> Report<'a> {
             );
         }
         for r in self.runs {
+            let lb = &r.lower_bound;
             let _ = writeln!(
                 s,
-                "\n## N = {}\n\nMix: {:?}. 429s seen by the operator: {}. Lower bound: {} minimal Graph writes, {} dependent calls on the longest chain (token included); latency bound {:.2} s, write-quota bound {:.1} s, resource-unit bound {:.1} s; the write quota's sustained rate sustains {:.2} writes in flight. The create phase's {} Graph calls at the operator's own limit of {} per second take {:.0} s.\n",
+                "\n## N = {}\n\nMix: {:?}. 429s seen by the operator: {}. {} noise objects created in {:.1} s.\n\nLower bound: {} minimal Graph writes and {} reads ({:.2} per client), {} dependent calls on the longest chain (token included). Within Graph's limits: latency {:.2} s, write quota {:.1} s, resource-unit quota {:.1} s. Within the operator's limits: concurrency {:.1} s, write rate limit {:.1} s, request rate limit {:.1} s. Measured: {} Graph calls on create, {:.2} per client ({:.2}× the minimum).\n",
                 r.n,
                 r.mix,
                 r.throttled_429,
-                r.lower_bound.minimal_graph_writes,
-                r.lower_bound.critical_path_calls,
-                r.lower_bound.latency_bound_s,
-                r.lower_bound.write_quota_bound_s,
-                r.lower_bound.resource_unit_quota_bound_s,
-                r.lower_bound.sustained_write_concurrency,
+                r.noise_objects,
+                r.noise_create_s,
+                lb.minimal_graph_writes,
+                lb.minimal_graph_reads,
+                (lb.minimal_graph_writes + lb.minimal_graph_reads) as f64 / r.n as f64,
+                lb.critical_path_calls,
+                lb.latency_bound_s,
+                lb.write_quota_bound_s,
+                lb.resource_unit_quota_bound_s,
+                lb.operator.concurrency_bound_s,
+                lb.operator.write_limit_bound_s,
+                lb.operator.request_limit_bound_s,
                 r.create.graph_calls,
-                self.parameters["operator_graph_rate_per_s"],
-                r.operator_rate_bound_s,
+                r.create.graph_calls_per_app,
+                r.create.graph_calls as f64
+                    / (lb.minimal_graph_writes + lb.minimal_graph_reads) as f64,
             );
             for (title, p) in [("create", &r.create), ("steady window", &r.steady)] {
                 let _ = writeln!(s, "Graph calls, {title}: {:?}\n", p.graph_by_operation);

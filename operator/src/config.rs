@@ -27,6 +27,8 @@ pub struct OperatorConfig {
     pub graph_timeout: Duration,
     pub graph_rate_per_sec: f64,
     pub graph_burst: u32,
+    pub graph_write_rate_per_sec: f64,
+    pub graph_write_burst: u32,
     pub concurrency: u16,
     /// Address of /healthz, /readyz, /metrics; `None` disables the server.
     pub http_addr: Option<SocketAddr>,
@@ -64,8 +66,10 @@ impl OperatorConfig {
             resync: Duration::from_secs(300),
             stalled_retry: Duration::from_secs(300),
             graph_timeout: crate::graph::client::DEFAULT_TIMEOUT,
-            graph_rate_per_sec: 20.0,
-            graph_burst: 40,
+            graph_rate_per_sec: 100.0,
+            graph_burst: 200,
+            graph_write_rate_per_sec: 15.0,
+            graph_write_burst: 150,
             concurrency: 8,
             http_addr: None,
             leader_election: false,
@@ -150,12 +154,20 @@ pub struct Cli {
     /// Limit on one Graph or token-endpoint request, response body included.
     #[arg(long, env = "FHIR_OP_GRAPH_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub graph_timeout: Duration,
-    /// Graph requests per second per tenant (token bucket).
-    #[arg(long, env = "FHIR_OP_GRAPH_RATE", default_value_t = 20.0)]
+    /// Graph requests (reads and writes) per second per tenant (token bucket). Graph allows an
+    /// application 3,500 to 8,000 resource units per 10 s per tenant (a read costs 1 or 2).
+    #[arg(long, env = "FHIR_OP_GRAPH_RATE", default_value_t = 100.0)]
     pub graph_rate: f64,
-    /// Burst of the per-tenant token bucket.
-    #[arg(long, env = "FHIR_OP_GRAPH_BURST", default_value_t = 40)]
+    /// Burst of the per-tenant request bucket.
+    #[arg(long, env = "FHIR_OP_GRAPH_BURST", default_value_t = 200)]
     pub graph_burst: u32,
+    /// Graph writes per second per tenant, on top of the request limit. Graph allows an application
+    /// 3,000 writes per 150 s per tenant (20/s), and a tenant 18,000 per 5 min across applications.
+    #[arg(long, env = "FHIR_OP_GRAPH_WRITE_RATE", default_value_t = 15.0)]
+    pub graph_write_rate: f64,
+    /// Burst of the per-tenant write bucket.
+    #[arg(long, env = "FHIR_OP_GRAPH_WRITE_BURST", default_value_t = 150)]
+    pub graph_write_burst: u32,
     /// Resources reconciled in parallel per kind.
     #[arg(long, env = "FHIR_OP_CONCURRENCY", default_value_t = 8)]
     pub concurrency: u16,
@@ -220,6 +232,8 @@ impl Cli {
         c.graph_timeout = self.graph_timeout;
         c.graph_rate_per_sec = self.graph_rate;
         c.graph_burst = self.graph_burst;
+        c.graph_write_rate_per_sec = self.graph_write_rate;
+        c.graph_write_burst = self.graph_write_burst;
         c.concurrency = self.concurrency;
         c.http_addr = Some(self.http_addr);
         c.leader_election = self.leader_election;

@@ -12,8 +12,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use crate::api::{FhirClientApp, FhirResourceApp};
 use crate::build::naming::MANAGED_BY_SELECTOR;
 use crate::config::OperatorConfig;
-use crate::controller::{Context, client_app, resource_app};
+use crate::controller::{Caches, Context, client_app, resource_app};
 use crate::metrics::Metrics;
 
 const LEASE_DURATION: Duration = Duration::from_secs(15);
@@ -153,11 +153,28 @@ pub async fn run_with(
         }
     };
 
+    let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
+    // The client controller reads its output Secret and target FhirResourceApp on every reconcile:
+    // its watches of them feed reflector stores, so those reads cost no API calls.
+    let (secrets_cache, secrets_writer) = reflector::store::<Secret>();
+    let output_secrets = watcher(api_for::<Secret>(&client, &config), owned.clone())
+        .reflect(secrets_writer)
+        .touched_objects();
+    let (resource_apps_cache, resource_apps_writer) = reflector::store::<FhirResourceApp>();
+    let resource_apps = watcher(
+        api_for::<FhirResourceApp>(&client, &config),
+        watcher::Config::default(),
+    )
+    .reflect(resource_apps_writer)
+    .touched_objects();
     let ctx = Arc::new(
         Context::new(client.clone(), config.clone(), metrics.clone())
-            .map_err(|e| anyhow::anyhow!(e))?,
+            .map_err(|e| anyhow::anyhow!(e))?
+            .with_caches(Caches {
+                secrets: Some(secrets_cache),
+                resource_apps: Some(resource_apps_cache),
+            }),
     );
-    let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
     let cfg = controller::Config::default().concurrency(config.concurrency);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -184,27 +201,23 @@ pub async fn run_with(
     );
     let store = clients.store();
     let clients = clients
-        .owns(api_for::<Secret>(&client, &config), owned)
-        .watches(
-            api_for::<FhirResourceApp>(&client, &config),
-            watcher::Config::default(),
-            move |ra: FhirResourceApp| {
-                let (ns, name) = (ra.namespace(), ra.name_any());
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|c| {
-                        c.namespace() == ns
-                            && c.spec
-                                .target
-                                .resource_app_ref
-                                .as_ref()
-                                .is_some_and(|r| r.name == name)
-                    })
-                    .map(|c| ObjectRef::from_obj(c.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .owns_stream(output_secrets)
+        .watches_stream(resource_apps, move |ra: FhirResourceApp| {
+            let (ns, name) = (ra.namespace(), ra.name_any());
+            store
+                .state()
+                .into_iter()
+                .filter(|c| {
+                    c.namespace() == ns
+                        && c.spec
+                            .target
+                            .resource_app_ref
+                            .as_ref()
+                            .is_some_and(|r| r.name == name)
+                })
+                .map(|c| ObjectRef::from_obj(c.as_ref()))
+                .collect::<Vec<_>>()
+        })
         .with_config(cfg)
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(client_app::reconcile, client_app::error_policy, ctx.clone())

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fhir_app_operator::api::FhirResourceApp;
-use fhir_app_operator::graph::ratelimit::RateLimiter;
+use fhir_app_operator::graph::ratelimit::{Limit, RateLimiter};
 use fhir_app_operator::graph::types::parse_application;
 use fhir_app_operator::graph::{
     Credential, Endpoints, GraphClient, GraphError, RetryPolicy, http_client_with_timeout,
@@ -140,7 +140,16 @@ impl Hostile {
                 client_id: "operator".into(),
                 secret: "operator-secret".into(),
             },
-            Arc::new(RateLimiter::new(1000.0, 1000)),
+            Arc::new(RateLimiter::new(
+                Limit {
+                    per_sec: 1000.0,
+                    burst: 1000,
+                },
+                Limit {
+                    per_sec: 1000.0,
+                    burst: 1000,
+                },
+            )),
             Arc::new(Metrics::default()),
         )
         .with_retry(RetryPolicy {

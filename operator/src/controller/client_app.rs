@@ -13,7 +13,9 @@ use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
 use super::application::{WRITE_APPS, converge_app, delete_app, report_app_change};
-use super::{Context, Error, FINALIZER, Outcome, apply_secret, finish, managed_labels, needs};
+use super::{
+    Context, DesiredSecret, Error, FINALIZER, Outcome, apply_secret, finish, managed_labels, needs,
+};
 use crate::api::{
     AppStatus, CredentialStatus, CredentialType, DeletionPolicy, FhirClientApp, FhirResourceApp,
     TenantSpec,
@@ -103,8 +105,8 @@ async fn apply(
 async fn inputs(obj: &FhirClientApp, ctx: &Context) -> Result<(String, Option<String>), Error> {
     let ns = obj.namespace().unwrap_or_default();
     let target_rv = match &obj.spec.target.resource_app_ref {
-        Some(r) => Api::<FhirResourceApp>::namespaced(ctx.client.clone(), &ns)
-            .get_opt(&r.name)
+        Some(r) => ctx
+            .resource_app(&ns, &r.name)
             .await?
             .and_then(|ra| ra.metadata.resource_version)
             .unwrap_or_else(|| "absent".into()),
@@ -120,10 +122,7 @@ async fn inputs(obj: &FhirClientApp, ctx: &Context) -> Result<(String, Option<St
         .secret_name
         .clone()
         .unwrap_or_else(|| client_secret_name(&obj.name_any()));
-    let secret = Api::<Secret>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(&secret_name)
-        .await?;
-    Ok((base, secret.and_then(|s| s.metadata.resource_version)))
+    Ok((base, ctx.output_secret_version(&ns, &secret_name).await?))
 }
 
 /// The target and its service principal object ID (for grants/assignments), or why we must wait.
@@ -332,11 +331,7 @@ async fn apply_inner(
     let name = obj.name_any();
     let spec = &obj.spec;
     let target_app = match &spec.target.resource_app_ref {
-        Some(r) => {
-            Api::<FhirResourceApp>::namespaced(ctx.client.clone(), &ns)
-                .get_opt(&r.name)
-                .await?
-        }
+        Some(r) => ctx.resource_app(&ns, &r.name).await?,
         None => None,
     };
     let tenant = effective_tenant(spec.tenant.as_ref(), target_app.as_ref());
@@ -367,8 +362,8 @@ async fn apply_inner(
     .await?;
     let parsed: Application = crate::graph::types::parse_application("application", &app)?;
     report_app_change(ctx, obj, status, change, &unique_name, &parsed).await;
-    let sp = graph
-        .ensure_service_principal(&parsed.app_id)
+    let (sp, sp_is_new) = graph
+        .service_principal_for(&parsed.app_id, change == Some("Created"))
         .await
         .map_err(needs("create the service principal", WRITE_APPS))?;
 
@@ -388,10 +383,15 @@ async fn apply_inner(
             })
             .collect();
         const PERM: &str = "AppRoleAssignment.ReadWrite.All and Application.Read.All";
-        let have = graph
-            .list_app_role_assignments(&sp.id)
-            .await
-            .map_err(needs("list app role assignments", PERM))?;
+        // A service principal created a moment ago has no assignments yet: no need to list them.
+        let have = if sp_is_new {
+            vec![]
+        } else {
+            graph
+                .list_app_role_assignments(&sp.id)
+                .await
+                .map_err(needs("list app role assignments", PERM))?
+        };
         let have: Vec<_> = have
             .into_iter()
             .filter(|a| a.resource_id == resource_sp)
@@ -419,10 +419,14 @@ async fn apply_inner(
         })?;
         const PERM: &str = "DelegatedPermissionGrant.ReadWrite.All";
         let scope = b::requested_scopes(spec).join(" ");
-        let grants = graph
-            .list_grants(&sp.id)
-            .await
-            .map_err(needs("list delegated permission grants", PERM))?;
+        let grants = if sp_is_new {
+            vec![]
+        } else {
+            graph
+                .list_grants(&sp.id)
+                .await
+                .map_err(needs("list delegated permission grants", PERM))?
+        };
         match grants.iter().find(|g| {
             g.resource_id == resource_sp && g.consent_type.as_deref() == Some("AllPrincipals")
         }) {
@@ -450,8 +454,7 @@ async fn apply_inner(
         .secret_name
         .clone()
         .unwrap_or_else(|| client_secret_name(&name));
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let existing = secrets.get_opt(&secret_name).await?;
+    let existing = ctx.current_secret(&ns, &secret_name).await?;
     let owner = obj
         .controller_owner_ref(&())
         .ok_or_else(|| Error::InvalidSpec("resource has no uid".into()))?;
@@ -543,15 +546,19 @@ async fn apply_inner(
             );
             let written = apply_secret(
                 &ctx.client,
-                &ns,
-                &secret_name,
-                owner.clone(),
-                managed_labels("FhirClientApp", &name),
-                annotations.clone(),
-                data,
+                existing.as_ref(),
+                DesiredSecret {
+                    namespace: &ns,
+                    name: &secret_name,
+                    owner: owner.clone(),
+                    labels: managed_labels("FhirClientApp", &name),
+                    annotations: annotations.clone(),
+                    data,
+                },
             )
             .await?;
-            *written_secret_rv = written.metadata.resource_version;
+            ctx.saw_secret(&ns, &secret_name, written.clone());
+            *written_secret_rv = written;
             let prev_ref = prev.as_ref().map(|(k, u)| (k.as_str(), *u));
             for key in creds::to_prune(&listed, &[cur_key.as_str()], prev_ref, now) {
                 graph
@@ -734,15 +741,19 @@ async fn apply_inner(
         );
         let written = apply_secret(
             &ctx.client,
-            &ns,
-            &secret_name,
-            owner,
-            managed_labels("FhirClientApp", &name),
-            annotations,
-            data,
+            existing.as_ref(),
+            DesiredSecret {
+                namespace: &ns,
+                name: &secret_name,
+                owner,
+                labels: managed_labels("FhirClientApp", &name),
+                annotations,
+                data,
+            },
         )
         .await?;
-        *written_secret_rv = written.metadata.resource_version;
+        ctx.saw_secret(&ns, &secret_name, written.clone());
+        *written_secret_rv = written;
     }
 
     status.client_id = Some(parsed.app_id.clone());
@@ -853,6 +864,12 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
     ctx.metrics
         .set_credential_expiry(&format!("{ns}/{}", obj.name_any()), None);
     ctx.forget(&format!("FhirClientApp/{ns}/{}", obj.name_any()));
+    let secret_name = obj
+        .spec
+        .secret_name
+        .clone()
+        .unwrap_or_else(|| client_secret_name(&obj.name_any()));
+    ctx.saw_secret(&ns, &secret_name, None);
     if obj.spec.deletion_policy.unwrap_or_default() == DeletionPolicy::Orphan {
         ctx.event(
             obj.as_ref(),
@@ -866,11 +883,7 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
     // The tenant it was registered in: as in apply, else the one its status recorded (the resource
     // app it followed may be gone already).
     let target_app = match &obj.spec.target.resource_app_ref {
-        Some(r) => Api::<FhirResourceApp>::namespaced(ctx.client.clone(), &ns)
-            .get_opt(&r.name)
-            .await
-            .ok()
-            .flatten(),
+        Some(r) => ctx.resource_app(&ns, &r.name).await.ok().flatten(),
         None => None,
     };
     let tenant = effective_tenant(obj.spec.tenant.as_ref(), target_app.as_ref()).or_else(|| {

@@ -13,16 +13,20 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event as KEvent, EventType, Recorder};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::api::{AppStatus, TenantSpec};
+use crate::api::{AppStatus, FhirResourceApp, TenantSpec};
 use crate::build::client::UnknownEntitlement;
 use crate::build::conditions::{Phase, conditions};
 use crate::build::naming::MANAGED_BY_LABEL;
 use crate::config::OperatorConfig;
-use crate::graph::{Credential, GraphClient, GraphError, ratelimit::RateLimiter};
+use crate::graph::{
+    Credential, GraphClient, GraphError,
+    ratelimit::{Limit, RateLimiter},
+};
 use crate::metrics::Metrics;
 
 /// Field manager for everything the operator writes.
@@ -148,6 +152,20 @@ pub struct Context {
     /// Fingerprint of each object's last successful reconcile and until when it stays valid: a watch
     /// event caused by the operator's own writes (status, Secret) then costs no Graph calls.
     recent: std::sync::Mutex<HashMap<String, (String, std::time::Instant, String)>>,
+    /// Watch caches of what the client controller reads on every reconcile; without them (tests that
+    /// build a bare Context) every read goes to the API server.
+    caches: Caches,
+    /// resourceVersion of each output Secret ("ns/name") as last written or read live: the cached
+    /// copy is used for credential decisions only when it is at least that fresh.
+    secret_versions: std::sync::Mutex<HashMap<String, String>>,
+}
+
+/// Reflector stores fed by the client controller's own watches (output Secrets are label-selected:
+/// only the operator's).
+#[derive(Clone, Default)]
+pub struct Caches {
+    pub secrets: Option<Store<Secret>>,
+    pub resource_apps: Option<Store<FhirResourceApp>>,
 }
 
 impl Context {
@@ -200,8 +218,14 @@ impl Context {
         let http =
             crate::graph::client::http_client_with_timeout(ca.as_deref(), config.graph_timeout)?;
         let limiter = Arc::new(RateLimiter::new(
-            config.graph_rate_per_sec,
-            config.graph_burst,
+            Limit {
+                per_sec: config.graph_rate_per_sec,
+                burst: config.graph_burst,
+            },
+            Limit {
+                per_sec: config.graph_write_rate_per_sec,
+                burst: config.graph_write_burst,
+            },
         ));
         let default_graph = GraphClient::new(
             http.clone(),
@@ -229,7 +253,113 @@ impl Context {
             tenant_graphs: Mutex::new(HashMap::new()),
             discovered: Mutex::new(HashMap::new()),
             recent: std::sync::Mutex::new(HashMap::new()),
+            caches: Caches::default(),
+            secret_versions: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Reads through these watch caches from now on.
+    pub fn with_caches(mut self, caches: Caches) -> Self {
+        self.caches = caches;
+        self
+    }
+
+    /// A FhirResourceApp from the watch cache, else from the API server (the cache may not have
+    /// synced yet, or may lag behind a create a moment ago).
+    pub async fn resource_app(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<FhirResourceApp>, Error> {
+        if let Some(found) = self
+            .caches
+            .resource_apps
+            .as_ref()
+            .and_then(|s| s.get(&ObjectRef::new(name).within(ns)))
+        {
+            return Ok(Some(found.as_ref().clone()));
+        }
+        Ok(Api::<FhirResourceApp>::namespaced(self.client.clone(), ns)
+            .get_opt(name)
+            .await?)
+    }
+
+    /// The resourceVersion of a FhirResourceApp as the watch cache has it (no API call; `None` when
+    /// there is no cache or it does not hold the object).
+    pub fn cached_resource_app_version(&self, ns: &str, name: &str) -> Option<String> {
+        let store = self.caches.resource_apps.as_ref()?;
+        store
+            .get(&ObjectRef::new(name).within(ns))?
+            .metadata
+            .resource_version
+            .clone()
+    }
+
+    /// The resourceVersion of an output Secret for the "nothing changed" check: from the watch cache
+    /// (a cache lagging behind only costs one full reconcile), or live without a cache.
+    pub async fn output_secret_version(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<String>, Error> {
+        if self.caches.secrets.is_some() {
+            return Ok(self
+                .cached_secret(ns, name)
+                .and_then(|s| s.metadata.resource_version.clone()));
+        }
+        Ok(Api::<Secret>::namespaced(self.client.clone(), ns)
+            .get_opt(name)
+            .await?
+            .and_then(|s| s.metadata.resource_version))
+    }
+
+    /// An output Secret as the watch cache has it (no API call).
+    pub fn cached_secret(&self, ns: &str, name: &str) -> Option<Arc<Secret>> {
+        self.caches
+            .secrets
+            .as_ref()?
+            .get(&ObjectRef::new(name).within(ns))
+    }
+
+    /// The output Secret for a reconcile that may issue or prune credentials: the cached copy when it
+    /// is at least as new as what this operator last wrote or read (so a cache lagging behind our own
+    /// write can never make it issue a second credential), else a live read.
+    pub async fn current_secret(&self, ns: &str, name: &str) -> Result<Option<Secret>, Error> {
+        let key = format!("{ns}/{name}");
+        let known = self
+            .secret_versions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        if let (Some(known), Some(cached)) = (known, self.cached_secret(ns, name))
+            && cached.metadata.resource_version.as_deref() == Some(known.as_str())
+        {
+            return Ok(Some(cached.as_ref().clone()));
+        }
+        let live = Api::<Secret>::namespaced(self.client.clone(), ns)
+            .get_opt(name)
+            .await?;
+        self.saw_secret(
+            ns,
+            name,
+            live.as_ref()
+                .and_then(|s| s.metadata.resource_version.clone()),
+        );
+        Ok(live)
+    }
+
+    /// Records the resourceVersion an output Secret has after our write or live read (`None`: gone).
+    pub fn saw_secret(&self, ns: &str, name: &str, version: Option<String>) {
+        let key = format!("{ns}/{name}");
+        let mut m = self
+            .secret_versions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match version {
+            Some(v) => m.insert(key, v),
+            None => m.remove(&key),
+        };
     }
 
     /// The Graph client for a resource's tenant (the operator's own unless the spec names another).
@@ -366,34 +496,94 @@ pub fn managed_labels(owner_kind: &str, owner_name: &str) -> BTreeMap<String, St
     ])
 }
 
-/// Server-side applies a Secret.
+/// Server-side applies a Secret, unless `current` (the Secret as last read) already holds exactly
+/// this: most resyncs change nothing, and an apply would still be an API call. Returns the
+/// resourceVersion the Secret has afterwards.
 pub async fn apply_secret(
     client: &Client,
-    ns: &str,
-    name: &str,
-    owner: OwnerReference,
-    labels: BTreeMap<String, String>,
-    annotations: BTreeMap<String, String>,
-    data: BTreeMap<String, String>,
-) -> Result<Secret, Error> {
+    current: Option<&Secret>,
+    desired: DesiredSecret<'_>,
+) -> Result<Option<String>, Error> {
+    if let Some(cur) = current
+        && secret_is_current(cur, &desired)
+    {
+        return Ok(cur.metadata.resource_version.clone());
+    }
+    let DesiredSecret {
+        namespace: ns,
+        name,
+        owner,
+        labels,
+        annotations,
+        data,
+    } = desired;
     let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let data: BTreeMap<String, ByteString> = data
-        .into_iter()
-        .map(|(k, v)| (k, ByteString(v.into_bytes())))
+    let data: BTreeMap<&String, ByteString> = data
+        .iter()
+        .map(|(k, v)| (k, ByteString(v.clone().into_bytes())))
         .collect();
     let body = json!({
         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
         "metadata": { "name": name, "namespace": ns, "labels": labels, "annotations": annotations, "ownerReferences": [owner] },
         "data": data,
     });
-    Ok(api
+    let written = api
         .patch(
             name,
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&body),
         )
-        .await?)
+        .await?;
+    Ok(written.metadata.resource_version)
 }
+
+/// An output Secret as the operator wants it.
+pub struct DesiredSecret<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub owner: OwnerReference,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub data: BTreeMap<String, String>,
+}
+
+/// Whether applying `desired` would change nothing in `current`: the same data, our labels and
+/// annotations present with the same values, none of our annotations left over from an earlier
+/// write (apply would remove them), and this resource as the controlling owner.
+pub fn secret_is_current(current: &Secret, desired: &DesiredSecret<'_>) -> bool {
+    let data_now: BTreeMap<&String, &[u8]> = current
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k, v.0.as_slice()))
+        .collect();
+    let data_wanted: BTreeMap<&String, &[u8]> = desired
+        .data
+        .iter()
+        .map(|(k, v)| (k, v.as_bytes()))
+        .collect();
+    let empty = BTreeMap::new();
+    let contains = |have: &BTreeMap<String, String>, want: &BTreeMap<String, String>| {
+        want.iter().all(|(k, v)| have.get(k) == Some(v))
+    };
+    let labels = current.metadata.labels.as_ref().unwrap_or(&empty);
+    let annotations = current.metadata.annotations.as_ref().unwrap_or(&empty);
+    let stale_annotation = annotations
+        .keys()
+        .any(|k| k.starts_with(OPERATOR_ANNOTATION_PREFIX) && !desired.annotations.contains_key(k));
+    let owned = current.metadata.owner_references.iter().flatten().any(|o| {
+        o.uid == desired.owner.uid && o.controller == Some(true) && o.kind == desired.owner.kind
+    });
+    current.metadata.deletion_timestamp.is_none()
+        && data_now == data_wanted
+        && contains(labels, &desired.labels)
+        && contains(annotations, &desired.annotations)
+        && !stale_annotation
+        && owned
+}
+
+/// Prefix of the annotations the operator writes on output Secrets.
+pub const OPERATOR_ANNOTATION_PREFIX: &str = "fhirapps.io/";
 
 /// Server-side applies a ConfigMap.
 pub async fn apply_config_map(
@@ -508,4 +698,109 @@ pub fn backoff(err: &Error, ctx: &Context, kind: &str) -> kube::runtime::control
         err.retry_after().unwrap_or(Duration::from_secs(10))
     };
     kube::runtime::controller::Action::requeue(wait.max(Duration::from_secs(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(uid: &str) -> OwnerReference {
+        OwnerReference {
+            api_version: "fhirapps.io/v1alpha1".into(),
+            kind: "FhirClientApp".into(),
+            name: "web".into(),
+            uid: uid.into(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }
+    }
+
+    fn desired() -> DesiredSecret<'static> {
+        DesiredSecret {
+            namespace: "ns",
+            name: "web-credentials",
+            owner: owner("u1"),
+            labels: managed_labels("FhirClientApp", "web"),
+            annotations: BTreeMap::from([("fhirapps.io/key-id".into(), "k1".into())]),
+            data: BTreeMap::from([("AZURE_CLIENT_ID".into(), "app".into())]),
+        }
+    }
+
+    /// The Secret as the API server returns it after applying `desired()` (plus what others add).
+    fn as_written() -> Secret {
+        let d = desired();
+        let mut labels = d.labels.clone();
+        labels.insert("team".into(), "blue".into());
+        let mut annotations = d.annotations.clone();
+        annotations.insert("argocd.argoproj.io/compare-options".into(), "x".into());
+        Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(d.name.into()),
+                namespace: Some(d.namespace.into()),
+                resource_version: Some("42".into()),
+                labels: Some(labels),
+                annotations: Some(annotations),
+                owner_references: Some(vec![d.owner.clone()]),
+                ..Default::default()
+            },
+            data: Some(
+                d.data
+                    .iter()
+                    .map(|(k, v)| (k.clone(), ByteString(v.clone().into_bytes())))
+                    .collect(),
+            ),
+            type_: Some("Opaque".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_unchanged_secret_needs_no_write_even_with_others_labels_and_annotations() {
+        assert!(secret_is_current(&as_written(), &desired()));
+    }
+
+    #[test]
+    fn any_difference_that_apply_would_fix_needs_a_write() {
+        let d = desired();
+        let mut s = as_written();
+        s.data
+            .as_mut()
+            .unwrap()
+            .insert("AZURE_CLIENT_ID".into(), ByteString(b"edited".to_vec()));
+        assert!(!secret_is_current(&s, &d), "edited value");
+
+        let mut s = as_written();
+        s.data.as_mut().unwrap().remove("AZURE_CLIENT_ID");
+        assert!(!secret_is_current(&s, &d), "deleted key");
+
+        let mut s = as_written();
+        s.metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert("fhirapps.io/previous-key-id".into(), "k0".into());
+        assert!(
+            !secret_is_current(&s, &d),
+            "an annotation of ours the new write drops"
+        );
+
+        let mut s = as_written();
+        s.metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .remove("fhirapps.io/owner-name");
+        assert!(!secret_is_current(&s, &d), "label removed");
+
+        let mut s = as_written();
+        s.metadata.owner_references = Some(vec![owner("another-uid")]);
+        assert!(
+            !secret_is_current(&s, &d),
+            "owned by a previous object of that name"
+        );
+
+        let mut s = as_written();
+        s.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::now()));
+        assert!(!secret_is_current(&s, &d), "being deleted");
+    }
 }

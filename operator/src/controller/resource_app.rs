@@ -9,8 +9,8 @@ use kube::{Resource, ResourceExt};
 
 use super::application::{WRITE_APPS, converge_app, delete_app, report_app_change};
 use super::{
-    Context, Error, FINALIZER, Outcome, apply_config_map, apply_secret, finish, managed_labels,
-    needs,
+    Context, DesiredSecret, Error, FINALIZER, Outcome, apply_config_map, apply_secret, finish,
+    managed_labels, needs,
 };
 use crate::api::{AppStatus, DeletionPolicy, FhirResourceApp};
 use crate::build::diff;
@@ -136,14 +136,19 @@ async fn apply_inner(
     )
     .await?;
     if let Some(secret_name) = &output.secret_name {
+        // Token settings only (no credential), so a cached copy is good enough to skip a no-op write.
+        let current = ctx.cached_secret(&ns, secret_name);
         apply_secret(
             &ctx.client,
-            &ns,
-            secret_name,
-            owner,
-            managed_labels("FhirResourceApp", &name),
-            Default::default(),
-            data,
+            current.as_deref(),
+            DesiredSecret {
+                namespace: &ns,
+                name: secret_name,
+                owner,
+                labels: managed_labels("FhirResourceApp", &name),
+                annotations: Default::default(),
+                data,
+            },
         )
         .await?;
     }
