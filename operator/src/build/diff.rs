@@ -16,9 +16,14 @@ fn is_empty(v: Option<&Value>) -> bool {
 }
 
 fn key_of(v: &Value) -> Option<String> {
-    ["id", "resourceAppId"]
+    let key = ["id", "resourceAppId"]
         .iter()
-        .find_map(|k| v.get(*k).and_then(Value::as_str).map(str::to_string))
+        .find_map(|k| v.get(*k).and_then(Value::as_str))?;
+    // A resourceAccess entry is identified by id and type: a scope and an app role may share an id.
+    Some(match v.get("type").and_then(Value::as_str) {
+        Some(t) => format!("{key}/{t}"),
+        None => key.to_string(),
+    })
 }
 
 /// Whether `actual` already has everything `desired` asks for.
@@ -103,6 +108,20 @@ fn disabled(desired: Option<&Value>, actual: Option<&Value>) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scope_and_an_app_role_with_the_same_id_are_different_entries() {
+        // Found by the spec_builders fuzz target: with the entry's id as its only key, the Role entry
+        // was compared with the Scope entry, so the desired body did not cover itself and every
+        // resync would have PATCHed it.
+        let rra = |second: &str| {
+            json!({"requiredResourceAccess": [{"resourceAppId": "r", "resourceAccess": [
+                {"id": "x", "type": "Scope"}, {"id": "x", "type": second}]}]})
+        };
+        assert!(covers(&rra("Role"), Some(&rra("Role"))));
+        assert_eq!(patch_body(&rra("Role"), &rra("Role")), None);
+        assert!(!covers(&rra("Role"), Some(&rra("Scope"))));
+    }
 
     fn role(id: &str, value: &str, enabled: bool) -> Value {
         json!({"id": id, "value": value, "isEnabled": enabled, "allowedMemberTypes": ["User","Application"], "displayName": value, "description": value})
