@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PatchParams, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -70,10 +70,16 @@ struct Env {
     kube_local: PathBuf,
     keep: bool,
     children: Vec<Child>,
+    /// The run's watch tasks: stopped with the run, so they never outlive its control plane (a
+    /// watcher of a stopped API server would retry in a loop and eat the next run's CPU).
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Env {
     fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
         for c in &mut self.children {
             let _ = c.start_kill();
         }
@@ -97,6 +103,7 @@ pub async fn run(args: &Args, n: usize) -> Result<Run> {
         kube_local: args.kube_local.clone(),
         keep: args.keep,
         children: vec![],
+        tasks: vec![],
     };
 
     let kubeconfig = start_control_plane(&args.kube_local, &dir).await?;
@@ -155,13 +162,15 @@ pub async fn run(args: &Args, n: usize) -> Result<Run> {
         "metadata": {"name": RESOURCE_APP}, "spec": {"fhirUrl": "https://fhir.contoso.example"}});
     fra.create(&pp(), &serde_json::from_value(resource)?)
         .await?;
-    let ready_rx = watch_ready(fra.clone());
+    let (ready_rx, task) = watch_ready(fra.clone());
+    env.tasks.push(task);
     wait_until(&ready_rx, 1, Duration::from_secs(120))
         .await
         .context("the FhirResourceApp never became Ready")?;
 
     // Client-side clock: apply (create returned) → Ready=True seen by a watch.
-    let readies = watch_ready(fca.clone());
+    let (readies, task) = watch_ready(fca.clone());
+    env.tasks.push(task);
     let applied: Arc<Mutex<HashMap<String, Instant>>> = Default::default();
     let t0 = Instant::now();
     stream::iter(0..n)
@@ -466,11 +475,11 @@ fn dynamic(client: &kube::Client, kind: &str) -> Api<DynamicObject> {
 type Readies = Arc<Mutex<HashMap<String, Instant>>>;
 
 /// Records, per object, when a watch first saw it with Ready=True.
-fn watch_ready(api: Api<DynamicObject>) -> Readies {
+fn watch_ready(api: Api<DynamicObject>) -> (Readies, tokio::task::JoinHandle<()>) {
     let seen: Readies = Default::default();
     let out = seen.clone();
-    tokio::spawn(async move {
-        let mut events = std::pin::pin!(watcher(api, watcher::Config::default()));
+    let task = tokio::spawn(async move {
+        let mut events = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
         while let Some(ev) = events.next().await {
             let objs = match ev {
                 Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => vec![o],
@@ -491,7 +500,7 @@ fn watch_ready(api: Api<DynamicObject>) -> Readies {
             }
         }
     });
-    out
+    (out, task)
 }
 
 async fn wait_until(readies: &Readies, n: usize, timeout: Duration) -> Result<()> {
