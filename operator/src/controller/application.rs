@@ -114,7 +114,7 @@ pub async fn delete_app(
     id: &ResourceIdentity<'_>,
 ) -> Result<(), Error> {
     let Some(app) = graph
-        .get_application_by_unique_name(unique_name)
+        .find_application_to_delete(unique_name)
         .await
         .map_err(needs("read applications", WRITE_APPS))?
     else {

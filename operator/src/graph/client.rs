@@ -162,8 +162,13 @@ pub struct GraphClient {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Lag {
     Retry,
+    /// Retry a 404 only a few times (about 7 s): for lookups where absence is the common answer.
+    Brief,
     NoRetry,
 }
+
+/// Attempts within which [`Lag::Brief`] retries a 404 (waits of 1, 2 and 4 s).
+const BRIEF_LAG_ATTEMPTS: u32 = 3;
 
 impl GraphClient {
     pub fn new(
@@ -331,6 +336,11 @@ impl GraphClient {
                     .unwrap_or_else(|| self.retry.backoff(attempt)),
                 GraphError::ReplicationLag { .. } => self.retry.backoff(attempt),
                 GraphError::NotFound { .. } if lag == Lag::Retry => self.retry.backoff(attempt),
+                GraphError::NotFound { .. }
+                    if lag == Lag::Brief && attempt <= BRIEF_LAG_ATTEMPTS =>
+                {
+                    self.retry.backoff(attempt)
+                }
                 GraphError::Auth {
                     permanent: false, ..
                 } if !reauthed => {
@@ -380,6 +390,26 @@ impl GraphClient {
             &format!("/applications(uniqueName='{}')", odata_quote(unique_name)),
         )
         .await
+    }
+
+    /// The application to delete by `uniqueName`, `None` when absent. A 404 is retried for a few
+    /// seconds first: an application created moments ago (perhaps by a reconcile cut short) may not be
+    /// readable yet (replication lag), and taking it as absent would leave it behind when its
+    /// resource is deleted right after being created.
+    pub async fn find_application_to_delete(
+        &self,
+        unique_name: &str,
+    ) -> Result<Option<Value>, GraphError> {
+        let path = format!("/applications(uniqueName='{}')", odata_quote(unique_name));
+        match self
+            .send("getApplication", Method::GET, &path, None, &[], Lag::Brief)
+            .await
+        {
+            Ok(Some(v)) => Ok(Some(v)),
+            Ok(None) => Err(GraphError::Decode("getApplication: empty body".into())),
+            Err(GraphError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Upsert by `uniqueName` (`Prefer: create-if-missing`). Returns the application (201 body or a
