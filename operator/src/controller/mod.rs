@@ -279,6 +279,15 @@ impl Context {
         {
             return Ok(Some(found.as_ref().clone()));
         }
+        self.live_resource_app(ns, name).await
+    }
+
+    /// A FhirResourceApp read from the API server, bypassing the cache.
+    pub async fn live_resource_app(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<FhirResourceApp>, Error> {
         Ok(Api::<FhirResourceApp>::namespaced(self.client.clone(), ns)
             .get_opt(name)
             .await?)
