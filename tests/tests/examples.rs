@@ -172,46 +172,35 @@ async fn every_example_manifest_passes_strict_validation() {
     let client = kube_client().await;
     install_crds(&client).await.unwrap();
     let ns = TestNamespace::new(&client, "examples-strict").await;
-    let (mut checked, mut stack) = (vec![], vec![root().join("examples")]);
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            if path.extension().is_none_or(|x| x != "yaml") {
-                continue;
-            }
-            let kinds: Vec<String> = docs(&path)
-                .iter()
-                .map(|d| d["kind"].as_str().unwrap_or_default().to_string())
-                .collect();
-            if path.ends_with("fhir-server/values.yaml") || kinds.iter().all(|k| k == "Application")
-            {
-                continue; // checked by the Argo CD test below
-            }
-            for k in &kinds {
-                assert!(
-                    [
-                        "FhirResourceApp",
-                        "FhirClientApp",
-                        "ServiceAccount",
-                        "ConfigMap"
-                    ]
-                    .contains(&k.as_str()),
-                    "{path:?}: kind {k:?} is not validated by this test"
-                );
-            }
-            let out = kubectl_run(
-                &ns.name,
-                "apply",
-                &["--server-side", "--dry-run=server", "--validate=strict"],
-                std::slice::from_ref(&path),
-            );
-            assert!(out.status.success(), "{path:?}: {}", text(&out));
-            checked.push(path);
+    let mut checked = vec![];
+    for path in files_under(&root().join("examples"), "yaml") {
+        let kinds: Vec<String> = docs(&path)
+            .iter()
+            .map(|d| d["kind"].as_str().unwrap_or_default().to_string())
+            .collect();
+        if path.ends_with("fhir-server/values.yaml") || kinds.iter().all(|k| k == "Application") {
+            continue; // checked by the Argo CD test below
         }
+        for k in &kinds {
+            assert!(
+                [
+                    "FhirResourceApp",
+                    "FhirClientApp",
+                    "ServiceAccount",
+                    "ConfigMap"
+                ]
+                .contains(&k.as_str()),
+                "{path:?}: kind {k:?} is not validated by this test"
+            );
+        }
+        let out = kubectl_run(
+            &ns.name,
+            "apply",
+            &["--server-side", "--dry-run=server", "--validate=strict"],
+            std::slice::from_ref(&path),
+        );
+        assert!(out.status.success(), "{path:?}: {}", text(&out));
+        checked.push(path);
     }
     // The demo, the resource app and the client examples.
     assert!(checked.len() >= 9, "{checked:?}");
@@ -338,24 +327,17 @@ fn troubleshooting_covers_every_condition_reason() {
 fn troubleshooting_names_every_event_reason() {
     let doc = std::fs::read_to_string(root().join("docs/troubleshooting.md")).unwrap();
     let events = &doc[doc.find("## Events").expect("an Events section")..];
-    let (mut reasons, mut stack) = (vec![], vec![root().join("operator/src")]);
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let src = std::fs::read_to_string(&path).unwrap();
-            for call in src.split("ctx.event(").skip(1) {
-                // The first two arguments (object, warning) contain no comma.
-                let arg = call.split(',').nth(2).unwrap().trim();
-                match arg {
-                    "e.category()" => {}
-                    "reason" => reasons.extend(reason_literals(&src, &path)),
-                    lit if lit.starts_with('"') => reasons.push(lit.trim_matches('"').to_string()),
-                    other => panic!("{path:?}: unknown Event reason expression {other}"),
-                }
+    let mut reasons = vec![];
+    for path in files_under(&root().join("operator/src"), "rs") {
+        let src = std::fs::read_to_string(&path).unwrap();
+        for call in src.split("ctx.event(").skip(1) {
+            // The first two arguments (object, warning) contain no comma.
+            let arg = call.split(',').nth(2).unwrap().trim();
+            match arg {
+                "e.category()" => {}
+                "reason" => reasons.extend(reason_literals(&src, &path)),
+                lit if lit.starts_with('"') => reasons.push(lit.trim_matches('"').to_string()),
+                other => panic!("{path:?}: unknown Event reason expression {other}"),
             }
         }
     }
@@ -397,4 +379,20 @@ fn reason_literals(src: &str, path: &Path) -> Vec<String> {
     body.iter()
         .map(|p| p[..p.find('"').unwrap()].to_string())
         .collect()
+}
+
+/// Every file with extension `ext` under `dir`, recursively.
+fn files_under(dir: &std::path::Path, ext: &str) -> Vec<std::path::PathBuf> {
+    let (mut files, mut stack) = (vec![], vec![dir.to_path_buf()]);
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == ext) {
+                files.push(path);
+            }
+        }
+    }
+    files
 }

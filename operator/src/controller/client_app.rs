@@ -125,15 +125,6 @@ async fn inputs(obj: &FhirClientApp, ctx: &Context) -> Result<(String, Option<St
     Ok((base, ctx.output_secret_version(&ns, &secret_name).await?))
 }
 
-/// Whether a FhirResourceApp is registered and Ready for its generation (clients can target it).
-fn target_is_ready(ra: &FhirResourceApp) -> bool {
-    ra.status.as_ref().is_some_and(|st| {
-        st.client_id.is_some()
-            && st.audience.is_some()
-            && is_ready(&st.conditions, ra.metadata.generation)
-    })
-}
-
 /// The target and its service principal object ID (for grants/assignments), or why we must wait.
 enum Target {
     Resolved(ResolvedTarget, Option<String>),
@@ -340,12 +331,7 @@ async fn apply_inner(
     let name = obj.name_any();
     let spec = &obj.spec;
     let target_app = match &spec.target.resource_app_ref {
-        // A cached copy that is not Ready may be stale (its watch can be down for a while, e.g.
-        // after an API server restart): confirm with a live read before waiting on it.
-        Some(r) => match ctx.resource_app(&ns, &r.name).await? {
-            Some(ra) if target_is_ready(&ra) => Some(ra),
-            _ => ctx.live_resource_app(&ns, &r.name).await?,
-        },
+        Some(r) => ctx.resource_app(&ns, &r.name).await?,
         None => None,
     };
     let tenant = effective_tenant(spec.tenant.as_ref(), target_app.as_ref());

@@ -264,8 +264,10 @@ impl Context {
         self
     }
 
-    /// A FhirResourceApp from the watch cache, else from the API server (the cache may not have
-    /// synced yet, or may lag behind a create a moment ago).
+    /// A FhirResourceApp from the watch cache when the cached copy is Ready, else from the API
+    /// server: the cache may not have synced yet, and a copy that is not Ready may be stale (the
+    /// watch can be down for a while, e.g. after an API server restart), so a client waiting on it
+    /// confirms with a live read.
     pub async fn resource_app(
         &self,
         ns: &str,
@@ -276,32 +278,13 @@ impl Context {
             .resource_apps
             .as_ref()
             .and_then(|s| s.get(&ObjectRef::new(name).within(ns)))
+            .filter(|ra| resource_app_is_ready(ra))
         {
             return Ok(Some(found.as_ref().clone()));
         }
-        self.live_resource_app(ns, name).await
-    }
-
-    /// A FhirResourceApp read from the API server, bypassing the cache.
-    pub async fn live_resource_app(
-        &self,
-        ns: &str,
-        name: &str,
-    ) -> Result<Option<FhirResourceApp>, Error> {
         Ok(Api::<FhirResourceApp>::namespaced(self.client.clone(), ns)
             .get_opt(name)
             .await?)
-    }
-
-    /// The resourceVersion of a FhirResourceApp as the watch cache has it (no API call; `None` when
-    /// there is no cache or it does not hold the object).
-    pub fn cached_resource_app_version(&self, ns: &str, name: &str) -> Option<String> {
-        let store = self.caches.resource_apps.as_ref()?;
-        store
-            .get(&ObjectRef::new(name).within(ns))?
-            .metadata
-            .resource_version
-            .clone()
     }
 
     /// The resourceVersion of an output Secret for the "nothing changed" check: from the watch cache
@@ -491,6 +474,15 @@ impl Context {
             tracing::warn!(error = %e, reason, "failed to publish event");
         }
     }
+}
+
+/// Whether a FhirResourceApp is registered and Ready for its generation (clients can target it).
+pub fn resource_app_is_ready(ra: &FhirResourceApp) -> bool {
+    ra.status.as_ref().is_some_and(|st| {
+        st.client_id.is_some()
+            && st.audience.is_some()
+            && crate::build::conditions::is_ready(&st.conditions, ra.metadata.generation)
+    })
 }
 
 /// Labels on every object the operator writes.
