@@ -7,6 +7,7 @@ pub mod controller;
 pub mod graph;
 pub mod metrics;
 pub mod runtime;
+pub mod watch_backoff;
 
 pub use config::{Cli, OperatorConfig};
 pub use runtime::{run, run_with};

@@ -341,7 +341,10 @@ impl Scenario {
             self.graph_calls(),
             self.started.elapsed().as_secs_f64()
         );
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // A passing scenario's logs are removed unless asked for (FAILURE_SUITE_KEEP_LOGS=1).
+        if std::env::var_os("FAILURE_SUITE_KEEP_LOGS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

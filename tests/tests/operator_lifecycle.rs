@@ -553,3 +553,114 @@ async fn versions(h: &Harness) -> (Option<String>, Option<String>) {
     let s = h.api::<Secret>().get("etl-fhir-client").await.unwrap();
     (c.metadata.resource_version, s.metadata.resource_version)
 }
+
+/// The API server refuses the status write that would say Ready (as when it restarts mid-reconcile):
+/// the retry must write it, not skip the reconcile because the Graph side is already done. The
+/// failure suite's API-server scenario found a client left `WaitingForResourceApp` this way.
+#[tokio::test]
+async fn a_refused_ready_status_write_is_retried_until_it_lands() {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+    let mut h = Harness::new("op-statusw", full_permissions()).await;
+    let name = format!("{}-no-ready-status", h.ns.name);
+    // Any FhirClientApp status in this namespace that says Ready=True is refused.
+    let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{
+                "apiGroups": ["fhirapps.io"], "apiVersions": ["*"],
+                "operations": ["CREATE", "UPDATE"], "resources": ["fhirclientapps/status"]
+            }]},
+            "validations": [{
+                "expression": "!has(object.status) || !has(object.status.conditions) || !object.status.conditions.exists(c, c.type == 'Ready' && c.status == 'True')",
+                "message": "test: Ready status refused"
+            }]
+        }
+    }))
+    .unwrap();
+    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": h.ns.name}}}
+        }
+    }))
+    .unwrap();
+    let policies: Api<ValidatingAdmissionPolicy> = Api::all(h.client.clone());
+    let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(h.client.clone());
+    policies
+        .create(&PostParams::default(), &policy)
+        .await
+        .unwrap();
+    bindings
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    // The API server loads policies asynchronously: wait until a Ready status is refused.
+    let web = json!({"type": "Public", "target": {"managed": {"fhirUrl": "https://ws-fhir.fhir.azurehealthcareapis.com"}},
+                     "redirectUris": ["http://localhost:3000/cb"]});
+    h.apply::<FhirClientApp>(client_app("probe", web.clone()))
+        .await
+        .unwrap();
+    h.eventually("the policy refuses a Ready status", T, || {
+        let h = &h;
+        async move {
+            let status = json!({"apiVersion": "fhirapps.io/v1alpha1", "kind": "FhirClientApp", "status": {
+                "conditions": [{"type": "Ready", "status": "True", "reason": "Probe", "message": "",
+                                "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+            let refused = h
+                .api::<FhirClientApp>()
+                .patch_status("probe", &PatchParams::apply("probe").force(), &Patch::Apply(&status))
+                .await
+                .is_err();
+            Ok::<_, String>(refused.then_some(()))
+        }
+    })
+    .await;
+    h.delete::<FhirClientApp>("probe").await.unwrap();
+
+    // A resync far beyond the test's bound: only the error retry can bring the status to Ready.
+    let mut cfg = h.config();
+    cfg.resync = Duration::from_secs(3600);
+    cfg.stalled_retry = Duration::from_secs(5);
+    h.start_operator(cfg).await;
+    h.apply::<FhirClientApp>(client_app("web", web))
+        .await
+        .unwrap();
+    // The Graph side and the Secret are done; only the status write was refused.
+    let secrets: Api<Secret> = h.api();
+    h.eventually("the output Secret exists", T, || {
+        let secrets = secrets.clone();
+        async move {
+            let s = secrets
+                .get_opt("web-fhir-client")
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(s.map(|_| ()))
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let web_now = serde_json::to_value(h.api::<FhirClientApp>().get("web").await.unwrap()).unwrap();
+    assert_ne!(
+        condition(&web_now, "Ready")["status"],
+        "True",
+        "the policy let a Ready status through: {}",
+        web_now["status"]
+    );
+    bindings
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    policies
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    h.wait_condition::<FhirClientApp>("web", "Ready", "True", T)
+        .await;
+    h.stop_operator().await;
+}

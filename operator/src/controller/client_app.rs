@@ -89,15 +89,22 @@ async fn apply(
         );
         return Ok(Action::requeue(requeue));
     }
+    ctx.forget(&key);
     let mut written = None;
     let result = apply_inner(&obj, ctx, &mut status, &mut written).await;
-    match (&result, written) {
+    let memo = match (&result, written) {
         (Ok(Outcome::Ready { requeue, message }), Some(rv)) => {
-            ctx.remember(&key, format!("{base}/{rv}"), *requeue, message.clone())
+            Some((format!("{base}/{rv}"), *requeue, message.clone()))
         }
-        _ => ctx.forget(&key),
+        _ => None,
+    };
+    let action = finish(ctx, api, obj.as_ref(), old.as_ref(), status, result).await?;
+    // Remembered only once the Ready status is written: if that write fails (say, the API server
+    // restarts), the retry must be a full reconcile that writes it, not a skip.
+    if let Some((fingerprint, valid, message)) = memo {
+        ctx.remember(&key, fingerprint, valid, message);
     }
-    finish(ctx, api, obj.as_ref(), old.as_ref(), status, result).await
+    Ok(action)
 }
 
 /// What a full reconcile reads besides Graph — the object's identity and generation, the target
