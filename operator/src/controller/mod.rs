@@ -117,9 +117,24 @@ impl Error {
         }
     }
 
+    /// How soon to retry, when the error says so.
     fn retry_after(&self) -> Option<Duration> {
+        use kube::runtime::finalizer::Error as F;
         match self {
             Self::Graph(e) => e.retry_after(),
+            Self::Finalizer(e) => match e.as_ref() {
+                // Graph's Retry-After, from inside the finalizer wrapper every reconcile error has.
+                F::ApplyFailed(e) | F::CleanupFailed(e) => e.retry_after(),
+                // The finalizer patch's `test` failed (422 without causes; an admission policy's
+                // refusal names one): our cached copy predates a change, most often our own
+                // finalizer write, that the watch delivers within moments.
+                F::AddFinalizer(kube::Error::Api(s)) | F::RemoveFinalizer(kube::Error::Api(s))
+                    if s.code == 422 && s.details.as_ref().is_none_or(|d| d.causes.is_empty()) =>
+                {
+                    Some(Duration::from_secs(1))
+                }
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -704,6 +719,40 @@ pub fn backoff(err: &Error, ctx: &Context, kind: &str) -> kube::runtime::control
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_honour_graphs_retry_after_and_a_stale_finalizer_patch_retries_soon() {
+        use kube::runtime::finalizer::Error as F;
+        let throttled = || {
+            Error::Graph(GraphError::Throttled {
+                retry_after: Some(Duration::from_secs(42)),
+            })
+        };
+        let wrapped = Error::Finalizer(Box::new(F::ApplyFailed(throttled())));
+        assert_eq!(wrapped.retry_after(), Some(Duration::from_secs(42)));
+        let cleanup = Error::Finalizer(Box::new(F::CleanupFailed(throttled())));
+        assert_eq!(cleanup.retry_after(), Some(Duration::from_secs(42)));
+        let status = |code| {
+            kube::Error::Api(Box::new(
+                serde_json::from_value(json!({"status": "Failure", "code": code, "reason": "Invalid", "message": "test failed"}))
+                    .unwrap(),
+            ))
+        };
+        let stale = Error::Finalizer(Box::new(F::AddFinalizer(status(422))));
+        assert_eq!(stale.retry_after(), Some(Duration::from_secs(1)));
+        let forbidden = Error::Finalizer(Box::new(F::AddFinalizer(status(403))));
+        assert_eq!(forbidden.retry_after(), None);
+        // An admission policy refusing the patch is not a stale copy: no fast retry.
+        let refused = kube::Error::Api(Box::new(
+            serde_json::from_value(json!({"status": "Failure", "code": 422, "reason": "Invalid",
+                "message": "denied request", "details": {"causes": [{"message": "denied request"}]}}))
+            .unwrap(),
+        ));
+        let refused = Error::Finalizer(Box::new(F::RemoveFinalizer(refused)));
+        assert_eq!(refused.retry_after(), None);
+        let other = Error::InvalidSpec("x".into());
+        assert_eq!(other.retry_after(), None);
+    }
 
     fn owner(uid: &str) -> OwnerReference {
         OwnerReference {
