@@ -110,6 +110,9 @@ impl<'a> Report<'a> {
     }
 
     pub fn write(&self, dir: &Path) -> Result<()> {
+        // `--out-dir` may name a directory that does not exist yet; losing a 40-minute run's report
+        // to that would be a poor trade.
+        std::fs::create_dir_all(dir)?;
         std::fs::write(
             dir.join("report.json"),
             serde_json::to_string_pretty(self)? + "\n",
