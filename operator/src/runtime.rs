@@ -24,7 +24,7 @@ use crate::build::naming::MANAGED_BY_SELECTOR;
 use crate::config::OperatorConfig;
 use crate::controller::{Caches, Context, client_app, resource_app};
 use crate::metrics::Metrics;
-use crate::watch_backoff::WatchBackoff;
+use crate::watch_backoff::watch_backoff;
 
 const LEASE_DURATION: Duration = Duration::from_secs(15);
 const LEASE_RENEW: Duration = Duration::from_secs(5);
@@ -187,7 +187,7 @@ pub async fn run_with(
     )
     .owns(api_for::<ConfigMap>(&client, &config), owned.clone())
     .owns(api_for::<Secret>(&client, &config), owned.clone())
-    .trigger_backoff(WatchBackoff::default())
+    .trigger_backoff(watch_backoff())
     .with_config(cfg.clone())
     .graceful_shutdown_on(stopped(stop_rx.clone()))
     .run(
@@ -220,7 +220,7 @@ pub async fn run_with(
                 .map(|c| ObjectRef::from_obj(c.as_ref()))
                 .collect::<Vec<_>>()
         })
-        .trigger_backoff(WatchBackoff::default())
+        .trigger_backoff(watch_backoff())
         .with_config(cfg)
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(client_app::reconcile, client_app::error_policy, ctx.clone())

@@ -6,9 +6,9 @@
 //! suite measured 60–75 s without any reconcile trigger after a 3 s outage. Capping the pause at 5 s
 //! keeps that short while still costing the API server at most one list per watch per 5 s.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use kube::runtime::utils::Backoff;
+use kube::runtime::utils::{Backoff, ResetTimerBackoff};
 
 const FIRST: Duration = Duration::from_millis(500);
 const CAP: Duration = Duration::from_secs(5);
@@ -16,39 +16,29 @@ const CAP: Duration = Duration::from_secs(5);
 const RESET_AFTER: Duration = Duration::from_secs(30);
 
 /// 0.5 s, 1 s, 2 s, 4 s, then 5 s until `RESET_AFTER` passes without an error.
+pub fn watch_backoff() -> ResetTimerBackoff<Doubling> {
+    ResetTimerBackoff::new(Doubling::default(), RESET_AFTER)
+}
+
+/// `FIRST`, doubling up to `CAP`.
 #[derive(Debug, Default)]
-pub struct WatchBackoff {
+pub struct Doubling {
     next: Option<Duration>,
-    last: Option<Instant>,
 }
 
-impl WatchBackoff {
-    /// The pause after an error at `now`.
-    fn next_at(&mut self, now: Instant) -> Duration {
-        if self
-            .last
-            .is_some_and(|t| now.duration_since(t) > RESET_AFTER)
-        {
-            self.next = None;
-        }
-        self.last = Some(now);
-        let wait = self.next.unwrap_or(FIRST);
-        self.next = Some((wait * 2).min(CAP));
-        wait
-    }
-}
-
-impl Iterator for WatchBackoff {
+impl Iterator for Doubling {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
-        Some(self.next_at(Instant::now()))
+        let wait = self.next.unwrap_or(FIRST);
+        self.next = Some((wait * 2).min(CAP));
+        Some(wait)
     }
 }
 
-impl Backoff for WatchBackoff {
+impl Backoff for Doubling {
     fn reset(&mut self) {
-        *self = Self::default();
+        self.next = None;
     }
 }
 
@@ -56,19 +46,22 @@ impl Backoff for WatchBackoff {
 mod tests {
     use super::*;
 
-    #[test]
-    fn doubles_to_the_cap_and_starts_over_after_a_quiet_period() {
-        let mut b = WatchBackoff::default();
-        let t0 = Instant::now();
-        let waits: Vec<f64> = (0..6)
-            .map(|i| b.next_at(t0 + Duration::from_secs(i)).as_secs_f64())
-            .collect();
+    #[tokio::test(start_paused = true)]
+    async fn doubles_to_the_cap_and_starts_over_after_a_quiet_period() {
+        let mut b = watch_backoff();
+        let mut waits = vec![];
+        for _ in 0..6 {
+            waits.push(b.next().unwrap().as_secs_f64());
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
         assert_eq!(waits, [0.5, 1.0, 2.0, 4.0, 5.0, 5.0]);
         // Within the reset window the cap holds; after it, the first pause again.
-        assert_eq!(b.next_at(t0 + Duration::from_secs(30)), CAP);
-        assert_eq!(b.next_at(t0 + Duration::from_secs(61)), FIRST);
-        b.next_at(t0 + Duration::from_secs(62));
+        tokio::time::advance(Duration::from_secs(24)).await;
+        assert_eq!(b.next(), Some(CAP));
+        tokio::time::advance(Duration::from_secs(31)).await;
+        assert_eq!(b.next(), Some(FIRST));
+        b.next();
         b.reset();
-        assert_eq!(b.next_at(t0 + Duration::from_secs(63)), FIRST);
+        assert_eq!(b.next(), Some(FIRST));
     }
 }

@@ -74,7 +74,7 @@ async fn apply(
         obj.namespace().unwrap_or_default(),
         obj.name_any()
     );
-    let (base, secret_rv) = inputs(&obj, ctx).await?;
+    let (base, secret_rv, target_app) = inputs(&obj, ctx).await?;
     // Nothing this reconcile depends on changed since the last full one (e.g. the event is our own
     // status or Secret write): no Graph calls until the resync or credential deadline.
     if let Some(rv) = &secret_rv
@@ -91,7 +91,7 @@ async fn apply(
     }
     ctx.forget(&key);
     let mut written = None;
-    let result = apply_inner(&obj, ctx, &mut status, &mut written).await;
+    let result = apply_inner(&obj, ctx, target_app, &mut status, &mut written).await;
     let memo = match (&result, written) {
         (Ok(Outcome::Ready { requeue, message }), Some(rv)) => {
             Some((format!("{base}/{rv}"), *requeue, message.clone()))
@@ -108,14 +108,21 @@ async fn apply(
 }
 
 /// What a full reconcile reads besides Graph — the object's identity and generation, the target
-/// FhirResourceApp — as a fingerprint, plus the output Secret's resourceVersion (if it exists).
-async fn inputs(obj: &FhirClientApp, ctx: &Context) -> Result<(String, Option<String>), Error> {
+/// FhirResourceApp — as a fingerprint, plus the output Secret's resourceVersion (if it exists) and
+/// the target FhirResourceApp itself (read once, for the fingerprint and the reconcile).
+async fn inputs(
+    obj: &FhirClientApp,
+    ctx: &Context,
+) -> Result<(String, Option<String>, Option<FhirResourceApp>), Error> {
     let ns = obj.namespace().unwrap_or_default();
+    let target_app = match &obj.spec.target.resource_app_ref {
+        Some(r) => ctx.resource_app(&ns, &r.name).await?,
+        None => None,
+    };
     let target_rv = match &obj.spec.target.resource_app_ref {
-        Some(r) => ctx
-            .resource_app(&ns, &r.name)
-            .await?
-            .and_then(|ra| ra.metadata.resource_version)
+        Some(_) => target_app
+            .as_ref()
+            .and_then(|ra| ra.metadata.resource_version.clone())
             .unwrap_or_else(|| "absent".into()),
         None => "managed".into(),
     };
@@ -129,7 +136,8 @@ async fn inputs(obj: &FhirClientApp, ctx: &Context) -> Result<(String, Option<St
         .secret_name
         .clone()
         .unwrap_or_else(|| client_secret_name(&obj.name_any()));
-    Ok((base, ctx.output_secret_version(&ns, &secret_name).await?))
+    let secret_rv = ctx.output_secret_version(&ns, &secret_name).await?;
+    Ok((base, secret_rv, target_app))
 }
 
 /// The target and its service principal object ID (for grants/assignments), or why we must wait.
@@ -331,16 +339,13 @@ fn read_held_certificate(secret: Option<&Secret>) -> Option<(Held, b::Certificat
 async fn apply_inner(
     obj: &FhirClientApp,
     ctx: &Context,
+    target_app: Option<FhirResourceApp>,
     status: &mut AppStatus,
     written_secret_rv: &mut Option<String>,
 ) -> Result<Outcome, Error> {
     let ns = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
     let spec = &obj.spec;
-    let target_app = match &spec.target.resource_app_ref {
-        Some(r) => ctx.resource_app(&ns, &r.name).await?,
-        None => None,
-    };
     let tenant = effective_tenant(spec.tenant.as_ref(), target_app.as_ref());
     let graph = ctx.graph_for(&ns, tenant.as_ref()).await?;
     let (target, target_sp) = match resolve_target(obj, ctx, target_app, &graph).await? {

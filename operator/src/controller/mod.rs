@@ -732,23 +732,22 @@ mod tests {
         assert_eq!(wrapped.retry_after(), Some(Duration::from_secs(42)));
         let cleanup = Error::Finalizer(Box::new(F::CleanupFailed(throttled())));
         assert_eq!(cleanup.retry_after(), Some(Duration::from_secs(42)));
-        let status = |code| {
+        let status = |code, causes: serde_json::Value| {
             kube::Error::Api(Box::new(
-                serde_json::from_value(json!({"status": "Failure", "code": code, "reason": "Invalid", "message": "test failed"}))
-                    .unwrap(),
+                serde_json::from_value(
+                    json!({"status": "Failure", "code": code, "reason": "Invalid",
+                    "message": "test failed", "details": {"causes": causes}}),
+                )
+                .unwrap(),
             ))
         };
-        let stale = Error::Finalizer(Box::new(F::AddFinalizer(status(422))));
+        let stale = Error::Finalizer(Box::new(F::AddFinalizer(status(422, json!([])))));
         assert_eq!(stale.retry_after(), Some(Duration::from_secs(1)));
-        let forbidden = Error::Finalizer(Box::new(F::AddFinalizer(status(403))));
+        let forbidden = Error::Finalizer(Box::new(F::AddFinalizer(status(403, json!([])))));
         assert_eq!(forbidden.retry_after(), None);
         // An admission policy refusing the patch is not a stale copy: no fast retry.
-        let refused = kube::Error::Api(Box::new(
-            serde_json::from_value(json!({"status": "Failure", "code": 422, "reason": "Invalid",
-                "message": "denied request", "details": {"causes": [{"message": "denied request"}]}}))
-            .unwrap(),
-        ));
-        let refused = Error::Finalizer(Box::new(F::RemoveFinalizer(refused)));
+        let denied = status(422, json!([{"message": "denied request"}]));
+        let refused = Error::Finalizer(Box::new(F::RemoveFinalizer(denied)));
         assert_eq!(refused.retry_after(), None);
         let other = Error::InvalidSpec("x".into());
         assert_eq!(other.retry_after(), None);

@@ -364,20 +364,23 @@ impl GraphClient {
         }
     }
 
-    async fn get_opt<T: DeserializeOwned>(
+    /// GET `path`, `None` on 404 (after `lag`'s retries of it).
+    async fn get_opt(
         &self,
         op: &'static str,
         path: &str,
-    ) -> Result<Option<T>, GraphError> {
-        match self
-            .send(op, Method::GET, path, None, &[], Lag::NoRetry)
-            .await
-        {
-            Ok(Some(v)) => Ok(Some(decode(op, v)?)),
+        lag: Lag,
+    ) -> Result<Option<Value>, GraphError> {
+        match self.send(op, Method::GET, path, None, &[], lag).await {
+            Ok(Some(v)) => Ok(Some(v)),
             Ok(None) => Err(GraphError::Decode(format!("{op}: empty body"))),
             Err(GraphError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    fn application_path(unique_name: &str) -> String {
+        format!("/applications(uniqueName='{}')", odata_quote(unique_name))
     }
 
     /// Raw application JSON by `uniqueName`, `None` when absent.
@@ -387,7 +390,8 @@ impl GraphClient {
     ) -> Result<Option<Value>, GraphError> {
         self.get_opt(
             "getApplication",
-            &format!("/applications(uniqueName='{}')", odata_quote(unique_name)),
+            &Self::application_path(unique_name),
+            Lag::NoRetry,
         )
         .await
     }
@@ -400,16 +404,12 @@ impl GraphClient {
         &self,
         unique_name: &str,
     ) -> Result<Option<Value>, GraphError> {
-        let path = format!("/applications(uniqueName='{}')", odata_quote(unique_name));
-        match self
-            .send("getApplication", Method::GET, &path, None, &[], Lag::Brief)
-            .await
-        {
-            Ok(Some(v)) => Ok(Some(v)),
-            Ok(None) => Err(GraphError::Decode("getApplication: empty body".into())),
-            Err(GraphError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.get_opt(
+            "getApplication",
+            &Self::application_path(unique_name),
+            Lag::Brief,
+        )
+        .await
     }
 
     /// Upsert by `uniqueName` (`Prefer: create-if-missing`). Returns the application (201 body or a
@@ -516,7 +516,7 @@ impl GraphClient {
     ) -> Result<Option<ServicePrincipal>, GraphError> {
         let op = "getServicePrincipal";
         let path = format!("/servicePrincipals(appId='{}')", odata_quote(app_id));
-        self.get_opt::<Value>(op, &path)
+        self.get_opt(op, &path, Lag::NoRetry)
             .await?
             .map(|v| parse_service_principal(op, v))
             .transpose()
