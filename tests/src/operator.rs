@@ -400,6 +400,85 @@ impl Harness {
     }
 }
 
+impl Harness {
+    /// Makes the API server refuse every Secret write in this namespace (a ValidatingAdmissionPolicy
+    /// and its binding, both named after the namespace), once the policy is in force; returns their name.
+    pub async fn refuse_secret_writes(&self) -> String {
+        use k8s_openapi::api::admissionregistration::v1::{
+            ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+        };
+        let name = format!("{}-no-secrets", self.ns.name);
+        let policy: ValidatingAdmissionPolicy = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [{
+                    "apiGroups": [""], "apiVersions": ["v1"],
+                    "operations": ["CREATE", "UPDATE"], "resources": ["secrets"]
+                }]},
+                "validations": [{"expression": "false", "message": "test: Secret writes are refused"}]
+            }
+        }))
+        .unwrap();
+        let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": self.ns.name}}}
+            }
+        }))
+        .unwrap();
+        let pp = kube::api::PostParams::default();
+        Api::<ValidatingAdmissionPolicy>::all(self.client.clone())
+            .create(&pp, &policy)
+            .await
+            .unwrap();
+        Api::<ValidatingAdmissionPolicyBinding>::all(self.client.clone())
+            .create(&pp, &binding)
+            .await
+            .unwrap();
+        // The API server loads policies asynchronously: probe until a write is refused.
+        let probe: k8s_openapi::api::core::v1::Secret = serde_json::from_value(
+            json!({"metadata": {"name": "policy-probe"}, "stringData": {"k": "v"}}),
+        )
+        .unwrap();
+        self.eventually("Secret writes are refused", Duration::from_secs(60), || {
+            let probe = probe.clone();
+            async move {
+                let secrets = self.api::<k8s_openapi::api::core::v1::Secret>();
+                let refused = secrets
+                    .create(&kube::api::PostParams::default(), &probe)
+                    .await
+                    .is_err();
+                if !refused {
+                    let _ = secrets
+                        .delete("policy-probe", &DeleteParams::default())
+                        .await;
+                }
+                Ok::<_, String>(refused.then_some(()))
+            }
+        })
+        .await;
+        name
+    }
+
+    /// Removes what [`Harness::refuse_secret_writes`] created.
+    pub async fn allow_secret_writes(&self, name: &str) {
+        use k8s_openapi::api::admissionregistration::v1::{
+            ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+        };
+        Api::<ValidatingAdmissionPolicyBinding>::all(self.client.clone())
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+        Api::<ValidatingAdmissionPolicy>::all(self.client.clone())
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+}
+
 /// Decodes a JWT's claims (no verification).
 pub fn claims(jwt: &str) -> Result<Value, String> {
     let part = jwt.split('.').nth(1).ok_or("not a JWT")?;

@@ -705,6 +705,59 @@ async fn api_server_crash_and_restart() {
     s.finish(summary).await;
 }
 
+/// The API server refuses every Secret write for a while (an admission policy) while clients are
+/// created and rotate: each retry must reuse or remove the credential it issued, so at most the
+/// current and the previous credential exist when writes are allowed again, and all converge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_writes_refused_for_a_while() {
+    let mut s = Scenario::new("fs-secrets").await;
+    let mut env = s.env();
+    env.push(("FHIR_OP_STALLED_RETRY", "2s".into()));
+    let op = Operator::start(&env, "secrets", &s.log());
+    s.apply_all(&[resource("fhir")]).await;
+    s.apply_all(&clients(0..5, "fhir")).await;
+    let (before, _) = s
+        .converge("converged before Secret writes are refused")
+        .await;
+    let policy = s.h.refuse_secret_writes().await;
+    // New clients, and the rotating ones (every ~10 s) try to write while it is refused.
+    s.apply_all(&clients(5..10, "fhir")).await;
+    let refused = Duration::from_secs(s.rng.gen_range(12..=20));
+    let mut most = 0;
+    let t = Instant::now();
+    while t.elapsed() < refused {
+        let dir = invariants::directory(&s.h).await.unwrap_or_default();
+        for app in dir["applications"].as_array().into_iter().flatten() {
+            most = most.max(app["passwordCredentials"].as_array().map_or(0, Vec::len));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Current + previous (during a rotation's overlap) + the one a retry is trying to write, which it
+    // removes again when the write is refused; without that, every 2 s retry would add one more.
+    assert!(
+        most <= 3,
+        "{most} client secrets on one application while Secret writes were refused"
+    );
+    s.h.allow_secret_writes(&policy).await;
+    let (c, took) = s
+        .converge("converged after Secret writes are allowed again")
+        .await;
+    op.sigterm().await;
+    let summary = format!(
+        "{} resources converged, then Secret writes refused for {:.0}s while 5 clients were added and rotations fell due: \
+         at most {most} client secrets on any application meanwhile; {} resources → {} apps, {} credentials, {} tokens; \
+         converged {:.1}s after writes were allowed",
+        before.resources,
+        refused.as_secs_f64(),
+        c.resources,
+        c.apps,
+        c.credentials,
+        c.tokens,
+        took.as_secs_f64()
+    );
+    s.finish(summary).await;
+}
+
 /// Two replicas with leader election; the Lease holder is SIGKILLed twice (the killed one comes back as
 /// standby): the standby never reconciles while the leader lives, takes the Lease within the lease
 /// duration plus one retry period, and reconciles what changed meanwhile, without duplicates.

@@ -66,53 +66,80 @@ pub fn smart_proxy_callback(fhir_url: &str, reply_url: &str) -> String {
 }
 
 /// `requiredResourceAccess` for the target; errors name a scope/role the target does not publish.
-/// When the target's entitlements are unknown (managed service without its service principal in the
-/// tenant), nothing is requested.
 pub fn required_resource_access(
     spec: &FhirClientAppSpec,
     target: &ResolvedTarget,
 ) -> Result<Value, UnknownEntitlement> {
-    let mut access = Vec::new();
-    let lookup = |kind: &'static str,
-                  list: &[Entitlement],
-                  value: &str|
-     -> Result<String, UnknownEntitlement> {
-        list.iter()
-            .find(|e| e.value == value)
-            .map(|e| e.id.clone())
-            .ok_or_else(|| UnknownEntitlement {
-                kind,
-                value: value.to_string(),
-                published: list
-                    .iter()
-                    .map(|e| e.value.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
-    };
-    if !target.scopes.is_empty() || !target.managed {
-        for s in requested_scopes(spec) {
-            access.push(json!({"id": lookup("scope", &target.scopes, &s)?, "type": "Scope"}));
-        }
+    let (access, unknown) = resource_access(spec, target);
+    match unknown.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(access),
     }
-    if !target.roles.is_empty() || !target.managed {
-        for r in requested_roles(spec) {
-            access.push(json!({"id": lookup("app role", &target.roles, &r)?, "type": "Role"}));
-        }
-    }
-    if access.is_empty() {
-        return Ok(json!([]));
-    }
-    Ok(json!([{ "resourceAppId": target.app_id, "resourceAccess": access }]))
 }
 
-/// Desired Graph application body for a client (only the properties the operator manages).
-/// Every platform is always sent (empty when unused), so drift is corrected.
+/// `requiredResourceAccess` for what the target publishes of the requested scopes and roles, and
+/// the requested ones it does not publish. The registration holds only what exists: a scope
+/// renamed or removed on the resource app leaves the client's registration (and its grant), not
+/// just its status. The managed service is checked against what its service principal publishes
+/// in the tenant, like a FhirResourceApp.
+pub fn resource_access(
+    spec: &FhirClientAppSpec,
+    target: &ResolvedTarget,
+) -> (Value, Vec<UnknownEntitlement>) {
+    let mut access = Vec::new();
+    let mut unknown = Vec::new();
+    let mut lookup = |kind: &'static str, list: &[Entitlement], value: &str, ty: &str| match list
+        .iter()
+        .find(|e| e.value == value)
+    {
+        Some(e) => access.push(json!({"id": e.id, "type": ty})),
+        None => unknown.push(UnknownEntitlement {
+            kind,
+            value: value.to_string(),
+            published: list
+                .iter()
+                .map(|e| e.value.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    };
+    for s in requested_scopes(spec) {
+        lookup("scope", &target.scopes, &s, "Scope");
+    }
+    for r in requested_roles(spec) {
+        lookup("app role", &target.roles, &r, "Role");
+    }
+    if access.is_empty() {
+        return (json!([]), unknown);
+    }
+    (
+        json!([{ "resourceAppId": target.app_id, "resourceAccess": access }]),
+        unknown,
+    )
+}
+
+/// Desired Graph application body for a client; errors name the first requested scope or role the
+/// target does not publish.
 pub fn desired_application(
     spec: &FhirClientAppSpec,
     id: &ResourceIdentity<'_>,
     target: &ResolvedTarget,
 ) -> Result<Value, UnknownEntitlement> {
+    let (app, unknown) = desired_application_partial(spec, id, target);
+    match unknown.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(app),
+    }
+}
+
+/// Desired Graph application body for a client (only the properties the operator manages), with
+/// what the target publishes of the request, and the requested entitlements it does not publish.
+/// Every platform is always sent (empty when unused), so drift is corrected.
+pub fn desired_application_partial(
+    spec: &FhirClientAppSpec,
+    id: &ResourceIdentity<'_>,
+    target: &ResolvedTarget,
+) -> (Value, Vec<UnknownEntitlement>) {
     let mut uris: Vec<String> = spec.redirect_uris.clone().unwrap_or_default();
     if spec.smart_proxy_callback == Some(true) {
         let extra: Vec<String> = uris
@@ -128,7 +155,8 @@ pub fn desired_application(
         (ClientType::Public, PublicPlatform::Spa) => (vec![], uris, vec![], false),
         (ClientType::Public, PublicPlatform::MobileDesktop) => (vec![], vec![], uris, true),
     };
-    Ok(json!({
+    let (access, unknown) = resource_access(spec, target);
+    let app = json!({
         "displayName": spec.display_name.clone().unwrap_or_else(|| format!("{}/{}", id.namespace, id.name)),
         "signInAudience": spec.sign_in_audience.unwrap_or_default().as_str(),
         "tags": id.tags(),
@@ -136,9 +164,15 @@ pub fn desired_application(
         "spa": { "redirectUris": spa },
         "publicClient": { "redirectUris": public },
         "isFallbackPublicClient": fallback,
-        "requiredResourceAccess": required_resource_access(spec, target)?,
-    }))
+        "requiredResourceAccess": access,
+    });
+    (app, unknown)
 }
+
+/// Requested entitlements the target does not publish, as one error.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}; nothing is requested or granted for {}, the rest of the registration is in place: fix the spec or publish {} on the target", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "), if .0.len() == 1 { "it" } else { "them" }, if .0.len() == 1 { "it" } else { "them" })]
+pub struct UnknownEntitlements(pub Vec<UnknownEntitlement>);
 
 /// Effective credential type: explicit, else ClientSecret for Confidential/Service, none for Public.
 pub fn credential_type(spec: &FhirClientAppSpec) -> Option<CredentialType> {
@@ -320,6 +354,50 @@ mod tests {
             json!([{"id":"r1","type":"Role"}])
         );
         assert_eq!(app["web"]["redirectUris"], json!([]));
+    }
+
+    #[test]
+    fn what_the_target_no_longer_publishes_leaves_the_registration_and_is_reported() {
+        // `records.read` was renamed on the resource app; `globalReader` still exists.
+        let s = spec(
+            json!({"type":"Confidential","target":{"resourceAppRef":{"name":"fhir"}},
+            "redirectUris":["https://p/cb"],"scopes":["records.read","user_impersonation"],"roles":["globalReader"]}),
+        );
+        let (app, unknown) = desired_application_partial(&s, &ID, &target());
+        assert_eq!(
+            app["requiredResourceAccess"],
+            json!([{"resourceAppId": "res-app", "resourceAccess": [
+                {"id": "s1", "type": "Scope"}, {"id": "r1", "type": "Role"}]}])
+        );
+        assert_eq!(unknown.len(), 1);
+        assert_eq!(unknown[0].value, "records.read");
+        let e = UnknownEntitlements(unknown).to_string();
+        assert!(
+            e.starts_with("scope 'records.read' is not published"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_managed_target_refuses_roles_its_service_principal_does_not_publish() {
+        let t = ResolvedTarget {
+            app_id: MANAGED_FHIR_APP_ID.into(),
+            scopes: vec![Entitlement {
+                id: "s1".into(),
+                value: "user_impersonation".into(),
+            }],
+            roles: vec![],
+            managed: true,
+            ..target()
+        };
+        let s = spec(
+            json!({"type":"Service","target":{"managed":{"fhirUrl":"https://ws-fhir.fhir.azurehealthcareapis.com"}},
+            "roles":["globalReader"]}),
+        );
+        let (app, unknown) = desired_application_partial(&s, &ID, &t);
+        assert_eq!(app["requiredResourceAccess"], json!([]));
+        assert_eq!(unknown.len(), 1);
+        assert_eq!(unknown[0].kind, "app role");
     }
 
     #[test]

@@ -8,13 +8,15 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
 use super::application::{WRITE_APPS, converge_app, delete_app, report_app_change};
+use super::finalizer::{Event as Finalizer, with_finalizer};
+use super::outputs::check_owned;
 use super::{
-    Context, DesiredSecret, Error, FINALIZER, Outcome, apply_secret, finish, managed_labels, needs,
+    Context, DesiredSecret, Error, FINALIZER, Outcome, Verdict, apply_secret, finish,
+    managed_labels, needs,
 };
 use crate::api::{
     AppStatus, CredentialStatus, CredentialType, DeletionPolicy, FhirClientApp, FhirResourceApp,
@@ -36,6 +38,9 @@ const ANN_EXPIRES: &str = "fhirapps.io/expires-at";
 const ANN_WRITTEN: &str = "fhirapps.io/written-at";
 const ANN_PREV_KEY: &str = "fhirapps.io/previous-key-id";
 const ANN_PREV_UNTIL: &str = "fhirapps.io/previous-key-valid-until";
+/// Object ID of the application the held credential was issued by: a Secret written for an
+/// application that has since been deleted and re-created holds nothing the new one accepts.
+const ANN_APP: &str = "fhirapps.io/application-object-id";
 
 pub fn identity<'a>(ctx: &'a Context, obj: &'a FhirClientApp) -> ResourceIdentity<'a> {
     ResourceIdentity {
@@ -49,16 +54,15 @@ pub fn identity<'a>(ctx: &'a Context, obj: &'a FhirClientApp) -> ResourceIdentit
 pub async fn reconcile(obj: Arc<FhirClientApp>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = obj.namespace().unwrap_or_default();
     let api: Api<FhirClientApp> = Api::namespaced(ctx.client.clone(), &ns);
-    let res = finalizer(&api, FINALIZER, obj, |ev| async {
+    let verdict = Verdict::default();
+    let res = with_finalizer(&api, FINALIZER, obj, |ev| async {
         match ev {
-            Finalizer::Apply(o) => apply(o, &ctx, &api).await,
+            Finalizer::Apply(o) => apply(o, &ctx, &api, &verdict).await,
             Finalizer::Cleanup(o) => cleanup(o, &ctx).await,
         }
     })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    ctx.metrics
-        .reconcile("FhirClientApp", if res.is_ok() { "ok" } else { "error" });
+    .await;
+    ctx.metrics.reconcile("FhirClientApp", verdict.result(&res));
     res
 }
 
@@ -66,6 +70,7 @@ async fn apply(
     obj: Arc<FhirClientApp>,
     ctx: &Context,
     api: &Api<FhirClientApp>,
+    verdict: &Verdict,
 ) -> Result<Action, Error> {
     let old = obj.status.clone();
     let mut status = old.clone().unwrap_or_default();
@@ -98,7 +103,16 @@ async fn apply(
         }
         _ => None,
     };
-    let action = finish(ctx, api, obj.as_ref(), old.as_ref(), status, result).await?;
+    let action = finish(
+        ctx,
+        api,
+        obj.as_ref(),
+        old.as_ref(),
+        status,
+        result,
+        verdict,
+    )
+    .await?;
     // Remembered only once the Ready status is written: if that write fails (say, the API server
     // restarts), the retry must be a full reconcile that writes it, not a skip.
     if let Some((fingerprint, valid, message)) = memo {
@@ -309,8 +323,14 @@ fn read_intact(secret: Option<&Secret>, key: &str) -> Option<(Held, String)> {
     ))
 }
 
-/// What an intact output Secret holds: (held, secret value). `None` if absent, edited or incomplete.
-fn read_held(secret: Option<&Secret>) -> Option<(Held, String)> {
+/// What an intact output Secret holds: (held, secret value). `None` if absent, edited, incomplete,
+/// or issued by another application than `app_object_id` (one deleted out of band and re-created:
+/// its passwords died with it). A Secret written before the annotation existed counts as this one's.
+fn read_held(secret: Option<&Secret>, app_object_id: &str) -> Option<(Held, String)> {
+    let issued_by = secret?.metadata.annotations.as_ref()?.get(ANN_APP);
+    if issued_by.is_some_and(|a| a != app_object_id) {
+        return None;
+    }
     read_intact(secret, "AZURE_CLIENT_SECRET")
 }
 
@@ -362,7 +382,21 @@ async fn apply_inner(
     let cred_type = b::credential_type(spec);
     let id = identity(ctx, obj);
     let unique_name = id.unique_name();
-    let desired = b::desired_application(spec, &id, &target)?;
+    let (desired, unknown) = b::desired_application_partial(spec, &id, &target);
+    // The output Secret is ours to write, or nothing is registered for this client: an existing
+    // Secret of that name that belongs to someone else is left alone, and no Entra application is
+    // created that no Secret could ever hold the credential of.
+    let secret_name = spec
+        .secret_name
+        .clone()
+        .unwrap_or_else(|| client_secret_name(&name));
+    let owner = obj
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::InvalidSpec("resource has no uid".into()))?;
+    let existing = ctx.current_secret(&ns, &secret_name).await?;
+    if let Some(s) = &existing {
+        check_owned("Secret", "spec.secretName", &s.metadata, &owner)?;
+    }
 
     let (app, change) = converge_app(
         &graph,
@@ -374,10 +408,19 @@ async fn apply_inner(
     .await?;
     let parsed: Application = crate::graph::types::parse_application("application", &app)?;
     report_app_change(ctx, obj, status, change, &unique_name, &parsed).await;
+    let registered_before = status.client_id.is_some();
+    // What exists is in the status from here on, whatever the rest of the reconcile meets (an
+    // admin who must assign a role by hand finds the application from Kubernetes).
+    status.client_id = Some(parsed.app_id.clone());
+    status.tenant_id = Some(graph.tenant_id().to_string());
+    status.application_object_id = Some(parsed.id.clone());
+    status.unique_name = Some(unique_name.clone());
+    status.audience = Some(target.audience.clone());
     let (sp, sp_is_new) = graph
         .service_principal_for(&parsed.app_id, change == Some("Created"))
         .await
         .map_err(needs("create the service principal", WRITE_APPS))?;
+    status.service_principal_object_id = Some(sp.id.clone());
 
     // App role assignments (admin consent for application permissions), opt-in.
     if spec.assign_app_roles == Some(true) {
@@ -430,7 +473,12 @@ async fn apply_inner(
             Error::InvalidSpec("the target's service principal is not in this tenant; admin consent cannot be granted".into())
         })?;
         const PERM: &str = "DelegatedPermissionGrant.ReadWrite.All";
-        let scope = b::requested_scopes(spec).join(" ");
+        // Only scopes the target publishes: a renamed or removed scope leaves the grant.
+        let scope = b::requested_scopes(spec)
+            .into_iter()
+            .filter(|s| target.scopes.iter().any(|e| &e.value == s))
+            .collect::<Vec<_>>()
+            .join(" ");
         let grants = if sp_is_new {
             vec![]
         } else {
@@ -449,6 +497,11 @@ async fn apply_inner(
                     .split_whitespace()
                     .collect::<Vec<_>>()
                     == scope.split_whitespace().collect::<Vec<_>>() => {}
+            // Nothing left to consent to (every requested scope is gone from the target).
+            Some(g) if scope.is_empty() => graph
+                .delete_grant(&g.id)
+                .await
+                .map_err(needs("remove admin consent", PERM))?,
             Some(g) => graph
                 .update_grant(&g.id, &scope)
                 .await
@@ -462,14 +515,6 @@ async fn apply_inner(
     }
 
     // Credential and output Secret.
-    let secret_name = spec
-        .secret_name
-        .clone()
-        .unwrap_or_else(|| client_secret_name(&name));
-    let existing = ctx.current_secret(&ns, &secret_name).await?;
-    let owner = obj
-        .controller_owner_ref(&())
-        .ok_or_else(|| Error::InvalidSpec("resource has no uid".into()))?;
     let now = Timestamp::now();
     let mut annotations = BTreeMap::new();
     let mut secret_value: Option<String> = None;
@@ -480,7 +525,10 @@ async fn apply_inner(
     match cred_type {
         Some(CredentialType::ClientSecret) => {
             let listed = listed_passwords(&parsed);
-            let held = read_held(existing.as_ref());
+            let held = read_held(existing.as_ref(), &parsed.id);
+            // A password issued in this reconcile: removed again if the Secret cannot hold it, so
+            // a write that keeps failing never piles up valid credentials in Entra.
+            let mut issued: Option<(String, &'static str)> = None;
             let (cur_key, cur_end, value, prev) =
                 if creds::keep_current(held.as_ref().map(|h| &h.0), &listed, &rot, now) {
                     let (h, v) = held.expect("keep_current implies held");
@@ -518,22 +566,14 @@ async fn apply_inner(
                     let reason = new_credential_reason(
                         existing.is_some(),
                         held.is_some(),
-                        status.client_id.is_some(),
+                        registered_before,
                     );
-                    ctx.event(
-                        obj,
-                        false,
-                        reason,
-                        format!(
-                            "new client secret {} written to Secret {secret_name}",
-                            created.key_id
-                        ),
-                    )
-                    .await;
+                    issued = Some((created.key_id.clone(), reason));
                     annotations.insert(ANN_WRITTEN.to_string(), now.to_string());
                     (created.key_id.clone(), created.end(), value, prev)
                 };
             annotations.insert(ANN_KEY_ID.to_string(), cur_key.clone());
+            annotations.insert(ANN_APP.to_string(), parsed.id.clone());
             annotations.insert(ANN_SECRET_SHA256.to_string(), sha256_hex(&value));
             if let Some(e) = cur_end {
                 annotations.insert(ANN_EXPIRES.to_string(), e.to_string());
@@ -566,9 +606,30 @@ async fn apply_inner(
                     labels: managed_labels("FhirClientApp", &name),
                     annotations: annotations.clone(),
                     data,
+                    field: "spec.secretName",
                 },
             )
-            .await?;
+            .await;
+            let written = match (written, &issued) {
+                (Ok(w), _) => w,
+                (Err(e), Some((key_id, _))) => {
+                    if let Err(undo) = graph.remove_password(&parsed.id, key_id).await {
+                        // The next successful write prunes it (no Secret holds it).
+                        tracing::warn!(key_id = %key_id, error = %undo, "could not remove the client secret the failed Secret write would have held");
+                    }
+                    return Err(e);
+                }
+                (Err(e), None) => return Err(e),
+            };
+            if let Some((key_id, reason)) = &issued {
+                ctx.event(
+                    obj,
+                    false,
+                    reason,
+                    format!("new client secret {key_id} written to Secret {secret_name}"),
+                )
+                .await;
+            }
             ctx.saw_secret(&ns, &secret_name, written.clone());
             *written_secret_rv = written;
             let prev_ref = prev.as_ref().map(|(k, u)| (k.as_str(), *u));
@@ -621,7 +682,7 @@ async fn apply_inner(
                     let reason = new_credential_reason(
                         existing.is_some(),
                         held.is_some(),
-                        status.client_id.is_some(),
+                        registered_before,
                     );
                     ctx.event(
                         obj,
@@ -761,6 +822,7 @@ async fn apply_inner(
                 labels: managed_labels("FhirClientApp", &name),
                 annotations,
                 data,
+                field: "spec.secretName",
             },
         )
         .await?;
@@ -768,20 +830,23 @@ async fn apply_inner(
         *written_secret_rv = written;
     }
 
-    status.client_id = Some(parsed.app_id.clone());
-    status.tenant_id = Some(graph.tenant_id().to_string());
-    status.application_object_id = Some(parsed.id.clone());
-    status.service_principal_object_id = Some(sp.id.clone());
-    status.unique_name = Some(unique_name);
-    status.audience = Some(target.audience.clone());
     status.output_name = Some(secret_name.clone());
     status.notes = target.managed.then(|| {
         "Target is the managed FHIR service: data-plane access is granted by Azure RBAC (e.g. assign 'FHIR Data Reader' to this client's service principal on the FHIR service); this operator does not grant it.".to_string()
     });
+    // The registration and grants hold what the target publishes; what it does not is reported.
+    if !unknown.is_empty() {
+        return Err(Error::UnknownEntitlement(b::UnknownEntitlements(unknown)));
+    }
     let requeue = next_check.map_or(ctx.config.resync, |n| n.min(ctx.config.resync));
+    let holds = if cred_type.is_some() {
+        "credentials and endpoints"
+    } else {
+        "client ID and endpoints (a public client has no credential)"
+    };
     Ok(Outcome::Ready {
         message: format!(
-            "client {} ready; credentials in Secret {secret_name}",
+            "client {} ready; {holds} in Secret {secret_name}",
             parsed.app_id
         ),
         requeue,

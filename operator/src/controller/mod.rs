@@ -2,15 +2,16 @@
 
 pub mod application;
 pub mod client_app;
+pub mod finalizer;
+pub mod outputs;
 pub mod resource_app;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event as KEvent, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -19,9 +20,8 @@ use serde_json::json;
 use tokio::sync::Mutex;
 
 use crate::api::{AppStatus, FhirResourceApp, TenantSpec};
-use crate::build::client::UnknownEntitlement;
+use crate::build::client::UnknownEntitlements;
 use crate::build::conditions::{Phase, conditions};
-use crate::build::naming::MANAGED_BY_LABEL;
 use crate::config::OperatorConfig;
 use crate::graph::{
     Credential, GraphClient, GraphError,
@@ -47,10 +47,23 @@ pub enum Error {
         permission: &'static str,
         message: String,
     },
-    #[error("Kubernetes API: {0}")]
+    #[error("Kubernetes API: {}", kube_message(.0))]
     Kube(#[from] kube::Error),
-    #[error("finalizer: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("adding or removing the finalizer: {}", kube_message(.0))]
+    FinalizerPatch(#[source] kube::Error),
+    #[error(transparent)]
+    OutputNotOwned(#[from] outputs::NotOwned),
+    #[error("the API server refused to write {what}: {}", kube_message(.source))]
+    OutputRejected {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "the identifier URI {uri} is already used by another application in this tenant{holder}; give this FhirResourceApp another identifierUri (or fhirUrl), delete the other application, or set spec.adopt: true if that application is this server's own",
+        holder = holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
+    )]
+    IdentifierUriTaken { uri: String, holder: Option<String> },
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
     #[error("tenant credentials: {0}")]
@@ -60,7 +73,7 @@ pub enum Error {
     )]
     NotOwned { unique_name: String },
     #[error(transparent)]
-    UnknownEntitlement(#[from] UnknownEntitlement),
+    UnknownEntitlement(#[from] UnknownEntitlements),
     #[error("operator configuration: {0}")]
     MissingConfig(String),
     #[error("client certificate: {0}")]
@@ -80,11 +93,10 @@ impl Error {
             Self::Graph(e) => e.category(),
             Self::PermissionDenied { .. } => "PermissionDenied",
             Self::Kube(_) => "KubeApi",
-            Self::Finalizer(e) => match e.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.category(),
-                _ => "Finalizer",
-            },
+            Self::FinalizerPatch(_) => "KubeApi",
+            Self::OutputNotOwned(e) => e.reason(),
+            Self::OutputRejected { .. } => "OutputRejected",
+            Self::IdentifierUriTaken { .. } => "IdentifierUriTaken",
             Self::InvalidSpec(_) => "InvalidSpec",
             Self::TenantCredentials(_) => "TenantCredentials",
             Self::NotOwned { .. } => "NotOwned",
@@ -107,36 +119,61 @@ impl Error {
             | Self::UnknownEntitlement(_)
             | Self::MissingConfig(_)
             | Self::TenantMismatch(_)
-            | Self::ManagedServicePrincipalMissing { .. } => true,
-            Self::Finalizer(e) => match e.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.is_permanent(),
-                _ => false,
-            },
-            Self::Kube(_) | Self::Certificate(_) => false,
+            | Self::ManagedServicePrincipalMissing { .. }
+            | Self::OutputNotOwned(_)
+            | Self::IdentifierUriTaken { .. } => true,
+            // A write the API server refuses as invalid or forbidden fails the same way until
+            // someone changes the spec, an admission policy or RBAC: no hot loop.
+            Self::OutputRejected { source, .. } => matches!(
+                source,
+                kube::Error::Api(s) if matches!(s.code, 400 | 403 | 404 | 422)
+            ),
+            Self::Kube(_) | Self::Certificate(_) | Self::FinalizerPatch(_) => false,
         }
     }
 
     /// How soon to retry, when the error says so.
     fn retry_after(&self) -> Option<Duration> {
-        use kube::runtime::finalizer::Error as F;
         match self {
             Self::Graph(e) => e.retry_after(),
-            Self::Finalizer(e) => match e.as_ref() {
-                // Graph's Retry-After, from inside the finalizer wrapper every reconcile error has.
-                F::ApplyFailed(e) | F::CleanupFailed(e) => e.retry_after(),
-                // The finalizer patch's `test` failed (422 without causes; an admission policy's
-                // refusal names one): our cached copy predates a change, most often our own
-                // finalizer write, that the watch delivers within moments.
-                F::AddFinalizer(kube::Error::Api(s)) | F::RemoveFinalizer(kube::Error::Api(s))
-                    if s.code == 422 && s.details.as_ref().is_none_or(|d| d.causes.is_empty()) =>
-                {
-                    Some(Duration::from_secs(1))
-                }
-                _ => None,
-            },
+            // The finalizer patch's `test` failed (422 without causes; an admission policy's
+            // refusal names one): our cached copy predates a change, most often our own
+            // finalizer write, that the watch delivers within moments.
+            Self::FinalizerPatch(kube::Error::Api(s))
+                if s.code == 422 && s.details.as_ref().is_none_or(|d| d.causes.is_empty()) =>
+            {
+                Some(Duration::from_secs(1))
+            }
             _ => None,
         }
+    }
+
+    /// The condition message: a short sentence for a person (the full error goes to the log).
+    pub fn summary(&self) -> String {
+        shorten(&self.to_string(), MESSAGE_MAX)
+    }
+}
+
+/// Longest condition message the operator writes; details beyond it are in the log and Events.
+pub const MESSAGE_MAX: usize = 600;
+
+/// `s` cut at a character boundary to at most `max` bytes, marked with an ellipsis when cut.
+pub fn shorten(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub(3);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+/// What the API server said, without the Debug dump of its Status: its message for an API error.
+pub fn kube_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({} {})", s.message, s.code, s.reason),
+        other => other.to_string(),
     }
 }
 
@@ -500,130 +537,10 @@ pub fn resource_app_is_ready(ra: &FhirResourceApp) -> bool {
     })
 }
 
-/// Labels on every object the operator writes.
-pub fn managed_labels(owner_kind: &str, owner_name: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (
-            MANAGED_BY_LABEL.0.to_string(),
-            MANAGED_BY_LABEL.1.to_string(),
-        ),
-        ("fhirapps.io/owner-kind".to_string(), owner_kind.to_string()),
-        ("fhirapps.io/owner-name".to_string(), owner_name.to_string()),
-    ])
-}
-
-/// Server-side applies a Secret, unless `current` (the Secret as last read) already holds exactly
-/// this: most resyncs change nothing, and an apply would still be an API call. Returns the
-/// resourceVersion the Secret has afterwards.
-pub async fn apply_secret(
-    client: &Client,
-    current: Option<&Secret>,
-    desired: DesiredSecret<'_>,
-) -> Result<Option<String>, Error> {
-    if let Some(cur) = current
-        && secret_is_current(cur, &desired)
-    {
-        return Ok(cur.metadata.resource_version.clone());
-    }
-    let DesiredSecret {
-        namespace: ns,
-        name,
-        owner,
-        labels,
-        annotations,
-        data,
-    } = desired;
-    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let data: BTreeMap<&String, ByteString> = data
-        .iter()
-        .map(|(k, v)| (k, ByteString(v.clone().into_bytes())))
-        .collect();
-    let body = json!({
-        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-        "metadata": { "name": name, "namespace": ns, "labels": labels, "annotations": annotations, "ownerReferences": [owner] },
-        "data": data,
-    });
-    let written = api
-        .patch(
-            name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await?;
-    Ok(written.metadata.resource_version)
-}
-
-/// An output Secret as the operator wants it.
-pub struct DesiredSecret<'a> {
-    pub namespace: &'a str,
-    pub name: &'a str,
-    pub owner: OwnerReference,
-    pub labels: BTreeMap<String, String>,
-    pub annotations: BTreeMap<String, String>,
-    pub data: BTreeMap<String, String>,
-}
-
-/// Whether applying `desired` would change nothing in `current`: the same data, our labels and
-/// annotations present with the same values, none of our annotations left over from an earlier
-/// write (apply would remove them), and this resource as the controlling owner.
-pub fn secret_is_current(current: &Secret, desired: &DesiredSecret<'_>) -> bool {
-    let data_now: BTreeMap<&String, &[u8]> = current
-        .data
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k, v.0.as_slice()))
-        .collect();
-    let data_wanted: BTreeMap<&String, &[u8]> = desired
-        .data
-        .iter()
-        .map(|(k, v)| (k, v.as_bytes()))
-        .collect();
-    let empty = BTreeMap::new();
-    let contains = |have: &BTreeMap<String, String>, want: &BTreeMap<String, String>| {
-        want.iter().all(|(k, v)| have.get(k) == Some(v))
-    };
-    let labels = current.metadata.labels.as_ref().unwrap_or(&empty);
-    let annotations = current.metadata.annotations.as_ref().unwrap_or(&empty);
-    let stale_annotation = annotations
-        .keys()
-        .any(|k| k.starts_with(OPERATOR_ANNOTATION_PREFIX) && !desired.annotations.contains_key(k));
-    let owned = current.metadata.owner_references.iter().flatten().any(|o| {
-        o.uid == desired.owner.uid && o.controller == Some(true) && o.kind == desired.owner.kind
-    });
-    current.metadata.deletion_timestamp.is_none()
-        && data_now == data_wanted
-        && contains(labels, &desired.labels)
-        && contains(annotations, &desired.annotations)
-        && !stale_annotation
-        && owned
-}
-
-/// Prefix of the annotations the operator writes on output Secrets.
-pub const OPERATOR_ANNOTATION_PREFIX: &str = "fhirapps.io/";
-
-/// Server-side applies a ConfigMap.
-pub async fn apply_config_map(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    owner: OwnerReference,
-    labels: BTreeMap<String, String>,
-    data: BTreeMap<String, String>,
-) -> Result<(), Error> {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    let body = json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": { "name": name, "namespace": ns, "labels": labels, "ownerReferences": [owner] },
-        "data": data,
-    });
-    api.patch(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
-    Ok(())
-}
+pub use outputs::{
+    DesiredSecret, OPERATOR_ANNOTATION_PREFIX, apply_config_map, apply_secret, managed_labels,
+    secret_is_current,
+};
 
 /// Result of the Apply step before conditions are set.
 pub enum Outcome {
@@ -638,6 +555,26 @@ pub enum Outcome {
     },
 }
 
+/// How a reconcile ended, for `fhir_operator_reconciles_total{result}`: `ok`, `waiting` (for a
+/// dependency), `stalled` (needs a person) or `error` (retried). Set by [`finish`], read once the
+/// reconcile returns.
+#[derive(Default)]
+pub struct Verdict(std::sync::OnceLock<&'static str>);
+
+impl Verdict {
+    fn set(&self, v: &'static str) {
+        let _ = self.0.set(v);
+    }
+
+    /// The result label of a reconcile that returned `res`.
+    pub fn result<T, E>(&self, res: &Result<T, E>) -> &'static str {
+        match res {
+            Err(_) => "error",
+            Ok(_) => self.0.get().copied().unwrap_or("ok"),
+        }
+    }
+}
+
 /// Turns an apply result into conditions + status write + controller action (the only status writer).
 pub async fn finish<K>(
     ctx: &Context,
@@ -646,6 +583,7 @@ pub async fn finish<K>(
     old: Option<&AppStatus>,
     mut status: AppStatus,
     result: Result<Outcome, Error>,
+    verdict: &Verdict,
 ) -> Result<kube::runtime::controller::Action, Error>
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
@@ -655,26 +593,32 @@ where
     let generation = obj.meta().generation;
     let (phase, out) = match result {
         Ok(Outcome::Ready { message, requeue }) => {
+            verdict.set("ok");
             (Phase::Ready { message }, Ok(Action::requeue(requeue)))
         }
         Ok(Outcome::Waiting {
             reason,
             message,
             requeue,
-        }) => (
-            Phase::Progressing { reason, message },
-            Ok(Action::requeue(requeue)),
-        ),
+        }) => {
+            verdict.set("waiting");
+            (
+                Phase::Progressing { reason, message },
+                Ok(Action::requeue(requeue)),
+            )
+        }
         Err(e) if e.is_permanent() => {
+            verdict.set("stalled");
+            let message = e.summary();
             let phase = Phase::Stalled {
                 reason: e.category().to_string(),
-                message: e.to_string(),
+                message: message.clone(),
             };
             if old
                 .and_then(|o| o.conditions.iter().find(|c| c.type_ == "Stalled"))
-                .is_none_or(|c| c.status != "True" || c.message != e.to_string())
+                .is_none_or(|c| c.status != "True" || c.message != message)
             {
-                ctx.event(obj, true, e.category(), e.to_string()).await;
+                ctx.event(obj, true, e.category(), message).await;
             }
             ctx.metrics.error(&kind, e.category());
             tracing::warn!(kind, name = %obj.meta().name.as_deref().unwrap_or_default(), category = e.category(), error = %e, "stalled");
@@ -683,7 +627,7 @@ where
         Err(e) => (
             Phase::Progressing {
                 reason: e.category().to_string(),
-                message: e.to_string(),
+                message: e.summary(),
             },
             Err(e),
         ),
@@ -722,16 +666,10 @@ mod tests {
 
     #[test]
     fn retries_honour_graphs_retry_after_and_a_stale_finalizer_patch_retries_soon() {
-        use kube::runtime::finalizer::Error as F;
-        let throttled = || {
-            Error::Graph(GraphError::Throttled {
-                retry_after: Some(Duration::from_secs(42)),
-            })
-        };
-        let wrapped = Error::Finalizer(Box::new(F::ApplyFailed(throttled())));
-        assert_eq!(wrapped.retry_after(), Some(Duration::from_secs(42)));
-        let cleanup = Error::Finalizer(Box::new(F::CleanupFailed(throttled())));
-        assert_eq!(cleanup.retry_after(), Some(Duration::from_secs(42)));
+        let throttled = Error::Graph(GraphError::Throttled {
+            retry_after: Some(Duration::from_secs(42)),
+        });
+        assert_eq!(throttled.retry_after(), Some(Duration::from_secs(42)));
         let status = |code, causes: serde_json::Value| {
             kube::Error::Api(Box::new(
                 serde_json::from_value(
@@ -741,115 +679,42 @@ mod tests {
                 .unwrap(),
             ))
         };
-        let stale = Error::Finalizer(Box::new(F::AddFinalizer(status(422, json!([])))));
+        let stale = Error::FinalizerPatch(status(422, json!([])));
         assert_eq!(stale.retry_after(), Some(Duration::from_secs(1)));
-        let forbidden = Error::Finalizer(Box::new(F::AddFinalizer(status(403, json!([])))));
+        assert_eq!(
+            stale.category(),
+            "KubeApi",
+            "counted under its real category"
+        );
+        let forbidden = Error::FinalizerPatch(status(403, json!([])));
         assert_eq!(forbidden.retry_after(), None);
         // An admission policy refusing the patch is not a stale copy: no fast retry.
-        let denied = status(422, json!([{"message": "denied request"}]));
-        let refused = Error::Finalizer(Box::new(F::RemoveFinalizer(denied)));
+        let refused = Error::FinalizerPatch(status(422, json!([{"message": "denied request"}])));
         assert_eq!(refused.retry_after(), None);
         let other = Error::InvalidSpec("x".into());
         assert_eq!(other.retry_after(), None);
     }
 
-    fn owner(uid: &str) -> OwnerReference {
-        OwnerReference {
-            api_version: "fhirapps.io/v1alpha1".into(),
-            kind: "FhirClientApp".into(),
-            name: "web".into(),
-            uid: uid.into(),
-            controller: Some(true),
-            block_owner_deletion: Some(true),
-        }
-    }
-
-    fn desired() -> DesiredSecret<'static> {
-        DesiredSecret {
-            namespace: "ns",
-            name: "web-credentials",
-            owner: owner("u1"),
-            labels: managed_labels("FhirClientApp", "web"),
-            annotations: BTreeMap::from([("fhirapps.io/key-id".into(), "k1".into())]),
-            data: BTreeMap::from([("AZURE_CLIENT_ID".into(), "app".into())]),
-        }
-    }
-
-    /// The Secret as the API server returns it after applying `desired()` (plus what others add).
-    fn as_written() -> Secret {
-        let d = desired();
-        let mut labels = d.labels.clone();
-        labels.insert("team".into(), "blue".into());
-        let mut annotations = d.annotations.clone();
-        annotations.insert("argocd.argoproj.io/compare-options".into(), "x".into());
-        Secret {
-            metadata: kube::api::ObjectMeta {
-                name: Some(d.name.into()),
-                namespace: Some(d.namespace.into()),
-                resource_version: Some("42".into()),
-                labels: Some(labels),
-                annotations: Some(annotations),
-                owner_references: Some(vec![d.owner.clone()]),
-                ..Default::default()
-            },
-            data: Some(
-                d.data
-                    .iter()
-                    .map(|(k, v)| (k.clone(), ByteString(v.clone().into_bytes())))
-                    .collect(),
-            ),
-            type_: Some("Opaque".into()),
-            ..Default::default()
-        }
-    }
-
     #[test]
-    fn an_unchanged_secret_needs_no_write_even_with_others_labels_and_annotations() {
-        assert!(secret_is_current(&as_written(), &desired()));
-    }
-
-    #[test]
-    fn any_difference_that_apply_would_fix_needs_a_write() {
-        let d = desired();
-        let mut s = as_written();
-        s.data
-            .as_mut()
-            .unwrap()
-            .insert("AZURE_CLIENT_ID".into(), ByteString(b"edited".to_vec()));
-        assert!(!secret_is_current(&s, &d), "edited value");
-
-        let mut s = as_written();
-        s.data.as_mut().unwrap().remove("AZURE_CLIENT_ID");
-        assert!(!secret_is_current(&s, &d), "deleted key");
-
-        let mut s = as_written();
-        s.metadata
-            .annotations
-            .as_mut()
-            .unwrap()
-            .insert("fhirapps.io/previous-key-id".into(), "k0".into());
-        assert!(
-            !secret_is_current(&s, &d),
-            "an annotation of ours the new write drops"
+    fn condition_messages_are_short_sentences_without_debug_dumps() {
+        let status: kube::core::Status = serde_json::from_value(json!({"status": "Failure", "code": 422,
+            "reason": "Invalid", "message": "Secret \"x\" is invalid: metadata.labels: Invalid value"}))
+        .unwrap();
+        let e = Error::OutputRejected {
+            what: "Secret ns/x".into(),
+            source: kube::Error::Api(Box::new(status)),
+        };
+        let m = e.summary();
+        assert_eq!(
+            m,
+            "the API server refused to write Secret ns/x: Secret \"x\" is invalid: metadata.labels: Invalid value (422 Invalid)"
         );
-
-        let mut s = as_written();
-        s.metadata
-            .labels
-            .as_mut()
-            .unwrap()
-            .remove("fhirapps.io/owner-name");
-        assert!(!secret_is_current(&s, &d), "label removed");
-
-        let mut s = as_written();
-        s.metadata.owner_references = Some(vec![owner("another-uid")]);
         assert!(
-            !secret_is_current(&s, &d),
-            "owned by a previous object of that name"
+            e.is_permanent(),
+            "an invalid write fails the same way again"
         );
-
-        let mut s = as_written();
-        s.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::now()));
-        assert!(!secret_is_current(&s, &d), "being deleted");
+        let long = Error::InvalidSpec("é".repeat(2000));
+        let m = long.summary();
+        assert!(m.len() <= MESSAGE_MAX && m.ends_with("..."), "{}", m.len());
     }
 }

@@ -396,6 +396,36 @@ impl GraphClient {
         .await
     }
 
+    /// Tags of the application (if any) that holds identifier URI `uri`, to name it in an error.
+    pub async fn application_tags_with_identifier_uri(
+        &self,
+        uri: &str,
+    ) -> Result<Option<Vec<String>>, GraphError> {
+        let path = format!(
+            "/applications?$filter=identifierUris/any(x:x eq '{}')&$select=id,tags",
+            odata_quote(uri)
+        );
+        let v = self
+            .send(
+                "listApplications",
+                Method::GET,
+                &path,
+                None,
+                &[],
+                Lag::NoRetry,
+            )
+            .await?
+            .unwrap_or(json!({"value": []}));
+        Ok(v["value"].as_array().and_then(|a| a.first()).map(|app| {
+            app["tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t.as_str().map(String::from))
+                .collect()
+        }))
+    }
+
     /// The application to delete by `uniqueName`, `None` when absent. A 404 is retried for a few
     /// seconds first: an application created moments ago (perhaps by a reconcile cut short) may not be
     /// readable yet (replication lag), and taking it as absent would leave it behind when its
