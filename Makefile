@@ -19,8 +19,9 @@ demo-down: ## Stop what `DEMO_KEEP=1 make demo` left running
 	@[ -x $(KUBE_LOCAL) ] && $(KUBE_LOCAL) down --dir $(CURDIR)/.demo/cluster || true
 
 .PHONY: crds
-crds: ## Regenerate crds/ from the Rust types
+crds: ## Regenerate crds/ from the Rust types, and the chart's copy of them
 	$(CARGO) run -q -p fhir-app-operator --bin crdgen
+	bash hack/helm/sync-crds.sh
 
 .PHONY: test
 test: kube-bins ## Unit tests, then integration tests against a real local control plane

@@ -198,6 +198,8 @@ pub struct Context {
     http: reqwest::Client,
     limiter: Arc<RateLimiter>,
     default_graph: GraphClient,
+    /// Graph clients for other tenants, by (namespace, credentials Secret, its resourceVersion), or
+    /// ("", "", tenant) for the operator's own credentials there; each keeps its token.
     tenant_graphs: Mutex<HashMap<(String, String, String), GraphClient>>,
     /// `issuer` and `jwks_uri` from each authority's OpenID discovery document.
     discovered: Mutex<HashMap<String, (String, String)>>,
@@ -423,14 +425,21 @@ impl Context {
             if tenant_id == self.config.tenant_id {
                 return Ok(self.default_graph.clone());
             }
-            return Ok(GraphClient::new(
-                self.http.clone(),
-                self.config.endpoints(),
-                tenant_id,
-                self.config.credential.clone(),
-                self.limiter.clone(),
-                self.metrics.clone(),
-            ));
+            // The operator's own credentials in another tenant (a multi-tenant app): one client per
+            // tenant, kept, so its token is reused instead of requested again on every reconcile.
+            let key = (String::new(), String::new(), tenant_id.clone());
+            let mut graphs = self.tenant_graphs.lock().await;
+            let g = graphs.entry(key).or_insert_with(|| {
+                GraphClient::new(
+                    self.http.clone(),
+                    self.config.endpoints(),
+                    tenant_id,
+                    self.config.credential.clone(),
+                    self.limiter.clone(),
+                    self.metrics.clone(),
+                )
+            });
+            return Ok(g.clone());
         };
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let s = secrets.get_opt(&secret_ref.name).await?.ok_or_else(|| {
@@ -472,7 +481,10 @@ impl Context {
             self.limiter.clone(),
             self.metrics.clone(),
         );
-        self.tenant_graphs.lock().await.insert(key, g.clone());
+        let mut graphs = self.tenant_graphs.lock().await;
+        // A client built from an older version of this Secret holds credentials that are gone.
+        graphs.retain(|(ns, name, _), _| !(ns == namespace && *name == secret_ref.name));
+        graphs.insert(key, g.clone());
         Ok(g)
     }
 
@@ -693,6 +705,35 @@ mod tests {
         assert_eq!(refused.retry_after(), None);
         let other = Error::InvalidSpec("x".into());
         assert_eq!(other.retry_after(), None);
+    }
+
+    #[tokio::test]
+    async fn another_tenant_without_a_credentials_secret_keeps_one_graph_client_and_its_token() {
+        crate::init_crypto();
+        let kube =
+            Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+        let cred = Credential::Secret {
+            client_id: "op".into(),
+            secret: "s".into(),
+        };
+        let config = OperatorConfig::new(
+            "00000000-0000-0000-0000-00000000000a",
+            cred,
+            "https://graph.example",
+            "https://login.example",
+        );
+        let ctx = Context::new(kube, config, Arc::new(Metrics::default())).unwrap();
+        let other = TenantSpec {
+            tenant_id: Some("00000000-0000-0000-0000-00000000000b".into()),
+            credentials_secret_ref: None,
+        };
+        let a = ctx.graph_for("ns", Some(&other)).await.unwrap();
+        let b = ctx.graph_for("ns", Some(&other)).await.unwrap();
+        assert_eq!(a.tenant_id(), "00000000-0000-0000-0000-00000000000b");
+        assert!(
+            a.shares_token_cache(&b),
+            "a new client per reconcile requests a new token every time"
+        );
     }
 
     #[test]

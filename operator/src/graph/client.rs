@@ -196,6 +196,12 @@ impl GraphClient {
         self
     }
 
+    /// Whether two clients share one token cache (a clone of the same client).
+    #[cfg(test)]
+    pub(crate) fn shares_token_cache(&self, other: &GraphClient) -> bool {
+        Arc::ptr_eq(&self.token, &other.token)
+    }
+
     pub fn tenant_id(&self) -> &str {
         &self.tenant_id
     }
