@@ -88,7 +88,8 @@ fn hostname() -> String {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::build::duration::parse(s).ok_or_else(|| format!("not a duration like 5m, 30s, 1h: {s}"))
+    crate::desired::duration::parse(s)
+        .ok_or_else(|| format!("not a duration like 5m, 30s, 1h: {s}"))
 }
 
 /// fhir-app-operator: reconciles FhirResourceApp and FhirClientApp resources into Microsoft Entra ID

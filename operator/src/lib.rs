@@ -1,9 +1,9 @@
 //! fhir-app-operator: FhirResourceApp and FhirClientApp reconciled into Entra ID app registrations.
 
 pub mod api;
-pub mod build;
 pub mod config;
 pub mod controller;
+pub mod desired;
 pub mod graph;
 pub mod metrics;
 pub mod runtime;

@@ -20,9 +20,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::{FhirClientApp, FhirResourceApp};
-use crate::build::naming::MANAGED_BY_SELECTOR;
 use crate::config::OperatorConfig;
 use crate::controller::{Caches, Context, client_app, resource_app};
+use crate::desired::naming::MANAGED_BY_SELECTOR;
 use crate::metrics::Metrics;
 use crate::watch_backoff::watch_backoff;
 

@@ -4,10 +4,10 @@
 //! Both must never panic, whatever the input; a few cheap properties are asserted on the way.
 
 use fhir_app_operator::api::{FhirClientAppSpec, FhirResourceAppSpec};
-use fhir_app_operator::build::client::{self as cb, ResolvedTarget, SecretInputs};
-use fhir_app_operator::build::naming::{AppKind, ResourceIdentity};
-use fhir_app_operator::build::resource::{self as rb, Entitlement};
-use fhir_app_operator::build::{diff, duration, smart};
+use fhir_app_operator::desired::client::{self as cb, ResolvedTarget, SecretInputs};
+use fhir_app_operator::desired::naming::{AppKind, ResourceIdentity};
+use fhir_app_operator::desired::resource::{self as rb, Entitlement};
+use fhir_app_operator::desired::{diff, duration, smart};
 use fhir_app_operator::graph::GraphError;
 use fhir_app_operator::graph::client::parse_json_body;
 use fhir_app_operator::graph::error::{

@@ -5,8 +5,8 @@ use kube::Resource;
 
 use super::{Context, Error, needs};
 use crate::api::AppStatus;
-use crate::build::diff;
-use crate::build::naming::{ResourceIdentity, owned_by};
+use crate::desired::diff;
+use crate::desired::naming::{ResourceIdentity, owned_by};
 use crate::graph::GraphClient;
 use crate::graph::types::Application;
 

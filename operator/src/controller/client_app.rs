@@ -1,46 +1,40 @@
-//! FhirClientApp reconciler.
+//! FhirClientApp reconciler: a pipeline of named steps.
+//!
+//! dereference (tenant, target, the output Secret) → build (the desired application, what the
+//! target does not publish) → register (application, service principal) → access (role
+//! assignments, admin consent) → credential (per kind, [`credential`]) → outputs (the Secret, then
+//! pruning) → status. The status collects what exists as the steps go, so a step that fails still
+//! reports what the ones before it registered.
 
-use std::collections::BTreeMap;
+mod access;
+mod credential;
+mod target;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
-use sha2::{Digest, Sha256};
 
-use super::application::{WRITE_APPS, converge_app, delete_app, report_app_change};
+use super::application::{converge_app, delete_app, report_app_change};
 use super::finalizer::{Event as Finalizer, with_finalizer};
 use super::outputs::check_owned;
 use super::{
     Context, DesiredSecret, Error, FINALIZER, Outcome, Verdict, apply_secret, finish,
     managed_labels, needs,
 };
-use crate::api::{
-    AppStatus, CredentialStatus, CredentialType, DeletionPolicy, FhirClientApp, FhirResourceApp,
-    TenantSpec,
-};
-use crate::build::certificate as cert;
-use crate::build::client::{self as b, MANAGED_FHIR_APP_ID, MANAGED_FHIR_AUDIENCE, ResolvedTarget};
-use crate::build::conditions::is_ready;
-use crate::build::credentials::{self as creds, Held, Listed, Rotation};
-use crate::build::duration;
-use crate::build::naming::{AppKind, ResourceIdentity, client_secret_name};
-use crate::build::resource::{app_roles, entitlements, scopes};
-use crate::graph::types::{Application, PasswordCredential};
-use crate::graph::{GraphClient, GraphError};
-
-const ANN_KEY_ID: &str = "fhirapps.io/key-id";
-const ANN_SECRET_SHA256: &str = "fhirapps.io/secret-sha256";
-const ANN_EXPIRES: &str = "fhirapps.io/expires-at";
-const ANN_WRITTEN: &str = "fhirapps.io/written-at";
-const ANN_PREV_KEY: &str = "fhirapps.io/previous-key-id";
-const ANN_PREV_UNTIL: &str = "fhirapps.io/previous-key-valid-until";
-/// Object ID of the application the held credential was issued by: a Secret written for an
-/// application that has since been deleted and re-created holds nothing the new one accepts.
-const ANN_APP: &str = "fhirapps.io/application-object-id";
+use crate::api::{AppStatus, DeletionPolicy, FhirClientApp, FhirResourceApp, TenantSpec};
+use crate::desired::client::{self as b, ResolvedTarget};
+use crate::desired::credentials::Rotation;
+use crate::desired::duration;
+use crate::desired::naming::{AppKind, ResourceIdentity, client_secret_name};
+use crate::graph::GraphClient;
+use crate::graph::types::{Application, ServicePrincipal};
+use target::Target;
 
 pub fn identity<'a>(ctx: &'a Context, obj: &'a FhirClientApp) -> ResourceIdentity<'a> {
     ResourceIdentity {
@@ -95,14 +89,15 @@ async fn apply(
         return Ok(Action::requeue(requeue));
     }
     ctx.forget(&key);
-    let mut written = None;
-    let result = apply_inner(&obj, ctx, target_app, &mut status, &mut written).await;
-    let memo = match (&result, written) {
-        (Ok(Outcome::Ready { requeue, message }), Some(rv)) => {
-            Some((format!("{base}/{rv}"), *requeue, message.clone()))
-        }
+    let result = converge(&obj, ctx, target_app, &mut status).await;
+    let memo = match &result {
+        Ok(Converged {
+            outcome: Outcome::Ready { requeue, message },
+            secret_version: Some(rv),
+        }) => Some((format!("{base}/{rv}"), *requeue, message.clone())),
         _ => None,
     };
+    let result = result.map(|c| c.outcome);
     let action = finish(
         ctx,
         api,
@@ -154,113 +149,6 @@ async fn inputs(
     Ok((base, secret_rv, target_app))
 }
 
-/// The target and its service principal object ID (for grants/assignments), or why we must wait.
-enum Target {
-    Resolved(ResolvedTarget, Option<String>),
-    Wait(String),
-}
-
-/// The tenant a client is registered in: its own `spec.tenant`, else its resource app's (a FHIR server
-/// accepts tokens from its own tenant only, so clients follow the resource app there by default).
-fn effective_tenant(
-    own: Option<&TenantSpec>,
-    target_app: Option<&FhirResourceApp>,
-) -> Option<TenantSpec> {
-    own.or_else(|| target_app.and_then(|ra| ra.spec.tenant.as_ref()))
-        .cloned()
-}
-
-async fn resolve_target(
-    obj: &FhirClientApp,
-    ctx: &Context,
-    target_app: Option<FhirResourceApp>,
-    graph: &GraphClient,
-) -> Result<Target, Error> {
-    let ns = obj.namespace().unwrap_or_default();
-    if let Some(r) = &obj.spec.target.resource_app_ref {
-        let Some(ra) = target_app else {
-            return Ok(Target::Wait(format!(
-                "waiting for FhirResourceApp {ns}/{} to exist",
-                r.name
-            )));
-        };
-        let st = ra.status.clone().unwrap_or_default();
-        let (Some(app_id), Some(audience), true) = (
-            st.client_id.clone(),
-            st.audience.clone(),
-            is_ready(&st.conditions, ra.metadata.generation),
-        ) else {
-            return Ok(Target::Wait(format!(
-                "waiting for FhirResourceApp {ns}/{} to become Ready",
-                r.name
-            )));
-        };
-        if let Some(resource_tenant) = st.tenant_id.as_deref()
-            && resource_tenant != graph.tenant_id()
-        {
-            return Err(Error::TenantMismatch(format!(
-                "this client would be registered in tenant {} but FhirResourceApp {ns}/{} is in tenant {resource_tenant}, and the FHIR server accepts tokens from its own tenant only: remove spec.tenant to follow the resource app, or set spec.tenant.tenantId to {resource_tenant}",
-                graph.tenant_id(),
-                r.name
-            )));
-        }
-        let rid = super::resource_app::identity(ctx, &ra);
-        return Ok(Target::Resolved(
-            ResolvedTarget {
-                app_id,
-                fhir_url: ra.spec.fhir_url.clone(),
-                audience,
-                scopes: entitlements(&scopes(&ra.spec, &rid)),
-                roles: entitlements(&app_roles(&ra.spec, &rid)),
-                managed: false,
-            },
-            st.service_principal_object_id,
-        ));
-    }
-    let m = obj
-        .spec
-        .target
-        .managed
-        .clone()
-        .ok_or_else(|| Error::InvalidSpec("target needs resourceAppRef or managed".into()))?;
-    // The first-party app's service principal in this tenant tells us its scope and role IDs.
-    let sp = graph
-        .get_service_principal_by_app_id(MANAGED_FHIR_APP_ID)
-        .await
-        .map_err(needs("read service principals", WRITE_APPS))?;
-    // Without it no token for the service can be issued in this tenant (AADSTS500011), so a
-    // registration would look Ready and not work: say what to do instead.
-    let Some(sp) = sp else {
-        return Err(Error::ManagedServicePrincipalMissing {
-            tenant: graph.tenant_id().to_string(),
-        });
-    };
-    let scopes = sp
-        .oauth2_permission_scopes
-        .iter()
-        .filter_map(|s| entitlement(&s.id, &s.value))
-        .collect();
-    let roles = sp
-        .app_roles
-        .iter()
-        .filter_map(|s| entitlement(&s.id, &s.value))
-        .collect();
-    Ok(Target::Resolved(
-        ResolvedTarget {
-            app_id: MANAGED_FHIR_APP_ID.into(),
-            fhir_url: m.fhir_url.clone(),
-            audience: m
-                .audience
-                .clone()
-                .unwrap_or_else(|| MANAGED_FHIR_AUDIENCE.into()),
-            scopes,
-            roles,
-            managed: true,
-        },
-        Some(sp.id),
-    ))
-}
-
 fn rotation(obj: &FhirClientApp) -> Result<Rotation, Error> {
     let mut r = Rotation::default();
     if let Some(spec) = obj
@@ -289,548 +177,102 @@ fn rotation(obj: &FhirClientApp) -> Result<Rotation, Error> {
     Ok(r)
 }
 
-fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// What a full reconcile ends with: the outcome, and the output Secret's resourceVersion after the
+/// write (for the "nothing changed since" memo).
+struct Converged {
+    outcome: Outcome,
+    secret_version: Option<String>,
 }
 
-fn ts_add(t: Timestamp, d: Duration) -> Timestamp {
-    t.checked_add(jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX))
-        .unwrap_or(Timestamp::MAX)
+/// The output Secret: its name, the owner reference the operator writes, and the object as it is
+/// now (ours, or absent: someone else's stops the reconcile before anything is registered).
+struct OutputSecret {
+    name: String,
+    owner: OwnerReference,
+    existing: Option<Secret>,
 }
 
-/// The Secret's data value `key` and the credential metadata its annotations record, if the value is
-/// the one the operator wrote (its SHA-256 matches) — i.e. the Secret is intact.
-fn read_intact(secret: Option<&Secret>, key: &str) -> Option<(Held, String)> {
-    let s = secret?;
-    let ann = s.metadata.annotations.as_ref()?;
-    let value = String::from_utf8(s.data.as_ref()?.get(key)?.0.clone()).ok()?;
-    if ann.get(ANN_SECRET_SHA256)? != &sha256_hex(&value) {
-        return None;
+async fn output_secret(obj: &FhirClientApp, ctx: &Context) -> Result<OutputSecret, Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    let name = obj
+        .spec
+        .secret_name
+        .clone()
+        .unwrap_or_else(|| client_secret_name(&obj.name_any()));
+    let owner = obj
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::InvalidSpec("resource has no uid".into()))?;
+    let existing = ctx.current_secret(&ns, &name).await?;
+    if let Some(s) = &existing {
+        check_owned("Secret", "spec.secretName", &s.metadata, &owner)?;
     }
-    let parse = |k: &str| ann.get(k).and_then(|v| v.parse::<Timestamp>().ok());
-    Some((
-        Held {
-            key_id: ann.get(ANN_KEY_ID)?.clone(),
-            expires: parse(ANN_EXPIRES),
-            written_at: parse(ANN_WRITTEN),
-            previous_key_id: ann.get(ANN_PREV_KEY).cloned(),
-            previous_until: parse(ANN_PREV_UNTIL),
-        },
-        value,
-    ))
+    Ok(OutputSecret {
+        name,
+        owner,
+        existing,
+    })
 }
 
-/// What an intact output Secret holds: (held, secret value). `None` if absent, edited, incomplete,
-/// or issued by another application than `app_object_id` (one deleted out of band and re-created:
-/// its passwords died with it). A Secret written before the annotation existed counts as this one's.
-fn read_held(secret: Option<&Secret>, app_object_id: &str) -> Option<(Held, String)> {
-    let issued_by = secret?.metadata.annotations.as_ref()?.get(ANN_APP);
-    if issued_by.is_some_and(|a| a != app_object_id) {
-        return None;
-    }
-    read_intact(secret, "AZURE_CLIENT_SECRET")
-}
-
-/// What an intact output Secret holds for a Certificate credential: the held key's metadata and its
-/// files (key + certificate from the bundle, the previous certificate if any).
-fn read_held_certificate(secret: Option<&Secret>) -> Option<(Held, b::CertificateFiles)> {
-    let (held, bundle) = read_intact(secret, cert::BUNDLE_KEY)?;
-    let split = bundle.find("-----BEGIN CERTIFICATE-----")?;
-    let (key_pem, cert_pem) = bundle.split_at(split);
-    let previous_cert_pem = secret?
-        .data
-        .as_ref()?
-        .get(cert::PREVIOUS_CERT_KEY)
-        .and_then(|v| String::from_utf8(v.0.clone()).ok());
-    Some((
-        held,
-        b::CertificateFiles {
-            key_pem: key_pem.to_string(),
-            cert_pem: cert_pem.to_string(),
-            previous_cert_pem,
-            bundle,
-        },
-    ))
-}
-
-async fn apply_inner(
+async fn converge(
     obj: &FhirClientApp,
     ctx: &Context,
     target_app: Option<FhirResourceApp>,
     status: &mut AppStatus,
-    written_secret_rv: &mut Option<String>,
-) -> Result<Outcome, Error> {
+) -> Result<Converged, Error> {
+    // Dereference.
     let ns = obj.namespace().unwrap_or_default();
-    let name = obj.name_any();
-    let spec = &obj.spec;
-    let tenant = effective_tenant(spec.tenant.as_ref(), target_app.as_ref());
+    let tenant = target::effective_tenant(obj.spec.tenant.as_ref(), target_app.as_ref());
     let graph = ctx.graph_for(&ns, tenant.as_ref()).await?;
-    let (target, target_sp) = match resolve_target(obj, ctx, target_app, &graph).await? {
+    let (target, target_sp) = match target::resolve(obj, ctx, target_app, &graph).await? {
         Target::Resolved(t, sp) => (t, sp),
         Target::Wait(message) => {
-            return Ok(Outcome::Waiting {
+            let outcome = Outcome::Waiting {
                 reason: "WaitingForResourceApp".into(),
                 message,
                 requeue: Duration::from_secs(10),
+            };
+            return Ok(Converged {
+                outcome,
+                secret_version: None,
             });
         }
     };
-    let rot = rotation(obj)?;
-    let cred_type = b::credential_type(spec);
+    // Validate and build.
+    let rotation = rotation(obj)?;
+    let kind = b::credential_type(&obj.spec);
     let id = identity(ctx, obj);
-    let unique_name = id.unique_name();
-    let (desired, unknown) = b::desired_application_partial(spec, &id, &target);
-    // The output Secret is ours to write, or nothing is registered for this client: an existing
-    // Secret of that name that belongs to someone else is left alone, and no Entra application is
-    // created that no Secret could ever hold the credential of.
-    let secret_name = spec
-        .secret_name
-        .clone()
-        .unwrap_or_else(|| client_secret_name(&name));
-    let owner = obj
-        .controller_owner_ref(&())
-        .ok_or_else(|| Error::InvalidSpec("resource has no uid".into()))?;
-    let existing = ctx.current_secret(&ns, &secret_name).await?;
-    if let Some(s) = &existing {
-        check_owned("Secret", "spec.secretName", &s.metadata, &owner)?;
-    }
-
-    let (app, change) = converge_app(
-        &graph,
-        &unique_name,
-        &desired,
-        &id,
-        spec.adopt.unwrap_or(false),
-    )
-    .await?;
-    let parsed: Application = crate::graph::types::parse_application("application", &app)?;
-    report_app_change(ctx, obj, status, change, &unique_name, &parsed).await;
+    let (desired, unknown) = b::desired_application_partial(&obj.spec, &id, &target);
+    let out = output_secret(obj, ctx).await?;
+    // Register, grant access.
     let registered_before = status.client_id.is_some();
-    // What exists is in the status from here on, whatever the rest of the reconcile meets (an
-    // admin who must assign a role by hand finds the application from Kubernetes).
-    status.client_id = Some(parsed.app_id.clone());
-    status.tenant_id = Some(graph.tenant_id().to_string());
-    status.application_object_id = Some(parsed.id.clone());
-    status.unique_name = Some(unique_name.clone());
-    status.audience = Some(target.audience.clone());
-    let (sp, sp_is_new) = graph
-        .service_principal_for(&parsed.app_id, change == Some("Created"))
-        .await
-        .map_err(needs("create the service principal", WRITE_APPS))?;
-    status.service_principal_object_id = Some(sp.id.clone());
-
-    // App role assignments (admin consent for application permissions), opt-in.
-    if spec.assign_app_roles == Some(true) {
-        let resource_sp = target_sp.clone().ok_or_else(|| {
-            Error::InvalidSpec("the target's service principal is not in this tenant; app roles cannot be assigned".into())
-        })?;
-        let want: Vec<String> = b::requested_roles(spec)
-            .iter()
-            .filter_map(|r| {
-                target
-                    .roles
-                    .iter()
-                    .find(|e| &e.value == r)
-                    .map(|e| e.id.clone())
-            })
-            .collect();
-        const PERM: &str = "AppRoleAssignment.ReadWrite.All and Application.Read.All";
-        // A service principal created a moment ago has no assignments yet: no need to list them.
-        let have = if sp_is_new {
-            vec![]
-        } else {
-            graph
-                .list_app_role_assignments(&sp.id)
-                .await
-                .map_err(needs("list app role assignments", PERM))?
-        };
-        let have: Vec<_> = have
-            .into_iter()
-            .filter(|a| a.resource_id == resource_sp)
-            .collect();
-        for role in want
-            .iter()
-            .filter(|r| !have.iter().any(|a| &a.app_role_id == *r))
-        {
-            graph
-                .assign_app_role(&sp.id, &resource_sp, role)
-                .await
-                .map_err(needs("assign app roles", PERM))?;
-        }
-        for extra in have.iter().filter(|a| !want.contains(&a.app_role_id)) {
-            graph
-                .remove_app_role_assignment(&sp.id, &extra.id)
-                .await
-                .map_err(needs("remove app role assignments", PERM))?;
-        }
-    }
-    // Delegated admin consent, opt-in.
-    if spec.grant_admin_consent == Some(true) {
-        let resource_sp = target_sp.clone().ok_or_else(|| {
-            Error::InvalidSpec("the target's service principal is not in this tenant; admin consent cannot be granted".into())
-        })?;
-        const PERM: &str = "DelegatedPermissionGrant.ReadWrite.All";
-        // Only scopes the target publishes: a renamed or removed scope leaves the grant.
-        let scope = b::requested_scopes(spec)
-            .into_iter()
-            .filter(|s| target.scopes.iter().any(|e| &e.value == s))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let grants = if sp_is_new {
-            vec![]
-        } else {
-            graph
-                .list_grants(&sp.id)
-                .await
-                .map_err(needs("list delegated permission grants", PERM))?
-        };
-        match grants.iter().find(|g| {
-            g.resource_id == resource_sp && g.consent_type.as_deref() == Some("AllPrincipals")
-        }) {
-            Some(g)
-                if g.scope
-                    .as_deref()
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    == scope.split_whitespace().collect::<Vec<_>>() => {}
-            // Nothing left to consent to (every requested scope is gone from the target).
-            Some(g) if scope.is_empty() => graph
-                .delete_grant(&g.id)
-                .await
-                .map_err(needs("remove admin consent", PERM))?,
-            Some(g) => graph
-                .update_grant(&g.id, &scope)
-                .await
-                .map_err(needs("update admin consent", PERM))?,
-            None if !scope.is_empty() => graph
-                .create_grant(&sp.id, &resource_sp, &scope)
-                .await
-                .map_err(needs("grant admin consent", PERM))?,
-            None => {}
-        }
-    }
-
-    // Credential and output Secret.
+    let (app, sp, sp_is_new) = register(ctx, obj, &graph, &id, &desired, &target, status).await?;
+    let principal = access::Principal {
+        id: &sp.id,
+        is_new: sp_is_new,
+    };
+    access::apply(&graph, &obj.spec, &target, target_sp.as_deref(), principal).await?;
+    // Credential, outputs.
     let now = Timestamp::now();
-    let mut annotations = BTreeMap::new();
-    let mut secret_value: Option<String> = None;
-    let mut next_check: Option<Duration> = None;
-    let mut federated_file: Option<String> = None;
-    let mut certificate: Option<b::CertificateFiles> = None;
-    status.credential = None;
-    match cred_type {
-        Some(CredentialType::ClientSecret) => {
-            let listed = listed_passwords(&parsed);
-            let held = read_held(existing.as_ref(), &parsed.id);
-            // A password issued in this reconcile: removed again if the Secret cannot hold it, so
-            // a write that keeps failing never piles up valid credentials in Entra.
-            let mut issued: Option<(String, &'static str)> = None;
-            let (cur_key, cur_end, value, prev) =
-                if creds::keep_current(held.as_ref().map(|h| &h.0), &listed, &rot, now) {
-                    let (h, v) = held.expect("keep_current implies held");
-                    // The expiry recorded when the key was created: Graph returns it with 7
-                    // fractional digits on create and whole seconds later, so re-reading it would
-                    // make every resync rewrite the Secret and the status.
-                    let end = h.expires.or_else(|| {
-                        listed
-                            .iter()
-                            .find(|l| l.key_id == h.key_id)
-                            .and_then(|l| l.end)
-                    });
-                    let prev = h.previous_key_id.clone().zip(h.previous_until);
-                    annotations.insert(
-                        ANN_WRITTEN.to_string(),
-                        h.written_at
-                            .map(|t| t.to_string())
-                            .unwrap_or_else(|| now.to_string()),
-                    );
-                    (h.key_id, end, v, prev)
-                } else {
-                    let display = creds::credential_name(&ns, &secret_name);
-                    let created: PasswordCredential = graph
-                        .add_password(&parsed.id, &display, ts_add(now, rot.validity))
-                        .await
-                        .map_err(needs("add a client secret", WRITE_APPS))?;
-                    let value = created.secret_text.clone().ok_or_else(|| {
-                        GraphError::Decode("addPassword returned no secretText".into())
-                    })?;
-                    // Keep the previous key valid for the overlap when it still exists and was a rotation.
-                    let prev = held
-                        .as_ref()
-                        .filter(|(h, _)| listed.iter().any(|l| l.key_id == h.key_id))
-                        .map(|(h, _)| (h.key_id.clone(), ts_add(now, rot.overlap)));
-                    let reason = new_credential_reason(
-                        existing.is_some(),
-                        held.is_some(),
-                        registered_before,
-                    );
-                    issued = Some((created.key_id.clone(), reason));
-                    annotations.insert(ANN_WRITTEN.to_string(), now.to_string());
-                    (created.key_id.clone(), created.end(), value, prev)
-                };
-            annotations.insert(ANN_KEY_ID.to_string(), cur_key.clone());
-            annotations.insert(ANN_APP.to_string(), parsed.id.clone());
-            annotations.insert(ANN_SECRET_SHA256.to_string(), sha256_hex(&value));
-            if let Some(e) = cur_end {
-                annotations.insert(ANN_EXPIRES.to_string(), e.to_string());
-            }
-            if let Some((k, until)) = &prev
-                && now < *until
-            {
-                annotations.insert(ANN_PREV_KEY.to_string(), k.clone());
-                annotations.insert(ANN_PREV_UNTIL.to_string(), until.to_string());
-            }
-            // Write the Secret at once, then prune what no Secret holds.
-            secret_value = Some(value);
-            let data = secret_data(
-                ctx,
-                &graph,
-                &parsed,
-                &target,
-                secret_value.as_deref(),
-                cred_type,
-                None,
-                None,
-            );
-            let written = apply_secret(
-                &ctx.client,
-                existing.as_ref(),
-                DesiredSecret {
-                    namespace: &ns,
-                    name: &secret_name,
-                    owner: owner.clone(),
-                    labels: managed_labels("FhirClientApp", &name),
-                    annotations: annotations.clone(),
-                    data,
-                    field: "spec.secretName",
-                },
-            )
-            .await;
-            let written = match (written, &issued) {
-                (Ok(w), _) => w,
-                (Err(e), Some((key_id, _))) => {
-                    if let Err(undo) = graph.remove_password(&parsed.id, key_id).await {
-                        // The next successful write prunes it (no Secret holds it).
-                        tracing::warn!(key_id = %key_id, error = %undo, "could not remove the client secret the failed Secret write would have held");
-                    }
-                    return Err(e);
-                }
-                (Err(e), None) => return Err(e),
-            };
-            if let Some((key_id, reason)) = &issued {
-                ctx.event(
-                    obj,
-                    false,
-                    reason,
-                    format!("new client secret {key_id} written to Secret {secret_name}"),
-                )
-                .await;
-            }
-            ctx.saw_secret(&ns, &secret_name, written.clone());
-            *written_secret_rv = written;
-            let prev_ref = prev.as_ref().map(|(k, u)| (k.as_str(), *u));
-            for key in creds::to_prune(&listed, &[cur_key.as_str()], prev_ref, now) {
-                graph
-                    .remove_password(&parsed.id, &key)
-                    .await
-                    .map_err(needs("remove a client secret", WRITE_APPS))?;
-                tracing::info!(key_id = %key, "removed operator-owned client secret no Secret holds");
-            }
-            next_check =
-                creds::next_check(cur_end, prev.map(|p| p.1).filter(|u| now < *u), &rot, now);
-            ctx.metrics
-                .set_credential_expiry(&format!("{ns}/{name}"), cur_end.map(|e| e.as_second()));
-            status.credential = Some(CredentialStatus {
-                r#type: "ClientSecret".into(),
-                key_id: Some(cur_key),
-                expires_at: cur_end.map(|e| e.to_string()),
-            });
-        }
-        Some(CredentialType::Certificate) => {
-            let display = creds::credential_name(&ns, &secret_name);
-            let held = read_held_certificate(existing.as_ref());
-            let keep = held
-                .as_ref()
-                .is_some_and(|(h, _)| h.expires.is_none_or(|e| ts_add(now, rot.renew_before) < e));
-            let (cur_key, cur_end, mut files, prev) = match held {
-                Some((h, files)) if keep => {
-                    annotations.insert(
-                        ANN_WRITTEN.to_string(),
-                        h.written_at.unwrap_or(now).to_string(),
-                    );
-                    let prev = h
-                        .previous_key_id
-                        .clone()
-                        .zip(h.previous_until)
-                        .filter(|(_, until)| now < *until);
-                    (h.key_id, h.expires, files, prev)
-                }
-                held => {
-                    let issued = cert::issue(&format!("{ns}/{name}"), rot.validity, now)
-                        .map_err(Error::Certificate)?;
-                    let key_id = uuid::Uuid::new_v4().to_string();
-                    // The certificate being replaced stays registered for the overlap (not past its
-                    // own expiry), so pods that still mount it keep signing in.
-                    let prev = held.as_ref().map(|(h, _)| {
-                        let until = ts_add(now, rot.overlap);
-                        (h.key_id.clone(), h.expires.map_or(until, |e| e.min(until)))
-                    });
-                    let reason = new_credential_reason(
-                        existing.is_some(),
-                        held.is_some(),
-                        registered_before,
-                    );
-                    ctx.event(
-                        obj,
-                        false,
-                        reason,
-                        format!("new client certificate {key_id} written to Secret {secret_name}"),
-                    )
-                    .await;
-                    annotations.insert(ANN_WRITTEN.to_string(), now.to_string());
-                    let files = b::CertificateFiles {
-                        bundle: issued.bundle(),
-                        cert_pem: issued.cert_pem,
-                        key_pem: issued.key_pem,
-                        previous_cert_pem: held.map(|(_, f)| f.cert_pem),
-                    };
-                    (key_id, Some(issued.not_after), files, prev)
-                }
-            };
-            let mut want = vec![cert::Registered {
-                key_id: cur_key.clone(),
-                der: cert::cert_der(&files.cert_pem)
-                    .ok_or_else(|| Error::Certificate("the held certificate is not PEM".into()))?,
-                display_name: display.clone(),
-            }];
-            match (
-                &prev,
-                files.previous_cert_pem.as_deref().and_then(cert::cert_der),
-            ) {
-                (Some((key_id, until)), Some(der)) if now < *until => {
-                    want.push(cert::Registered {
-                        key_id: key_id.clone(),
-                        der,
-                        display_name: display,
-                    });
-                    annotations.insert(ANN_PREV_KEY.to_string(), key_id.clone());
-                    annotations.insert(ANN_PREV_UNTIL.to_string(), until.to_string());
-                }
-                _ => files.previous_cert_pem = None,
-            }
-            // Graph first, then the Secret: pods never mount a certificate Entra does not know, and a
-            // crash in between leaves a key the next PATCH (built from the Secret) removes.
-            let listed: Vec<String> = parsed
-                .key_credentials
-                .iter()
-                .map(|k| k.key_id.clone())
-                .collect();
-            if cert::needs_patch(&listed, &want) {
-                graph
-                    .patch_application(&parsed.id, &cert::key_credentials_body(&want))
-                    .await
-                    .map_err(needs("register the client certificate", WRITE_APPS))?;
-            }
-            annotations.insert(ANN_KEY_ID.to_string(), cur_key.clone());
-            annotations.insert(ANN_SECRET_SHA256.to_string(), sha256_hex(&files.bundle));
-            if let Some(e) = cur_end {
-                annotations.insert(ANN_EXPIRES.to_string(), e.to_string());
-            }
-            next_check = creds::next_check(cur_end, want.get(1).and(prev.map(|p| p.1)), &rot, now);
-            ctx.metrics
-                .set_credential_expiry(&format!("{ns}/{name}"), cur_end.map(|e| e.as_second()));
-            status.credential = Some(CredentialStatus {
-                r#type: "Certificate".into(),
-                key_id: Some(cur_key),
-                expires_at: cur_end.map(|e| e.to_string()),
-            });
-            certificate = Some(files);
-        }
-        Some(CredentialType::WorkloadIdentity) => {
-            let issuer = ctx.config.service_account_issuer.clone().ok_or_else(|| {
-                Error::MissingConfig("WorkloadIdentity needs the cluster's service-account issuer: start the operator with --service-account-issuer (FHIR_OP_SERVICE_ACCOUNT_ISSUER)".into())
-            })?;
-            let sa = spec
-                .credential
-                .as_ref()
-                .and_then(|c| c.service_account_name.clone())
-                .unwrap_or_default();
-            let fic_name: String = format!("k8s-{ns}-{sa}")
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' {
-                        c
-                    } else {
-                        '-'
-                    }
-                })
-                .take(120)
-                .collect();
-            let subject = format!("system:serviceaccount:{ns}:{sa}");
-            let have = graph
-                .list_federated_credentials(&parsed.id)
-                .await
-                .map_err(needs("read federated credentials", WRITE_APPS))?;
-            if !have
-                .iter()
-                .any(|f| f.name == fic_name && f.issuer == issuer && f.subject == subject)
-            {
-                graph
-                    .upsert_federated_credential(&parsed.id, &fic_name, &issuer, &subject)
-                    .await
-                    .map_err(needs("add a federated credential", WRITE_APPS))?;
-                ctx.event(
-                    obj,
-                    false,
-                    "FederatedCredentialSet",
-                    format!("service account {ns}/{sa} may sign in as this application"),
-                )
-                .await;
-            }
-            federated_file = Some("/var/run/secrets/azure/tokens/azure-identity-token".into());
-            status.credential = Some(CredentialStatus {
-                r#type: "WorkloadIdentity".into(),
-                key_id: Some(fic_name),
-                expires_at: None,
-            });
-        }
-        None => {}
-    }
-    prune_other_credential_kinds(&graph, &parsed, cred_type, now).await?;
-    if secret_value.is_none() {
-        let data = secret_data(
-            ctx,
-            &graph,
-            &parsed,
-            &target,
-            None,
-            cred_type,
-            federated_file.as_deref(),
-            certificate.as_ref(),
-        );
-        let written = apply_secret(
-            &ctx.client,
-            existing.as_ref(),
-            DesiredSecret {
-                namespace: &ns,
-                name: &secret_name,
-                owner,
-                labels: managed_labels("FhirClientApp", &name),
-                annotations,
-                data,
-                field: "spec.secretName",
-            },
-        )
-        .await?;
-        ctx.saw_secret(&ns, &secret_name, written.clone());
-        *written_secret_rv = written;
-    }
-
-    status.output_name = Some(secret_name.clone());
+    let inputs = credential::Inputs {
+        ctx,
+        obj,
+        graph: &graph,
+        app: &app,
+        existing: out.existing.as_ref(),
+        secret_name: &out.name,
+        registered_before,
+        rotation,
+        now,
+    };
+    let prepared = credential::prepare(kind, &inputs).await?;
+    let secret_version =
+        write_secret(ctx, obj, &graph, &app, &target, &out, kind, &prepared).await?;
+    credential::prune(&graph, &app, kind, &prepared, now).await?;
+    // Status.
+    let key = format!("{ns}/{}", obj.name_any());
+    ctx.metrics.set_credential_expiry(&key, prepared.expires);
+    status.credential = prepared.status.clone();
+    status.output_name = Some(out.name.clone());
     status.notes = target.managed.then(|| {
         "Target is the managed FHIR service: data-plane access is granted by Azure RBAC (e.g. assign 'FHIR Data Reader' to this client's service principal on the FHIR service); this operator does not grant it.".to_string()
     });
@@ -838,102 +280,114 @@ async fn apply_inner(
     if !unknown.is_empty() {
         return Err(Error::UnknownEntitlement(b::UnknownEntitlements(unknown)));
     }
-    let requeue = next_check.map_or(ctx.config.resync, |n| n.min(ctx.config.resync));
-    let holds = if cred_type.is_some() {
+    let holds = if kind.is_some() {
         "credentials and endpoints"
     } else {
         "client ID and endpoints (a public client has no credential)"
     };
-    Ok(Outcome::Ready {
+    let outcome = Outcome::Ready {
         message: format!(
-            "client {} ready; {holds} in Secret {secret_name}",
-            parsed.app_id
+            "client {} ready; {holds} in Secret {}",
+            app.app_id, out.name
         ),
-        requeue,
+        requeue: prepared
+            .next_check
+            .map_or(ctx.config.resync, |n| n.min(ctx.config.resync)),
+    };
+    Ok(Converged {
+        outcome,
+        secret_version,
     })
 }
 
-/// The Event reason for a newly written credential: the first one, a replacement for a Secret a user
-/// deleted or edited, or a rotation.
-fn new_credential_reason(
-    secret_exists: bool,
-    secret_intact: bool,
-    registered: bool,
-) -> &'static str {
-    match (secret_exists, secret_intact) {
-        (false, _) if registered => "SecretRestored",
-        (false, _) => "CredentialCreated",
-        (true, false) => "SecretRestored",
-        (true, true) => "CredentialRotated",
-    }
-}
-
-fn listed_passwords(app: &Application) -> Vec<Listed> {
-    app.password_credentials
-        .iter()
-        .map(|p| Listed {
-            key_id: p.key_id.clone(),
-            display_name: p.display_name.clone(),
-            end: p.end(),
-        })
-        .collect()
-}
-
-/// Removes the operator's credentials of kinds the spec no longer uses (e.g. the client secrets after
-/// a switch to Certificate or WorkloadIdentity), so no valid credential outlives its Secret.
-async fn prune_other_credential_kinds(
-    graph: &GraphClient,
-    app: &Application,
-    kind: Option<CredentialType>,
-    now: Timestamp,
-) -> Result<(), Error> {
-    if kind != Some(CredentialType::ClientSecret) {
-        for key in creds::to_prune(&listed_passwords(app), &[], None, now) {
-            graph
-                .remove_password(&app.id, &key)
-                .await
-                .map_err(needs("remove a client secret", WRITE_APPS))?;
-        }
-    }
-    // keyCredentials can only be replaced whole, so they are cleared only when all are ours.
-    let ours = |k: &crate::graph::types::KeyCredential| {
-        k.display_name
-            .as_deref()
-            .is_some_and(|d| d.starts_with(crate::build::naming::CREDENTIAL_NAME_PREFIX))
-    };
-    if kind != Some(CredentialType::Certificate)
-        && !app.key_credentials.is_empty()
-        && app.key_credentials.iter().all(ours)
-    {
-        graph
-            .patch_application(&app.id, &cert::key_credentials_body(&[]))
-            .await
-            .map_err(needs("remove client certificates", WRITE_APPS))?;
-    }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn secret_data(
+/// The register step: the application converged to `desired` and its service principal (and
+/// whether that was created now). What exists goes into the status at once, whatever the later
+/// steps meet (an admin who must assign a role by hand finds the application from Kubernetes).
+async fn register(
     ctx: &Context,
+    obj: &FhirClientApp,
+    graph: &GraphClient,
+    id: &ResourceIdentity<'_>,
+    desired: &serde_json::Value,
+    target: &ResolvedTarget,
+    status: &mut AppStatus,
+) -> Result<(Application, ServicePrincipal, bool), Error> {
+    let unique_name = id.unique_name();
+    let adopt = obj.spec.adopt.unwrap_or(false);
+    let (app, change) = converge_app(graph, &unique_name, desired, id, adopt).await?;
+    let app: Application = crate::graph::types::parse_application("application", &app)?;
+    report_app_change(ctx, obj, status, change, &unique_name, &app).await;
+    status.client_id = Some(app.app_id.clone());
+    status.tenant_id = Some(graph.tenant_id().to_string());
+    status.application_object_id = Some(app.id.clone());
+    status.unique_name = Some(unique_name);
+    status.audience = Some(target.audience.clone());
+    let (sp, sp_is_new) = graph
+        .service_principal_for(&app.app_id, change == Some("Created"))
+        .await
+        .map_err(needs(
+            "create the service principal",
+            super::application::WRITE_APPS,
+        ))?;
+    status.service_principal_object_id = Some(sp.id.clone());
+    Ok((app, sp, sp_is_new))
+}
+
+/// The outputs step: the Secret with the prepared credential. A client secret issued for a write
+/// the API server refuses is removed again, so a write that keeps failing never piles up valid
+/// credentials in Entra; a written credential is announced. Returns the Secret's resourceVersion.
+#[allow(clippy::too_many_arguments)]
+async fn write_secret(
+    ctx: &Context,
+    obj: &FhirClientApp,
     graph: &GraphClient,
     app: &Application,
     target: &ResolvedTarget,
-    secret: Option<&str>,
-    cred: Option<CredentialType>,
-    federated_file: Option<&str>,
-    certificate: Option<&b::CertificateFiles>,
-) -> BTreeMap<String, String> {
-    b::secret_data(&b::SecretInputs {
+    out: &OutputSecret,
+    kind: Option<crate::api::CredentialType>,
+    prepared: &credential::Prepared,
+) -> Result<Option<String>, Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    let data = b::secret_data(&b::SecretInputs {
         client_id: &app.app_id,
         tenant_id: graph.tenant_id(),
         authority_host: &ctx.config.endpoints().authority_host,
         target,
-        client_secret: secret,
-        federated_token_file: federated_file,
-        credential: cred,
-        certificate,
-    })
+        client_secret: prepared.client_secret.as_deref(),
+        federated_token_file: prepared.federated_token_file.as_deref(),
+        credential: kind,
+        certificate: prepared.certificate.as_ref(),
+    });
+    let desired = DesiredSecret {
+        namespace: &ns,
+        name: &out.name,
+        owner: out.owner.clone(),
+        labels: managed_labels("FhirClientApp", &obj.name_any()),
+        annotations: prepared.annotations.clone(),
+        data,
+        field: "spec.secretName",
+    };
+    let written = match apply_secret(&ctx.client, out.existing.as_ref(), desired).await {
+        Ok(w) => w,
+        Err(e) => {
+            if let Some(issued) = prepared.issued.as_ref().filter(|i| i.undo_on_failure)
+                && let Err(undo) = graph.remove_password(&app.id, &issued.key_id).await
+            {
+                // The next successful write prunes it (no Secret holds it).
+                tracing::warn!(key_id = %issued.key_id, error = %undo, "could not remove the client secret the failed Secret write would have held");
+            }
+            return Err(e);
+        }
+    };
+    if let Some(issued) = &prepared.issued {
+        let note = format!(
+            "new {} {} written to Secret {}",
+            issued.what, issued.key_id, out.name
+        );
+        ctx.event(obj, false, issued.reason, note).await;
+    }
+    ctx.saw_secret(&ns, &out.name, written.clone());
+    Ok(written)
 }
 
 async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error> {
@@ -963,13 +417,14 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
         Some(r) => ctx.resource_app(&ns, &r.name).await.ok().flatten(),
         None => None,
     };
-    let tenant = effective_tenant(obj.spec.tenant.as_ref(), target_app.as_ref()).or_else(|| {
-        let recorded = obj.status.as_ref()?.tenant_id.clone()?;
-        Some(TenantSpec {
-            tenant_id: Some(recorded),
-            credentials_secret_ref: None,
-        })
-    });
+    let tenant =
+        target::effective_tenant(obj.spec.tenant.as_ref(), target_app.as_ref()).or_else(|| {
+            let recorded = obj.status.as_ref()?.tenant_id.clone()?;
+            Some(TenantSpec {
+                tenant_id: Some(recorded),
+                credentials_secret_ref: None,
+            })
+        });
     let graph = match ctx.graph_for(&ns, tenant.as_ref()).await {
         Ok(g) => g,
         Err(Error::TenantCredentials(m)) => {
@@ -986,12 +441,4 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
 
 pub fn error_policy(_obj: Arc<FhirClientApp>, err: &Error, ctx: Arc<Context>) -> Action {
     super::backoff(err, &ctx, "FhirClientApp")
-}
-
-/// A published scope or role, as far as a client can request it (one without a value cannot be).
-fn entitlement(id: &str, value: &Option<String>) -> Option<crate::build::resource::Entitlement> {
-    Some(crate::build::resource::Entitlement {
-        id: id.to_string(),
-        value: value.clone()?,
-    })
 }

@@ -20,9 +20,9 @@ use serde_json::json;
 use tokio::sync::Mutex;
 
 use crate::api::{AppStatus, FhirResourceApp, TenantSpec};
-use crate::build::client::UnknownEntitlements;
-use crate::build::conditions::{Phase, conditions};
 use crate::config::OperatorConfig;
+use crate::desired::client::UnknownEntitlements;
+use crate::desired::conditions::{Phase, conditions};
 use crate::graph::{
     Credential, GraphClient, GraphError,
     ratelimit::{Limit, RateLimiter},
@@ -82,13 +82,66 @@ pub enum Error {
     TenantMismatch(String),
     #[error(
         "the managed FHIR service's first-party application \"Azure Healthcare APIs\" (appId {app_id}) has no service principal in tenant {tenant}, so Entra ID cannot issue tokens for it there; create it once with `az ad sp create --id {app_id}` (a Cloud Application Administrator can), and this client is registered at the next retry",
-        app_id = crate::build::client::MANAGED_FHIR_APP_ID
+        app_id = crate::desired::client::MANAGED_FHIR_APP_ID
     )]
     ManagedServicePrincipalMissing { tenant: String },
 }
 
+/// Every condition reason the operator sets: Ready, waiting, and each error category (its own and
+/// the Graph client's). Listed as data so the documentation can be checked against it; `category()`
+/// asserts (in debug builds) that it returns one of these.
+pub const CONDITION_REASONS: &[&str] = &[
+    "Ready",
+    "WaitingForResourceApp",
+    "PermissionDenied",
+    "KubeApi",
+    "SecretNotOwned",
+    "ConfigMapNotOwned",
+    "OutputRejected",
+    "IdentifierUriTaken",
+    "InvalidSpec",
+    "TenantCredentials",
+    "NotOwned",
+    "UnknownEntitlement",
+    "MissingConfig",
+    "TenantMismatch",
+    "Certificate",
+    "ManagedServicePrincipalMissing",
+    "NotFound",
+    "Throttled",
+    "HostNameNotOnVerifiedDomain",
+    "ReplicationLag",
+    "Conflict",
+    "Transient",
+    "BadRequest",
+    "AuthFailed",
+    "Transport",
+    "Decode",
+];
+
+/// Every Event reason besides the condition reasons of Stalled errors (which are Events too).
+pub const EVENT_REASONS: &[&str] = &[
+    "Created",
+    "Updated",
+    "Recreated",
+    "CredentialCreated",
+    "CredentialRotated",
+    "SecretRestored",
+    "FederatedCredentialSet",
+    "Orphaned",
+];
+
 impl Error {
     pub fn category(&self) -> &'static str {
+        let c = self.category_unchecked();
+        debug_assert!(
+            CONDITION_REASONS.contains(&c),
+            "category {c} is not in CONDITION_REASONS"
+        );
+        c
+    }
+
+    fn category_unchecked(&self) -> &'static str {
         match self {
             Self::Graph(e) => e.category(),
             Self::PermissionDenied { .. } => "PermissionDenied",
@@ -523,6 +576,10 @@ impl Context {
         reason: &str,
         note: String,
     ) {
+        debug_assert!(
+            EVENT_REASONS.contains(&reason) || CONDITION_REASONS.contains(&reason),
+            "Event reason {reason} is not listed in EVENT_REASONS"
+        );
         let ev = KEvent {
             type_: if warning {
                 EventType::Warning
@@ -545,7 +602,7 @@ pub fn resource_app_is_ready(ra: &FhirResourceApp) -> bool {
     ra.status.as_ref().is_some_and(|st| {
         st.client_id.is_some()
             && st.audience.is_some()
-            && crate::build::conditions::is_ready(&st.conditions, ra.metadata.generation)
+            && crate::desired::conditions::is_ready(&st.conditions, ra.metadata.generation)
     })
 }
 

@@ -18,7 +18,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{Error, FIELD_MANAGER};
-use crate::build::naming::MANAGED_BY_LABEL;
+use crate::desired::naming::MANAGED_BY_LABEL;
 
 /// Label naming the kind of the resource an object was written for.
 pub const OWNER_KIND_LABEL: &str = "fhirapps.io/owner-kind";

@@ -13,10 +13,10 @@ use super::{
     finish, managed_labels, needs,
 };
 use crate::api::{AppStatus, DeletionPolicy, FhirResourceApp};
-use crate::build::diff;
-use crate::build::naming::OWNER_TAG_PREFIX;
-use crate::build::naming::{AppKind, ResourceIdentity, resource_config_map_name};
-use crate::build::resource as b;
+use crate::desired::diff;
+use crate::desired::naming::OWNER_TAG_PREFIX;
+use crate::desired::naming::{AppKind, ResourceIdentity, resource_config_map_name};
+use crate::desired::resource as b;
 use crate::graph::types::Application;
 use crate::graph::{GraphClient, GraphError};
 

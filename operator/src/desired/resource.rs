@@ -268,7 +268,7 @@ pub fn config_map_data(
 mod tests {
     use super::*;
     use crate::api::{AppRoleSpec, SmartSpec};
-    use crate::build::naming::AppKind;
+    use crate::desired::naming::AppKind;
 
     pub(crate) fn spec(url: &str) -> FhirResourceAppSpec {
         serde_json::from_value(json!({ "fhirUrl": url })).unwrap()

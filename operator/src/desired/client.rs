@@ -269,7 +269,7 @@ pub fn secret_data(i: &SecretInputs<'_>) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::naming::AppKind;
+    use crate::desired::naming::AppKind;
 
     const ID: ResourceIdentity<'static> = ResourceIdentity {
         cluster: "c",

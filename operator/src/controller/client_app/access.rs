@@ -1,0 +1,256 @@
+//! The access step: what the client's service principal holds on its target's — app role
+//! assignments (`assignAppRoles`) and the admin-consent grant (`grantAdminConsent`) — as a pure plan
+//! from what exists, then applied.
+
+use crate::api::FhirClientAppSpec;
+use crate::controller::{Error, needs};
+use crate::desired::client::{self as b, ResolvedTarget};
+use crate::graph::GraphClient;
+use crate::graph::types::{AppRoleAssignment, PermissionGrant};
+
+const ROLES_PERM: &str = "AppRoleAssignment.ReadWrite.All and Application.Read.All";
+const GRANT_PERM: &str = "DelegatedPermissionGrant.ReadWrite.All";
+
+/// The changes to app role assignments: role IDs to assign, assignment IDs to remove.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RolesPlan {
+    pub assign: Vec<String>,
+    pub remove: Vec<String>,
+}
+
+/// The change to the admin-consent grant (consentType AllPrincipals) on the target.
+#[derive(Debug, PartialEq, Eq)]
+pub enum GrantPlan {
+    Keep,
+    Create(String),
+    Update {
+        id: String,
+        scope: String,
+    },
+    /// Nothing left to consent to (every requested scope is gone from the target).
+    Delete(String),
+}
+
+/// Assign the wanted role IDs the principal lacks; remove its assignments on `resource_sp` that are
+/// not wanted.
+pub fn plan_roles(want: &[String], have: &[AppRoleAssignment], resource_sp: &str) -> RolesPlan {
+    let have: Vec<&AppRoleAssignment> = have
+        .iter()
+        .filter(|a| a.resource_id == resource_sp)
+        .collect();
+    RolesPlan {
+        assign: want
+            .iter()
+            .filter(|r| !have.iter().any(|a| &a.app_role_id == *r))
+            .cloned()
+            .collect(),
+        remove: have
+            .iter()
+            .filter(|a| !want.contains(&a.app_role_id))
+            .map(|a| a.id.clone())
+            .collect(),
+    }
+}
+
+/// The grant for `scope` (space-separated; order does not matter) on `resource_sp`.
+pub fn plan_grant(scope: &str, grants: &[PermissionGrant], resource_sp: &str) -> GrantPlan {
+    let words = |s: &str| {
+        let mut v: Vec<String> = s.split_whitespace().map(String::from).collect();
+        v.sort();
+        v
+    };
+    let existing = grants.iter().find(|g| {
+        g.resource_id == resource_sp && g.consent_type.as_deref() == Some("AllPrincipals")
+    });
+    match existing {
+        Some(g) if words(g.scope.as_deref().unwrap_or_default()) == words(scope) => GrantPlan::Keep,
+        Some(g) if scope.is_empty() => GrantPlan::Delete(g.id.clone()),
+        Some(g) => GrantPlan::Update {
+            id: g.id.clone(),
+            scope: scope.to_string(),
+        },
+        None if scope.is_empty() => GrantPlan::Keep,
+        None => GrantPlan::Create(scope.to_string()),
+    }
+}
+
+/// The role IDs of the requested roles the target publishes.
+fn wanted_roles(spec: &FhirClientAppSpec, target: &ResolvedTarget) -> Vec<String> {
+    b::requested_roles(spec)
+        .iter()
+        .filter_map(|r| {
+            target
+                .roles
+                .iter()
+                .find(|e| &e.value == r)
+                .map(|e| e.id.clone())
+        })
+        .collect()
+}
+
+/// The requested scopes the target publishes, space-separated: a renamed or removed scope leaves
+/// the grant.
+fn wanted_scope(spec: &FhirClientAppSpec, target: &ResolvedTarget) -> String {
+    b::requested_scopes(spec)
+        .into_iter()
+        .filter(|s| target.scopes.iter().any(|e| &e.value == s))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The client's service principal and whether it was created in this reconcile (then it holds
+/// nothing yet, and nothing is listed).
+pub struct Principal<'a> {
+    pub id: &'a str,
+    pub is_new: bool,
+}
+
+/// Converges assignments and the grant, as far as the spec opts in.
+pub async fn apply(
+    graph: &GraphClient,
+    spec: &FhirClientAppSpec,
+    target: &ResolvedTarget,
+    target_sp: Option<&str>,
+    sp: Principal<'_>,
+) -> Result<(), Error> {
+    let resource_sp = || {
+        target_sp.ok_or_else(|| {
+            Error::InvalidSpec(
+                "the target's service principal is not in this tenant; app roles cannot be assigned and admin consent cannot be granted".into(),
+            )
+        })
+    };
+    if spec.assign_app_roles == Some(true) {
+        let resource_sp = resource_sp()?;
+        let have = if sp.is_new {
+            vec![]
+        } else {
+            graph
+                .list_app_role_assignments(sp.id)
+                .await
+                .map_err(needs("list app role assignments", ROLES_PERM))?
+        };
+        let plan = plan_roles(&wanted_roles(spec, target), &have, resource_sp);
+        for role in &plan.assign {
+            graph
+                .assign_app_role(sp.id, resource_sp, role)
+                .await
+                .map_err(needs("assign app roles", ROLES_PERM))?;
+        }
+        for id in &plan.remove {
+            graph
+                .remove_app_role_assignment(sp.id, id)
+                .await
+                .map_err(needs("remove app role assignments", ROLES_PERM))?;
+        }
+    }
+    if spec.grant_admin_consent == Some(true) {
+        let resource_sp = resource_sp()?;
+        let grants = if sp.is_new {
+            vec![]
+        } else {
+            graph
+                .list_grants(sp.id)
+                .await
+                .map_err(needs("list delegated permission grants", GRANT_PERM))?
+        };
+        apply_grant(
+            graph,
+            sp.id,
+            resource_sp,
+            plan_grant(&wanted_scope(spec, target), &grants, resource_sp),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn apply_grant(
+    graph: &GraphClient,
+    sp: &str,
+    resource_sp: &str,
+    plan: GrantPlan,
+) -> Result<(), Error> {
+    match plan {
+        GrantPlan::Keep => Ok(()),
+        GrantPlan::Create(scope) => graph
+            .create_grant(sp, resource_sp, &scope)
+            .await
+            .map_err(needs("grant admin consent", GRANT_PERM)),
+        GrantPlan::Update { id, scope } => graph
+            .update_grant(&id, &scope)
+            .await
+            .map_err(needs("update admin consent", GRANT_PERM)),
+        GrantPlan::Delete(id) => graph
+            .delete_grant(&id)
+            .await
+            .map_err(needs("remove admin consent", GRANT_PERM)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assignment(id: &str, role: &str, resource: &str) -> AppRoleAssignment {
+        AppRoleAssignment {
+            id: id.into(),
+            app_role_id: role.into(),
+            principal_id: "client-sp".into(),
+            resource_id: resource.into(),
+        }
+    }
+
+    fn grant(id: &str, scope: &str, resource: &str) -> PermissionGrant {
+        PermissionGrant {
+            id: id.into(),
+            client_id: "client-sp".into(),
+            resource_id: resource.into(),
+            consent_type: Some("AllPrincipals".into()),
+            scope: Some(scope.into()),
+        }
+    }
+
+    #[test]
+    fn roles_are_assigned_and_removed_on_the_target_only() {
+        let have = [
+            assignment("a1", "reader", "fhir-sp"),
+            assignment("a2", "admin", "fhir-sp"),
+            assignment("a3", "admin", "other-sp"),
+        ];
+        let plan = plan_roles(&["reader".into(), "writer".into()], &have, "fhir-sp");
+        assert_eq!(
+            plan,
+            RolesPlan {
+                assign: vec!["writer".into()],
+                remove: vec!["a2".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn the_grant_follows_the_scopes_the_target_still_publishes() {
+        let have = [grant("g1", "records.read user_impersonation", "fhir-sp")];
+        assert_eq!(
+            plan_grant("user_impersonation records.read", &have, "fhir-sp"),
+            GrantPlan::Keep,
+            "order does not matter"
+        );
+        assert_eq!(
+            plan_grant("user_impersonation", &have, "fhir-sp"),
+            GrantPlan::Update {
+                id: "g1".into(),
+                scope: "user_impersonation".into()
+            }
+        );
+        assert_eq!(
+            plan_grant("", &have, "fhir-sp"),
+            GrantPlan::Delete("g1".into())
+        );
+        assert_eq!(plan_grant("", &[], "fhir-sp"), GrantPlan::Keep);
+        assert_eq!(
+            plan_grant("a", &have, "other-sp"),
+            GrantPlan::Create("a".into())
+        );
+    }
+}

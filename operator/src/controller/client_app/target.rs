@@ -1,0 +1,133 @@
+//! The target step: what the client's FhirResourceApp (or the managed FHIR service) publishes, in
+//! the tenant the client is registered in, or why the client must wait for it.
+
+use kube::ResourceExt;
+
+use crate::api::{FhirClientApp, FhirResourceApp, TenantSpec};
+use crate::controller::application::WRITE_APPS;
+use crate::controller::{Context, Error, needs};
+use crate::desired::client::{MANAGED_FHIR_APP_ID, MANAGED_FHIR_AUDIENCE, ResolvedTarget};
+use crate::desired::conditions::is_ready;
+use crate::desired::resource::{app_roles, entitlements, scopes};
+use crate::graph::GraphClient;
+
+/// The target and its service principal object ID (for grants/assignments), or why we must wait.
+pub enum Target {
+    Resolved(ResolvedTarget, Option<String>),
+    Wait(String),
+}
+
+/// The tenant a client is registered in: its own `spec.tenant`, else its resource app's (a FHIR server
+/// accepts tokens from its own tenant only, so clients follow the resource app there by default).
+pub fn effective_tenant(
+    own: Option<&TenantSpec>,
+    target_app: Option<&FhirResourceApp>,
+) -> Option<TenantSpec> {
+    own.or_else(|| target_app.and_then(|ra| ra.spec.tenant.as_ref()))
+        .cloned()
+}
+
+pub async fn resolve(
+    obj: &FhirClientApp,
+    ctx: &Context,
+    target_app: Option<FhirResourceApp>,
+    graph: &GraphClient,
+) -> Result<Target, Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    if let Some(r) = &obj.spec.target.resource_app_ref {
+        let Some(ra) = target_app else {
+            return Ok(Target::Wait(format!(
+                "waiting for FhirResourceApp {ns}/{} to exist",
+                r.name
+            )));
+        };
+        let st = ra.status.clone().unwrap_or_default();
+        let (Some(app_id), Some(audience), true) = (
+            st.client_id.clone(),
+            st.audience.clone(),
+            is_ready(&st.conditions, ra.metadata.generation),
+        ) else {
+            return Ok(Target::Wait(format!(
+                "waiting for FhirResourceApp {ns}/{} to become Ready",
+                r.name
+            )));
+        };
+        if let Some(resource_tenant) = st.tenant_id.as_deref()
+            && resource_tenant != graph.tenant_id()
+        {
+            return Err(Error::TenantMismatch(format!(
+                "this client would be registered in tenant {} but FhirResourceApp {ns}/{} is in tenant {resource_tenant}, and the FHIR server accepts tokens from its own tenant only: remove spec.tenant to follow the resource app, or set spec.tenant.tenantId to {resource_tenant}",
+                graph.tenant_id(),
+                r.name
+            )));
+        }
+        let rid = crate::controller::resource_app::identity(ctx, &ra);
+        return Ok(Target::Resolved(
+            ResolvedTarget {
+                app_id,
+                fhir_url: ra.spec.fhir_url.clone(),
+                audience,
+                scopes: entitlements(&scopes(&ra.spec, &rid)),
+                roles: entitlements(&app_roles(&ra.spec, &rid)),
+                managed: false,
+            },
+            st.service_principal_object_id,
+        ));
+    }
+    resolve_managed(obj, graph).await
+}
+
+/// The managed FHIR service: Microsoft's first-party application, as its service principal in this
+/// tenant publishes it.
+async fn resolve_managed(obj: &FhirClientApp, graph: &GraphClient) -> Result<Target, Error> {
+    let m = obj
+        .spec
+        .target
+        .managed
+        .clone()
+        .ok_or_else(|| Error::InvalidSpec("target needs resourceAppRef or managed".into()))?;
+    // The first-party app's service principal in this tenant tells us its scope and role IDs.
+    let sp = graph
+        .get_service_principal_by_app_id(MANAGED_FHIR_APP_ID)
+        .await
+        .map_err(needs("read service principals", WRITE_APPS))?;
+    // Without it no token for the service can be issued in this tenant (AADSTS500011), so a
+    // registration would look Ready and not work: say what to do instead.
+    let Some(sp) = sp else {
+        return Err(Error::ManagedServicePrincipalMissing {
+            tenant: graph.tenant_id().to_string(),
+        });
+    };
+    let scopes = sp
+        .oauth2_permission_scopes
+        .iter()
+        .filter_map(|s| entitlement(&s.id, &s.value))
+        .collect();
+    let roles = sp
+        .app_roles
+        .iter()
+        .filter_map(|s| entitlement(&s.id, &s.value))
+        .collect();
+    Ok(Target::Resolved(
+        ResolvedTarget {
+            app_id: MANAGED_FHIR_APP_ID.into(),
+            fhir_url: m.fhir_url.clone(),
+            audience: m
+                .audience
+                .clone()
+                .unwrap_or_else(|| MANAGED_FHIR_AUDIENCE.into()),
+            scopes,
+            roles,
+            managed: true,
+        },
+        Some(sp.id),
+    ))
+}
+
+/// A published scope or role, as far as a client can request it (one without a value cannot be).
+fn entitlement(id: &str, value: &Option<String>) -> Option<crate::desired::resource::Entitlement> {
+    Some(crate::desired::resource::Entitlement {
+        id: id.to_string(),
+        value: value.clone()?,
+    })
+}
