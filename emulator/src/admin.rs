@@ -165,3 +165,67 @@ fn bad_request(message: impl std::fmt::Display) -> Response {
     )
         .into_response()
 }
+
+/// Parses a JSON body and applies it to one tenant (404 if there is none); the change is saved.
+fn change_tenant<T: serde::de::DeserializeOwned>(
+    sh: &Shared,
+    tid: &str,
+    body: &[u8],
+    f: impl FnOnce(&mut store::Tenant, T) -> anyhow::Result<Value>,
+) -> Response {
+    let v: T = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return bad_request(e.to_string()),
+    };
+    let mut st = sh.store.lock().unwrap();
+    let Some(t) = st.tenants.get_mut(&tid.to_ascii_lowercase()) else {
+        let msg = json!({"error": format!("no tenant '{tid}'")});
+        return (StatusCode::NOT_FOUND, Json(msg)).into_response();
+    };
+    match f(t, v) {
+        Ok(out) => {
+            sh.persist(&st);
+            (StatusCode::CREATED, Json(out)).into_response()
+        }
+        Err(e) => bad_request(e.to_string()),
+    }
+}
+
+/// `POST /_emulator/tenants/{tid}/users` with a `UserConfig` (JSON): adds or replaces a user.
+pub async fn add_user(
+    State(sh): State<Arc<Shared>>,
+    Path(tid): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    change_tenant(&sh, &tid, &body, |t, u: crate::UserConfig| {
+        let id = crate::directory::add_user(t, &u)?;
+        Ok(crate::directory::user_by_id(t, &id)
+            .map(|u| u.body.clone())
+            .unwrap_or_default())
+    })
+}
+
+/// `POST /_emulator/tenants/{tid}/groups` with a `GroupConfig` (JSON).
+pub async fn add_group(
+    State(sh): State<Arc<Shared>>,
+    Path(tid): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    change_tenant(&sh, &tid, &body, |t, g: crate::GroupConfig| {
+        let id = crate::directory::add_group(t, &g)?;
+        Ok(json!({"id": id, "displayName": g.display_name}))
+    })
+}
+
+/// `POST /_emulator/sign-in/age` `{"seconds": N}`: makes every authorization code, refresh token
+/// and device code N seconds older, so tests can see them expire (AADSTS70008, 700084).
+pub async fn age_flows(State(sh): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
+    let secs = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["seconds"].as_i64());
+    let Some(n) = secs else {
+        return bad_request("expected {\"seconds\": N}");
+    };
+    sh.flows.lock().unwrap().age(n);
+    StatusCode::NO_CONTENT.into_response()
+}

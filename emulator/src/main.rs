@@ -67,6 +67,10 @@ struct Args {
     /// DelegatedPermissionGrant.ReadWrite.All, Directory.Read.All, Directory.ReadWrite.All.
     #[arg(long = "permission")]
     permissions: Vec<String>,
+    /// A directory user of the first tenant who can sign in (repeatable):
+    /// UPN:PASSWORD[:DISPLAY NAME[:GROUP,GROUP…]], e.g. `ada@contoso.example:Passw0rd!:Ada Lovelace:clinicians`.
+    #[arg(long = "user")]
+    users: Vec<String>,
     /// Persist state to this JSON file (loaded at start, saved on every change).
     #[arg(long)]
     state_file: Option<PathBuf>,
@@ -166,6 +170,9 @@ async fn main() -> anyhow::Result<()> {
         }
         if !a.permissions.is_empty() {
             app.permissions = a.permissions.clone();
+        }
+        for u in &a.users {
+            t.users.push(entra_emulator::directory::parse_user_flag(u)?);
         }
     }
     for ti in &a.trust_issuers {

@@ -1,5 +1,7 @@
 //! Shared helpers for the emulator's integration tests.
 #![allow(dead_code)]
+pub mod signin;
+
 use entra_emulator::crypto::{self, Jwt};
 use entra_emulator::{Config, Running};
 use serde_json::{Value, json};
