@@ -634,6 +634,16 @@ fn by_device_code(call: Call) -> Result<Response, Response> {
     Ok(issue(call, &g, Platform::PublicClient, now_secs()))
 }
 
+/// `GET` on the token endpoint (AADSTS900561, D-ERR).
+pub async fn wrong_verb(
+    axum::Extension(ctx): axum::Extension<ReqCtx>,
+    method: axum::http::Method,
+) -> Response {
+    let text =
+        format!("The endpoint only accepts POST, OPTIONS requests. Received a {method} request.");
+    err(&ctx, 400, "invalid_request", 900561, &text)
+}
+
 /// `OPTIONS` on the token endpoint: the CORS preflight a browser sends before MSAL.js's POST
 /// (it adds non-simple headers such as `X-AnchorMailbox`, 2.1). Entra's exact answer is not
 /// recorded; this one allows what the browser asks for.

@@ -482,11 +482,15 @@ fn router(shared: Arc<Shared>) -> axum::Router {
         )
         .route(
             "/{tenant}/oauth2/v2.0/token",
-            post(crate::login::token).options(crate::grants::preflight),
+            post(crate::login::token)
+                .options(crate::grants::preflight)
+                .get(crate::grants::wrong_verb),
         )
         .route(
             "/{tenant}/oauth2/token",
-            post(crate::login::token).options(crate::grants::preflight),
+            post(crate::login::token)
+                .options(crate::grants::preflight)
+                .get(crate::grants::wrong_verb),
         )
         .route(
             "/{tenant}/oauth2/v2.0/authorize",

@@ -137,10 +137,7 @@ async fn web_app_user_signs_in_consents_and_redeems_code_with_pkce() {
 
     // Single use (recorded: 400 invalid_grant AADSTS54005).
     let (st, _, e) = token(&f, false, &form, &[]).await;
-    assert_eq!(
-        (st, e["error"].as_str().unwrap(), code_of(&e)),
-        (400, "invalid_grant", 54005)
-    );
+    assert_err(st, &e, 400, "invalid_grant", 54005);
 
     // Refresh: a new refresh token each time; the old one still works (D-RT).
     let rt1 = v["refresh_token"].as_str().unwrap().to_string();
@@ -168,10 +165,7 @@ async fn web_app_user_signs_in_consents_and_redeems_code_with_pkce() {
     let admin_scope = format!("{API_URI}/system.all.write");
     f2.push(("scope", &admin_scope));
     let (st, _, e) = token(&f, false, &f2, &[]).await;
-    assert_eq!(
-        (st, e["error"].as_str().unwrap(), code_of(&e)),
-        (400, "invalid_grant", 65001)
-    );
+    assert_err(st, &e, 400, "invalid_grant", 65001);
     // A forged refresh token.
     let f3: Vec<(&str, &str)> = f1
         .iter()
@@ -462,10 +456,7 @@ async fn device_code_flow_pending_until_the_user_completes_the_code_page() {
         ("device_code", dc),
     ];
     let (st, _, e) = token(&f, false, &poll, &[]).await;
-    assert_eq!(
-        (st, e["error"].as_str().unwrap(), code_of(&e)),
-        (400, "authorization_pending", 70016)
-    );
+    assert_err(st, &e, 400, "authorization_pending", 70016);
     let mut b = Browser::new(&f.emu);
     let page = b.get("/devicelogin").await;
     assert!(page.body.contains("id=\"otc\""));
@@ -508,9 +499,6 @@ async fn device_code_flow_pending_until_the_user_completes_the_code_page() {
         &[],
     )
     .await;
-    assert_eq!(
-        (st, e["error"].as_str().unwrap(), code_of(&e)),
-        (401, "invalid_client", 7000218)
-    );
+    assert_err(st, &e, 401, "invalid_client", 7000218);
     f.emu.shutdown().await;
 }

@@ -287,3 +287,12 @@ pub async fn token(
 pub fn code_of(v: &Value) -> i64 {
     v["error_codes"][0].as_i64().unwrap_or(0)
 }
+
+/// A token-endpoint error: HTTP status, `error` and AADSTS code.
+pub fn assert_err(status: u16, body: &Value, want_status: u16, error: &str, code: i64) {
+    assert_eq!(
+        (status, body["error"].as_str().unwrap_or(""), code_of(body)),
+        (want_status, error, code),
+        "{body}"
+    );
+}
