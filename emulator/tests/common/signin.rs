@@ -42,6 +42,9 @@ fn user(upn: &str, name: &str, groups: &[&str], admin: bool) -> UserConfig {
 /// `token_version`: the API's requestedAccessTokenVersion.
 pub async fn fixture(token_version: i64) -> Fixture {
     let mut cfg = config();
+    // The CA file goes under target/, not the system temp directory.
+    let tmp = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    cfg.ca_file = Some(tmp.join(format!("signin-ca-{}.pem", uuid())));
     cfg.tenants[0].apps[0].permissions = vec![
         "Application.ReadWrite.All".into(),
         "AppRoleAssignment.ReadWrite.All".into(),
@@ -53,6 +56,7 @@ pub async fn fixture(token_version: i64) -> Fixture {
         user(EVE, "Eve", &[], false),
     ];
     let (emu, c) = start(cfg).await;
+    let _ = std::fs::remove_file(emu.ca_file()); // read at start; the tests hold it in memory
     let g = Graph::new(&c, &emu, &operator_token(&c, &emu).await);
     let (role_id, imp, read, adm) = (uuid(), uuid(), uuid(), uuid());
     let scope = |id: &str, v: &str, ty: &str| {
