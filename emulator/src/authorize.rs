@@ -495,20 +495,22 @@ pub fn fail(ctx: &ReqCtx, req: Option<&AuthRequest>, f: Fail) -> Response {
     }
 }
 
-/// The signed-in session named by the request's cookie, if any (a forged or stale one is ignored).
-pub fn session_of(sh: &Shared, headers: &HeaderMap, tid: &str) -> Option<Session> {
-    let cookies = headers
+/// The session handle in the request's cookie, if any.
+pub fn session_handle(headers: &HeaderMap) -> Option<String> {
+    let prefix = format!("{SESSION_COOKIE}=");
+    headers
         .get_all("cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join("; ");
-    let h = cookies
-        .split(';')
-        .map(str::trim)
-        .find_map(|c| c.strip_prefix(&format!("{SESSION_COOKIE}=")))?;
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(&prefix).map(str::to_string))
+}
+
+/// The signed-in session named by the request's cookie, if any (a forged or stale one is ignored).
+pub fn session_of(sh: &Shared, headers: &HeaderMap, tid: &str) -> Option<Session> {
+    let h = session_handle(headers)?;
     let f = sh.flows.lock().unwrap();
-    f.sessions.get(h).filter(|x| x.tenant == tid).cloned()
+    f.sessions.get(&h).filter(|x| x.tenant == tid).cloned()
 }
 
 /// `GET|POST /{tenant}/oauth2/v2.0/authorize` and `/{tenant}/oauth2/authorize`.

@@ -155,8 +155,7 @@ pub async fn devicecode(
         json!({"user_code": uc, "device_code": dc, "verification_uri": page, "expires_in": flows::DEVICE_CODE_LIFETIME_SECS, "interval": 5, "message": message})
     };
     let mut r = (StatusCode::OK, axum::Json(body)).into_response();
-    r.headers_mut()
-        .insert("Cache-Control", "no-store, no-cache".parse().unwrap());
+    crate::login::login_headers(&mut r);
     op(r, "devicecode", &tid, &client_id)
 }
 

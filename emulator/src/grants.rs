@@ -202,12 +202,7 @@ fn issue(call: Call, g: &Grant, platform: Platform, spa_issued: i64) -> Response
         body["client_info"] = json!(client_info(g));
     }
     let mut r = (StatusCode::OK, axum::Json(body)).into_response();
-    r.headers_mut().insert(
-        "Cache-Control",
-        HeaderValue::from_static("no-store, no-cache"),
-    );
-    r.headers_mut()
-        .insert("Pragma", HeaderValue::from_static("no-cache"));
+    crate::login::login_headers(&mut r);
     r
 }
 

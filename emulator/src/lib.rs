@@ -20,6 +20,7 @@ mod login;
 mod pages;
 mod query;
 mod server;
+mod signout;
 pub mod store;
 
 pub use directory::{GroupConfig, UserConfig};

@@ -187,6 +187,14 @@ pub fn device_done(app_name: &str) -> Response {
     )
 }
 
+/// After `logout` without a (registered) post-logout redirect URI.
+pub fn signed_out() -> Response {
+    page(
+        "Signed out",
+        "<h1 id=\"signedout\">You signed out of your account</h1><p>It's a good idea to close all browser windows.</p>",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -501,6 +501,9 @@ fn router(shared: Arc<Shared>) -> axum::Router {
             get(crate::authorize::authorize).post(crate::authorize::authorize),
         )
         .route("/{tenant}/login", post(crate::authorize::login))
+        .route("/{tenant}/oauth2/v2.0/logout", get(crate::signout::logout))
+        .route("/{tenant}/oauth2/logout", get(crate::signout::logout))
+        .route("/oidc/userinfo", get(crate::signout::userinfo))
         .route(
             "/{tenant}/oauth2/v2.0/devicecode",
             post(crate::device::devicecode),

@@ -502,3 +502,76 @@ async fn device_code_flow_pending_until_the_user_completes_the_code_page() {
     assert_err(st, &e, 401, "invalid_client", 7000218);
     f.emu.shutdown().await;
 }
+
+async fn userinfo(f: &Fixture, token: &str) -> (u16, serde_json::Value) {
+    let url = format!("{}/oidc/userinfo", f.emu.base_url());
+    let r = f.c.get(url).bearer_auth(token).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_and_userinfo_answers_for_graph_tokens() {
+    let f = fixture(2).await;
+    let mut b = Browser::new(&f.emu);
+    // Sign-in only (openid profile): a Graph token with User.Read, consented with the sign-in.
+    let page = b.get(&f.web_url("openid profile", &[])).await;
+    let r = b.sign_in(&f.tid, &page, ADA, PW).await;
+    let r = if r.status == 200 {
+        b.consent(&f.tid, &r, true, false).await
+    } else {
+        r
+    };
+    let code = r.params()["code"].clone();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", f.web.as_str()),
+        ("client_secret", f.web_secret.as_str()),
+        ("code", code.as_str()),
+        ("redirect_uri", WEB_REDIRECT),
+    ];
+    let (st, _, v) = token(&f, false, &form, &[]).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["scope"], "https://graph.microsoft.com/User.Read");
+    let at = v["access_token"].as_str().unwrap();
+    let (st, ui) = userinfo(&f, at).await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        (ui["name"].as_str(), ui["email"].as_str()),
+        (Some("Ada Lovelace"), Some(ADA))
+    );
+    assert_eq!(userinfo(&f, "x.y.z").await.0, 401);
+    // Discovery advertises these endpoints.
+    let d = common::openid_configuration(&f.c, &f.emu).await;
+    assert_eq!(
+        d["userinfo_endpoint"],
+        format!("{}/oidc/userinfo", f.emu.base_url())
+    );
+    assert_eq!(
+        d["response_types_supported"],
+        json!(["code", "code id_token"])
+    );
+    // Logout: back to a registered URI, and the next silent sign-in needs a user again.
+    let out = b
+        .get(&format!(
+            "/{}/oauth2/v2.0/logout?{}",
+            f.tid,
+            serde_urlencoded::to_string([("post_logout_redirect_uri", WEB_REDIRECT)]).unwrap()
+        ))
+        .await;
+    assert_eq!((out.status, out.location.as_str()), (302, WEB_REDIRECT));
+    let r = b
+        .get(&f.web_url("openid profile", &[("prompt", "none")]))
+        .await;
+    assert_eq!(r.params()["error"], "login_required");
+    let out = b
+        .get(&format!(
+            "/{}/oauth2/v2.0/logout?post_logout_redirect_uri=https%3A%2F%2Fevil.example%2F",
+            f.tid
+        ))
+        .await;
+    assert!(
+        out.status == 200 && out.body.contains("id=\"signedout\""),
+        "unregistered target: no redirect"
+    );
+    f.emu.shutdown().await;
+}
