@@ -32,33 +32,6 @@ fn assert_redirect(p: &Page, redirect: &str, error: &str, code: u32) {
     );
 }
 
-/// Signs Ada in (consenting) and returns the redirect's parameters.
-async fn code_for(
-    f: &Fixture,
-    b: &mut Browser,
-    client: &str,
-    redirect: &str,
-    extra: &[(&str, &str)],
-) -> std::collections::HashMap<String, String> {
-    let scope = format!("{API_URI}/user_impersonation openid offline_access");
-    let mut p = vec![
-        ("client_id", client),
-        ("response_type", "code"),
-        ("redirect_uri", redirect),
-        ("scope", scope.as_str()),
-    ];
-    p.extend_from_slice(extra);
-    let mut r = b.get(&authorize_url(&f.tid, &p)).await;
-    if r.body.contains("id=\"passwd\"") {
-        r = b.sign_in(&f.tid, &r, ADA, PW).await;
-    }
-    if r.body.contains("id=\"permissions\"") {
-        r = b.consent(&f.tid, &r, true, false).await;
-    }
-    assert_eq!(r.status, 302, "{}", r.body);
-    r.params()
-}
-
 fn code_form<'a>(client: &'a str, code: &'a str, redirect: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
         ("grant_type", "authorization_code"),

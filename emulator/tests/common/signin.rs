@@ -14,6 +14,9 @@ pub const WEB_REDIRECT: &str = "https://portal.contoso.example/signin-oidc";
 pub const SPA_REDIRECT: &str = "http://localhost:3000/callback";
 pub const NATIVE_REDIRECT: &str = "http://localhost";
 
+pub const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+pub const SA: &str = "system:serviceaccount:fhir-system:fhir-app-operator";
+
 pub struct Fixture {
     pub emu: Running,
     pub c: reqwest::Client,
@@ -42,6 +45,18 @@ fn user(upn: &str, name: &str, groups: &[&str], admin: bool) -> UserConfig {
 /// `token_version`: the API's requestedAccessTokenVersion.
 pub async fn fixture(token_version: i64) -> Fixture {
     let mut cfg = config();
+    // The bootstrap app can also sign in with a certificate or a federated assertion.
+    let boot = &mut cfg.tenants[0].apps[0];
+    boot.certificate_pem = Some(super::CLIENT_CERT.into());
+    boot.federated.push(entra_emulator::FederatedTrust {
+        issuer: ISSUER.into(),
+        subject: SA.into(),
+        audience: String::new(),
+    });
+    cfg.trusted_issuers.push(entra_emulator::TrustedIssuer {
+        issuer: ISSUER.into(),
+        jwks: Some(super::issuer_jwks()),
+    });
     // The CA file goes under target/, not the system temp directory.
     let tmp = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     cfg.ca_file = Some(tmp.join(format!("signin-ca-{}.pem", uuid())));
@@ -254,6 +269,33 @@ impl Fixture {
         p.extend_from_slice(extra);
         authorize_url(&self.tid, &p)
     }
+}
+
+/// Signs Ada in (consenting) and returns the redirect's parameters.
+pub async fn code_for(
+    f: &Fixture,
+    b: &mut Browser,
+    client: &str,
+    redirect: &str,
+    extra: &[(&str, &str)],
+) -> std::collections::HashMap<String, String> {
+    let scope = format!("{API_URI}/user_impersonation openid offline_access");
+    let mut p = vec![
+        ("client_id", client),
+        ("response_type", "code"),
+        ("redirect_uri", redirect),
+        ("scope", scope.as_str()),
+    ];
+    p.extend_from_slice(extra);
+    let mut r = b.get(&authorize_url(&f.tid, &p)).await;
+    if r.body.contains("id=\"passwd\"") {
+        r = b.sign_in(&f.tid, &r, ADA, PW).await;
+    }
+    if r.body.contains("id=\"permissions\"") {
+        r = b.consent(&f.tid, &r, true, false).await;
+    }
+    assert_eq!(r.status, 302, "{}", r.body);
+    r.params()
 }
 
 /// A PKCE pair (verifier, S256 challenge).
