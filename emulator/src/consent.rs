@@ -143,11 +143,23 @@ fn one_resource(
             ));
         }
     }
+    // `.default` is answered with the scopes it stood for, then itself (recorded: `…//user_impersonation …//.default`).
+    let mut requested: Vec<String> = if dflt {
+        resolved.clone()
+    } else {
+        values.to_vec()
+    };
+    if dflt {
+        requested.push(".default".into());
+    }
     Ok(ResourceScopes {
         sp_id: s(sp, "id"),
         display_name: s(sp, "displayName"),
         values: resolved,
-        requested: values.iter().map(|v| format!("{}/{v}", resource)).collect(),
+        requested: requested
+            .iter()
+            .map(|v| format!("{resource}/{v}"))
+            .collect(),
     })
 }
 

@@ -575,3 +575,40 @@ async fn logout_ends_the_session_and_userinfo_answers_for_graph_tokens() {
     );
     f.emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn default_scope_stands_for_the_registered_permissions() {
+    let f = fixture(2).await;
+    let mut b = Browser::new(&f.emu);
+    let scope = format!("{API_URI}/.default openid");
+    let page = b.get(&f.web_url(&scope, &[])).await;
+    let consent = b.sign_in(&f.tid, &page, ADA, PW).await;
+    // The consent page lists what the registration requires (requiredResourceAccess).
+    assert!(
+        consent.body.contains("patient.all.read") && !consent.body.contains("system.all.write"),
+        "{}",
+        consent.body
+    );
+    let done = b.consent(&f.tid, &consent, true, false).await;
+    let code = done.params()["code"].clone();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", f.web.as_str()),
+        ("client_secret", f.web_secret.as_str()),
+        ("code", code.as_str()),
+        ("redirect_uri", WEB_REDIRECT),
+    ];
+    let (st, _, v) = token(&f, false, &form, &[]).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v["scope"],
+        format!("{API_URI}/user_impersonation {API_URI}/patient.all.read {API_URI}/.default")
+    );
+    assert!(
+        v.get("refresh_token").is_none(),
+        "no offline_access, no refresh token on v2"
+    );
+    let at = verify_with_jwks(&f.c, &f.emu, v["access_token"].as_str().unwrap()).await;
+    assert_eq!(at["scp"], "user_impersonation patient.all.read");
+    f.emu.shutdown().await;
+}
