@@ -1,8 +1,10 @@
 // Signs in through the entra-emulator's HTML pages in Debian's chromium, driven by playwright-core:
 // the sign-in form, the consent page, then the loopback redirect; then a second, silent sign-in
 // (prompt=none) that the session cookie answers. Used by emulator/tests/browser.rs.
-// argv[2]: JSON {url, silentUrl, callback, user, password, userDataDir}; env BROWSER_NODE_MODULES.
-// Prints one JSON line: {callback, silent, loginPrefill, permissions, dialogs}.
+// argv[2]: JSON {url, silentUrl?, callback, user, password, userDataDir, resultSelector?};
+// env BROWSER_NODE_MODULES. With resultSelector, the callback page's script (a SPA redeeming its code
+// cross-origin) is awaited and that element's text returned as `result`.
+// Prints one JSON line: {callback, silent, loginPrefill, permissions, dialogs, result}.
 import { createRequire } from 'node:module';
 
 const require = createRequire(`${process.env.BROWSER_NODE_MODULES}/`);
@@ -34,10 +36,18 @@ try {
   await page.click('#accept');
   await page.waitForURL(atCallback, { timeout: 20000 });
   const callback = page.url();
-  await page.goto(a.silentUrl);
-  await page.waitForURL(atCallback, { timeout: 20000 });
-  const silent = page.url();
-  console.log(JSON.stringify({ callback, silent, loginPrefill, permissions, dialogs }));
+  let result = null;
+  if (a.resultSelector) {
+    await page.waitForSelector(`${a.resultSelector}:not(:empty)`, { timeout: 20000 });
+    result = await page.textContent(a.resultSelector);
+  }
+  let silent = null;
+  if (a.silentUrl) {
+    await page.goto(a.silentUrl);
+    await page.waitForURL(atCallback, { timeout: 20000 });
+    silent = page.url();
+  }
+  console.log(JSON.stringify({ callback, silent, loginPrefill, permissions, dialogs, result }));
 } finally {
   await ctx.close();
 }
