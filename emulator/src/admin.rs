@@ -27,6 +27,9 @@ pub async fn state(State(sh): State<Arc<Shared>>) -> Response {
             "service_principals": t.sps.iter().map(|sp| { let mut v = sp.body.clone(); v["owners"] = json!(sp.owners); v }).collect::<Vec<_>>(),
             "app_role_assignments": t.assignments,
             "oauth2_permission_grants": t.grants,
+            // Users without their password hash; groups with their members.
+            "users": t.users.iter().map(|u| { let mut v = u.body.clone(); v["admin"] = json!(u.admin); v }).collect::<Vec<_>>(),
+            "groups": t.groups.iter().map(|g| { let mut v = g.body.clone(); v["members"] = json!(g.members); v }).collect::<Vec<_>>(),
         }));
     }
     Json(json!({"tenants": tenants, "trusted_issuers": st.trusted_issuers.keys().collect::<Vec<_>>()})).into_response()

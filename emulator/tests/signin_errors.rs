@@ -667,6 +667,112 @@ async fn hostile_input_is_escaped_refused_and_never_logged() {
             .text()
             .await
             .unwrap();
-    assert!(!state.contains(PW), "state leaks a password");
+    assert!(
+        !state.contains(PW) && !state.contains("password_sha256"),
+        "state leaks a password"
+    );
+    assert!(state.contains(ADA), "the admin state lists the users");
+    f.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_code_is_redeemed_only_at_its_tenant_and_plain_pkce_works() {
+    let f = fixture(2).await;
+    // A multi-tenant web app, provisioned in a second tenant that has its own user.
+    let tb = common::uuid();
+    let r =
+        f.c.post(format!("{}/_emulator/tenants", f.emu.base_url()))
+            .json(
+                &json!({"tenant_id": tb, "verified_domains": ["fabrikam.example"], "apps": [],
+            "users": [{"user_principal_name": "zoe@fabrikam.example", "password": PW}]}),
+            )
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 201);
+    let obj =
+        f.g.get(&format!("/applications(appId='{}')", f.web))
+            .await
+            .body["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let p =
+        f.g.patch(
+            &format!("/applications/{obj}"),
+            json!({"signInAudience": "AzureADMultipleOrgs"}),
+        )
+        .await;
+    assert_eq!(p.status, 204, "{}", p.body);
+    let gb = common::Graph::new(&f.c, &f.emu, &f.emu.admin_token(&tb));
+    assert_eq!(
+        gb.post("/servicePrincipals", json!({"appId": f.web}))
+            .await
+            .status,
+        201
+    );
+    let mut b = Browser::new(&f.emu);
+    let page = b
+        .get(&authorize_url(
+            &tb,
+            &[
+                ("client_id", &f.web),
+                ("response_type", "code"),
+                ("redirect_uri", WEB_REDIRECT),
+                ("scope", "openid"),
+            ],
+        ))
+        .await;
+    let r = b.sign_in(&tb, &page, "zoe@fabrikam.example", PW).await;
+    let r = if r.status == 200 {
+        b.consent(&tb, &r, true, false).await
+    } else {
+        r
+    };
+    let code = r.params()["code"].clone();
+    let mut form = code_form(&f.web, &code, WEB_REDIRECT);
+    form.push(("client_secret", &f.web_secret));
+    // At the home tenant instead of the one that issued it (AADSTS700005).
+    let (st, _, e) = token(&f, false, &form, &[]).await;
+    assert_err(st, &e, 400, "invalid_grant", 700005);
+    // At its own tenant it works, for the user of that tenant.
+    let r =
+        f.c.post(format!("{}{tb}/oauth2/v2.0/token", f.emu.authority_host()))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+    let (st, v): (u16, serde_json::Value) = (r.status().as_u16(), r.json().await.unwrap());
+    assert_eq!(st, 200, "{v}");
+    let at = common::verify_with_jwks(&f.c, &f.emu, v["access_token"].as_str().unwrap()).await;
+    assert_eq!(
+        (at["tid"].as_str(), at["upn"].as_str()),
+        (Some(tb.as_str()), Some("zoe@fabrikam.example"))
+    );
+
+    // PKCE with the plain method: the verifier is the challenge.
+    let (plain, wrong) = ("p".repeat(50), "q".repeat(50));
+    let p = code_for(
+        &f,
+        &mut b,
+        &f.web,
+        WEB_REDIRECT,
+        &[
+            ("code_challenge", &plain),
+            ("code_challenge_method", "plain"),
+        ],
+    )
+    .await;
+    let mut form = code_form(&f.web, &p["code"], WEB_REDIRECT);
+    form.extend([
+        ("client_secret", f.web_secret.as_str()),
+        ("code_verifier", wrong.as_str()),
+    ]);
+    let (st, _, e) = token(&f, false, &form, &[]).await;
+    assert_err(st, &e, 400, "invalid_grant", 50148);
+    form.pop();
+    form.push(("code_verifier", &plain));
+    let (st, _, v) = token(&f, false, &form, &[]).await;
+    assert_eq!(st, 200, "{v}");
     f.emu.shutdown().await;
 }
