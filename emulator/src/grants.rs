@@ -583,8 +583,17 @@ fn by_device_code(call: Call) -> Result<Response, Response> {
         ));
     }
     let found = sh.flows.lock().unwrap().devices.get(dc).cloned();
+    // The device-code errors clients handle: authorization_pending, authorization_declined,
+    // bad_verification_code, expired_token (RFC 8628 3.5 and Microsoft's device-code page). Their
+    // AADSTS numbers are not recorded except 70016 (MSAL fixture) and 70020 (azure-cli#22251).
     let Some(d) = found.filter(|d| d.client_id == c.client_id && d.tenant == tid) else {
-        return Err(malformed(ctx));
+        return Err(err(
+            ctx,
+            400,
+            "bad_verification_code",
+            9002313,
+            "Invalid request. Request is malformed or invalid.",
+        ));
     };
     if d.declined {
         return Err(err(

@@ -776,3 +776,75 @@ async fn a_code_is_redeemed_only_at_its_tenant_and_plain_pkce_works() {
     assert_eq!(st, 200, "{v}");
     f.emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn device_code_errors_and_sign_in_page_errors() {
+    let f = fixture(2).await;
+    let scope = format!("{API_URI}/user_impersonation");
+    let start_device = || async {
+        let r =
+            f.c.post(format!(
+                "{}{}/oauth2/v2.0/devicecode",
+                f.emu.authority_host(),
+                f.tid
+            ))
+            .form(&[("client_id", f.native.as_str()), ("scope", scope.as_str())])
+            .send()
+            .await
+            .unwrap();
+        let d: serde_json::Value = r.json().await.unwrap();
+        (
+            d["device_code"].as_str().unwrap().to_string(),
+            d["user_code"].as_str().unwrap().to_string(),
+        )
+    };
+    let poll = |dc: String| {
+        let f = &f;
+        async move {
+            let form = [
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("client_id", f.native.as_str()),
+                ("device_code", dc.as_str()),
+            ];
+            let (st, _, e) = token(f, false, &form, &[]).await;
+            (st, e)
+        }
+    };
+    let (st, e) = poll("no-such-device-code".into()).await;
+    assert_err(st, &e, 400, "bad_verification_code", 9002313);
+    // The user cancels the consent page: authorization_declined.
+    let (dc, uc) = start_device().await;
+    let mut b = Browser::new(&f.emu);
+    let page = b.post("/devicelogin", &[("otc", &uc)]).await;
+    // An unknown user on the sign-in page (AADSTS50034), then the right one.
+    let unknown = b.sign_in(&f.tid, &page, "nobody@contoso.example", PW).await;
+    assert!(
+        unknown.body.contains("AADSTS50034") && unknown.body.contains("id=\"passwd\""),
+        "{}",
+        unknown.body
+    );
+    let consent = b.sign_in(&f.tid, &unknown, ADA, PW).await;
+    let cancelled = b.consent(&f.tid, &consent, false, false).await;
+    assert_page(&cancelled, 65004);
+    let (st, e) = poll(dc).await;
+    assert_err(st, &e, 400, "authorization_declined", 70000);
+    // Fifteen minutes later the device code has expired (AADSTS70020).
+    let (dc, _) = start_device().await;
+    age(&f, 901).await;
+    let (st, e) = poll(dc).await;
+    assert_err(st, &e, 400, "expired_token", 70020);
+    // v1: a resource that is not in the tenant (AADSTS50001, back to the app).
+    let url = format!(
+        "/{}/oauth2/authorize?{}",
+        f.tid,
+        serde_urlencoded::to_string([
+            ("client_id", f.web.as_str()),
+            ("response_type", "code"),
+            ("redirect_uri", WEB_REDIRECT),
+            ("resource", "https://nowhere.example")
+        ])
+        .unwrap()
+    );
+    assert_redirect(&b.get(&url).await, WEB_REDIRECT, "invalid_resource", 50001);
+    f.emu.shutdown().await;
+}
