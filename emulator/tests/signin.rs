@@ -431,18 +431,8 @@ async fn response_modes_fragment_form_post_and_hybrid_id_token() {
 async fn device_code_flow_pending_until_the_user_completes_the_code_page() {
     let f = fixture(2).await;
     let scope = format!("{API_URI}/user_impersonation offline_access");
-    let r =
-        f.c.post(format!(
-            "{}{}/oauth2/v2.0/devicecode",
-            f.emu.authority_host(),
-            f.tid
-        ))
-        .form(&[("client_id", f.native.as_str()), ("scope", scope.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let d: serde_json::Value = r.json().await.unwrap();
+    let (st, d) = devicecode(&f, &f.native, &scope).await;
+    assert_eq!(st, 200);
     assert_eq!(
         (d["expires_in"].as_i64(), d["interval"].as_i64()),
         (Some(900), Some(5))
@@ -477,17 +467,7 @@ async fn device_code_flow_pending_until_the_user_completes_the_code_page() {
     let (st, _, e) = token(&f, false, &poll, &[]).await;
     assert_eq!((st, code_of(&e)), (400, 54005));
     // A web app (no "Allow public client flows") must authenticate.
-    let r =
-        f.c.post(format!(
-            "{}{}/oauth2/v2.0/devicecode",
-            f.emu.authority_host(),
-            f.tid
-        ))
-        .form(&[("client_id", f.web.as_str()), ("scope", scope.as_str())])
-        .send()
-        .await
-        .unwrap();
-    let d: serde_json::Value = r.json().await.unwrap();
+    let (_, d) = devicecode(&f, &f.web, &scope).await;
     let (st, _, e) = token(
         &f,
         false,

@@ -782,17 +782,7 @@ async fn device_code_errors_and_sign_in_page_errors() {
     let f = fixture(2).await;
     let scope = format!("{API_URI}/user_impersonation");
     let start_device = || async {
-        let r =
-            f.c.post(format!(
-                "{}{}/oauth2/v2.0/devicecode",
-                f.emu.authority_host(),
-                f.tid
-            ))
-            .form(&[("client_id", f.native.as_str()), ("scope", scope.as_str())])
-            .send()
-            .await
-            .unwrap();
-        let d: serde_json::Value = r.json().await.unwrap();
+        let (_, d) = devicecode(&f, &f.native, &scope).await;
         (
             d["device_code"].as_str().unwrap().to_string(),
             d["user_code"].as_str().unwrap().to_string(),

@@ -342,3 +342,15 @@ pub fn assert_err(status: u16, body: &Value, want_status: u16, error: &str, code
         "{body}"
     );
 }
+
+/// `POST /{tid}/oauth2/v2.0/devicecode` for `client`: (status, JSON body).
+pub async fn devicecode(f: &Fixture, client: &str, scope: &str) -> (u16, Value) {
+    let url = format!("{}{}/oauth2/v2.0/devicecode", f.emu.authority_host(), f.tid);
+    let r =
+        f.c.post(url)
+            .form(&[("client_id", client), ("scope", scope)])
+            .send()
+            .await
+            .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
