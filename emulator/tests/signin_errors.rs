@@ -838,3 +838,69 @@ async fn device_code_errors_and_sign_in_page_errors() {
     assert_redirect(&b.get(&url).await, WEB_REDIRECT, "invalid_resource", 50001);
     f.emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn malformed_requests_get_an_answer_never_a_500() {
+    let f = fixture(2).await;
+    let mut b = Browser::new(&f.emu);
+    let t = f.tid.clone();
+    let gets = [
+        format!("/{t}/oauth2/v2.0/authorize?%ZZ=%"),
+        format!("/{t}/oauth2/v2.0/authorize?client_id=%FF%FE&redirect_uri=%00"),
+        format!(
+            "/{t}/oauth2/v2.0/authorize?client_id={}&redirect_uri=https%3A%2F%2Fportal.contoso.example%2Fsignin-oidc%0d%0aSet-Cookie%3a+x%3dy&response_type=code&scope=openid",
+            f.web
+        ),
+        format!(
+            "/{t}/oauth2/v2.0/authorize?client_id={}&redirect_uri={}&response_type=code&scope=openid&prompt=none&state=%0d%0a",
+            f.web, WEB_REDIRECT
+        ),
+        format!(
+            "/{t}/oauth2/v2.0/authorize?client_id={}&redirect_uri={}&response_type=code&scope=openid&code_challenge=",
+            f.web, WEB_REDIRECT
+        ),
+        format!(
+            "/{t}/oauth2/authorize?client_id={}&redirect_uri={}&response_type=code&resource=",
+            f.web, WEB_REDIRECT
+        ),
+        "/common/oauth2/v2.0/authorize?client_id=00000000-0000-0000-0000-000000000000".into(),
+        format!("/{t}/oauth2/v2.0/logout"),
+        "/nowhere/oauth2/v2.0/logout?post_logout_redirect_uri=x".into(),
+        "/devicelogin".into(),
+        "/oidc/userinfo".into(),
+    ];
+    for g in &gets {
+        let r = b.get(g).await;
+        assert!(r.status < 500, "{g}: {} {}", r.status, r.body);
+    }
+    let posts: [(String, &[(&str, &str)]); 8] = [
+        (format!("/{t}/login"), &[]),
+        (
+            format!("/{t}/login"),
+            &[("req", ""), ("login", ""), ("passwd", "")],
+        ),
+        (format!("/{t}/consent"), &[("req", "x"), ("accept", "true")]),
+        ("/devicelogin".into(), &[]),
+        (format!("/{t}/oauth2/v2.0/devicecode"), &[]),
+        (
+            format!("/{t}/oauth2/v2.0/token"),
+            &[("grant_type", "authorization_code")],
+        ),
+        (
+            format!("/{t}/oauth2/v2.0/token"),
+            &[("grant_type", "refresh_token"), ("client_id", "not-a-guid")],
+        ),
+        (
+            format!("/{t}/oauth2/v2.0/authorize"),
+            &[("client_id", "x"), ("client_id", "y")],
+        ),
+    ];
+    for (p, form) in &posts {
+        let r = b.post(p, form).await;
+        assert!(r.status < 500, "{p}: {} {}", r.status, r.body);
+    }
+    // CR/LF in the redirect URI never reaches a header.
+    let r = b.get(&gets[2]).await;
+    assert!(r.headers.get("x").is_none() && r.location.is_empty());
+    f.emu.shutdown().await;
+}
