@@ -24,7 +24,7 @@ crds: ## Regenerate crds/ from the Rust types, and the chart's copy of them
 	bash hack/helm/sync-crds.sh
 
 .PHONY: test
-test: kube-bins ## Unit tests, then integration tests against a real local control plane
+test: kube-bins browser-deps ## Unit tests, then integration tests against a real local control plane
 	$(CARGO) test --workspace --exclude fhir-app-operator-tests
 	$(CARGO) build -p fhir-app-operator -p kube-local --bin fhir-app-operator --bin kube-local
 	$(CARGO) test -p fhir-app-operator-tests --no-run
@@ -37,6 +37,10 @@ bench: kube-bins ## Benchmark BENCH_N client apps and 10x (BENCH_ARGS); writes b
 	$(CARGO) build -q -p kube-local
 	nice -n 5 $(CARGO) build --release -p fhir-app-operator -p entra-emulator -p fhir-app-operator-bench
 	target/release/fhir-bench --n $(BENCH_N) $(BENCH_ARGS)
+
+.PHONY: browser-deps
+browser-deps: ## Debian's chromium and playwright-core (cached outside the repo) for the emulator's browser test
+	@bash hack/browser/install.sh >/dev/null
 
 .PHONY: kube-bins
 kube-bins: ## Build (once, cached by version) etcd, kube-apiserver, kube-controller-manager, kubectl

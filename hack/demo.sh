@@ -33,10 +33,12 @@ eval "$(target/debug/kube-local up --dir "$demo/cluster" | tail -n 1)"
 kubectl version 2>/dev/null | sed 's/^/  /'
 
 step "Starting the Entra ID emulator"
-# The operator's app holds the least privilege plus the two consent permissions the examples opt into.
+# The operator's app holds the least privilege plus the two consent permissions the examples opt into;
+# a directory user can sign in to the demo's apps from a browser (emulator/README.md, "Users sign in").
 target/debug/entra-emulator --listen 127.0.0.1:0 --state-file "$demo/emulator-state.json" \
   --ca-file "$demo/emulator-ca.pem" --permission Application.ReadWrite.OwnedBy --permission Application.Read.All \
-  --permission AppRoleAssignment.ReadWrite.All --permission DelegatedPermissionGrant.ReadWrite.All >"$demo/emulator.env" 2>"$demo/emulator.log" &
+  --permission AppRoleAssignment.ReadWrite.All --permission DelegatedPermissionGrant.ReadWrite.All \
+  --user "clinician@contoso.example:Demo-Passw0rd:Dr Demo Clinician" >"$demo/emulator.env" 2>"$demo/emulator.log" &
 echo $! >>"$demo/pids"
 for _ in $(seq 100); do grep -q '^CA_FILE=' "$demo/emulator.env" && break; sleep 0.1; done
 grep -q '^CA_FILE=' "$demo/emulator.env" || { cat "$demo/emulator.log"; exit 1; }

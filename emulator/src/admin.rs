@@ -27,6 +27,9 @@ pub async fn state(State(sh): State<Arc<Shared>>) -> Response {
             "service_principals": t.sps.iter().map(|sp| { let mut v = sp.body.clone(); v["owners"] = json!(sp.owners); v }).collect::<Vec<_>>(),
             "app_role_assignments": t.assignments,
             "oauth2_permission_grants": t.grants,
+            // Users without their password hash; groups with their members.
+            "users": t.users.iter().map(|u| { let mut v = u.body.clone(); v["admin"] = json!(u.admin); v }).collect::<Vec<_>>(),
+            "groups": t.groups.iter().map(|g| { let mut v = g.body.clone(); v["members"] = json!(g.members); v }).collect::<Vec<_>>(),
         }));
     }
     Json(json!({"tenants": tenants, "trusted_issuers": st.trusted_issuers.keys().collect::<Vec<_>>()})).into_response()
@@ -164,4 +167,68 @@ fn bad_request(message: impl std::fmt::Display) -> Response {
         Json(json!({"error": message.to_string()})),
     )
         .into_response()
+}
+
+/// Parses a JSON body and applies it to one tenant (404 if there is none); the change is saved.
+fn change_tenant<T: serde::de::DeserializeOwned>(
+    sh: &Shared,
+    tid: &str,
+    body: &[u8],
+    f: impl FnOnce(&mut store::Tenant, T) -> anyhow::Result<Value>,
+) -> Response {
+    let v: T = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return bad_request(e.to_string()),
+    };
+    let mut st = sh.store.lock().unwrap();
+    let Some(t) = st.tenants.get_mut(&tid.to_ascii_lowercase()) else {
+        let msg = json!({"error": format!("no tenant '{tid}'")});
+        return (StatusCode::NOT_FOUND, Json(msg)).into_response();
+    };
+    match f(t, v) {
+        Ok(out) => {
+            sh.persist(&st);
+            (StatusCode::CREATED, Json(out)).into_response()
+        }
+        Err(e) => bad_request(e.to_string()),
+    }
+}
+
+/// `POST /_emulator/tenants/{tid}/users` with a `UserConfig` (JSON): adds or replaces a user.
+pub async fn add_user(
+    State(sh): State<Arc<Shared>>,
+    Path(tid): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    change_tenant(&sh, &tid, &body, |t, u: crate::UserConfig| {
+        let id = crate::directory::add_user(t, &u)?;
+        Ok(crate::directory::user_by_id(t, &id)
+            .map(|u| u.body.clone())
+            .unwrap_or_default())
+    })
+}
+
+/// `POST /_emulator/tenants/{tid}/groups` with a `GroupConfig` (JSON).
+pub async fn add_group(
+    State(sh): State<Arc<Shared>>,
+    Path(tid): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    change_tenant(&sh, &tid, &body, |t, g: crate::GroupConfig| {
+        let id = crate::directory::add_group(t, &g)?;
+        Ok(json!({"id": id, "displayName": g.display_name}))
+    })
+}
+
+/// `POST /_emulator/sign-in/age` `{"seconds": N}`: makes every authorization code, refresh token
+/// and device code N seconds older, so tests can see them expire (AADSTS70008, 700084).
+pub async fn age_flows(State(sh): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
+    let secs = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["seconds"].as_i64());
+    let Some(n) = secs else {
+        return bad_request("expected {\"seconds\": N}");
+    };
+    sh.flows.lock().unwrap().age(n);
+    StatusCode::NO_CONTENT.into_response()
 }

@@ -558,6 +558,7 @@ fn route(r: &Req, t: &mut Tenant, segs: &[String]) -> R {
             }
         }
         "oauth2PermissionGrants" => grants(r, t, key.map(|k| k.1).or(segs.get(1).cloned())),
+        "users" | "groups" if m == Method::GET => directory_read(r, t, &root, &segs[1..]),
         "directory" if segs.get(1).map(String::as_str) == Some("deletedItems") => {
             deleted_items(r, t, &segs[2..])
         }
@@ -566,6 +567,82 @@ fn route(r: &Req, t: &mut Tenant, segs: &[String]) -> R {
             "BadRequest",
             format!("Resource not found for the segment '{root}'."),
         )),
+    }
+}
+
+/// `GET /users`, `/users/{id|upn}`, `/users/{id}/appRoleAssignments`, `/groups`, `/groups/{id}`,
+/// `/groups/{id}/members` (read-only; users and groups come from the config and the admin API).
+fn directory_read(r: &Req, t: &Tenant, root: &str, rest: &[String]) -> R {
+    if !r.can_read() {
+        return Err(denied());
+    }
+    let users: Vec<Value> = t.users.iter().map(|u| u.body.clone()).collect();
+    let with_type = |v: &Value, ty: &str| {
+        let mut v = v.clone();
+        v["@odata.type"] = json!(format!("#microsoft.graph.{ty}"));
+        v
+    };
+    match (root, rest.first(), rest.get(1).map(String::as_str)) {
+        ("users", None, _) => list_response(
+            r,
+            "users",
+            users,
+            &["id", "userPrincipalName", "displayName"],
+        ),
+        ("groups", None, _) => {
+            let gs = t.groups.iter().map(|g| g.body.clone()).collect();
+            list_response(r, "groups", gs, &["id", "displayName"])
+        }
+        ("users", Some(id), sub) => {
+            let u = users
+                .iter()
+                .find(|u| s(u, "id") == *id || s(u, "userPrincipalName").eq_ignore_ascii_case(id))
+                .ok_or_else(|| not_found(id))?;
+            match sub {
+                None => Ok(json_resp(
+                    StatusCode::OK,
+                    &with_context(r.ctx("users/$entity"), u),
+                )),
+                Some("appRoleAssignments") => {
+                    let items = t
+                        .assignments
+                        .iter()
+                        .filter(|a| s(a, "principalId") == s(u, "id"))
+                        .cloned()
+                        .collect();
+                    list_response(
+                        r,
+                        &format!("users('{}')/appRoleAssignments", s(u, "id")),
+                        items,
+                        &["resourceId", "appRoleId"],
+                    )
+                }
+                Some(_) => Err(bad("Unsupported request.")),
+            }
+        }
+        ("groups", Some(id), sub) => {
+            let g = t
+                .groups
+                .iter()
+                .find(|g| s(&g.body, "id") == *id)
+                .ok_or_else(|| not_found(id))?;
+            match sub {
+                None => Ok(json_resp(
+                    StatusCode::OK,
+                    &with_context(r.ctx("groups/$entity"), &g.body),
+                )),
+                Some("members") => {
+                    let items = users
+                        .iter()
+                        .filter(|u| g.members.contains(&s(u, "id")))
+                        .map(|u| with_type(u, "user"))
+                        .collect();
+                    list_response(r, "directoryObjects", items, &["id"])
+                }
+                Some(_) => Err(bad("Unsupported request.")),
+            }
+        }
+        _ => Err(bad("Unsupported request.")),
     }
 }
 
@@ -2240,11 +2317,22 @@ fn assignments(r: &Req, t: &mut Tenant, i: usize, assigned_to: bool, rest: &[Str
                     "The principalId in the request body must match the service principal in the request URL.",
                 ));
             }
-            let Some(pi) = t
+            // A principal is a service principal, or (on appRoleAssignedTo) a user or a group.
+            let principal = match t
                 .sp_idx(&principal_id)
                 .filter(|j| r.visible(t.sps[*j].visible_from_ms))
-            else {
+            {
+                Some(pi) => Some(("ServicePrincipal", s(&t.sps[pi].body, "displayName"))),
+                None if assigned_to => crate::directory::principal(t, &principal_id),
+                None => None,
+            };
+            let Some((ptype, pname)) = principal else {
                 return Err(not_found(&principal_id));
+            };
+            let member = if ptype == "ServicePrincipal" {
+                "Application"
+            } else {
+                "User"
             };
             let Some(ri) = t
                 .sp_idx(&resource_id)
@@ -2259,7 +2347,7 @@ fn assignments(r: &Req, t: &mut Tenant, i: usize, assigned_to: bool, rest: &[Str
                         s(x, "id") == role_id
                             && x["allowedMemberTypes"]
                                 .as_array()
-                                .is_some_and(|m| m.iter().any(|m| m == "Application"))
+                                .is_some_and(|m| m.iter().any(|m| m == member))
                     })
                 });
             if !role_ok {
@@ -2276,8 +2364,8 @@ fn assignments(r: &Req, t: &mut Tenant, i: usize, assigned_to: bool, rest: &[Str
                     "Permission being assigned already exists on the object",
                 ));
             }
-            let pname = s(&t.sps[pi].body, "displayName");
-            let a = new_assignment(&principal_id, &pname, &role_id, &resource, r.now);
+            let mut a = new_assignment(&principal_id, &pname, &role_id, &resource, r.now);
+            a["principalType"] = json!(ptype);
             t.assignments.push(a.clone());
             Ok(json_resp(
                 StatusCode::CREATED,

@@ -8,13 +8,22 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 mod admin;
+mod authorize;
+mod consent;
 pub mod crypto;
+mod device;
+pub mod directory;
+mod flows;
+mod grants;
 mod graph;
 mod login;
+mod pages;
 mod query;
 mod server;
+mod signout;
 pub mod store;
 
+pub use directory::{GroupConfig, UserConfig};
 pub use server::CallRecord;
 
 /// How the emulator is set up. Every field has a default (`Config::default()`); a config file
@@ -71,6 +80,10 @@ pub struct TenantConfig {
     /// Whether the "Azure Healthcare APIs" first-party service principal is in the tenant (it is
     /// once someone has used Azure Health Data Services there, or ran `az ad sp create --id …`).
     pub healthcare_service_principal: bool,
+    /// Directory users who can sign in (none by default).
+    pub users: Vec<UserConfig>,
+    /// Security groups (users name theirs in `UserConfig::groups` too).
+    pub groups: Vec<GroupConfig>,
 }
 
 impl Default for TenantConfig {
@@ -82,6 +95,8 @@ impl Default for TenantConfig {
             verified_domains: vec!["contoso.onmicrosoft.com".into(), "contoso.example".into()],
             apps: vec![BootstrapApp::default()],
             healthcare_service_principal: true,
+            users: vec![],
+            groups: vec![],
         }
     }
 }

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 /// A local, stateful emulator of Microsoft Entra ID: the Microsoft Graph v1.0 application-registration
 /// API (applications, credentials, federated identity credentials, service principals, app role
 /// assignments, oauth2PermissionGrants, deleted items) and the identity platform's token endpoint
-/// (client credentials with a secret, a certificate assertion or a federated assertion), over HTTPS.
+/// (client credentials with a secret, a certificate assertion or a federated assertion), over HTTPS;
+/// and users signing in: directory users and groups (--user), /{tenant}/oauth2/v2.0/authorize (and v1
+/// /oauth2/authorize) with sign-in and consent pages, authorization codes with PKCE, refresh tokens,
+/// the device-code flow (/oauth2/v2.0/devicecode, /devicelogin), logout and /oidc/userinfo.
 ///
 /// At start it generates a CA, writes the CA certificate (PEM) to --ca-file, and once it is serving
 /// prints lines a shell can `eval`:
@@ -24,7 +27,8 @@ use std::path::PathBuf;
 ///
 /// Admin API (same listener, no auth): GET /_emulator/state, GET|DELETE /_emulator/calls,
 /// GET /_emulator/calls/summary, GET|PUT /_emulator/realism, POST /_emulator/tenants,
-/// POST /_emulator/tenants/{tid}/admin-token, POST /_emulator/trusted-issuers.
+/// POST /_emulator/tenants/{tid}/admin-token, POST /_emulator/tenants/{tid}/users|groups,
+/// POST /_emulator/sign-in/age, POST /_emulator/trusted-issuers.
 /// Logs go to stderr (RUST_LOG=debug for more). Stops on SIGINT/SIGTERM.
 #[derive(Parser, Debug)]
 #[command(name = "entra-emulator", version, verbatim_doc_comment)]
@@ -34,7 +38,8 @@ struct Args {
     listen: std::net::SocketAddr,
     /// A config file (YAML or JSON) with any fields of the library's `Config`: listen, tenants
     /// [{tenant_id, verified_domains, apps:[{client_id, display_name, client_secret, certificate_pem,
-    /// federated:[{issuer, subject, audience}], permissions}]}], state_file, ca_file, realism{…},
+    /// federated:[{issuer, subject, audience}], permissions}], users:[{user_principal_name, password,
+    /// display_name, object_id, groups, admin}], groups:[{display_name, object_id}]}], state_file, ca_file, realism{…},
     /// trusted_issuers [{issuer, jwks}], signing_key_pem, default_sign_in_audience, hostnames.
     /// Flags given on the command line override the file.
     #[arg(long)]
@@ -67,6 +72,10 @@ struct Args {
     /// DelegatedPermissionGrant.ReadWrite.All, Directory.Read.All, Directory.ReadWrite.All.
     #[arg(long = "permission")]
     permissions: Vec<String>,
+    /// A directory user of the first tenant who can sign in (repeatable):
+    /// UPN:PASSWORD[:DISPLAY NAME[:GROUP,GROUP…]], e.g. `ada@contoso.example:Passw0rd!:Ada Lovelace:clinicians`.
+    #[arg(long = "user")]
+    users: Vec<String>,
     /// Persist state to this JSON file (loaded at start, saved on every change).
     #[arg(long)]
     state_file: Option<PathBuf>,
@@ -166,6 +175,9 @@ async fn main() -> anyhow::Result<()> {
         }
         if !a.permissions.is_empty() {
             app.permissions = a.permissions.clone();
+        }
+        for u in &a.users {
+            t.users.push(entra_emulator::directory::parse_user_flag(u)?);
         }
     }
     for ti in &a.trust_issuers {

@@ -75,6 +75,8 @@ pub struct Shared {
     pub http: reqwest::Client,
     pub default_sign_in_audience: String,
     pub token_lifetime_secs: u64,
+    /// Sign-in state kept in memory only: pending requests, sessions, codes, refresh tokens.
+    pub flows: Mutex<crate::flows::Flows>,
 }
 
 impl Shared {
@@ -302,6 +304,12 @@ pub fn add_tenant(store: &mut Store, tc: &TenantConfig, default_aud: &str) -> an
     for a in &tc.apps {
         bootstrap_app(t, a, default_aud)?;
     }
+    for g in &tc.groups {
+        crate::directory::add_group(t, g)?;
+    }
+    for u in &tc.users {
+        crate::directory::add_user(t, u)?;
+    }
     Ok(())
 }
 
@@ -389,6 +397,7 @@ pub async fn start(config: Config) -> anyhow::Result<crate::Running> {
         http,
         default_sign_in_audience: config.default_sign_in_audience.clone(),
         token_lifetime_secs: config.token_lifetime_secs,
+        flows: Mutex::new(crate::flows::Flows::default()),
     });
     {
         let st = shared.store.lock().unwrap();
@@ -453,6 +462,15 @@ fn router(shared: Arc<Shared>) -> axum::Router {
             post(crate::admin::admin_token),
         )
         .route(
+            "/_emulator/tenants/{tid}/users",
+            post(crate::admin::add_user),
+        )
+        .route(
+            "/_emulator/tenants/{tid}/groups",
+            post(crate::admin::add_group),
+        )
+        .route("/_emulator/sign-in/age", post(crate::admin::age_flows))
+        .route(
             "/_emulator/trusted-issuers",
             post(crate::admin::trust_issuer),
         )
@@ -462,8 +480,43 @@ fn router(shared: Arc<Shared>) -> axum::Router {
             "/common/discovery/instance",
             get(crate::login::instance_discovery),
         )
-        .route("/{tenant}/oauth2/v2.0/token", post(crate::login::token))
-        .route("/{tenant}/oauth2/token", post(crate::login::token))
+        .route(
+            "/{tenant}/oauth2/v2.0/token",
+            post(crate::login::token)
+                .options(crate::grants::preflight)
+                .get(crate::grants::wrong_verb),
+        )
+        .route(
+            "/{tenant}/oauth2/token",
+            post(crate::login::token)
+                .options(crate::grants::preflight)
+                .get(crate::grants::wrong_verb),
+        )
+        .route(
+            "/{tenant}/oauth2/v2.0/authorize",
+            get(crate::authorize::authorize).post(crate::authorize::authorize),
+        )
+        .route(
+            "/{tenant}/oauth2/authorize",
+            get(crate::authorize::authorize).post(crate::authorize::authorize),
+        )
+        .route("/{tenant}/login", post(crate::authorize::login))
+        .route("/{tenant}/oauth2/v2.0/logout", get(crate::signout::logout))
+        .route("/{tenant}/oauth2/logout", get(crate::signout::logout))
+        .route("/oidc/userinfo", get(crate::signout::userinfo))
+        .route(
+            "/{tenant}/oauth2/v2.0/devicecode",
+            post(crate::device::devicecode),
+        )
+        .route(
+            "/{tenant}/oauth2/devicecode",
+            post(crate::device::devicecode),
+        )
+        .route(
+            "/devicelogin",
+            get(crate::device::page).post(crate::device::enter),
+        )
+        .route("/{tenant}/consent", post(crate::authorize::consent))
         .route(
             "/{tenant}/v2.0/.well-known/openid-configuration",
             get(crate::login::openid_v2),

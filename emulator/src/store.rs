@@ -107,6 +107,10 @@ pub struct Tenant {
     pub assignments: Vec<Value>,
     #[serde(default)]
     pub grants: Vec<Value>,
+    #[serde(default)]
+    pub users: Vec<crate::directory::UserRec>,
+    #[serde(default)]
+    pub groups: Vec<crate::directory::GroupRec>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, Default)]

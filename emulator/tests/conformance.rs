@@ -2,6 +2,7 @@
 //! emulator and compare status codes, the Graph-relevant response header names, and the JSON property
 //! names and types of each body. Writes the report to `emulator/CONFORMANCE.md`.
 mod common;
+mod recorded_signin;
 use common::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -572,7 +573,7 @@ async fn conformance_with_recorded_graph_traffic() {
     writeln!(md, "Every Graph and login request recorded in `shared/graph-recordings/` is replayed against a fresh emulator (one per file),").unwrap();
     writeln!(md, "with recorded ids mapped to the ids the emulator returned. Compared: status code, the Graph-relevant response header").unwrap();
     writeln!(md, "names (Graph: {}; login: {}), the content type, and the JSON property names and value types of each body", GRAPH_HEADERS.join(", "), LOGIN_HEADERS.join(", ")).unwrap();
-    writeln!(md, "(for `value` lists also the element count).\n").unwrap();
+    writeln!(md, "(for `value` lists also the element count). The sign-in recordings of `shared/recordings-more/` follow in their own section.\n").unwrap();
     writeln!(md, "**Exchanges matched: {matched} / {total}.**\n").unwrap();
     writeln!(
         md,
@@ -636,6 +637,8 @@ async fn conformance_with_recorded_graph_traffic() {
             writeln!(md, "{row}").unwrap();
         }
     }
+    let signin = recorded_signin::report().await;
+    md.push_str(&signin.markdown);
     println!("{md}");
     let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("CONFORMANCE.md");
     std::fs::write(&out, &md).unwrap();
@@ -645,6 +648,17 @@ async fn conformance_with_recorded_graph_traffic() {
         "{} differences in operations the operator uses:\n{:#?}",
         used_diffs.len(),
         used_diffs
+    );
+    assert!(
+        signin.unexplained.is_empty(),
+        "sign-in recordings: {:#?}",
+        signin.unexplained
+    );
+    assert!(
+        signin.total >= 15,
+        "expected 15+ sign-in exchanges, found {} ({} matched)",
+        signin.total,
+        signin.matched
     );
     assert!(
         total >= 100,

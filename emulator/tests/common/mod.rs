@@ -1,5 +1,7 @@
 //! Shared helpers for the emulator's integration tests.
 #![allow(dead_code)]
+pub mod signin;
+
 use entra_emulator::crypto::{self, Jwt};
 use entra_emulator::{Config, Running};
 use serde_json::{Value, json};
@@ -161,20 +163,19 @@ pub fn err_code(r: &Resp) -> String {
     r.body["error"]["code"].as_str().unwrap_or("").to_string()
 }
 
+/// The first tenant's v2.0 OpenID configuration.
+pub async fn openid_configuration(c: &reqwest::Client, emu: &Running) -> Value {
+    let url = format!(
+        "{}{}/v2.0/.well-known/openid-configuration",
+        emu.authority_host(),
+        emu.tenant_id()
+    );
+    c.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// Verifies a token against the emulator's published JWKS; returns its claims.
 pub async fn verify_with_jwks(c: &reqwest::Client, emu: &Running, token: &str) -> Value {
-    let disc: Value = c
-        .get(format!(
-            "{}{}/v2.0/.well-known/openid-configuration",
-            emu.authority_host(),
-            emu.tenant_id()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let disc = openid_configuration(c, emu).await;
     let jwks: Value = c
         .get(disc["jwks_uri"].as_str().unwrap())
         .send()

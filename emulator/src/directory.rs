@@ -1,0 +1,291 @@
+//! Directory users and groups of a tenant (from the config file, `--user`/`--group` flags and the
+//! admin API), the passwords users sign in with, and the app roles a user holds on a resource —
+//! assigned directly or through a group.
+use crate::crypto;
+use crate::server::random_guid;
+use crate::store::{Tenant, s};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// A user of a tenant, as given in the config file or `POST /_emulator/tenants/{tid}/users`.
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct UserConfig {
+    pub user_principal_name: String,
+    pub password: String,
+    /// Default: the part of the user principal name before `@`.
+    pub display_name: String,
+    /// Default: a random GUID.
+    pub object_id: Option<String>,
+    /// Groups (display name or object id) the user is a member of; created when missing.
+    pub groups: Vec<String>,
+    /// A tenant administrator: may consent to Admin-type scopes for the whole organisation.
+    pub admin: bool,
+}
+
+/// A security group, as given in the config file or `POST /_emulator/tenants/{tid}/groups`.
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct GroupConfig {
+    pub display_name: String,
+    pub object_id: Option<String>,
+}
+
+/// A stored user: its Graph entity and a salted password hash (the password itself is not kept).
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
+pub struct UserRec {
+    pub body: Value,
+    pub salt: String,
+    pub password_sha256: String,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
+pub struct GroupRec {
+    pub body: Value,
+    /// Object ids of the member users.
+    pub members: Vec<String>,
+}
+
+fn hash(salt: &str, password: &str) -> String {
+    let d = crypto::sha256(format!("{salt}:{password}").as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn object_id(given: &Option<String>) -> anyhow::Result<String> {
+    match given {
+        Some(id) if uuid::Uuid::parse_str(id).is_ok() => Ok(id.to_ascii_lowercase()),
+        Some(id) => anyhow::bail!("object id '{id}' is not a GUID"),
+        None => Ok(random_guid()),
+    }
+}
+
+/// Adds a group (or finds the one with this display name or id); returns its object id.
+pub fn add_group(t: &mut Tenant, g: &GroupConfig) -> anyhow::Result<String> {
+    if let Some(found) = t.groups.iter().find(|x| {
+        s(&x.body, "displayName") == g.display_name
+            || g.object_id.as_deref() == Some(s(&x.body, "id").as_str())
+    }) {
+        return Ok(s(&found.body, "id"));
+    }
+    if g.display_name.trim().is_empty() {
+        anyhow::bail!("a group needs a display_name");
+    }
+    let id = object_id(&g.object_id)?;
+    let nick: String = g
+        .display_name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    t.groups.push(GroupRec {
+        body: json!({"id": id, "deletedDateTime": null, "description": null, "displayName": g.display_name,
+            "groupTypes": [], "mail": null, "mailEnabled": false, "mailNickname": nick,
+            "securityEnabled": true, "visibility": null}),
+        members: vec![],
+    });
+    Ok(id)
+}
+
+/// Adds (or replaces, by user principal name) a user; returns its object id.
+pub fn add_user(t: &mut Tenant, u: &UserConfig) -> anyhow::Result<String> {
+    let upn = u.user_principal_name.trim().to_ascii_lowercase();
+    let Some((local, _domain)) = upn.split_once('@') else {
+        anyhow::bail!("user principal name '{upn}' has no '@domain'");
+    };
+    if u.password.is_empty() {
+        anyhow::bail!("user '{upn}' needs a password");
+    }
+    let existing = t
+        .users
+        .iter()
+        .position(|x| s(&x.body, "userPrincipalName") == upn);
+    let id = match existing {
+        Some(i) => s(&t.users[i].body, "id"),
+        None => object_id(&u.object_id)?,
+    };
+    let name = if u.display_name.is_empty() {
+        local.to_string()
+    } else {
+        u.display_name.clone()
+    };
+    let salt = random_guid();
+    let rec = UserRec {
+        body: json!({"businessPhones": [], "displayName": name, "givenName": null, "jobTitle": null,
+            "mail": null, "mobilePhone": null, "officeLocation": null, "preferredLanguage": null,
+            "surname": null, "userPrincipalName": upn, "id": id}),
+        password_sha256: hash(&salt, &u.password),
+        salt,
+        admin: u.admin,
+    };
+    match existing {
+        Some(i) => t.users[i] = rec,
+        None => t.users.push(rec),
+    }
+    for g in &u.groups {
+        let gid = add_group(
+            t,
+            &GroupConfig {
+                display_name: g.clone(),
+                object_id: None,
+            },
+        )?;
+        let grp = t
+            .groups
+            .iter_mut()
+            .find(|x| s(&x.body, "id") == gid)
+            .unwrap();
+        if !grp.members.contains(&id) {
+            grp.members.push(id.clone());
+        }
+    }
+    Ok(id)
+}
+
+/// The user with this user principal name (case-insensitive).
+pub fn user_by_upn<'a>(t: &'a Tenant, upn: &str) -> Option<&'a UserRec> {
+    let upn = upn.trim().to_ascii_lowercase();
+    t.users
+        .iter()
+        .find(|u| s(&u.body, "userPrincipalName") == upn)
+}
+
+pub fn user_by_id<'a>(t: &'a Tenant, id: &str) -> Option<&'a UserRec> {
+    t.users.iter().find(|u| s(&u.body, "id") == id)
+}
+
+/// Whether `password` is this user's password.
+pub fn password_ok(u: &UserRec, password: &str) -> bool {
+    let want = u.password_sha256.as_bytes();
+    let got = hash(&u.salt, password);
+    // Compare every byte, so the time taken does not tell how much of the hash matched.
+    want.len() == got.len()
+        && want
+            .iter()
+            .zip(got.as_bytes())
+            .fold(0u8, |a, (x, y)| a | (x ^ y))
+            == 0
+}
+
+/// The user's object id followed by the ids of the groups it is a member of.
+pub fn principal_ids(t: &Tenant, user_id: &str) -> Vec<String> {
+    let mut ids = vec![user_id.to_string()];
+    ids.extend(
+        t.groups
+            .iter()
+            .filter(|g| g.members.iter().any(|m| m == user_id))
+            .map(|g| s(&g.body, "id")),
+    );
+    ids
+}
+
+/// Whether the user, or a group it is in, holds an app role assignment on the service principal.
+pub fn assigned(t: &Tenant, user_id: &str, sp_id: &str) -> bool {
+    let ids = principal_ids(t, user_id);
+    t.assignments
+        .iter()
+        .any(|a| s(a, "resourceId") == sp_id && ids.contains(&s(a, "principalId")))
+}
+
+/// Values of the enabled app roles the user holds on `resource_sp`, directly or through a group.
+pub fn user_roles(t: &Tenant, user_id: &str, resource_sp: &Value) -> Vec<String> {
+    role_values(t, &principal_ids(t, user_id), resource_sp)
+}
+
+/// Values of the enabled app roles of `resource_sp` assigned to any of `principals`, sorted.
+pub fn role_values(t: &Tenant, principals: &[String], resource_sp: &Value) -> Vec<String> {
+    let rid = s(resource_sp, "id");
+    let mut roles: Vec<String> = t
+        .assignments
+        .iter()
+        .filter(|a| s(a, "resourceId") == rid && principals.contains(&s(a, "principalId")))
+        .filter_map(|a| {
+            let role_id = s(a, "appRoleId");
+            resource_sp["appRoles"]
+                .as_array()?
+                .iter()
+                .find(|r| s(r, "id") == role_id && r["isEnabled"] != json!(false))
+                .map(|r| s(r, "value"))
+        })
+        .collect();
+    roles.sort();
+    roles.dedup();
+    roles
+}
+
+/// A principal's Graph `@odata.type` and display name, for app role assignments to users and groups.
+pub fn principal(t: &Tenant, id: &str) -> Option<(&'static str, String)> {
+    if let Some(u) = user_by_id(t, id) {
+        return Some(("User", s(&u.body, "displayName")));
+    }
+    t.groups
+        .iter()
+        .find(|g| s(&g.body, "id") == id)
+        .map(|g| ("Group", s(&g.body, "displayName")))
+}
+
+/// Parses a `--user UPN:PASSWORD[:DISPLAY NAME[:GROUP,GROUP…]]` flag.
+pub fn parse_user_flag(v: &str) -> anyhow::Result<UserConfig> {
+    let mut parts = v.splitn(4, ':');
+    let upn = parts.next().unwrap_or_default().to_string();
+    let password = parts.next().unwrap_or_default().to_string();
+    if upn.is_empty() || password.is_empty() {
+        anyhow::bail!("--user wants UPN:PASSWORD[:DISPLAY NAME[:GROUP,GROUP…]]");
+    }
+    Ok(UserConfig {
+        user_principal_name: upn,
+        password,
+        display_name: parts.next().unwrap_or_default().to_string(),
+        groups: parts
+            .next()
+            .map(|g| {
+                g.split(',')
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_groups_and_passwords() {
+        let mut t = Tenant::new("72f988bf-0000-4000-8000-000000000001", vec![], false);
+        let id = add_user(
+            &mut t,
+            &UserConfig {
+                user_principal_name: "Ada@Contoso.Example".into(),
+                password: "pw-1".into(),
+                groups: vec!["clinicians".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let u = user_by_upn(&t, "ada@contoso.example").unwrap();
+        assert_eq!(s(&u.body, "displayName"), "ada");
+        assert!(password_ok(u, "pw-1"));
+        assert!(!password_ok(u, "pw-2"));
+        assert!(!u.password_sha256.contains("pw-1"));
+        let ids = principal_ids(&t, &id);
+        assert_eq!(ids.len(), 2);
+        assert_eq!(principal(&t, &ids[1]).unwrap().0, "Group");
+        assert!(
+            add_user(
+                &mut t,
+                &UserConfig {
+                    user_principal_name: "nodomain".into(),
+                    password: "x".into(),
+                    ..Default::default()
+                }
+            )
+            .is_err()
+        );
+        let f = parse_user_flag("bob@contoso.example:s3cret:Bob B:g1,g2").unwrap();
+        assert_eq!((f.display_name.as_str(), f.groups.len()), ("Bob B", 2));
+    }
+}
