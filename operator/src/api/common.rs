@@ -4,11 +4,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// API group of the custom resources.
-pub const GROUP: &str = "fhirapps.io";
-/// API version of the custom resources.
-pub const VERSION: &str = "v1alpha1";
-
 /// A Go-style duration as the operator parses it (`0`, `720h`, `1h30m`; units h, m, s, ms).
 pub const DURATION_PATTERN: &str = r"^(0|([0-9]+(\.[0-9]+)?(ms|s|m|h))+)$";
 

@@ -158,17 +158,41 @@ pub struct GraphClient {
     retry: RetryPolicy,
 }
 
-/// Whether a 404 right after a write should be retried (replication lag).
+/// The retry policy of a call, by its class: what a 404 means for it. Throttling, 5xx and dropped
+/// connections are retried for every class (honouring `Retry-After`), a stale token once.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Lag {
+    /// Reading or changing what was just written: a 404 is replication lag, retried.
     Retry,
-    /// Retry a 404 only a few times (about 7 s): for lookups where absence is the common answer.
+    /// A lookup before a delete: absence is the common answer, so a 404 is retried only a few
+    /// times (about 7 s), long enough for an object created moments ago to appear.
     Brief,
+    /// A lookup where absence is an answer: a 404 is returned at once.
     NoRetry,
 }
 
 /// Attempts within which [`Lag::Brief`] retries a 404 (waits of 1, 2 and 4 s).
 const BRIEF_LAG_ATTEMPTS: u32 = 3;
+
+impl Lag {
+    /// The wait before attempt `attempt + 1` of a call of this class that failed with `err`, or
+    /// `None` when the error is its answer (a stale token is handled by the caller).
+    fn wait(self, err: &GraphError, attempt: u32, retry: &RetryPolicy) -> Option<Duration> {
+        match err {
+            GraphError::Throttled { .. }
+            | GraphError::Transient { .. }
+            | GraphError::Transport(_) => {
+                Some(err.retry_after().unwrap_or_else(|| retry.backoff(attempt)))
+            }
+            GraphError::ReplicationLag { .. } => Some(retry.backoff(attempt)),
+            GraphError::NotFound { .. } if self == Lag::Retry => Some(retry.backoff(attempt)),
+            GraphError::NotFound { .. } if self == Lag::Brief && attempt <= BRIEF_LAG_ATTEMPTS => {
+                Some(retry.backoff(attempt))
+            }
+            _ => None,
+        }
+    }
+}
 
 impl GraphClient {
     pub fn new(
@@ -335,18 +359,7 @@ impl GraphClient {
             };
             attempt += 1;
             let wait = match &err {
-                GraphError::Throttled { .. }
-                | GraphError::Transient { .. }
-                | GraphError::Transport(_) => err
-                    .retry_after()
-                    .unwrap_or_else(|| self.retry.backoff(attempt)),
-                GraphError::ReplicationLag { .. } => self.retry.backoff(attempt),
-                GraphError::NotFound { .. } if lag == Lag::Retry => self.retry.backoff(attempt),
-                GraphError::NotFound { .. }
-                    if lag == Lag::Brief && attempt <= BRIEF_LAG_ATTEMPTS =>
-                {
-                    self.retry.backoff(attempt)
-                }
+                // A token the directory no longer accepts: a fresh one, once, at once.
                 GraphError::Auth {
                     permanent: false, ..
                 } if !reauthed => {
@@ -354,7 +367,10 @@ impl GraphClient {
                     *self.token.lock().await = None;
                     Duration::ZERO
                 }
-                _ => return Err(err),
+                _ => match lag.wait(&err, attempt, &self.retry) {
+                    Some(wait) => wait,
+                    None => return Err(err),
+                },
             };
             if attempt >= self.retry.max_attempts {
                 return Err(err);
@@ -633,21 +649,12 @@ impl GraphClient {
         &self,
         client_sp: &str,
     ) -> Result<Vec<AppRoleAssignment>, GraphError> {
-        let v = self
-            .send(
-                "listAppRoleAssignments",
-                Method::GET,
-                &format!("/servicePrincipals/{client_sp}/appRoleAssignments"),
-                None,
-                &[],
-                Lag::Retry,
-            )
-            .await?;
-        Ok(decode::<Page<AppRoleAssignment>>(
+        self.list_all(
             "listAppRoleAssignments",
-            v.unwrap_or(json!({"value":[]})),
-        )?
-        .value)
+            &format!("/servicePrincipals/{client_sp}/appRoleAssignments"),
+            Lag::Retry,
+        )
+        .await
     }
 
     pub async fn assign_app_role(
@@ -698,10 +705,7 @@ impl GraphClient {
             "/oauth2PermissionGrants?$filter=clientId eq '{}'",
             odata_quote(client_sp)
         );
-        let v = self
-            .send("listGrants", Method::GET, &path, None, &[], Lag::NoRetry)
-            .await?;
-        Ok(decode::<Page<PermissionGrant>>("listGrants", v.unwrap_or(json!({"value":[]})))?.value)
+        self.list_all("listGrants", &path, Lag::NoRetry).await
     }
 
     pub async fn create_grant(
@@ -780,23 +784,42 @@ impl GraphClient {
         &self,
         object_id: &str,
     ) -> Result<Vec<FederatedIdentityCredential>, GraphError> {
-        let v = self
-            .send(
-                "listFederatedCredentials",
-                Method::GET,
-                &format!("/applications/{object_id}/federatedIdentityCredentials"),
-                None,
-                &[],
-                Lag::Retry,
-            )
-            .await?;
-        Ok(decode::<Page<FederatedIdentityCredential>>(
+        self.list_all(
             "listFederatedCredentials",
-            v.unwrap_or(json!({"value":[]})),
-        )?
-        .value)
+            &format!("/applications/{object_id}/federatedIdentityCredentials"),
+            Lag::Retry,
+        )
+        .await
+    }
+
+    /// Every item of a Graph collection: the first page and each `@odata.nextLink` after it (Graph
+    /// pages at 100 by default). At most [`MAX_PAGES`] pages, so a Graph that keeps linking cannot
+    /// hold a reconcile forever.
+    async fn list_all<T: DeserializeOwned + Default>(
+        &self,
+        op: &'static str,
+        path: &str,
+        lag: Lag,
+    ) -> Result<Vec<T>, GraphError> {
+        let mut items = Vec::new();
+        let mut next = Some(path.to_string());
+        for _ in 0..MAX_PAGES {
+            let Some(url) = next.take() else {
+                return Ok(items);
+            };
+            let v = self.send(op, Method::GET, &url, None, &[], lag).await?;
+            let page: Page<T> = decode(op, v.unwrap_or(json!({"value": []})))?;
+            items.extend(page.value);
+            next = page.next_link;
+        }
+        Err(GraphError::Decode(format!(
+            "{op}: more than {MAX_PAGES} pages"
+        )))
     }
 }
+
+/// Most pages [`GraphClient::list_all`] follows (100 000 items at Graph's default page size).
+const MAX_PAGES: usize = 1000;
 
 /// Reads a response body of at most [`MAX_RESPONSE_BYTES`]; a larger one is refused, not buffered.
 async fn read_body(op: &str, mut resp: reqwest::Response) -> Result<String, GraphError> {
@@ -865,6 +888,34 @@ fn without_url(e: reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_call_class_retries_a_404_as_its_policy_says_and_every_class_waits_out_throttling() {
+        let r = RetryPolicy::default();
+        let not_found = GraphError::NotFound {
+            code: "Request_ResourceNotFound".into(),
+            message: "gone".into(),
+        };
+        assert_eq!(Lag::NoRetry.wait(&not_found, 1, &r), None);
+        assert_eq!(Lag::Retry.wait(&not_found, 5, &r), Some(r.backoff(5)));
+        assert_eq!(Lag::Brief.wait(&not_found, 3, &r), Some(r.backoff(3)));
+        assert_eq!(
+            Lag::Brief.wait(&not_found, 4, &r),
+            None,
+            "about 7 s, then absent"
+        );
+        let throttled = GraphError::Throttled {
+            retry_after: Some(Duration::from_secs(7)),
+        };
+        for class in [Lag::Retry, Lag::Brief, Lag::NoRetry] {
+            assert_eq!(class.wait(&throttled, 1, &r), Some(Duration::from_secs(7)));
+        }
+        let refused = GraphError::BadRequest {
+            code: "Request_BadRequest".into(),
+            message: "no".into(),
+        };
+        assert_eq!(Lag::Retry.wait(&refused, 1, &r), None);
+    }
     use crate::graph::error::{classify, classify_token_error, parse_retry_after};
 
     const CREATE_201: &str = include_str!("testdata/create_201.json");

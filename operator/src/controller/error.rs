@@ -1,0 +1,230 @@
+//! The reconcile error: one enum for both controllers. `category()` is the condition reason and the
+//! metric label, `is_permanent()` decides Stalled versus Reconciling, `requeue_after()` when to retry.
+
+use std::time::Duration;
+
+use crate::desired::client::UnknownEntitlements;
+use crate::graph::GraphError;
+
+use super::outputs;
+
+/// Reconcile errors. `category()` is stable (logs, metrics, events, condition reasons).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error(
+        "Microsoft Graph refused to {action}: {message} Grant the operator's application the Microsoft Graph application permission {permission} (with admin consent), or turn the option off."
+    )]
+    PermissionDenied {
+        action: &'static str,
+        permission: &'static str,
+        message: String,
+    },
+    #[error("Kubernetes API: {}", kube_message(.0))]
+    Kube(#[from] kube::Error),
+    #[error("adding or removing the finalizer: {}", kube_message(.0))]
+    FinalizerPatch(#[source] kube::Error),
+    #[error(transparent)]
+    OutputNotOwned(#[from] outputs::NotOwned),
+    #[error("the API server refused to write {what}: {}", kube_message(.source))]
+    OutputRejected {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "the identifier URI {uri} is already used by another application in this tenant{holder}; give this FhirResourceApp another identifierUri (or fhirUrl), delete the other application, or set spec.adopt: true if that application is this server's own",
+        holder = holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
+    )]
+    IdentifierUriTaken { uri: String, holder: Option<String> },
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
+    #[error("tenant credentials: {0}")]
+    TenantCredentials(String),
+    #[error(
+        "application with uniqueName {unique_name} exists but was not created by this operator for this resource; set spec.adopt: true to take it over"
+    )]
+    NotOwned { unique_name: String },
+    #[error(transparent)]
+    UnknownEntitlement(#[from] UnknownEntitlements),
+    #[error("operator configuration: {0}")]
+    MissingConfig(String),
+    #[error("client certificate: {0}")]
+    Certificate(String),
+    #[error("tenant mismatch: {0}")]
+    TenantMismatch(String),
+    #[error(
+        "the managed FHIR service's first-party application \"Azure Healthcare APIs\" (appId {app_id}) has no service principal in tenant {tenant}, so Entra ID cannot issue tokens for it there; create it once with `az ad sp create --id {app_id}` (a Cloud Application Administrator can), and this client is registered at the next retry",
+        app_id = crate::desired::client::MANAGED_FHIR_APP_ID
+    )]
+    ManagedServicePrincipalMissing { tenant: String },
+}
+
+/// Every condition reason the operator sets: Ready, waiting, and each error category (its own and
+/// the Graph client's). Listed as data so the documentation can be checked against it; `category()`
+/// asserts (in debug builds) that it returns one of these.
+pub const CONDITION_REASONS: &[&str] = &[
+    "Ready",
+    "WaitingForResourceApp",
+    "PermissionDenied",
+    "KubeApi",
+    "SecretNotOwned",
+    "ConfigMapNotOwned",
+    "OutputRejected",
+    "IdentifierUriTaken",
+    "InvalidSpec",
+    "TenantCredentials",
+    "NotOwned",
+    "UnknownEntitlement",
+    "MissingConfig",
+    "TenantMismatch",
+    "Certificate",
+    "ManagedServicePrincipalMissing",
+    "NotFound",
+    "Throttled",
+    "HostNameNotOnVerifiedDomain",
+    "ReplicationLag",
+    "Conflict",
+    "Transient",
+    "BadRequest",
+    "AuthFailed",
+    "Transport",
+    "Decode",
+];
+
+/// Every Event reason besides the condition reasons of Stalled errors (which are Events too).
+pub const EVENT_REASONS: &[&str] = &[
+    "Created",
+    "Updated",
+    "Recreated",
+    "CredentialCreated",
+    "CredentialRotated",
+    "SecretRestored",
+    "FederatedCredentialSet",
+    "Orphaned",
+];
+
+impl Error {
+    pub fn category(&self) -> &'static str {
+        let c = self.category_unchecked();
+        debug_assert!(
+            CONDITION_REASONS.contains(&c),
+            "category {c} is not in CONDITION_REASONS"
+        );
+        c
+    }
+
+    fn category_unchecked(&self) -> &'static str {
+        match self {
+            Self::Graph(e) => e.category(),
+            Self::PermissionDenied { .. } => "PermissionDenied",
+            Self::Kube(_) => "KubeApi",
+            Self::FinalizerPatch(_) => "KubeApi",
+            Self::OutputNotOwned(e) => e.reason(),
+            Self::OutputRejected { .. } => "OutputRejected",
+            Self::IdentifierUriTaken { .. } => "IdentifierUriTaken",
+            Self::InvalidSpec(_) => "InvalidSpec",
+            Self::TenantCredentials(_) => "TenantCredentials",
+            Self::NotOwned { .. } => "NotOwned",
+            Self::UnknownEntitlement(_) => "UnknownEntitlement",
+            Self::MissingConfig(_) => "MissingConfig",
+            Self::TenantMismatch(_) => "TenantMismatch",
+            Self::Certificate(_) => "Certificate",
+            Self::ManagedServicePrincipalMissing { .. } => "ManagedServicePrincipalMissing",
+        }
+    }
+
+    /// Needs a human: reported as Stalled, retried slowly.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Graph(e) => e.is_permanent(),
+            Self::PermissionDenied { .. }
+            | Self::InvalidSpec(_)
+            | Self::TenantCredentials(_)
+            | Self::NotOwned { .. }
+            | Self::UnknownEntitlement(_)
+            | Self::MissingConfig(_)
+            | Self::TenantMismatch(_)
+            | Self::ManagedServicePrincipalMissing { .. }
+            | Self::OutputNotOwned(_)
+            | Self::IdentifierUriTaken { .. } => true,
+            // A write the API server refuses as invalid or forbidden fails the same way until
+            // someone changes the spec, an admission policy or RBAC: no hot loop.
+            Self::OutputRejected { source, .. } => matches!(
+                source,
+                kube::Error::Api(s) if matches!(s.code, 400 | 403 | 404 | 422)
+            ),
+            Self::Kube(_) | Self::Certificate(_) | Self::FinalizerPatch(_) => false,
+        }
+    }
+
+    /// How soon to retry, when the error says so.
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Graph(e) => e.retry_after(),
+            // The finalizer patch's `test` failed (422 without causes; an admission policy's
+            // refusal names one): our cached copy predates a change, most often our own
+            // finalizer write, that the watch delivers within moments.
+            Self::FinalizerPatch(kube::Error::Api(s))
+                if s.code == 422 && s.details.as_ref().is_none_or(|d| d.causes.is_empty()) =>
+            {
+                Some(Duration::from_secs(1))
+            }
+            _ => None,
+        }
+    }
+
+    /// When to try again after this error: a permanent one (it needs a person) after
+    /// `stalled_retry`, else when Graph's `Retry-After` says, else 10 s; never sooner than 1 s. The one
+    /// place the controllers' retry timing is decided (the Graph client retries within a call, by
+    /// its own policy per call class).
+    pub fn requeue_after(&self, stalled_retry: Duration) -> Duration {
+        let wait = if self.is_permanent() {
+            stalled_retry
+        } else {
+            self.retry_after().unwrap_or(Duration::from_secs(10))
+        };
+        wait.max(Duration::from_secs(1))
+    }
+
+    /// The condition message: a short sentence for a person (the full error goes to the log).
+    pub fn summary(&self) -> String {
+        shorten(&self.to_string(), MESSAGE_MAX)
+    }
+}
+
+/// Longest condition message the operator writes; details beyond it are in the log and Events.
+pub const MESSAGE_MAX: usize = 600;
+
+/// `s` cut at a character boundary to at most `max` bytes, marked with an ellipsis when cut.
+pub fn shorten(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub(3);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+/// What the API server said, without the Debug dump of its Status: its message for an API error.
+pub fn kube_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({} {})", s.message, s.code, s.reason),
+        other => other.to_string(),
+    }
+}
+
+/// Maps a 403 from one step to an error naming the permission that step needs.
+pub fn needs(action: &'static str, permission: &'static str) -> impl FnOnce(GraphError) -> Error {
+    move |e| match e {
+        GraphError::PermissionDenied { message, .. } => Error::PermissionDenied {
+            action,
+            permission,
+            message,
+        },
+        e => Error::Graph(e),
+    }
+}
