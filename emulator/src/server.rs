@@ -328,20 +328,14 @@ pub async fn start(config: Config) -> anyhow::Result<crate::Running> {
     let mut names = config.hostnames.clone();
     names.push(addr.ip().to_string());
     let tls = crypto::make_tls(&names)?;
-    let ca_file = match &config.ca_file {
-        Some(p) => p.clone(),
-        None => std::env::temp_dir().join(format!(
-            "entra-emulator-ca-{}-{}.pem",
-            std::process::id(),
-            addr.port()
-        )),
-    };
-    if let Some(dir) = ca_file.parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir)?;
+    if let Some(ca_file) = &config.ca_file {
+        if let Some(dir) = ca_file.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(ca_file, &tls.ca_pem)?;
     }
-    std::fs::write(&ca_file, &tls.ca_pem)?;
     let signing = crypto::SigningKey::new(config.signing_key_pem.as_deref())?;
 
     let mut store = Store::default();
@@ -439,7 +433,12 @@ pub async fn start(config: Config) -> anyhow::Result<crate::Running> {
     });
     tracing::info!(%base_url, "entra-emulator listening");
     Ok(crate::__running(
-        shared, ca_file, tls.ca_pem, tx, task, first,
+        shared,
+        config.ca_file.clone(),
+        tls.ca_pem,
+        tx,
+        task,
+        first,
     ))
 }
 
