@@ -905,7 +905,7 @@ pub async fn consent(
                 &r.values,
             );
         }
-        sh.persist(&st);
+        sh.persist(st);
     }
     req.consented = true;
     op(

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 const ODATA_CT: &str = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
@@ -21,7 +22,6 @@ pub struct GErr {
     code: String,
     message: String,
     details: Option<Value>,
-    headers: Vec<(&'static str, String)>,
 }
 
 fn err(status: StatusCode, code: &str, message: impl Into<String>) -> GErr {
@@ -30,7 +30,6 @@ fn err(status: StatusCode, code: &str, message: impl Into<String>) -> GErr {
         code: code.into(),
         message: message.into(),
         details: None,
-        headers: vec![],
     }
 }
 fn bad(message: impl Into<String>) -> GErr {
@@ -132,6 +131,23 @@ struct Req<'a> {
     g: String,
     now: DateTime<Utc>,
     lag: i64,
+    /// Multi-tenant applications of other tenants by appId: (application, home tenant). Filled
+    /// for `servicePrincipals.create` only, which may instantiate one in the caller's tenant.
+    foreign_apps: HashMap<String, (Value, String)>,
+}
+
+/// The multi-tenant applications registered in tenants other than `tid`, by appId.
+fn foreign_apps(st: &store::Store, tid: &str) -> HashMap<String, (Value, String)> {
+    st.tenants
+        .values()
+        .filter(|t| t.id != tid)
+        .flat_map(|t| {
+            t.apps
+                .iter()
+                .filter(|a| s(&a.body, "signInAudience") != "AzureADMyOrg")
+                .map(move |a| (s(&a.body, "appId"), (a.body.clone(), t.id.clone())))
+        })
+        .collect()
 }
 
 impl Req<'_> {
@@ -319,7 +335,7 @@ pub async fn handle(
             return r;
         }
     };
-    let req = Req {
+    let mut req = Req {
         sh: &sh,
         caller,
         method,
@@ -329,47 +345,24 @@ pub async fn handle(
         g: format!("{}/{version}", sh.base_url),
         now: Utc::now(),
         lag: sh.lag_ms(),
+        foreign_apps: HashMap::new(),
     };
     let result = {
         let mut st = sh.store.lock().unwrap();
         let tid = req.caller.tenant.clone();
         if op == "servicePrincipals.create" {
-            let others = st
-                .tenants
-                .values()
-                .filter(|t| t.id != tid)
-                .flat_map(|t| {
-                    t.apps
-                        .iter()
-                        .filter(|a| s(&a.body, "signInAudience") != "AzureADMyOrg")
-                        .map(move |a| (s(&a.body, "appId"), (a.body.clone(), t.id.clone())))
-                })
-                .collect();
-            set_other_apps(others);
+            req.foreign_apps = foreign_apps(&st, &tid);
         }
-        let before = if req.method == Method::GET {
-            None
-        } else {
-            Some(())
-        };
         let tenant = st.tenants.get_mut(&tid).unwrap();
         let res = route(&req, tenant, &segs);
-        if before.is_some() && res.is_ok() {
-            sh.persist(&st);
+        if req.method != Method::GET && res.is_ok() {
+            sh.persist(st);
         }
         res
     };
     let mut resp = match result {
         Ok(r) => r,
-        Err(e) => {
-            let mut r = graph_error(&ctx, e.status, &e.code, &e.message, e.details);
-            for (k, v) in e.headers {
-                if let Ok(v) = HeaderValue::from_str(&v) {
-                    r.headers_mut().insert(k, v);
-                }
-            }
-            r
-        }
+        Err(e) => graph_error(&ctx, e.status, &e.code, &e.message, e.details),
     };
     resp.headers_mut().insert(
         "x-ms-resource-unit",
@@ -672,15 +665,11 @@ enum AppRef {
 
 /// Index of an application for this request; `authoritative` ignores replication lag.
 fn find_app(r: &Req, t: &Tenant, a: &AppRef, authoritative: bool) -> Result<usize, GErr> {
-    let (idx, shown) = match a {
-        AppRef::Id(id) => (t.app_idx(id), id.clone()),
-        AppRef::Key(k, v) if k.eq_ignore_ascii_case("appId") => {
-            (t.app_idx_by_app_id(v), format!("appId='{v}'"))
-        }
-        AppRef::Key(k, v) if k.eq_ignore_ascii_case("uniqueName") => {
-            (t.app_idx_by_unique_name(v), format!("uniqueName='{v}'"))
-        }
-        AppRef::Key(k, v) if k.eq_ignore_ascii_case("id") => (t.app_idx(v), v.clone()),
+    let idx = match a {
+        AppRef::Id(id) => t.app_idx(id),
+        AppRef::Key(k, v) if k.eq_ignore_ascii_case("appId") => t.app_idx_by_app_id(v),
+        AppRef::Key(k, v) if k.eq_ignore_ascii_case("uniqueName") => t.app_idx_by_unique_name(v),
+        AppRef::Key(k, v) if k.eq_ignore_ascii_case("id") => t.app_idx(v),
         AppRef::Key(k, _) => return Err(bad(format!("Invalid alternate key '{k}'."))),
     };
     match idx {
@@ -688,20 +677,9 @@ fn find_app(r: &Req, t: &Tenant, a: &AppRef, authoritative: bool) -> Result<usiz
         _ => Err(not_found(match a {
             AppRef::Id(id) => id,
             AppRef::Key(_, v) => v,
-        })
-        .tap(|_| {
-            let _ = shown;
         })),
     }
 }
-
-trait Tap: Sized {
-    fn tap(self, f: impl FnOnce(&Self)) -> Self {
-        f(&self);
-        self
-    }
-}
-impl<T> Tap for T {}
 
 fn list_response(r: &Req, frag: &str, items: Vec<Value>, filterable: &[&str]) -> R {
     let q = &r.q;
@@ -934,7 +912,7 @@ fn check_writable(body: &Value, allowed: &[&str], resource: &str) -> Result<(), 
                 "id" | "appId" | "createdDateTime" | "publisherDomain" | "deletedDateTime"
             )
         {
-            return Err(bad(format!("Property '{k}' does not exist as a declared property or extension property on resource '{resource}'.")).tap(|_| {}));
+            return Err(bad(format!("Property '{k}' does not exist as a declared property or extension property on resource '{resource}'.")));
         }
     }
     Ok(())
@@ -2064,7 +2042,7 @@ fn create_sp(r: &Req, t: &mut Tenant) -> R {
         }
         None => {
             // A multi-tenant application registered in another tenant.
-            let other = r.sh_other_app(&app_id);
+            let other = r.foreign_apps.get(&app_id).cloned();
             match other {
                 Some((body, home)) => {
                     if !r.all() {
@@ -2115,23 +2093,6 @@ fn create_sp(r: &Req, t: &mut Tenant) -> R {
         HeaderValue::from_str(&location(r, &t.id, &id, "ServicePrincipal")).unwrap(),
     );
     Ok(resp)
-}
-
-impl Req<'_> {
-    /// A multi-tenant app in another tenant (only reachable through the shared store snapshot).
-    fn sh_other_app(&self, app_id: &str) -> Option<(Value, String)> {
-        OTHER_APPS.with(|m| m.borrow().get(app_id).cloned())
-    }
-}
-
-thread_local! {
-    /// Multi-tenant applications of other tenants, filled before routing (the store lock is held by
-    /// the caller, so the router cannot look at other tenants directly).
-    static OTHER_APPS: std::cell::RefCell<std::collections::HashMap<String, (Value, String)>> = Default::default();
-}
-
-pub fn set_other_apps(m: std::collections::HashMap<String, (Value, String)>) {
-    OTHER_APPS.with(|x| *x.borrow_mut() = m);
 }
 
 fn sp_routes(r: &Req, t: &mut Tenant, id: &str, sub: Option<&str>, rest: &[String]) -> R {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use tower::ServiceExt;
@@ -60,8 +61,17 @@ struct Bucket {
     last: std::time::Instant,
 }
 
+/// The serialised store, numbered in the order the snapshots were taken under the store lock.
+pub struct Snapshot {
+    seq: u64,
+    bytes: Vec<u8>,
+}
+
 pub struct Shared {
     pub store: Mutex<Store>,
+    /// Snapshots taken so far, and the number of the last one written to the state file.
+    saves_taken: AtomicU64,
+    saves_written: Mutex<u64>,
     pub signing: crypto::SigningKey,
     pub base_url: String,
     pub realism: Mutex<Realism>,
@@ -107,22 +117,45 @@ impl Shared {
     pub fn lag_ms(&self) -> i64 {
         self.realism.lock().unwrap().replication_lag_ms as i64
     }
-    /// Save the store if persistence is on. Call after every change.
-    pub fn persist(&self, store: &Store) {
-        if let Some(path) = &self.state_file {
-            match serde_json::to_vec_pretty(store) {
-                Ok(bytes) => {
-                    let tmp = path.with_extension("tmp");
-                    if std::fs::write(&tmp, bytes)
-                        .and_then(|_| std::fs::rename(&tmp, path))
-                        .is_err()
-                    {
-                        tracing::warn!(path = %path.display(), "could not save state");
-                    }
-                }
-                Err(e) => tracing::warn!("could not serialise state: {e}"),
+    /// A copy of the store to save, taken under the store lock after a change (None when
+    /// persistence is off). Save it with [`Shared::save`] once the lock is released.
+    pub fn snapshot(&self, store: &Store) -> Option<Snapshot> {
+        self.state_file.as_ref()?;
+        match serde_json::to_vec_pretty(store) {
+            Ok(bytes) => Some(Snapshot {
+                seq: self.saves_taken.fetch_add(1, Ordering::SeqCst) + 1,
+                bytes,
+            }),
+            Err(e) => {
+                tracing::warn!("could not serialise state: {e}");
+                None
             }
         }
+    }
+    /// Writes a snapshot to the state file, unless a newer one has been written already (two
+    /// requests that release the lock in one order may reach here in the other).
+    pub fn save(&self, snap: Option<Snapshot>) {
+        let (Some(snap), Some(path)) = (snap, &self.state_file) else {
+            return;
+        };
+        let mut written = self.saves_written.lock().unwrap();
+        if snap.seq <= *written {
+            return;
+        }
+        let tmp = path.with_extension("tmp");
+        if std::fs::write(&tmp, &snap.bytes)
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .is_err()
+        {
+            tracing::warn!(path = %path.display(), "could not save state");
+        }
+        *written = snap.seq;
+    }
+    /// Snapshots the store under its lock, releases the lock, then saves. Call after every change.
+    pub fn persist(&self, store: std::sync::MutexGuard<'_, Store>) {
+        let snap = self.snapshot(&store);
+        drop(store);
+        self.save(snap);
     }
     /// Token-bucket check; `Err(retry_after_secs, scope, info)` when throttled.
     pub fn throttle(&self, key: &str, ru: u64, write: bool) -> Result<f64, (u64, &'static str)> {
@@ -378,6 +411,8 @@ pub async fn start(config: Config) -> anyhow::Result<crate::Running> {
         .unwrap_or_else(|_| reqwest::Client::new());
     let shared = Arc::new(Shared {
         store: Mutex::new(store),
+        saves_taken: AtomicU64::new(0),
+        saves_written: Mutex::new(0),
         signing,
         base_url: base_url.clone(),
         rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(config.realism.seed)),
@@ -393,10 +428,7 @@ pub async fn start(config: Config) -> anyhow::Result<crate::Running> {
         token_lifetime_secs: config.token_lifetime_secs,
         flows: Mutex::new(crate::flows::Flows::default()),
     });
-    {
-        let st = shared.store.lock().unwrap();
-        shared.persist(&st);
-    }
+    shared.persist(shared.store.lock().unwrap());
     let router = router(shared.clone());
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config.clone());
     let (tx, mut rx) = tokio::sync::watch::channel(false);
