@@ -2,7 +2,6 @@
 //! an admin already granted (oAuth2PermissionGrant, consentType AllPrincipals or Principal), and
 //! recording a new grant when the user (or an admin, for everyone) accepts the consent page.
 //! Facts: interactive-flows.md section 4 (D-CON, D-SC, G-GRANT).
-use crate::crypto;
 use crate::store::{self, Tenant, s};
 use serde_json::{Value, json};
 
@@ -335,14 +334,8 @@ pub fn record(
             g["scope"] = json!(have.join(" "));
         }
         None => {
-            // Same id scheme as grants created through Graph (graph.rs).
-            let mut raw = store::guid_bytes_le(client_sp_id).to_vec();
-            raw.extend_from_slice(&store::guid_bytes_le(resource_sp_id));
-            if let Some(p) = user_id {
-                raw.extend_from_slice(&store::guid_bytes_le(p));
-            }
             t.grants.push(
-                json!({"clientId": client_sp_id, "consentType": consent, "id": crypto::b64url(&raw),
+                json!({"clientId": client_sp_id, "consentType": consent, "id": store::grant_id(client_sp_id, resource_sp_id, user_id),
                 "principalId": user_id, "resourceId": resource_sp_id, "scope": values.join(" ")}),
             );
         }

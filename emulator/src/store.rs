@@ -428,6 +428,17 @@ pub fn select(v: &Value, sel: &[String]) -> Value {
     Value::Object(out)
 }
 
+/// The id of a delegated permission grant: the bytes_le of the client's, the resource's and (for
+/// one user's consent) the user's object ids, base64url.
+pub fn grant_id(client: &str, resource: &str, principal: Option<&str>) -> String {
+    let mut raw = guid_bytes_le(client).to_vec();
+    raw.extend_from_slice(&guid_bytes_le(resource));
+    if let Some(p) = principal {
+        raw.extend_from_slice(&guid_bytes_le(p));
+    }
+    crate::crypto::b64url(&raw)
+}
+
 /// bytes_le of a GUID (the .NET order Entra uses in ids of grants and assignments).
 pub fn guid_bytes_le(id: &str) -> [u8; 16] {
     let u = uuid::Uuid::parse_str(id).unwrap_or_default();

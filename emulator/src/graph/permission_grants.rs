@@ -1,0 +1,131 @@
+//! `/oauth2PermissionGrants`: delegated permission grants (admin consent for all principals, or a
+//! user's own). Not to be confused with `crate::grants`, the token endpoint's grant types.
+use super::Req;
+use super::errors::{GErr, R, denied, err, invalid_value, not_found};
+use super::odata::{check_writable, json_resp, list_response, no_content, with_context};
+use super::routes::Params;
+use crate::store::{self, Tenant, s};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+fn may_write(r: &Req) -> bool {
+    r.has_any(&[
+        "DelegatedPermissionGrant.ReadWrite.All",
+        "Directory.ReadWrite.All",
+    ])
+}
+fn check_read(r: &Req) -> Result<(), GErr> {
+    if may_write(r) || r.can_read() {
+        Ok(())
+    } else {
+        Err(denied())
+    }
+}
+fn check_write(r: &Req) -> Result<(), GErr> {
+    if may_write(r) { Ok(()) } else { Err(denied()) }
+}
+
+pub fn list(r: &Req, t: &mut Tenant, _: &Params) -> R {
+    check_read(r)?;
+    list_response(
+        r,
+        "oauth2PermissionGrants",
+        t.grants.clone(),
+        &["clientId", "resourceId", "consentType", "principalId", "id"],
+    )
+}
+
+pub fn create(r: &Req, t: &mut Tenant, _: &Params) -> R {
+    check_write(r)?;
+    check_writable(
+        &r.body,
+        &[
+            "clientId",
+            "consentType",
+            "principalId",
+            "resourceId",
+            "scope",
+            "startTime",
+            "expiryTime",
+        ],
+        "OAuth2PermissionGrant",
+    )?;
+    let client = s(&r.body, "clientId");
+    let resource = s(&r.body, "resourceId");
+    let consent = s(&r.body, "consentType");
+    let principal = r
+        .body
+        .get("principalId")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if t.sp_idx(&client).is_none() {
+        return Err(not_found(&client));
+    }
+    if t.sp_idx(&resource).is_none() {
+        return Err(not_found(&resource));
+    }
+    match (consent.as_str(), &principal) {
+        ("AllPrincipals", None) | ("Principal", Some(_)) => {}
+        _ => return Err(invalid_value("consentType", "OAuth2PermissionGrant")),
+    }
+    let gid = store::grant_id(&client, &resource, principal.as_deref());
+    if t.grants.iter().any(|g| s(g, "id") == gid) {
+        return Err(err(
+            StatusCode::CONFLICT,
+            "Request_MultipleObjectsWithSameKeyValue",
+            "Permission entry already exists.",
+        ));
+    }
+    let g = json!({"clientId": client, "consentType": consent, "id": gid, "principalId": principal, "resourceId": resource,
+                   "scope": r.body.get("scope").cloned().unwrap_or(json!(""))});
+    t.grants.push(g.clone());
+    Ok(json_resp(
+        StatusCode::CREATED,
+        &with_context(r.ctx("oauth2PermissionGrants/$entity"), &g),
+    ))
+}
+
+pub fn get(r: &Req, t: &mut Tenant, p: &Params) -> R {
+    check_read(r)?;
+    let id = p.id("grant").value();
+    let g = t
+        .grants
+        .iter()
+        .find(|g| s(g, "id") == id)
+        .ok_or_else(|| not_found(id))?;
+    Ok(json_resp(
+        StatusCode::OK,
+        &with_context(r.ctx("oauth2PermissionGrants/$entity"), g),
+    ))
+}
+
+/// PATCH: only the scope changes (startTime and expiryTime are accepted and ignored).
+pub fn update(r: &Req, t: &mut Tenant, p: &Params) -> R {
+    check_write(r)?;
+    check_writable(
+        &r.body,
+        &["scope", "startTime", "expiryTime"],
+        "OAuth2PermissionGrant",
+    )?;
+    let id = p.id("grant").value();
+    let g = t
+        .grants
+        .iter_mut()
+        .find(|g| s(g, "id") == id)
+        .ok_or_else(|| not_found(id))?;
+    if let Some(sc) = r.body.get("scope") {
+        g["scope"] = sc.clone();
+    }
+    Ok(no_content())
+}
+
+pub fn delete(r: &Req, t: &mut Tenant, p: &Params) -> R {
+    check_write(r)?;
+    let id = p.id("grant").value();
+    let before = t.grants.len();
+    t.grants.retain(|g| s(g, "id") != id);
+    if before == t.grants.len() {
+        return Err(not_found(id));
+    }
+    Ok(no_content())
+}
