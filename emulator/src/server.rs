@@ -301,10 +301,11 @@ pub fn bootstrap_app(
         if !tenant
             .assignments
             .iter()
-            .any(|a| store::s(a, "principalId") == sp_id && store::s(a, "appRoleId") == role_id)
+            .any(|a| a.principal_id == sp_id && a.app_role_id == role_id)
         {
-            tenant.assignments.push(crate::graph::new_assignment(
+            tenant.assignments.push(store::Assignment::new(
                 &sp_id,
+                "ServicePrincipal",
                 &b.display_name,
                 &role_id,
                 &graph,

@@ -5,34 +5,9 @@ use super::errors::{GErr, R, bad, denied, not_found};
 use super::odata::{check_writable, json_resp, list_response, no_content, with_context};
 use super::routes::Params;
 use super::service_principals::find_sp;
-use crate::crypto;
-use crate::store::{self, Tenant, fmt_7, s};
+use crate::store::{Assignment, Tenant, s, to_json};
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
-
-/// A new assignment of `role_id` of `resource` (a service principal) to a service principal.
-pub fn new_assignment(
-    principal_id: &str,
-    principal_name: &str,
-    role_id: &str,
-    resource: &Value,
-    now: DateTime<Utc>,
-) -> Value {
-    let mut raw = store::guid_bytes_le(principal_id).to_vec();
-    raw.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
-    json!({
-        "id": crypto::b64url(&raw),
-        "deletedDateTime": null,
-        "appRoleId": role_id,
-        "createdDateTime": fmt_7(now),
-        "principalDisplayName": principal_name,
-        "principalId": principal_id,
-        "principalType": "ServicePrincipal",
-        "resourceDisplayName": resource["displayName"],
-        "resourceId": resource["id"],
-    })
-}
+use serde_json::Value;
 
 /// Which side of the assignments the path is on.
 #[derive(Clone, Copy, PartialEq)]
@@ -104,15 +79,14 @@ fn list(r: &Req, t: &Tenant, on: On) -> R {
     if !r.can_read() && !may_write(r) {
         return Err(denied());
     }
-    let key = match on.side {
-        Side::AssignedTo => "resourceId",
-        Side::Assignments => "principalId",
-    };
     let items: Vec<Value> = t
         .assignments
         .iter()
-        .filter(|a| s(a, key) == on.sp_id)
-        .cloned()
+        .filter(|a| match on.side {
+            Side::AssignedTo => a.resource_id == on.sp_id,
+            Side::Assignments => a.principal_id == on.sp_id,
+        })
+        .map(to_json)
         .collect();
     list_response(
         r,
@@ -164,20 +138,18 @@ fn create(r: &Req, t: &mut Tenant, on: On) -> R {
         ));
     }
     if t.assignments.iter().any(|a| {
-        s(a, "principalId") == principal_id
-            && s(a, "resourceId") == resource_id
-            && s(a, "appRoleId") == role_id
+        a.principal_id == principal_id && a.resource_id == resource_id && a.app_role_id == role_id
     }) {
         return Err(bad(
             "Permission being assigned already exists on the object",
         ));
     }
-    let mut a = new_assignment(&principal_id, &pname, &role_id, &resource, r.now);
-    a["principalType"] = json!(ptype);
-    t.assignments.push(a.clone());
+    let a = Assignment::new(&principal_id, ptype, &pname, &role_id, &resource, r.now);
+    let shown = to_json(&a);
+    t.assignments.push(a);
     Ok(json_resp(
         StatusCode::CREATED,
-        &with_context(r.ctx(&format!("{}/$entity", on.frag)), &a),
+        &with_context(r.ctx(&format!("{}/$entity", on.frag)), &shown),
     ))
 }
 
@@ -235,8 +207,8 @@ fn role_allowed(resource: &Value, role_id: &str, member: &str) -> bool {
 }
 
 /// Whether the assignment is `aid` and the path's service principal is on either side of it.
-fn is(a: &Value, aid: &str, sp_id: &str) -> bool {
-    s(a, "id") == aid && (s(a, "resourceId") == sp_id || s(a, "principalId") == sp_id)
+fn is(a: &Assignment, aid: &str, sp_id: &str) -> bool {
+    a.id == aid && (a.resource_id == sp_id || a.principal_id == sp_id)
 }
 
 fn get(r: &Req, t: &Tenant, on: On, aid: &str) -> R {
@@ -247,7 +219,7 @@ fn get(r: &Req, t: &Tenant, on: On, aid: &str) -> R {
         .ok_or_else(|| not_found(aid))?;
     Ok(json_resp(
         StatusCode::OK,
-        &with_context(r.ctx(&format!("{}/$entity", on.frag)), a),
+        &with_context(r.ctx(&format!("{}/$entity", on.frag)), &to_json(a)),
     ))
 }
 

@@ -5,7 +5,7 @@ use super::errors::{GErr, R, denied, not_found, unsupported};
 use super::odata::{json_resp, list_response, with_context};
 use super::routes::Params;
 use crate::directory::{GroupRec, UserRec};
-use crate::store::{Tenant, s};
+use crate::store::{Tenant, s, to_json};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
@@ -58,8 +58,8 @@ pub fn user_assignments(r: &Req, t: &mut Tenant, p: &Params) -> R {
     let items = t
         .assignments
         .iter()
-        .filter(|a| s(a, "principalId") == id)
-        .cloned()
+        .filter(|a| a.principal_id == id)
+        .map(to_json)
         .collect();
     list_response(
         r,

@@ -19,7 +19,6 @@ mod permission_grants;
 mod routes;
 mod service_principals;
 
-pub use assignments::new_assignment;
 pub use errors::graph_error;
 
 use crate::login::{Caller, verify_graph_token};

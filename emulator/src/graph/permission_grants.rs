@@ -4,9 +4,18 @@ use super::Req;
 use super::errors::{GErr, R, denied, err, invalid_value, not_found};
 use super::odata::{check_writable, json_resp, list_response, no_content, with_context};
 use super::routes::Params;
-use crate::store::{self, Tenant, s};
+use crate::store::{Grant, Tenant, s, to_json};
 use axum::http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
+
+/// The request's `scope` (a string of space-separated values), or `current` when it has none.
+fn scope(r: &Req, current: &str) -> Result<String, GErr> {
+    match r.body.get("scope") {
+        None => Ok(current.to_string()),
+        Some(Value::String(sc)) => Ok(sc.clone()),
+        Some(_) => Err(invalid_value("scope", "OAuth2PermissionGrant")),
+    }
+}
 
 fn may_write(r: &Req) -> bool {
     r.has_any(&[
@@ -30,7 +39,7 @@ pub fn list(r: &Req, t: &mut Tenant, _: &Params) -> R {
     list_response(
         r,
         "oauth2PermissionGrants",
-        t.grants.clone(),
+        t.grants.iter().map(to_json).collect(),
         &["clientId", "resourceId", "consentType", "principalId", "id"],
     )
 }
@@ -68,20 +77,19 @@ pub fn create(r: &Req, t: &mut Tenant, _: &Params) -> R {
         ("AllPrincipals", None) | ("Principal", Some(_)) => {}
         _ => return Err(invalid_value("consentType", "OAuth2PermissionGrant")),
     }
-    let gid = store::grant_id(&client, &resource, principal.as_deref());
-    if t.grants.iter().any(|g| s(g, "id") == gid) {
+    let g = Grant::new(&client, &resource, principal.as_deref(), scope(r, "")?);
+    if t.grants.iter().any(|x| x.id == g.id) {
         return Err(err(
             StatusCode::CONFLICT,
             "Request_MultipleObjectsWithSameKeyValue",
             "Permission entry already exists.",
         ));
     }
-    let g = json!({"clientId": client, "consentType": consent, "id": gid, "principalId": principal, "resourceId": resource,
-                   "scope": r.body.get("scope").cloned().unwrap_or(json!(""))});
-    t.grants.push(g.clone());
+    let shown = to_json(&g);
+    t.grants.push(g);
     Ok(json_resp(
         StatusCode::CREATED,
-        &with_context(r.ctx("oauth2PermissionGrants/$entity"), &g),
+        &with_context(r.ctx("oauth2PermissionGrants/$entity"), &shown),
     ))
 }
 
@@ -91,11 +99,11 @@ pub fn get(r: &Req, t: &mut Tenant, p: &Params) -> R {
     let g = t
         .grants
         .iter()
-        .find(|g| s(g, "id") == id)
+        .find(|g| g.id == id)
         .ok_or_else(|| not_found(id))?;
     Ok(json_resp(
         StatusCode::OK,
-        &with_context(r.ctx("oauth2PermissionGrants/$entity"), g),
+        &with_context(r.ctx("oauth2PermissionGrants/$entity"), &to_json(g)),
     ))
 }
 
@@ -111,11 +119,9 @@ pub fn update(r: &Req, t: &mut Tenant, p: &Params) -> R {
     let g = t
         .grants
         .iter_mut()
-        .find(|g| s(g, "id") == id)
+        .find(|g| g.id == id)
         .ok_or_else(|| not_found(id))?;
-    if let Some(sc) = r.body.get("scope") {
-        g["scope"] = sc.clone();
-    }
+    g.scope = scope(r, &g.scope)?;
     Ok(no_content())
 }
 
@@ -123,7 +129,7 @@ pub fn delete(r: &Req, t: &mut Tenant, p: &Params) -> R {
     check_write(r)?;
     let id = p.id("grant").value();
     let before = t.grants.len();
-    t.grants.retain(|g| s(g, "id") != id);
+    t.grants.retain(|g| g.id != id);
     if before == t.grants.len() {
         return Err(not_found(id));
     }

@@ -8,7 +8,7 @@ use super::odata::{
     self, check_writable, deep_merge, json_resp, list_response, location, no_content, with_context,
 };
 use super::routes::{Ident, Params};
-use crate::store::{self, SpRec, Tenant, now_ms, s};
+use crate::store::{self, SpRec, Tenant, now_ms, s, to_json};
 use axum::http::{HeaderValue, StatusCode};
 use serde_json::{Value, json};
 
@@ -287,9 +287,9 @@ pub fn delete(r: &Req, t: &mut Tenant, p: &Params) -> R {
 pub fn remove_sp(t: &mut Tenant, id: &str) {
     t.sps.retain(|sp| s(&sp.body, "id") != id);
     t.assignments
-        .retain(|a| s(a, "principalId") != id && s(a, "resourceId") != id);
+        .retain(|a| a.principal_id != id && a.resource_id != id);
     t.grants
-        .retain(|g| s(g, "clientId") != id && s(g, "resourceId") != id);
+        .retain(|g| g.client_id != id && g.resource_id != id);
 }
 
 /// GET `…/oauth2PermissionGrants`: the grants the service principal is the client of.
@@ -302,8 +302,8 @@ pub fn permission_grants(r: &Req, t: &mut Tenant, p: &Params) -> R {
     let items: Vec<Value> = t
         .grants
         .iter()
-        .filter(|g| s(g, "clientId") == id)
-        .cloned()
+        .filter(|g| g.client_id == id)
+        .map(to_json)
         .collect();
     list_response(
         r,
