@@ -21,6 +21,7 @@ mod pages;
 mod query;
 mod server;
 mod signout;
+mod state_file;
 pub mod store;
 
 pub use directory::{GroupConfig, UserConfig};

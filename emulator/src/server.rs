@@ -1,4 +1,5 @@
 //! Listener, TLS, request pipeline (request ids, realism, call log), bootstrap and persistence.
+use crate::state_file::{Snapshot, StateFile};
 use crate::store::{self, AppRec, SpRec, Store, Tenant, fmt_secs, now_ms};
 use crate::{BootstrapApp, Config, Realism, TenantConfig, ThrottleLimits, crypto};
 use axum::body::Body;
@@ -11,8 +12,6 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use tower::ServiceExt;
@@ -61,17 +60,8 @@ struct Bucket {
     last: std::time::Instant,
 }
 
-/// The serialised store, numbered in the order the snapshots were taken under the store lock.
-pub struct Snapshot {
-    seq: u64,
-    bytes: Vec<u8>,
-}
-
 pub struct Shared {
     pub store: Mutex<Store>,
-    /// Snapshots taken so far, and the number of the last one written to the state file.
-    saves_taken: AtomicU64,
-    saves_written: Mutex<u64>,
     pub signing: crypto::SigningKey,
     pub base_url: String,
     pub realism: Mutex<Realism>,
@@ -81,7 +71,7 @@ pub struct Shared {
     pub summary: Mutex<CallSummary>,
     pub token_cache: Mutex<HashMap<String, (crate::login::Caller, i64)>>,
     buckets: Mutex<HashMap<String, Bucket>>,
-    pub state_file: Option<PathBuf>,
+    state_file: Option<StateFile>,
     pub http: reqwest::Client,
     pub default_sign_in_audience: String,
     pub token_lifetime_secs: u64,
@@ -120,36 +110,13 @@ impl Shared {
     /// A copy of the store to save, taken under the store lock after a change (None when
     /// persistence is off). Save it with [`Shared::save`] once the lock is released.
     pub fn snapshot(&self, store: &Store) -> Option<Snapshot> {
-        self.state_file.as_ref()?;
-        match serde_json::to_vec_pretty(store) {
-            Ok(bytes) => Some(Snapshot {
-                seq: self.saves_taken.fetch_add(1, Ordering::SeqCst) + 1,
-                bytes,
-            }),
-            Err(e) => {
-                tracing::warn!("could not serialise state: {e}");
-                None
-            }
-        }
+        self.state_file.as_ref()?.snapshot(store)
     }
-    /// Writes a snapshot to the state file, unless a newer one has been written already (two
-    /// requests that release the lock in one order may reach here in the other).
+    /// Writes a snapshot to the state file (unless a newer one was written meanwhile).
     pub fn save(&self, snap: Option<Snapshot>) {
-        let (Some(snap), Some(path)) = (snap, &self.state_file) else {
-            return;
-        };
-        let mut written = self.saves_written.lock().unwrap();
-        if snap.seq <= *written {
-            return;
+        if let (Some(f), Some(snap)) = (&self.state_file, snap) {
+            f.save(snap);
         }
-        let tmp = path.with_extension("tmp");
-        if std::fs::write(&tmp, &snap.bytes)
-            .and_then(|_| std::fs::rename(&tmp, path))
-            .is_err()
-        {
-            tracing::warn!(path = %path.display(), "could not save state");
-        }
-        *written = snap.seq;
     }
     /// Snapshots the store under its lock, releases the lock, then saves. Call after every change.
     pub fn persist(&self, store: std::sync::MutexGuard<'_, Store>) {
@@ -412,8 +379,6 @@ pub async fn start(config: Config) -> anyhow::Result<crate::Running> {
         .unwrap_or_else(|_| reqwest::Client::new());
     let shared = Arc::new(Shared {
         store: Mutex::new(store),
-        saves_taken: AtomicU64::new(0),
-        saves_written: Mutex::new(0),
         signing,
         base_url: base_url.clone(),
         rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(config.realism.seed)),
@@ -423,7 +388,7 @@ pub async fn start(config: Config) -> anyhow::Result<crate::Running> {
         token_cache: Mutex::new(HashMap::new()),
         summary: Mutex::new(CallSummary::default()),
         buckets: Mutex::new(HashMap::new()),
-        state_file: config.state_file.clone(),
+        state_file: config.state_file.clone().map(StateFile::new),
         http,
         default_sign_in_audience: config.default_sign_in_audience.clone(),
         token_lifetime_secs: config.token_lifetime_secs,
