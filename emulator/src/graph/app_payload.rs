@@ -74,26 +74,42 @@ fn keep_only_listed_passwords(app: &mut AppRec, pc: &Value) {
     }
 }
 
-fn norm_role(v: &Value) -> Value {
-    json!({
-        "allowedMemberTypes": v.get("allowedMemberTypes").cloned().unwrap_or(json!([])),
-        "description": v.get("description").cloned().unwrap_or(Value::Null),
-        "displayName": v.get("displayName").cloned().unwrap_or(Value::Null),
-        "id": v.get("id").cloned().unwrap_or(Value::Null),
-        "isEnabled": v.get("isEnabled").cloned().unwrap_or(json!(true)),
-        "origin": v.get("origin").cloned().unwrap_or(json!("Application")),
-        "value": v.get("value").cloned().unwrap_or(Value::Null),
-    })
+/// `v` with exactly `fields`, in that order, each defaulted when absent.
+fn normalise(v: &Value, fields: &[(&str, Value)]) -> Value {
+    let mut out = Map::new();
+    for (k, dflt) in fields {
+        out.insert(k.to_string(), v.get(*k).cloned().unwrap_or(dflt.clone()));
+    }
+    Value::Object(out)
 }
+
+fn norm_role(v: &Value) -> Value {
+    normalise(
+        v,
+        &[
+            ("allowedMemberTypes", json!([])),
+            ("description", Value::Null),
+            ("displayName", Value::Null),
+            ("id", Value::Null),
+            ("isEnabled", json!(true)),
+            ("origin", json!("Application")),
+            ("value", Value::Null),
+        ],
+    )
+}
+
 fn norm_scope(v: &Value) -> Value {
-    json!({
-        "adminConsentDescription": v.get("adminConsentDescription").cloned().unwrap_or(Value::Null),
-        "adminConsentDisplayName": v.get("adminConsentDisplayName").cloned().unwrap_or(Value::Null),
-        "id": v.get("id").cloned().unwrap_or(Value::Null),
-        "isEnabled": v.get("isEnabled").cloned().unwrap_or(json!(true)),
-        "type": v.get("type").cloned().unwrap_or(json!("User")),
-        "userConsentDescription": v.get("userConsentDescription").cloned().unwrap_or(Value::Null),
-        "userConsentDisplayName": v.get("userConsentDisplayName").cloned().unwrap_or(Value::Null),
-        "value": v.get("value").cloned().unwrap_or(Value::Null),
-    })
+    normalise(
+        v,
+        &[
+            ("adminConsentDescription", Value::Null),
+            ("adminConsentDisplayName", Value::Null),
+            ("id", Value::Null),
+            ("isEnabled", json!(true)),
+            ("type", json!("User")),
+            ("userConsentDescription", Value::Null),
+            ("userConsentDisplayName", Value::Null),
+            ("value", Value::Null),
+        ],
+    )
 }

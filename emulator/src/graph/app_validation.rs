@@ -247,18 +247,24 @@ fn check_entitlements(app: &Value, old: Option<&Value>) -> Result<(), GErr> {
     Ok(())
 }
 
+/// A GUID id, not used by another role or scope of the application.
+fn check_id(e: &Value, ids: &mut HashSet<String>, prop: &str, what: &str) -> Result<(), GErr> {
+    let id = e["id"].as_str().unwrap_or("");
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err(invalid_value(prop, "Application"));
+    }
+    if !ids.insert(id.to_ascii_lowercase()) {
+        return Err(bad(format!(
+            "Request contains a property with duplicate values: {what} '{id}'."
+        )));
+    }
+    Ok(())
+}
+
 fn check_roles(roles: &[Value], ids: &mut HashSet<String>) -> Result<(), GErr> {
     let mut values = HashSet::new();
     for r in roles {
-        let id = r["id"].as_str().unwrap_or("");
-        if uuid::Uuid::parse_str(id).is_err() {
-            return Err(invalid_value("appRoles", "Application"));
-        }
-        if !ids.insert(id.to_ascii_lowercase()) {
-            return Err(bad(format!(
-                "Request contains a property with duplicate values: app role id '{id}'."
-            )));
-        }
+        check_id(r, ids, "appRoles", "app role id")?;
         let v = r["value"].as_str().unwrap_or("");
         if v.contains(' ') || v.chars().count() > 249 {
             return Err(invalid_value("appRoles", "Application"));
@@ -285,15 +291,7 @@ fn check_roles(roles: &[Value], ids: &mut HashSet<String>) -> Result<(), GErr> {
 fn check_scopes(scopes: &[Value], ids: &mut HashSet<String>) -> Result<(), GErr> {
     let mut values = HashSet::new();
     for sc in scopes {
-        let id = sc["id"].as_str().unwrap_or("");
-        if uuid::Uuid::parse_str(id).is_err() {
-            return Err(invalid_value("oauth2PermissionScopes", "Application"));
-        }
-        if !ids.insert(id.to_ascii_lowercase()) {
-            return Err(bad(format!(
-                "Request contains a property with duplicate values: permission id '{id}'."
-            )));
-        }
+        check_id(sc, ids, "oauth2PermissionScopes", "permission id")?;
         let v = sc["value"].as_str().unwrap_or("");
         if v.is_empty() || v.contains(' ') || v.chars().count() > 120 {
             return Err(invalid_value("oauth2PermissionScopes", "Application"));

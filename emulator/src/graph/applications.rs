@@ -4,11 +4,11 @@ use super::app_payload::apply_app_payload;
 use super::app_validation::validate_app;
 use super::errors::segment_not_found as no_segment;
 use super::errors::{GErr, R, denied, method_not_allowed as not_allowed, not_found};
-use super::odata::{self, check_writable, json_resp, location, no_content, with_context};
+use super::odata::{self, check_writable, created, entity, location, no_content, with_location};
 use super::routes::{Ident, Params};
 use super::service_principals::remove_sp;
 use crate::store::{self, AppRec, Tenant, fmt_7, fmt_secs, now_ms, s};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::HeaderValue;
 use serde_json::{Value, json};
 
 pub const APP_FILTERABLE: &[&str] = &[
@@ -115,15 +115,8 @@ fn create_app(r: &Req, t: &mut Tenant, unique_name: Option<&str>) -> R {
     let mut shown = store::app_public_view(&rec);
     shown["createdDateTime"] = json!(fmt_7(r.now));
     t.apps.push(rec);
-    let mut resp = json_resp(
-        StatusCode::CREATED,
-        &with_context(r.ctx("applications/$entity"), &shown),
-    );
-    resp.headers_mut().insert(
-        "Location",
-        HeaderValue::from_str(&location(r, &t.id, &id, "Application")).unwrap(),
-    );
-    Ok(resp)
+    let resp = created(r, "applications/$entity", &shown);
+    Ok(with_location(resp, &location(r, &t.id, &id, "Application")))
 }
 
 pub fn get(r: &Req, t: &mut Tenant, p: &Params) -> R {
@@ -142,7 +135,7 @@ pub fn get(r: &Req, t: &mut Tenant, p: &Params) -> R {
             .unwrap_or_default();
         (format!("applications({})/$entity", cols.join(",")), sel)
     };
-    Ok(json_resp(StatusCode::OK, &with_context(r.ctx(&frag), &v)))
+    Ok(entity(r, &frag, &v))
 }
 
 /// PATCH; by `uniqueName` with `Prefer: create-if-missing` it creates the application if none has

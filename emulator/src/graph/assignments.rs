@@ -2,11 +2,10 @@
 //! roles: service principals, users, groups) and `appRoleAssignments` (the roles it holds).
 use super::Req;
 use super::errors::{GErr, R, bad, denied, not_found};
-use super::odata::{check_writable, json_resp, list_response, no_content, with_context};
+use super::odata::{check_writable, created, entity, list_response, no_content};
 use super::routes::Params;
 use super::service_principals::find_sp;
 use crate::store::{Assignment, Tenant, s, to_json};
-use axum::http::StatusCode;
 use serde_json::Value;
 
 /// Which side of the assignments the path is on.
@@ -147,10 +146,7 @@ fn create(r: &Req, t: &mut Tenant, on: On) -> R {
     let a = Assignment::new(&principal_id, ptype, &pname, &role_id, &resource, r.now);
     let shown = to_json(&a);
     t.assignments.push(a);
-    Ok(json_resp(
-        StatusCode::CREATED,
-        &with_context(r.ctx(&format!("{}/$entity", on.frag)), &shown),
-    ))
+    Ok(created(r, &format!("{}/$entity", on.frag), &shown))
 }
 
 /// (principalId, resourceId, appRoleId) of the request; the path's service principal must be
@@ -217,10 +213,7 @@ fn get(r: &Req, t: &Tenant, on: On, aid: &str) -> R {
         .iter()
         .find(|a| is(a, aid, &on.sp_id))
         .ok_or_else(|| not_found(aid))?;
-    Ok(json_resp(
-        StatusCode::OK,
-        &with_context(r.ctx(&format!("{}/$entity", on.frag)), &to_json(a)),
-    ))
+    Ok(entity(r, &format!("{}/$entity", on.frag), &to_json(a)))
 }
 
 fn delete(r: &Req, t: &mut Tenant, on: On, aid: &str) -> R {

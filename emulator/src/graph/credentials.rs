@@ -3,12 +3,11 @@
 use super::Req;
 use super::applications::find_app;
 use super::errors::{GErr, R, bad, denied, invalid_value, not_found};
-use super::odata::{json_resp, no_content, with_context};
+use super::odata::{entity, no_content, with_location};
 use super::routes::Params;
 use crate::crypto;
 use crate::server::random_guid;
 use crate::store::{self, AppRec, Tenant, fmt_7, fmt_secs, now_ms, s};
-use axum::http::{HeaderValue, StatusCode};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -55,13 +54,8 @@ pub fn add_password(r: &Req, t: &mut Tenant, p: &Params) -> R {
         text: secret,
         usable_from_ms: now_ms() + r.lag,
     });
-    let mut resp = json_resp(
-        StatusCode::OK,
-        &with_context(r.ctx("microsoft.graph.passwordCredential"), &cred),
-    );
-    resp.headers_mut()
-        .insert("Location", HeaderValue::from_str(&r.sh.base_url).unwrap());
-    Ok(resp)
+    let resp = entity(r, "microsoft.graph.passwordCredential", &cred);
+    Ok(with_location(resp, &r.sh.base_url))
 }
 
 /// startDateTime (default now) and endDateTime (default two years later), start before end.

@@ -3,10 +3,9 @@ use super::Req;
 use super::app_validation::validate_app;
 use super::applications::APP_FILTERABLE;
 use super::errors::{GErr, R, denied, not_found};
-use super::odata::{json_resp, list_response, no_content, with_context, with_context_type};
+use super::odata::{entity, list_response, no_content, with_context_type};
 use super::routes::Params;
 use crate::store::{self, Tenant, s};
-use axum::http::StatusCode;
 use serde_json::Value;
 
 /// GET `…/deletedItems/microsoft.graph.{type}` (only applications are kept).
@@ -32,29 +31,23 @@ pub fn get(r: &Req, t: &mut Tenant, p: &Params) -> R {
     if !r.can_read() {
         return Err(denied());
     }
+    let a = &t.deleted_apps[find(t, p)?];
+    let shown = with_context_type("#microsoft.graph.application", &store::app_public_view(a));
+    Ok(entity(r, "directory/deletedItems/$entity", &shown))
+}
+
+/// Index of the deleted application of the route.
+fn find(t: &Tenant, p: &Params) -> Result<usize, GErr> {
     let id = p.id("deleted").value();
-    let a = t
-        .deleted_apps
+    t.deleted_apps
         .iter()
-        .find(|a| s(&a.body, "id") == id)
-        .ok_or_else(|| not_found(id))?;
-    Ok(json_resp(
-        StatusCode::OK,
-        &with_context(
-            r.ctx("directory/deletedItems/$entity"),
-            &with_context_type("#microsoft.graph.application", &store::app_public_view(a)),
-        ),
-    ))
+        .position(|a| s(&a.body, "id") == id)
+        .ok_or_else(|| not_found(id))
 }
 
 /// Index of the deleted application of the route, which the caller may change.
 fn writable(r: &Req, t: &Tenant, p: &Params) -> Result<usize, GErr> {
-    let id = p.id("deleted").value();
-    let j = t
-        .deleted_apps
-        .iter()
-        .position(|a| s(&a.body, "id") == id)
-        .ok_or_else(|| not_found(id))?;
+    let j = find(t, p)?;
     if !r.can_write(&t.deleted_apps[j].owners) {
         return Err(denied());
     }
@@ -82,8 +75,5 @@ pub fn restore(r: &Req, t: &mut Tenant, p: &Params) -> R {
         &store::app_public_view(&rec),
     );
     t.apps.push(rec);
-    Ok(json_resp(
-        StatusCode::OK,
-        &with_context(r.ctx("directoryObjects/$entity"), &shown),
-    ))
+    Ok(entity(r, "directoryObjects/$entity", &shown))
 }

@@ -2,11 +2,10 @@
 //! `/groups/{id}/members` (read-only; users and groups come from the config and the admin API).
 use super::Req;
 use super::errors::{GErr, R, denied, not_found, unsupported};
-use super::odata::{json_resp, list_response, with_context};
+use super::odata::{entity, list_response};
 use super::routes::Params;
 use crate::directory::{GroupRec, UserRec};
 use crate::store::{Tenant, s, to_json};
-use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 fn check_read(r: &Req) -> Result<(), GErr> {
@@ -47,10 +46,7 @@ pub fn users(r: &Req, t: &mut Tenant, _: &Params) -> R {
 
 pub fn user_get(r: &Req, t: &mut Tenant, p: &Params) -> R {
     let u = user(r, t, p)?;
-    Ok(json_resp(
-        StatusCode::OK,
-        &with_context(r.ctx("users/$entity"), &u.body),
-    ))
+    Ok(entity(r, "users/$entity", &u.body))
 }
 
 pub fn user_assignments(r: &Req, t: &mut Tenant, p: &Params) -> R {
@@ -82,10 +78,7 @@ pub fn groups(r: &Req, t: &mut Tenant, _: &Params) -> R {
 
 pub fn group_get(r: &Req, t: &mut Tenant, p: &Params) -> R {
     let g = group(r, t, p)?;
-    Ok(json_resp(
-        StatusCode::OK,
-        &with_context(r.ctx("groups/$entity"), &g.body),
-    ))
+    Ok(entity(r, "groups/$entity", &g.body))
 }
 
 pub fn group_members(r: &Req, t: &mut Tenant, p: &Params) -> R {

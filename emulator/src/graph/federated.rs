@@ -4,12 +4,12 @@ use super::Req;
 use super::applications::find_app;
 use super::errors::{GErr, R, bad, denied, err, invalid_value, not_found};
 use super::odata::{
-    check_writable, deep_merge, json_resp, list_response, no_content, with_context,
+    check_writable, created, deep_merge, entity, list_response, no_content, with_location,
 };
 use super::routes::Params;
 use crate::server::random_guid;
 use crate::store::{AppRec, Tenant, s};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 const FIC_FIELDS: &[&str] = &[
@@ -65,19 +65,14 @@ pub fn create(r: &Req, t: &mut Tenant, p: &Params) -> R {
     let (i, frag) = writable_app(r, t, p)?;
     check_writable(&r.body, FIC_FIELDS, "FederatedIdentityCredential")?;
     let f = add(&mut t.apps[i], &r.body)?;
-    let mut resp = json_resp(
-        StatusCode::CREATED,
-        &with_context(r.ctx(&format!("{frag}/$entity")), &f),
-    );
+    let resp = created(r, &format!("{frag}/$entity"), &f);
     let location = format!(
         "{}/v2/{}/federatedIdentityCredentials/{}",
         r.sh.base_url,
         t.id,
         s(&f, "id")
     );
-    resp.headers_mut()
-        .insert("Location", HeaderValue::from_str(&location).unwrap());
-    Ok(resp)
+    Ok(with_location(resp, &location))
 }
 
 /// Validates `body` as a new credential of `app` and adds it under a new id.
@@ -102,10 +97,7 @@ pub fn get(r: &Req, t: &mut Tenant, p: &Params) -> R {
     let k = p.id("fic").value();
     let app = &t.apps[i];
     let j = find(app, k).ok_or_else(|| not_found(k))?;
-    Ok(json_resp(
-        StatusCode::OK,
-        &with_context(r.ctx(&format!("{frag}/$entity")), &app.fics[j]),
-    ))
+    Ok(entity(r, &format!("{frag}/$entity"), &app.fics[j]))
 }
 
 /// PATCH: changes the credential (its name stays); none of that name is created with
@@ -134,10 +126,7 @@ pub fn update(r: &Req, t: &mut Tenant, p: &Params) -> R {
             let mut body = r.body.clone();
             body["name"] = json!(k);
             let f = add(app, &body)?;
-            Ok(json_resp(
-                StatusCode::CREATED,
-                &with_context(r.ctx(&format!("{frag}/$entity")), &f),
-            ))
+            Ok(created(r, &format!("{frag}/$entity"), &f))
         }
         None => Err(not_found(k)),
     }

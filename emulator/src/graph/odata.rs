@@ -6,7 +6,7 @@ use crate::crypto;
 use crate::query::{self, Query};
 use crate::store;
 use axum::body::Body;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
@@ -27,6 +27,21 @@ pub fn no_content() -> Response {
         .body(Body::empty())
         .unwrap()
 }
+/// A 200 with one entity (or value) and its `@odata.context` (`…/$metadata#{frag}`).
+pub fn entity(r: &Req, frag: &str, v: &Value) -> Response {
+    json_resp(StatusCode::OK, &with_context(r.ctx(frag), v))
+}
+/// A 201 with the created entity and its `@odata.context`.
+pub fn created(r: &Req, frag: &str, v: &Value) -> Response {
+    json_resp(StatusCode::CREATED, &with_context(r.ctx(frag), v))
+}
+/// The response with a `Location` header.
+pub fn with_location(mut resp: Response, url: &str) -> Response {
+    resp.headers_mut()
+        .insert("Location", HeaderValue::from_str(url).unwrap());
+    resp
+}
+
 /// `v` with `@odata.context` first.
 pub fn with_context(ctx_url: String, v: &Value) -> Value {
     prepend("@odata.context", json!(ctx_url), v)

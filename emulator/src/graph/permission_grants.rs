@@ -2,7 +2,7 @@
 //! user's own). Not to be confused with `crate::grants`, the token endpoint's grant types.
 use super::Req;
 use super::errors::{GErr, R, denied, err, invalid_value, not_found};
-use super::odata::{check_writable, json_resp, list_response, no_content, with_context};
+use super::odata::{check_writable, created, entity, list_response, no_content};
 use super::routes::Params;
 use crate::store::{Grant, Tenant, s, to_json};
 use axum::http::StatusCode;
@@ -15,6 +15,15 @@ fn scope(r: &Req, current: &str) -> Result<String, GErr> {
         Some(Value::String(sc)) => Ok(sc.clone()),
         Some(_) => Err(invalid_value("scope", "OAuth2PermissionGrant")),
     }
+}
+
+/// Index of the grant of the route.
+fn find(t: &Tenant, p: &Params) -> Result<usize, GErr> {
+    let id = p.id("grant").value();
+    t.grants
+        .iter()
+        .position(|g| g.id == id)
+        .ok_or_else(|| not_found(id))
 }
 
 fn may_write(r: &Req) -> bool {
@@ -87,24 +96,13 @@ pub fn create(r: &Req, t: &mut Tenant, _: &Params) -> R {
     }
     let shown = to_json(&g);
     t.grants.push(g);
-    Ok(json_resp(
-        StatusCode::CREATED,
-        &with_context(r.ctx("oauth2PermissionGrants/$entity"), &shown),
-    ))
+    Ok(created(r, "oauth2PermissionGrants/$entity", &shown))
 }
 
 pub fn get(r: &Req, t: &mut Tenant, p: &Params) -> R {
     check_read(r)?;
-    let id = p.id("grant").value();
-    let g = t
-        .grants
-        .iter()
-        .find(|g| g.id == id)
-        .ok_or_else(|| not_found(id))?;
-    Ok(json_resp(
-        StatusCode::OK,
-        &with_context(r.ctx("oauth2PermissionGrants/$entity"), &to_json(g)),
-    ))
+    let g = &t.grants[find(t, p)?];
+    Ok(entity(r, "oauth2PermissionGrants/$entity", &to_json(g)))
 }
 
 /// PATCH: only the scope changes (startTime and expiryTime are accepted and ignored).
@@ -115,13 +113,8 @@ pub fn update(r: &Req, t: &mut Tenant, p: &Params) -> R {
         &["scope", "startTime", "expiryTime"],
         "OAuth2PermissionGrant",
     )?;
-    let id = p.id("grant").value();
-    let g = t
-        .grants
-        .iter_mut()
-        .find(|g| g.id == id)
-        .ok_or_else(|| not_found(id))?;
-    g.scope = scope(r, &g.scope)?;
+    let i = find(t, p)?;
+    t.grants[i].scope = scope(r, &t.grants[i].scope)?;
     Ok(no_content())
 }
 

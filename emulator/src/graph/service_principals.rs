@@ -5,11 +5,12 @@ use super::Req;
 use super::errors::segment_not_found as no_segment;
 use super::errors::{GErr, R, bad, denied, err, method_not_allowed as not_allowed, not_found};
 use super::odata::{
-    self, check_writable, deep_merge, json_resp, list_response, location, no_content, with_context,
+    self, check_writable, created, deep_merge, entity, list_response, location, no_content,
+    with_location,
 };
 use super::routes::{Ident, Params};
 use crate::store::{self, SpRec, Tenant, now_ms, s, to_json};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 const SP_FILTERABLE: &[&str] = &[
@@ -147,15 +148,11 @@ pub fn create(r: &Req, t: &mut Tenant, _: &Params) -> R {
         owners: sp_owners(r, owners),
         visible_from_ms: now_ms() + r.lag,
     });
-    let mut resp = json_resp(
-        StatusCode::CREATED,
-        &with_context(r.ctx("servicePrincipals/$entity"), &sp),
-    );
-    resp.headers_mut().insert(
-        "Location",
-        HeaderValue::from_str(&location(r, &t.id, &id, "ServicePrincipal")).unwrap(),
-    );
-    Ok(resp)
+    let resp = created(r, "servicePrincipals/$entity", &sp);
+    Ok(with_location(
+        resp,
+        &location(r, &t.id, &id, "ServicePrincipal"),
+    ))
 }
 
 /// Importing Microsoft's first-party app (`az ad sp create --id …`) takes more than OwnedBy.
@@ -169,10 +166,7 @@ fn create_healthcare_sp(r: &Req, t: &mut Tenant) -> R {
         owners: vec![],
         visible_from_ms: now_ms() + r.lag,
     });
-    Ok(json_resp(
-        StatusCode::CREATED,
-        &with_context(r.ctx("servicePrincipals/$entity"), &sp),
-    ))
+    Ok(created(r, "servicePrincipals/$entity", &sp))
 }
 
 /// The application of this tenant (replicated, and the caller may write it), or a multi-tenant
@@ -244,10 +238,7 @@ pub fn get(r: &Req, t: &mut Tenant, p: &Params) -> R {
         return Err(denied());
     }
     let v = store::select(&t.sps[i].body, &r.q.select);
-    Ok(json_resp(
-        StatusCode::OK,
-        &with_context(r.ctx("servicePrincipals/$entity"), &v),
-    ))
+    Ok(entity(r, "servicePrincipals/$entity", &v))
 }
 
 pub fn update(r: &Req, t: &mut Tenant, p: &Params) -> R {
