@@ -2,8 +2,7 @@
 use super::Req;
 use super::app_payload::apply_app_payload;
 use super::app_validation::validate_app;
-use super::errors::segment_not_found as no_segment;
-use super::errors::{GErr, R, denied, method_not_allowed as not_allowed, not_found};
+use super::errors::{GErr, R, denied, not_found};
 use super::odata::{self, check_writable, created, entity, location, no_content, with_location};
 use super::routes::{Ident, Params};
 use super::service_principals::remove_sp;
@@ -193,16 +192,4 @@ pub fn delete(r: &Req, t: &mut Tenant, p: &Params) -> R {
     }
     t.deleted_apps.push(rec);
     Ok(no_content())
-}
-
-/// A method the application's sub-resource does not have (404 first if there is no application).
-pub fn method_not_allowed(r: &Req, t: &mut Tenant, p: &Params) -> R {
-    app(r, t, p)?;
-    Err(not_allowed())
-}
-
-/// A segment under an application that is no sub-resource (404 first if there is no application).
-pub fn segment_not_found(r: &Req, t: &mut Tenant, p: &Params) -> R {
-    app(r, t, p)?;
-    Err(no_segment(p.wild()))
 }

@@ -9,7 +9,7 @@
 //!   (the last `*` segment is the handler's [`Params::wild`]).
 //! - `{p}` after a segment: its key (`applications(appId='…')`) or else the next segment
 //!   (`applications/{id}`); `name({p})` only the key form; `name(key={p})` only that key.
-use super::errors::{R, bad, method_not_allowed, segment_not_found, unsupported};
+use super::errors::{GErr, R, bad, method_not_allowed, segment_not_found, unsupported};
 use super::odata::split_key;
 use super::{
     Req, applications as apps, assignments, credentials, deleted_items, directory_reads as dir,
@@ -76,16 +76,16 @@ pub static ROUTES: &[Route] = &[
     route(PATCH,  "applications/{app}/federatedIdentityCredentials({fic})", "federatedIdentityCredentials.upsert", federated::update),
     route(PATCH,  "applications/{app}/federatedIdentityCredentials/{fic}", "federatedIdentityCredentials.update", federated::update),
     route(DELETE, "applications/{app}/federatedIdentityCredentials/{fic}", "federatedIdentityCredentials.delete", federated::delete),
-    route(ANY,    "applications/{app}/federatedIdentityCredentials/{fic}", "federatedIdentityCredentials.item.methodNotAllowed", apps::method_not_allowed),
+    route(ANY,    "applications/{app}/federatedIdentityCredentials/{fic}", "federatedIdentityCredentials.item.methodNotAllowed", parent_then_method_not_allowed),
     route(GET,    "applications/{app}/federatedIdentityCredentials", "federatedIdentityCredentials.list", federated::list),
     route(POST,   "applications/{app}/federatedIdentityCredentials", "federatedIdentityCredentials.create", federated::create),
-    route(ANY,    "applications/{app}/federatedIdentityCredentials", "federatedIdentityCredentials.methodNotAllowed", apps::method_not_allowed),
+    route(ANY,    "applications/{app}/federatedIdentityCredentials", "federatedIdentityCredentials.methodNotAllowed", parent_then_method_not_allowed),
     route(POST,   "applications/{app}/owners/$ref", "applications.owners.add", owners::app_add),
     route(DELETE, "applications/{app}/owners/*/$ref", "applications.owners.remove", owners::app_remove),
-    route(ANY,    "applications/{app}/owners/*", "applications.owners.item.methodNotAllowed", apps::method_not_allowed),
+    route(ANY,    "applications/{app}/owners/*", "applications.owners.item.methodNotAllowed", parent_then_method_not_allowed),
     route(GET,    "applications/{app}/owners", "applications.owners.list", owners::app_list),
-    route(ANY,    "applications/{app}/owners", "applications.owners.methodNotAllowed", apps::method_not_allowed),
-    route(ANY,    "applications/{app}/*", "applications.segmentNotFound", apps::segment_not_found),
+    route(ANY,    "applications/{app}/owners", "applications.owners.methodNotAllowed", parent_then_method_not_allowed),
+    route(ANY,    "applications/{app}/*", "applications.segmentNotFound", parent_then_segment_not_found),
     route(GET,    "applications/{app}", "applications.get", apps::get),
     route(PATCH,  "applications(uniqueName={app})", "applications.upsert", apps::update),
     route(PATCH,  "applications/{app}", "applications.update", apps::update),
@@ -99,27 +99,27 @@ pub static ROUTES: &[Route] = &[
     route(ANY,    "servicePrincipals/$count", "servicePrincipals.count.unsupported", unsupported_request),
     route(GET,    "servicePrincipals/{sp}/appRoleAssignedTo/{assignment}", "appRoleAssignedTo.get", assignments::get_assigned_to),
     route(DELETE, "servicePrincipals/{sp}/appRoleAssignedTo/{assignment}", "appRoleAssignedTo.delete", assignments::delete_assigned_to),
-    route(ANY,    "servicePrincipals/{sp}/appRoleAssignedTo/{assignment}", "appRoleAssignedTo.item.methodNotAllowed", sps::method_not_allowed),
+    route(ANY,    "servicePrincipals/{sp}/appRoleAssignedTo/{assignment}", "appRoleAssignedTo.item.methodNotAllowed", parent_then_method_not_allowed),
     route(GET,    "servicePrincipals/{sp}/appRoleAssignedTo", "appRoleAssignedTo.list", assignments::list_assigned_to),
     route(POST,   "servicePrincipals/{sp}/appRoleAssignedTo", "appRoleAssignedTo.create", assignments::create_assigned_to),
-    route(ANY,    "servicePrincipals/{sp}/appRoleAssignedTo", "appRoleAssignedTo.methodNotAllowed", sps::method_not_allowed),
+    route(ANY,    "servicePrincipals/{sp}/appRoleAssignedTo", "appRoleAssignedTo.methodNotAllowed", parent_then_method_not_allowed),
     route(GET,    "servicePrincipals/{sp}/appRoleAssignments/{assignment}", "appRoleAssignments.get", assignments::get_assignment),
     route(DELETE, "servicePrincipals/{sp}/appRoleAssignments/{assignment}", "appRoleAssignments.delete", assignments::delete_assignment),
-    route(ANY,    "servicePrincipals/{sp}/appRoleAssignments/{assignment}", "appRoleAssignments.item.methodNotAllowed", sps::method_not_allowed),
+    route(ANY,    "servicePrincipals/{sp}/appRoleAssignments/{assignment}", "appRoleAssignments.item.methodNotAllowed", parent_then_method_not_allowed),
     route(GET,    "servicePrincipals/{sp}/appRoleAssignments", "appRoleAssignments.list", assignments::list_assignments),
     route(POST,   "servicePrincipals/{sp}/appRoleAssignments", "appRoleAssignments.create", assignments::create_assignment),
-    route(ANY,    "servicePrincipals/{sp}/appRoleAssignments", "appRoleAssignments.methodNotAllowed", sps::method_not_allowed),
+    route(ANY,    "servicePrincipals/{sp}/appRoleAssignments", "appRoleAssignments.methodNotAllowed", parent_then_method_not_allowed),
     route(POST,   "servicePrincipals/{sp}/owners/$ref", "servicePrincipals.owners.add", owners::sp_add),
     route(DELETE, "servicePrincipals/{sp}/owners/*/$ref", "servicePrincipals.owners.remove", owners::sp_remove),
-    route(ANY,    "servicePrincipals/{sp}/owners/*", "servicePrincipals.owners.item.methodNotAllowed", sps::method_not_allowed),
+    route(ANY,    "servicePrincipals/{sp}/owners/*", "servicePrincipals.owners.item.methodNotAllowed", parent_then_method_not_allowed),
     route(GET,    "servicePrincipals/{sp}/owners", "servicePrincipals.owners.list", owners::sp_list),
-    route(ANY,    "servicePrincipals/{sp}/owners", "servicePrincipals.owners.methodNotAllowed", sps::method_not_allowed),
+    route(ANY,    "servicePrincipals/{sp}/owners", "servicePrincipals.owners.methodNotAllowed", parent_then_method_not_allowed),
     route(GET,    "servicePrincipals/{sp}/oauth2PermissionGrants", "servicePrincipals.oauth2PermissionGrants.list", sps::permission_grants),
-    route(ANY,    "servicePrincipals/{sp}/*", "servicePrincipals.segmentNotFound", sps::segment_not_found),
+    route(ANY,    "servicePrincipals/{sp}/*", "servicePrincipals.segmentNotFound", parent_then_segment_not_found),
     route(GET,    "servicePrincipals/{sp}", "servicePrincipals.get", sps::get),
     route(PATCH,  "servicePrincipals/{sp}", "servicePrincipals.update", sps::update),
     route(DELETE, "servicePrincipals/{sp}", "servicePrincipals.delete", sps::delete),
-    route(ANY,    "servicePrincipals/{sp}", "servicePrincipals.item.methodNotAllowed", sps::method_not_allowed),
+    route(ANY,    "servicePrincipals/{sp}", "servicePrincipals.item.methodNotAllowed", parent_then_method_not_allowed),
     route(GET,    "servicePrincipals", "servicePrincipals.list", sps::list),
     route(POST,   "servicePrincipals", SP_CREATE, sps::create),
     route(ANY,    "servicePrincipals", "servicePrincipals.unsupported", unsupported_request),
@@ -164,6 +164,26 @@ fn unsupported_request(_: &Req, _: &mut Tenant, _: &Params) -> R {
 fn method_not_allowed_request(_: &Req, _: &mut Tenant, _: &Params) -> R {
     Err(method_not_allowed())
 }
+/// The application or service principal of the path must exist (404) before anything else.
+fn find_parent(r: &Req, t: &Tenant, p: &Params) -> Result<(), GErr> {
+    if let Some(a) = p.get("app") {
+        apps::find_app(r, t, a, false)?;
+    }
+    if let Some(sp) = p.get("sp") {
+        sps::find_sp(r, t, sp)?;
+    }
+    Ok(())
+}
+/// A method a sub-resource does not have.
+fn parent_then_method_not_allowed(r: &Req, t: &mut Tenant, p: &Params) -> R {
+    find_parent(r, t, p)?;
+    Err(method_not_allowed())
+}
+/// A segment under an application or service principal that is no sub-resource.
+fn parent_then_segment_not_found(r: &Req, t: &mut Tenant, p: &Params) -> R {
+    find_parent(r, t, p)?;
+    Err(segment_not_found(p.wild()))
+}
 
 /// An item's key in the path: `/{id}`, or `(key='value')` (`('value')` is key `id`).
 #[derive(Clone, Debug, PartialEq)]
@@ -197,11 +217,11 @@ pub struct Params {
 impl Params {
     /// The `{name}` of the route's pattern (a route names only what its pattern has).
     pub fn id(&self, name: &str) -> &Ident {
-        self.ids
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v)
+        self.get(name)
             .unwrap_or_else(|| panic!("route pattern has no {{{name}}}"))
+    }
+    pub fn get(&self, name: &str) -> Option<&Ident> {
+        self.ids.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
     /// The segment the pattern's last `*` matched, as the request spelled it.
     pub fn wild(&self) -> &str {

@@ -2,8 +2,7 @@
 //! healthcare app, or another tenant's multi-tenant app), get, update, delete, and the service
 //! principal's delegated permission grants.
 use super::Req;
-use super::errors::segment_not_found as no_segment;
-use super::errors::{GErr, R, bad, denied, err, method_not_allowed as not_allowed, not_found};
+use super::errors::{GErr, R, bad, denied, err, not_found};
 use super::odata::{
     self, check_writable, created, deep_merge, entity, list_response, location, no_content,
     with_location,
@@ -302,16 +301,4 @@ pub fn permission_grants(r: &Req, t: &mut Tenant, p: &Params) -> R {
         items,
         &["clientId", "resourceId", "consentType", "principalId"],
     )
-}
-
-/// A method the service principal's sub-resource does not have (404 first if there is none).
-pub fn method_not_allowed(r: &Req, t: &mut Tenant, p: &Params) -> R {
-    sp(r, t, p)?;
-    Err(not_allowed())
-}
-
-/// A segment under a service principal that is no sub-resource (404 first if there is none).
-pub fn segment_not_found(r: &Req, t: &mut Tenant, p: &Params) -> R {
-    sp(r, t, p)?;
-    Err(no_segment(p.wild()))
 }
