@@ -112,7 +112,7 @@ pub async fn add_tenant(State(sh): State<Arc<Shared>>, body: axum::body::Bytes) 
     if let Err(e) = add_tenant_to_store(&mut st, &tc, &sh.default_sign_in_audience) {
         return bad_request(e.to_string());
     }
-    sh.persist(&st);
+    let snap = sh.snapshot(&st);
     let t = &st.tenants[&tid];
     let apps: Vec<Value> = tc
         .apps
@@ -123,11 +123,10 @@ pub async fn add_tenant(State(sh): State<Arc<Shared>>, body: axum::body::Bytes) 
             json!({"client_id": a.client_id, "client_secret": a.client_secret, "object_id": obj, "service_principal_id": sp})
         })
         .collect();
-    (
-        StatusCode::CREATED,
-        Json(json!({"tenant_id": tid, "verified_domains": t.domains, "apps": apps})),
-    )
-        .into_response()
+    let body = json!({"tenant_id": tid, "verified_domains": t.domains, "apps": apps});
+    drop(st);
+    sh.save(snap);
+    (StatusCode::CREATED, Json(body)).into_response()
 }
 
 pub async fn admin_token(State(sh): State<Arc<Shared>>, Path(tid): Path<String>) -> Response {
@@ -156,7 +155,7 @@ pub async fn trust_issuer(State(sh): State<Arc<Shared>>, Json(body): Json<Value>
     }
     let mut st = sh.store.lock().unwrap();
     st.trusted_issuers.insert(issuer.to_string(), jwks);
-    sh.persist(&st);
+    sh.persist(st);
     (StatusCode::NO_CONTENT).into_response()
 }
 
@@ -187,7 +186,7 @@ fn change_tenant<T: serde::de::DeserializeOwned>(
     };
     match f(t, v) {
         Ok(out) => {
-            sh.persist(&st);
+            sh.persist(st);
             (StatusCode::CREATED, Json(out)).into_response()
         }
         Err(e) => bad_request(e.to_string()),

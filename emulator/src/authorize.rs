@@ -2,7 +2,7 @@
 //! `/{tenant}/oauth2/authorize`: request validation, the sign-in and consent pages' form posts, the
 //! session cookie, and the answer to the app (a code or an error) by query, fragment or form_post.
 //! Facts: interactive-flows.md sections 1 and 4.
-// Entra's error answers are the `Err` values here, as in graph.rs.
+// Entra's error answers are the `Err` values here, as in graph/.
 #![allow(clippy::result_large_err)]
 use crate::consent::{self, Requested};
 use crate::directory;
@@ -905,7 +905,7 @@ pub async fn consent(
                 &r.values,
             );
         }
-        sh.persist(&st);
+        sh.persist(st);
     }
     req.consented = true;
     op(

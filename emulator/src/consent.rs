@@ -2,8 +2,7 @@
 //! an admin already granted (oAuth2PermissionGrant, consentType AllPrincipals or Principal), and
 //! recording a new grant when the user (or an admin, for everyone) accepts the consent page.
 //! Facts: interactive-flows.md section 4 (D-CON, D-SC, G-GRANT).
-use crate::crypto;
-use crate::store::{self, Tenant, s};
+use crate::store::{self, Grant, Tenant, s};
 use serde_json::{Value, json};
 
 /// Scopes handled by the identity platform itself; never consented one by one.
@@ -228,10 +227,10 @@ pub fn granted(t: &Tenant, client_sp: &Value, resource_sp_id: &str, user_id: &st
     let mut out: Vec<String> = t
         .grants
         .iter()
-        .filter(|g| s(g, "clientId") == csp && s(g, "resourceId") == resource_sp_id)
-        .filter(|g| s(g, "consentType") == "AllPrincipals" || s(g, "principalId") == user_id)
+        .filter(|g| g.client_id == csp && g.resource_id == resource_sp_id)
+        .filter(|g| g.consent_type == "AllPrincipals" || g.principal_id.as_deref() == Some(user_id))
         .flat_map(|g| {
-            s(g, "scope")
+            g.scope
                 .split_whitespace()
                 .map(str::to_string)
                 .collect::<Vec<_>>()
@@ -310,41 +309,23 @@ pub fn record(
     user_id: Option<&str>,
     values: &[String],
 ) {
-    let consent = if user_id.is_some() {
-        "Principal"
-    } else {
-        "AllPrincipals"
-    };
+    let new = Grant::new(client_sp_id, resource_sp_id, user_id, values.join(" "));
     let existing = t.grants.iter_mut().find(|g| {
-        s(g, "clientId") == client_sp_id
-            && s(g, "resourceId") == resource_sp_id
-            && s(g, "consentType") == consent
-            && g["principalId"].as_str() == user_id
+        g.client_id == client_sp_id
+            && g.resource_id == resource_sp_id
+            && g.consent_type == new.consent_type
+            && g.principal_id.as_deref() == user_id
     });
     match existing {
         Some(g) => {
-            let mut have: Vec<String> = s(g, "scope")
-                .split_whitespace()
-                .map(str::to_string)
-                .collect();
+            let mut have: Vec<String> = g.scope.split_whitespace().map(str::to_string).collect();
             for v in values {
                 if !have.contains(v) {
                     have.push(v.clone());
                 }
             }
-            g["scope"] = json!(have.join(" "));
+            g.scope = have.join(" ");
         }
-        None => {
-            // Same id scheme as grants created through Graph (graph.rs).
-            let mut raw = store::guid_bytes_le(client_sp_id).to_vec();
-            raw.extend_from_slice(&store::guid_bytes_le(resource_sp_id));
-            if let Some(p) = user_id {
-                raw.extend_from_slice(&store::guid_bytes_le(p));
-            }
-            t.grants.push(
-                json!({"clientId": client_sp_id, "consentType": consent, "id": crypto::b64url(&raw),
-                "principalId": user_id, "resourceId": resource_sp_id, "scope": values.join(" ")}),
-            );
-        }
+        None => t.grants.push(new),
     }
 }

@@ -184,7 +184,7 @@ pub fn assigned(t: &Tenant, user_id: &str, sp_id: &str) -> bool {
     let ids = principal_ids(t, user_id);
     t.assignments
         .iter()
-        .any(|a| s(a, "resourceId") == sp_id && ids.contains(&s(a, "principalId")))
+        .any(|a| a.resource_id == sp_id && ids.contains(&a.principal_id))
 }
 
 /// Values of the enabled app roles the user holds on `resource_sp`, directly or through a group.
@@ -198,13 +198,12 @@ pub fn role_values(t: &Tenant, principals: &[String], resource_sp: &Value) -> Ve
     let mut roles: Vec<String> = t
         .assignments
         .iter()
-        .filter(|a| s(a, "resourceId") == rid && principals.contains(&s(a, "principalId")))
+        .filter(|a| a.resource_id == rid && principals.contains(&a.principal_id))
         .filter_map(|a| {
-            let role_id = s(a, "appRoleId");
             resource_sp["appRoles"]
                 .as_array()?
                 .iter()
-                .find(|r| s(r, "id") == role_id && r["isEnabled"] != json!(false))
+                .find(|r| s(r, "id") == a.app_role_id && r["isEnabled"] != json!(false))
                 .map(|r| s(r, "value"))
         })
         .collect();

@@ -1,7 +1,7 @@
 //! Token-endpoint grants that act for a signed-in user — `authorization_code`, `refresh_token` and
 //! the device code — and the delegated access, ID and refresh tokens they return.
 //! Facts: interactive-flows.md sections 1.6, 2 and 3.
-// Entra's error answers are the `Err` values here, as in graph.rs.
+// Entra's error answers are the `Err` values here, as in graph/.
 #![allow(clippy::result_large_err)]
 use crate::consent;
 use crate::directory;

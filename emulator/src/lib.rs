@@ -21,6 +21,7 @@ mod pages;
 mod query;
 mod server;
 mod signout;
+mod state_file;
 pub mod store;
 
 pub use directory::{GroupConfig, UserConfig};
@@ -36,7 +37,9 @@ pub struct Config {
     pub tenants: Vec<TenantConfig>,
     /// Persist the directory here (JSON), saved on every change and loaded at start.
     pub state_file: Option<PathBuf>,
-    /// Where to write the CA certificate (PEM); default a file in the temp directory.
+    /// Where to write the CA certificate (PEM) at start. Default: none is written; the PEM stays in
+    /// memory ([`Running::ca_pem`]) and [`Running::ca_file`] writes one on demand into a directory
+    /// of its own that is removed when the [`Running`] is dropped.
     pub ca_file: Option<PathBuf>,
     pub realism: Realism,
     /// Token-bucket sizes for `realism.throttling`.
@@ -197,11 +200,52 @@ pub fn random_secret() -> String {
     out
 }
 
+/// The emulator's CA certificate: kept in memory, written to a file only when one is asked for.
+struct CaFile {
+    pem: String,
+    /// `Config::ca_file`: written at start and left in place.
+    configured: Option<PathBuf>,
+    /// Otherwise the file [`Running::ca_file`] wrote, in a directory removed on drop.
+    on_demand: std::sync::OnceLock<PathBuf>,
+    port: u16,
+}
+
+impl CaFile {
+    fn path(&self) -> PathBuf {
+        if let Some(p) = &self.configured {
+            return p.clone();
+        }
+        self.on_demand
+            .get_or_init(|| {
+                let dir = std::env::temp_dir().join(format!(
+                    "entra-emulator-{}-{}",
+                    std::process::id(),
+                    self.port
+                ));
+                let file = dir.join("ca.pem");
+                if let Err(e) =
+                    std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&file, &self.pem))
+                {
+                    panic!("writing the emulator's CA file {}: {e}", file.display());
+                }
+                file
+            })
+            .clone()
+    }
+}
+
+impl Drop for CaFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.on_demand.get().and_then(|f| f.parent()) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// A running emulator.
 pub struct Running {
     shared: Arc<server::Shared>,
-    ca_file: PathBuf,
-    ca_pem: String,
+    ca: CaFile,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     first_tenant: String,
@@ -223,10 +267,12 @@ impl Running {
         format!("{}/", self.shared.base_url)
     }
     pub fn ca_pem(&self) -> String {
-        self.ca_pem.clone()
+        self.ca.pem.clone()
     }
+    /// A file holding the CA certificate: `Config::ca_file` when set, else one written now into a
+    /// directory of this emulator's own under the temp directory, removed when it is dropped.
     pub fn ca_file(&self) -> PathBuf {
-        self.ca_file.clone()
+        self.ca.path()
     }
     /// The first tenant's id.
     pub fn tenant_id(&self) -> String {
@@ -275,16 +321,26 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 #[doc(hidden)]
 pub fn __running(
     shared: Arc<server::Shared>,
-    ca_file: PathBuf,
+    ca_file: Option<PathBuf>,
     ca_pem: String,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     first: (String, String, String),
 ) -> Running {
+    let port = shared
+        .base_url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     Running {
         shared,
-        ca_file,
-        ca_pem,
+        ca: CaFile {
+            pem: ca_pem,
+            configured: ca_file,
+            on_demand: std::sync::OnceLock::new(),
+            port,
+        },
         shutdown,
         task,
         first_tenant: first.0,

@@ -1,4 +1,5 @@
 //! Listener, TLS, request pipeline (request ids, realism, call log), bootstrap and persistence.
+use crate::state_file::{Snapshot, StateFile};
 use crate::store::{self, AppRec, SpRec, Store, Tenant, fmt_secs, now_ms};
 use crate::{BootstrapApp, Config, Realism, TenantConfig, ThrottleLimits, crypto};
 use axum::body::Body;
@@ -11,7 +12,6 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use tower::ServiceExt;
@@ -71,7 +71,7 @@ pub struct Shared {
     pub summary: Mutex<CallSummary>,
     pub token_cache: Mutex<HashMap<String, (crate::login::Caller, i64)>>,
     buckets: Mutex<HashMap<String, Bucket>>,
-    pub state_file: Option<PathBuf>,
+    state_file: Option<StateFile>,
     pub http: reqwest::Client,
     pub default_sign_in_audience: String,
     pub token_lifetime_secs: u64,
@@ -107,22 +107,22 @@ impl Shared {
     pub fn lag_ms(&self) -> i64 {
         self.realism.lock().unwrap().replication_lag_ms as i64
     }
-    /// Save the store if persistence is on. Call after every change.
-    pub fn persist(&self, store: &Store) {
-        if let Some(path) = &self.state_file {
-            match serde_json::to_vec_pretty(store) {
-                Ok(bytes) => {
-                    let tmp = path.with_extension("tmp");
-                    if std::fs::write(&tmp, bytes)
-                        .and_then(|_| std::fs::rename(&tmp, path))
-                        .is_err()
-                    {
-                        tracing::warn!(path = %path.display(), "could not save state");
-                    }
-                }
-                Err(e) => tracing::warn!("could not serialise state: {e}"),
-            }
+    /// A copy of the store to save, taken under the store lock after a change (None when
+    /// persistence is off). Save it with [`Shared::save`] once the lock is released.
+    pub fn snapshot(&self, store: &Store) -> Option<Snapshot> {
+        self.state_file.as_ref()?.snapshot(store)
+    }
+    /// Writes a snapshot to the state file (unless a newer one was written meanwhile).
+    pub fn save(&self, snap: Option<Snapshot>) {
+        if let (Some(f), Some(snap)) = (&self.state_file, snap) {
+            f.save(snap);
         }
+    }
+    /// Snapshots the store under its lock, releases the lock, then saves. Call after every change.
+    pub fn persist(&self, store: std::sync::MutexGuard<'_, Store>) {
+        let snap = self.snapshot(&store);
+        drop(store);
+        self.save(snap);
     }
     /// Token-bucket check; `Err(retry_after_secs, scope, info)` when throttled.
     pub fn throttle(&self, key: &str, ru: u64, write: bool) -> Result<f64, (u64, &'static str)> {
@@ -268,10 +268,11 @@ pub fn bootstrap_app(
         if !tenant
             .assignments
             .iter()
-            .any(|a| store::s(a, "principalId") == sp_id && store::s(a, "appRoleId") == role_id)
+            .any(|a| a.principal_id == sp_id && a.app_role_id == role_id)
         {
-            tenant.assignments.push(crate::graph::new_assignment(
+            tenant.assignments.push(store::Assignment::new(
                 &sp_id,
+                "ServicePrincipal",
                 &b.display_name,
                 &role_id,
                 &graph,
@@ -328,20 +329,14 @@ pub async fn start(config: Config) -> anyhow::Result<crate::Running> {
     let mut names = config.hostnames.clone();
     names.push(addr.ip().to_string());
     let tls = crypto::make_tls(&names)?;
-    let ca_file = match &config.ca_file {
-        Some(p) => p.clone(),
-        None => std::env::temp_dir().join(format!(
-            "entra-emulator-ca-{}-{}.pem",
-            std::process::id(),
-            addr.port()
-        )),
-    };
-    if let Some(dir) = ca_file.parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir)?;
+    if let Some(ca_file) = &config.ca_file {
+        if let Some(dir) = ca_file.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(ca_file, &tls.ca_pem)?;
     }
-    std::fs::write(&ca_file, &tls.ca_pem)?;
     let signing = crypto::SigningKey::new(config.signing_key_pem.as_deref())?;
 
     let mut store = Store::default();
@@ -393,16 +388,13 @@ pub async fn start(config: Config) -> anyhow::Result<crate::Running> {
         token_cache: Mutex::new(HashMap::new()),
         summary: Mutex::new(CallSummary::default()),
         buckets: Mutex::new(HashMap::new()),
-        state_file: config.state_file.clone(),
+        state_file: config.state_file.clone().map(StateFile::new),
         http,
         default_sign_in_audience: config.default_sign_in_audience.clone(),
         token_lifetime_secs: config.token_lifetime_secs,
         flows: Mutex::new(crate::flows::Flows::default()),
     });
-    {
-        let st = shared.store.lock().unwrap();
-        shared.persist(&st);
-    }
+    shared.persist(shared.store.lock().unwrap());
     let router = router(shared.clone());
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config.clone());
     let (tx, mut rx) = tokio::sync::watch::channel(false);
@@ -439,7 +431,12 @@ pub async fn start(config: Config) -> anyhow::Result<crate::Running> {
     });
     tracing::info!(%base_url, "entra-emulator listening");
     Ok(crate::__running(
-        shared, ca_file, tls.ca_pem, tx, task, first,
+        shared,
+        config.ca_file.clone(),
+        tls.ca_pem,
+        tx,
+        task,
+        first,
     ))
 }
 

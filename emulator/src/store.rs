@@ -93,6 +93,86 @@ pub struct SpRec {
     pub visible_from_ms: i64,
 }
 
+/// An app role assignment, in Graph's shape (Graph answers with it as it is serialised).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignment {
+    pub id: String,
+    pub deleted_date_time: Option<String>,
+    pub app_role_id: String,
+    pub created_date_time: String,
+    pub principal_display_name: String,
+    pub principal_id: String,
+    /// `ServicePrincipal`, `User` or `Group`.
+    pub principal_type: String,
+    pub resource_display_name: Option<String>,
+    pub resource_id: String,
+}
+
+impl Assignment {
+    /// A new assignment of `role_id` of `resource` (a service principal's body) to a principal.
+    pub fn new(
+        principal_id: &str,
+        principal_type: &str,
+        principal_name: &str,
+        role_id: &str,
+        resource: &Value,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let mut raw = guid_bytes_le(principal_id).to_vec();
+        raw.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+        Assignment {
+            id: crate::crypto::b64url(&raw),
+            deleted_date_time: None,
+            app_role_id: role_id.into(),
+            created_date_time: fmt_7(now),
+            principal_display_name: principal_name.into(),
+            principal_id: principal_id.into(),
+            principal_type: principal_type.into(),
+            resource_display_name: resource["displayName"].as_str().map(str::to_string),
+            resource_id: s(resource, "id"),
+        }
+    }
+}
+
+/// A delegated permission grant (oauth2PermissionGrant), in Graph's shape.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Grant {
+    pub client_id: String,
+    /// `AllPrincipals` (admin consent) or `Principal` (one user's, `principal_id`).
+    pub consent_type: String,
+    pub id: String,
+    pub principal_id: Option<String>,
+    pub resource_id: String,
+    /// Space-separated scope values.
+    pub scope: String,
+}
+
+impl Grant {
+    /// A new grant, its id made from client, resource and principal.
+    pub fn new(client: &str, resource: &str, principal: Option<&str>, scope: String) -> Self {
+        Grant {
+            client_id: client.into(),
+            consent_type: if principal.is_some() {
+                "Principal"
+            } else {
+                "AllPrincipals"
+            }
+            .into(),
+            id: grant_id(client, resource, principal),
+            principal_id: principal.map(str::to_string),
+            resource_id: resource.into(),
+            scope,
+        }
+    }
+}
+
+/// A record as Graph shows it.
+pub fn to_json(v: &impl Serialize) -> Value {
+    serde_json::to_value(v).expect("records serialise")
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, Default)]
 pub struct Tenant {
     pub id: String,
@@ -104,9 +184,9 @@ pub struct Tenant {
     #[serde(default)]
     pub sps: Vec<SpRec>,
     #[serde(default)]
-    pub assignments: Vec<Value>,
+    pub assignments: Vec<Assignment>,
     #[serde(default)]
-    pub grants: Vec<Value>,
+    pub grants: Vec<Grant>,
     #[serde(default)]
     pub users: Vec<crate::directory::UserRec>,
     #[serde(default)]
@@ -428,8 +508,77 @@ pub fn select(v: &Value, sel: &[String]) -> Value {
     Value::Object(out)
 }
 
+/// The id of a delegated permission grant: the bytes_le of the client's, the resource's and (for
+/// one user's consent) the user's object ids, base64url.
+pub fn grant_id(client: &str, resource: &str, principal: Option<&str>) -> String {
+    let mut raw = guid_bytes_le(client).to_vec();
+    raw.extend_from_slice(&guid_bytes_le(resource));
+    if let Some(p) = principal {
+        raw.extend_from_slice(&guid_bytes_le(p));
+    }
+    crate::crypto::b64url(&raw)
+}
+
 /// bytes_le of a GUID (the .NET order Entra uses in ids of grants and assignments).
 pub fn guid_bytes_le(id: &str) -> [u8; 16] {
     let u = uuid::Uuid::parse_str(id).unwrap_or_default();
     u.to_bytes_le()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(v: &Value) -> Vec<&str> {
+        v.as_object().unwrap().keys().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn records_serialise_in_graphs_shape() {
+        let sp = json!({"id": "8f2e6bd4-2d36-4bd8-9a2b-0c9b1a6f7e10", "displayName": "API"});
+        let a = Assignment::new(
+            "0d8f7f4e-5a5c-4a4f-9d54-1f4a52d6a1b2",
+            "User",
+            "Ada",
+            "00000000-0000-0000-0000-000000000000",
+            &sp,
+            Utc::now(),
+        );
+        let v = to_json(&a);
+        assert_eq!(
+            keys(&v),
+            [
+                "id",
+                "deletedDateTime",
+                "appRoleId",
+                "createdDateTime",
+                "principalDisplayName",
+                "principalId",
+                "principalType",
+                "resourceDisplayName",
+                "resourceId"
+            ]
+        );
+        assert_eq!(v["deletedDateTime"], Value::Null);
+        assert_eq!(v["resourceDisplayName"], "API");
+        let g = Grant::new("c", "r", None, "User.Read".into());
+        let v = to_json(&g);
+        assert_eq!(
+            keys(&v),
+            [
+                "clientId",
+                "consentType",
+                "id",
+                "principalId",
+                "resourceId",
+                "scope"
+            ]
+        );
+        assert_eq!(
+            (v["consentType"].as_str(), &v["principalId"]),
+            (Some("AllPrincipals"), &Value::Null)
+        );
+        let back: Grant = serde_json::from_value(v).unwrap();
+        assert_eq!(back, g);
+    }
 }

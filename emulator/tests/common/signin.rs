@@ -57,9 +57,6 @@ pub async fn fixture(token_version: i64) -> Fixture {
         issuer: ISSUER.into(),
         jwks: Some(super::issuer_jwks()),
     });
-    // The CA file goes under target/, not the system temp directory.
-    let tmp = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    cfg.ca_file = Some(tmp.join(format!("signin-ca-{}.pem", uuid())));
     cfg.tenants[0].apps[0].permissions = vec![
         "Application.ReadWrite.All".into(),
         "AppRoleAssignment.ReadWrite.All".into(),
@@ -71,7 +68,6 @@ pub async fn fixture(token_version: i64) -> Fixture {
         user(EVE, "Eve", &[], false),
     ];
     let (emu, c) = start(cfg).await;
-    let _ = std::fs::remove_file(emu.ca_file()); // read at start; the tests hold it in memory
     let g = Graph::new(&c, &emu, &operator_token(&c, &emu).await);
     let (role_id, imp, read, adm) = (uuid(), uuid(), uuid(), uuid());
     let scope = |id: &str, v: &str, ty: &str| {

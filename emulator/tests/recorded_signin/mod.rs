@@ -10,13 +10,18 @@ use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-/// The sign-in recordings (the ARM role-assignment ones are another issue's).
-fn files() -> Vec<(String, PathBuf)> {
-    let dir = std::env::var("SIGNIN_RECORDINGS_DIR")
+/// Where the sign-in recordings are.
+pub fn dir() -> PathBuf {
+    std::env::var("SIGNIN_RECORDINGS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/recordings-more")
-        });
+        })
+}
+
+/// The sign-in recordings (the ARM role-assignment ones are another issue's).
+fn files() -> Vec<(String, PathBuf)> {
+    let dir = dir();
     let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("recordings at {}: {e}", dir.display()))
         .filter_map(|e| e.ok())

@@ -1,0 +1,372 @@
+//! The rules an application must keep after a create, update or restore, with Graph's errors.
+use super::errors::{GErr, bad, err, invalid_value};
+use crate::store::{Tenant, s};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+
+/// Checks `app` (as it would be stored) against `old` (None on create) and the tenant's other
+/// applications (`self_id` is its own object id).
+pub fn validate_app(
+    t: &Tenant,
+    app: &Value,
+    old: Option<&Value>,
+    self_id: &str,
+) -> Result<(), GErr> {
+    check_texts(app)?;
+    check_identifier_uris(t, app, old, self_id)?;
+    check_unique_name(t, app, old, self_id)?;
+    validate_redirects(&app["web"]["redirectUris"], "redirectUris", false)?;
+    validate_redirects(&app["spa"]["redirectUris"], "redirectUris", false)?;
+    validate_redirects(&app["publicClient"]["redirectUris"], "redirectUris", true)?;
+    check_entitlements(app, old)?;
+    check_required_resource_access(app)?;
+    check_token_version(app)
+}
+
+fn too_long(v: &Value, max: usize) -> bool {
+    v.as_str().is_some_and(|d| d.chars().count() > max)
+}
+
+/// displayName, description, notes, signInAudience, tags.
+fn check_texts(app: &Value) -> Result<(), GErr> {
+    let dn = app["displayName"].as_str().unwrap_or("");
+    if dn.trim().is_empty() || dn.chars().count() > 256 {
+        return Err(invalid_value("displayName", "Application"));
+    }
+    if too_long(&app["description"], 1024) {
+        return Err(invalid_value("description", "Application"));
+    }
+    if too_long(&app["notes"], 1024) {
+        return Err(invalid_value("notes", "Application"));
+    }
+    let aud = app["signInAudience"].as_str().unwrap_or("");
+    if !matches!(
+        aud,
+        "AzureADMyOrg"
+            | "AzureADMultipleOrgs"
+            | "AzureADandPersonalMicrosoftAccount"
+            | "PersonalMicrosoftAccount"
+    ) {
+        return Err(invalid_value("signInAudience", "Application"));
+    }
+    if let Some(tags) = app["tags"].as_array()
+        && tags
+            .iter()
+            .any(|x| x.as_str().is_none_or(|x| x.chars().count() > 256))
+    {
+        return Err(invalid_value("tags", "Application"));
+    }
+    Ok(())
+}
+
+/// At most 50, distinct, `scheme://…`; a new non-`api` one on a verified domain; unique in the
+/// tenant.
+fn check_identifier_uris(
+    t: &Tenant,
+    app: &Value,
+    old: Option<&Value>,
+    self_id: &str,
+) -> Result<(), GErr> {
+    let uris = app["identifierUris"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if uris.len() > 50 {
+        return Err(invalid_value("identifierUris", "Application"));
+    }
+    let old_uris: Vec<Value> = old
+        .and_then(|o| o["identifierUris"].as_array().cloned())
+        .unwrap_or_default();
+    let mut seen = HashSet::new();
+    for u in &uris {
+        let Some(u) = u.as_str() else {
+            return Err(invalid_value("identifierUris", "Application"));
+        };
+        if !seen.insert(u.to_ascii_lowercase().trim_end_matches('/').to_string()) {
+            return Err(invalid_value("identifierUris", "Application"));
+        }
+        let lower = u.to_ascii_lowercase();
+        let Some((scheme, rest)) = lower.split_once("://") else {
+            return Err(invalid_value("identifierUris", "Application"));
+        };
+        if u.len() > 256 || rest.is_empty() || u.contains('*') {
+            return Err(invalid_value("identifierUris", "Application"));
+        }
+        if scheme != "api" && !old_uris.iter().any(|o| o.as_str() == Some(u)) {
+            check_verified_domain(t, u, rest)?;
+        }
+        check_uri_free(t, u, self_id)?;
+    }
+    Ok(())
+}
+
+fn check_verified_domain(t: &Tenant, u: &str, rest: &str) -> Result<(), GErr> {
+    let host = rest.split(['/', '?', '#', ':']).next().unwrap_or("");
+    let verified = t
+        .domains
+        .iter()
+        .any(|d| host == d || host.ends_with(&format!(".{d}")));
+    if verified {
+        return Ok(());
+    }
+    Err(err(
+        StatusCode::BAD_REQUEST,
+        "HostNameNotOnVerifiedDomain",
+        format!(
+            "Values of identifierUris property must use a verified domain of the organization or its subdomain: '{u}'"
+        ),
+    ))
+}
+
+fn check_uri_free(t: &Tenant, u: &str, self_id: &str) -> Result<(), GErr> {
+    let clash = t.apps.iter().any(|a| {
+        s(&a.body, "id") != self_id
+            && a.body["identifierUris"].as_array().is_some_and(|x| {
+                x.iter().filter_map(Value::as_str).any(|x| {
+                    x.trim_end_matches('/')
+                        .eq_ignore_ascii_case(u.trim_end_matches('/'))
+                })
+            })
+    });
+    if !clash {
+        return Ok(());
+    }
+    let mut e =
+        bad("Another object with the same value for property identifierUris already exists.");
+    e.details = Some(
+        json!([{"code": "ObjectConflict", "message": format!("Another object with the same value for property identifierUris already exists: '{u}'."), "target": "identifierUris"}]),
+    );
+    Err(e)
+}
+
+/// uniqueName: set once, unique in the tenant.
+fn check_unique_name(
+    t: &Tenant,
+    app: &Value,
+    old: Option<&Value>,
+    self_id: &str,
+) -> Result<(), GErr> {
+    let Some(un) = app["uniqueName"].as_str() else {
+        return Ok(());
+    };
+    if let Some(o) = old.and_then(|o| o["uniqueName"].as_str())
+        && o != un
+    {
+        return Err(bad(
+            "Property 'uniqueName' is read-only and cannot be changed once set.",
+        ));
+    }
+    if t.apps.iter().any(|a| {
+        s(&a.body, "id") != self_id
+            && a.body["uniqueName"]
+                .as_str()
+                .is_some_and(|x| x.eq_ignore_ascii_case(un))
+    }) {
+        return Err(err(
+            StatusCode::CONFLICT,
+            "Request_MultipleObjectsWithSameKeyValue",
+            format!(
+                "Another object with the same value for property uniqueName already exists: '{un}'."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Redirect URIs: at most 256 of at most 256 characters, https (http only for localhost); a
+/// public client may use custom schemes.
+fn validate_redirects(list: &Value, prop: &str, public: bool) -> Result<(), GErr> {
+    let Some(a) = list.as_array() else {
+        return Ok(());
+    };
+    if a.len() > 256 {
+        return Err(invalid_value(prop, "Application"));
+    }
+    for u in a {
+        let Some(u) = u.as_str() else {
+            return Err(invalid_value(prop, "Application"));
+        };
+        if !redirect_ok(u, public) {
+            return Err(bad(format!(
+                "Invalid value specified for property '{prop}' of resource 'Application'. Redirect URIs must use https, or http only for localhost: '{u}'."
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn redirect_ok(u: &str, public: bool) -> bool {
+    let lower = u.to_ascii_lowercase();
+    let ok_len = !u.is_empty() && u.len() <= 256;
+    let ok = if let Some(rest) = lower.strip_prefix("http://") {
+        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = host
+            .rsplit_once(':')
+            .map(|(h, p)| {
+                if p.chars().all(|c| c.is_ascii_digit()) {
+                    h
+                } else {
+                    host
+                }
+            })
+            .unwrap_or(host);
+        matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+    } else if lower.starts_with("https://") {
+        lower.len() > 8 && !lower.contains('*')
+    } else {
+        public && lower.contains("://")
+    };
+    ok && ok_len
+}
+
+/// App roles and delegated scopes: well-formed, ids unique across both, values unique; an enabled
+/// one is changed or removed only after it is disabled.
+fn check_entitlements(app: &Value, old: Option<&Value>) -> Result<(), GErr> {
+    let roles = app["appRoles"].as_array().cloned().unwrap_or_default();
+    let scopes = app["api"]["oauth2PermissionScopes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut ids = HashSet::new();
+    check_roles(&roles, &mut ids)?;
+    check_scopes(&scopes, &mut ids)?;
+    if let Some(o) = old {
+        check_enabled_kept(
+            o["appRoles"].as_array().map(Vec::as_slice).unwrap_or(&[]),
+            &roles,
+        )?;
+        check_enabled_kept(
+            o["api"]["oauth2PermissionScopes"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+            &scopes,
+        )?;
+    }
+    Ok(())
+}
+
+/// A GUID id, not used by another role or scope of the application.
+fn check_id(e: &Value, ids: &mut HashSet<String>, prop: &str, what: &str) -> Result<(), GErr> {
+    let id = e["id"].as_str().unwrap_or("");
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err(invalid_value(prop, "Application"));
+    }
+    if !ids.insert(id.to_ascii_lowercase()) {
+        return Err(bad(format!(
+            "Request contains a property with duplicate values: {what} '{id}'."
+        )));
+    }
+    Ok(())
+}
+
+fn check_roles(roles: &[Value], ids: &mut HashSet<String>) -> Result<(), GErr> {
+    let mut values = HashSet::new();
+    for r in roles {
+        check_id(r, ids, "appRoles", "app role id")?;
+        let v = r["value"].as_str().unwrap_or("");
+        if v.contains(' ') || v.chars().count() > 249 {
+            return Err(invalid_value("appRoles", "Application"));
+        }
+        if !v.is_empty() && !values.insert(v.to_ascii_lowercase()) {
+            return Err(bad(format!(
+                "Request contains a property with duplicate values: app role value '{v}' is used more than once."
+            )));
+        }
+        if r["allowedMemberTypes"].as_array().is_none_or(|a| {
+            a.is_empty()
+                || a.iter()
+                    .any(|m| !matches!(m.as_str(), Some("User" | "Application")))
+        }) {
+            return Err(invalid_value("appRoles", "Application"));
+        }
+        if r["displayName"].as_str().is_none_or(str::is_empty) {
+            return Err(invalid_value("appRoles", "Application"));
+        }
+    }
+    Ok(())
+}
+
+fn check_scopes(scopes: &[Value], ids: &mut HashSet<String>) -> Result<(), GErr> {
+    let mut values = HashSet::new();
+    for sc in scopes {
+        check_id(sc, ids, "oauth2PermissionScopes", "permission id")?;
+        let v = sc["value"].as_str().unwrap_or("");
+        if v.is_empty() || v.contains(' ') || v.chars().count() > 120 {
+            return Err(invalid_value("oauth2PermissionScopes", "Application"));
+        }
+        if !values.insert(v.to_ascii_lowercase()) {
+            return Err(bad(format!(
+                "Request contains a property with duplicate values: scope value '{v}' is used more than once."
+            )));
+        }
+        if !matches!(sc["type"].as_str(), Some("User" | "Admin")) {
+            return Err(invalid_value("oauth2PermissionScopes", "Application"));
+        }
+    }
+    Ok(())
+}
+
+fn enabled_entitlement_error() -> GErr {
+    err(
+        StatusCode::BAD_REQUEST,
+        "CannotDeleteOrUpdateEnabledEntitlement",
+        "Permission (scope or role) cannot be deleted or updated unless disabled first.",
+    )
+}
+
+/// Every enabled entitlement of `old` is in `new`, unchanged but perhaps for being disabled.
+fn check_enabled_kept(old: &[Value], new: &[Value]) -> Result<(), GErr> {
+    for o in old {
+        if o["isEnabled"] != json!(true) {
+            continue;
+        }
+        match new.iter().find(|n| n["id"] == o["id"]) {
+            None => return Err(enabled_entitlement_error()),
+            Some(n) => {
+                let mut n2 = n.clone();
+                n2["isEnabled"] = json!(true);
+                if &n2 != o {
+                    return Err(enabled_entitlement_error());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// At most 50 resources and 400 permissions, each resource a GUID.
+fn check_required_resource_access(app: &Value) -> Result<(), GErr> {
+    let Some(rra) = app["requiredResourceAccess"].as_array() else {
+        return Ok(());
+    };
+    let perms: usize = rra
+        .iter()
+        .map(|x| x["resourceAccess"].as_array().map(Vec::len).unwrap_or(0))
+        .sum();
+    if rra.len() > 50 || perms > 400 {
+        return Err(invalid_value("requiredResourceAccess", "Application"));
+    }
+    for x in rra {
+        if uuid::Uuid::parse_str(x["resourceAppId"].as_str().unwrap_or("")).is_err() {
+            return Err(invalid_value("requiredResourceAccess", "Application"));
+        }
+    }
+    Ok(())
+}
+
+/// api.requestedAccessTokenVersion is 1 or 2, and 2 when personal accounts may sign in.
+fn check_token_version(app: &Value) -> Result<(), GErr> {
+    let version = app["api"]["requestedAccessTokenVersion"].as_i64();
+    if version.is_some_and(|v| v != 1 && v != 2) {
+        return Err(invalid_value("api", "Application"));
+    }
+    let aud = app["signInAudience"].as_str().unwrap_or("");
+    if aud.contains("Personal") && version == Some(1) {
+        return Err(bad(
+            "Property api.requestedAccessTokenVersion is invalid. It must be 2 when signInAudience includes personal Microsoft accounts.",
+        ));
+    }
+    Ok(())
+}

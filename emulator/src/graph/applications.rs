@@ -1,0 +1,195 @@
+//! `/applications`: list, count, create, get, update (and upsert by uniqueName), delete.
+use super::Req;
+use super::app_payload::apply_app_payload;
+use super::app_validation::validate_app;
+use super::errors::{GErr, R, denied, not_found};
+use super::odata::{self, check_writable, created, entity, location, no_content, with_location};
+use super::routes::{Ident, Params};
+use super::service_principals::remove_sp;
+use crate::store::{self, AppRec, Tenant, fmt_7, fmt_secs, now_ms, s};
+use axum::http::HeaderValue;
+use serde_json::{Value, json};
+
+pub const APP_FILTERABLE: &[&str] = &[
+    "id",
+    "appId",
+    "displayName",
+    "identifierUris",
+    "tags",
+    "publisherDomain",
+    "signInAudience",
+    "createdDateTime",
+    "uniqueName",
+    "web",
+    "spa",
+    "publicClient",
+    "info",
+    "description",
+    "notes",
+    "serviceManagementReference",
+    "requiredResourceAccess",
+    "keyCredentials",
+    "passwordCredentials",
+    "federatedIdentityCredentials",
+    "isFallbackPublicClient",
+    "deletedDateTime",
+];
+
+/// Index of an application for this request; `authoritative` ignores replication lag.
+pub fn find_app(r: &Req, t: &Tenant, a: &Ident, authoritative: bool) -> Result<usize, GErr> {
+    let idx = match a {
+        Ident::Id(id) => t.app_idx(id),
+        Ident::Key(_, v) if a.is_key("appId") => t.app_idx_by_app_id(v),
+        Ident::Key(_, v) if a.is_key("uniqueName") => t.app_idx_by_unique_name(v),
+        Ident::Key(_, v) if a.is_key("id") => t.app_idx(v),
+        Ident::Key(k, _) => {
+            return Err(super::errors::bad(format!("Invalid alternate key '{k}'.")));
+        }
+    };
+    match idx {
+        Some(i) if authoritative || r.visible(t.apps[i].visible_from_ms) => Ok(i),
+        _ => Err(not_found(a.value())),
+    }
+}
+
+/// `{app}` of the route, found (404 otherwise).
+fn app(r: &Req, t: &Tenant, p: &Params) -> Result<usize, GErr> {
+    find_app(r, t, p.id("app"), false)
+}
+
+pub fn list(r: &Req, t: &mut Tenant, _: &Params) -> R {
+    if !r.can_read() {
+        return Err(denied());
+    }
+    let items: Vec<Value> = t
+        .apps
+        .iter()
+        .filter(|a| r.visible(a.visible_from_ms))
+        .map(store::app_public_view)
+        .collect();
+    odata::list_response(r, "applications", items, APP_FILTERABLE)
+}
+
+pub fn count(r: &Req, t: &mut Tenant, _: &Params) -> R {
+    let n = t
+        .apps
+        .iter()
+        .filter(|a| r.visible(a.visible_from_ms))
+        .count();
+    odata::count(r, n)
+}
+
+pub fn create(r: &Req, t: &mut Tenant, _: &Params) -> R {
+    create_app(r, t, None)
+}
+
+fn create_app(r: &Req, t: &mut Tenant, unique_name: Option<&str>) -> R {
+    if !r.can_create() {
+        return Err(denied());
+    }
+    check_writable(&r.body, store::APP_WRITABLE, "Application")?;
+    let mut body = store::new_application(t, r.now);
+    body["signInAudience"] = json!(r.sh.default_sign_in_audience);
+    let mut rec = AppRec {
+        body,
+        ..Default::default()
+    };
+    apply_app_payload(&mut rec, &r.body, r.now, true)?;
+    if let Some(u) = unique_name {
+        rec.body["uniqueName"] = json!(u);
+    }
+    if rec.body["signInAudience"]
+        .as_str()
+        .is_some_and(|a| a.contains("Personal"))
+        && rec.body["api"]["requestedAccessTokenVersion"].is_null()
+    {
+        rec.body["api"]["requestedAccessTokenVersion"] = json!(2);
+    }
+    validate_app(t, &rec.body, None, "")?;
+    if r.caller.oid != crate::login::ADMIN_OID {
+        rec.owners.push(r.caller.oid.clone());
+    }
+    rec.visible_from_ms = now_ms() + r.lag;
+    let id = s(&rec.body, "id");
+    let mut shown = store::app_public_view(&rec);
+    shown["createdDateTime"] = json!(fmt_7(r.now));
+    t.apps.push(rec);
+    let resp = created(r, "applications/$entity", &shown);
+    Ok(with_location(resp, &location(r, &t.id, &id, "Application")))
+}
+
+pub fn get(r: &Req, t: &mut Tenant, p: &Params) -> R {
+    if !r.can_read() {
+        return Err(denied());
+    }
+    let i = app(r, t, p)?;
+    let v = store::app_public_view(&t.apps[i]);
+    let (frag, v) = if r.q.select.is_empty() {
+        ("applications/$entity".to_string(), v)
+    } else {
+        let sel = store::select(&v, &r.q.select);
+        let cols: Vec<String> = sel
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        (format!("applications({})/$entity", cols.join(",")), sel)
+    };
+    Ok(entity(r, &frag, &v))
+}
+
+/// PATCH; by `uniqueName` with `Prefer: create-if-missing` it creates the application if none has
+/// that name (even one not replicated yet counts).
+pub fn update(r: &Req, t: &mut Tenant, p: &Params) -> R {
+    let a = p.id("app");
+    let is_unique = a.is_key("uniqueName");
+    let i = match find_app(r, t, a, is_unique) {
+        Ok(i) => i,
+        Err(_) if is_unique && r.prefer_create() => {
+            let mut resp = create_app(r, t, Some(a.value()))?;
+            resp.headers_mut().insert(
+                "Preference-Applied",
+                HeaderValue::from_static("create-if-missing"),
+            );
+            return Ok(resp);
+        }
+        Err(e) => return Err(e),
+    };
+    if !r.can_write(&t.apps[i].owners) {
+        return Err(denied());
+    }
+    check_writable(&r.body, store::APP_WRITABLE, "Application")?;
+    let old = t.apps[i].body.clone();
+    let mut rec = t.apps[i].clone();
+    apply_app_payload(&mut rec, &r.body, r.now, false)?;
+    let id = s(&old, "id");
+    validate_app(t, &rec.body, Some(&old), &id)?;
+    let app_id = s(&rec.body, "appId");
+    t.apps[i] = rec;
+    let body = t.apps[i].body.clone();
+    for sp in t.sps.iter_mut().filter(|sp| s(&sp.body, "appId") == app_id) {
+        store::sync_sp_from_app(&mut sp.body, &body);
+    }
+    Ok(no_content())
+}
+
+/// DELETE: the application goes to the deleted items, its service principals are removed.
+pub fn delete(r: &Req, t: &mut Tenant, p: &Params) -> R {
+    let i = app(r, t, p)?;
+    if !r.can_write(&t.apps[i].owners) {
+        return Err(denied());
+    }
+    let mut rec = t.apps.remove(i);
+    rec.body["deletedDateTime"] = json!(fmt_secs(r.now));
+    let app_id = s(&rec.body, "appId");
+    let sp_ids: Vec<String> = t
+        .sps
+        .iter()
+        .filter(|sp| s(&sp.body, "appId") == app_id)
+        .map(|sp| s(&sp.body, "id"))
+        .collect();
+    for id in &sp_ids {
+        remove_sp(t, id);
+    }
+    t.deleted_apps.push(rec);
+    Ok(no_content())
+}

@@ -1,0 +1,98 @@
+//! Graph's errors: the error the handlers return, and the `{"error": …}` body Graph answers with.
+use crate::server::ReqCtx;
+use axum::body::Body;
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::Utc;
+use serde_json::{Value, json};
+
+/// A Graph error: status, `error.code`, `error.message` and, for some, `error.details`.
+pub struct GErr {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+/// What a handler answers.
+pub type R = Result<Response, GErr>;
+
+pub fn err(status: StatusCode, code: &str, message: impl Into<String>) -> GErr {
+    GErr {
+        status,
+        code: code.into(),
+        message: message.into(),
+        details: None,
+    }
+}
+pub fn bad(message: impl Into<String>) -> GErr {
+    err(StatusCode::BAD_REQUEST, "Request_BadRequest", message)
+}
+pub fn not_found(id: &str) -> GErr {
+    err(
+        StatusCode::NOT_FOUND,
+        "Request_ResourceNotFound",
+        format!(
+            "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
+        ),
+    )
+}
+pub fn denied() -> GErr {
+    err(
+        StatusCode::FORBIDDEN,
+        "Authorization_RequestDenied",
+        "Insufficient privileges to complete the operation.",
+    )
+}
+pub fn invalid_value(prop: &str, resource: &str) -> GErr {
+    bad(format!(
+        "Invalid value specified for property '{prop}' of resource '{resource}'."
+    ))
+}
+pub fn method_not_allowed() -> GErr {
+    err(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Request_BadRequest",
+        "Method not allowed.",
+    )
+}
+pub fn unsupported() -> GErr {
+    bad("Unsupported request.")
+}
+/// A path segment Graph has no resource for (`segment` as the request spelled it).
+pub fn segment_not_found(segment: &str) -> GErr {
+    err(
+        StatusCode::BAD_REQUEST,
+        "BadRequest",
+        format!("Resource not found for the segment '{segment}'."),
+    )
+}
+
+/// The `{"error": {code, message, details?, innerError}}` body.
+pub fn error_body(ctx: &ReqCtx, code: &str, message: &str, details: Option<Value>) -> Value {
+    let mut e = json!({"code": code, "message": message});
+    if let Some(d) = details {
+        e["details"] = d;
+    }
+    e["innerError"] = json!({"date": Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string(),
+        "request-id": ctx.request_id, "client-request-id": ctx.client_request_id});
+    json!({"error": e})
+}
+
+pub fn error_response(status: StatusCode, body: &Value) -> Response {
+    Response::builder()
+        .status(status)
+        .header("Content-Type", "application/json")
+        .body(Body::from(serde_json::to_vec(body).unwrap()))
+        .unwrap()
+}
+
+pub fn graph_error(
+    ctx: &ReqCtx,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    details: Option<Value>,
+) -> Response {
+    error_response(status, &error_body(ctx, code, message, details))
+}

@@ -1,0 +1,312 @@
+//! Microsoft Graph v1.0: applications, service principals, credentials, grants, deleted items.
+//!
+//! [`handle`] takes every `/v1.0/…` and `/beta/…` request through the same steps: find its entry in
+//! the [route table](routes), check the token, throttle, parse body and query, run the entry's
+//! handler on the caller's tenant under the store lock, save the state after a change.
+#![allow(clippy::result_large_err)]
+mod app_payload;
+mod app_validation;
+mod applications;
+mod assignments;
+mod credentials;
+mod deleted_items;
+mod directory_reads;
+mod errors;
+mod federated;
+mod odata;
+mod owners;
+mod permission_grants;
+mod routes;
+mod service_principals;
+
+pub use errors::graph_error;
+
+use crate::login::{Caller, verify_graph_token};
+use crate::query::{self, Query};
+use crate::server::{OpInfo, ReqCtx, Shared};
+use crate::store::{self, now_ms, s};
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use errors::{R, error_body, error_response};
+use routes::{Params, Route};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One Graph request, as the handlers see it.
+pub struct Req<'a> {
+    sh: &'a Shared,
+    caller: Caller,
+    method: Method,
+    q: Query,
+    headers: &'a HeaderMap,
+    body: Value,
+    /// `https://host:port/v1.0` (or `/beta`).
+    g: String,
+    now: DateTime<Utc>,
+    lag: i64,
+    /// Multi-tenant applications of other tenants by appId: (application, home tenant). Filled
+    /// for `servicePrincipals.create` only, which may instantiate one in the caller's tenant.
+    foreign_apps: HashMap<String, (Value, String)>,
+}
+
+impl Req<'_> {
+    fn ctx(&self, frag: &str) -> String {
+        format!("{}/$metadata#{frag}", self.g)
+    }
+    fn has_any(&self, roles: &[&str]) -> bool {
+        roles.iter().any(|r| self.caller.has(r))
+    }
+    fn can_read(&self) -> bool {
+        self.has_any(&[
+            "Application.ReadWrite.OwnedBy",
+            "Application.ReadWrite.All",
+            "Application.Read.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+        ])
+    }
+    fn all(&self) -> bool {
+        self.has_any(&["Application.ReadWrite.All", "Directory.ReadWrite.All"])
+    }
+    fn can_create(&self) -> bool {
+        self.has_any(&[
+            "Application.ReadWrite.OwnedBy",
+            "Application.ReadWrite.All",
+            "Directory.ReadWrite.All",
+        ])
+    }
+    fn can_write(&self, owners: &[String]) -> bool {
+        self.all()
+            || (self.caller.has("Application.ReadWrite.OwnedBy")
+                && owners.contains(&self.caller.oid))
+    }
+    fn visible(&self, from: i64) -> bool {
+        from <= now_ms()
+    }
+    fn eventual(&self) -> bool {
+        self.headers
+            .get("consistencylevel")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("eventual"))
+    }
+    fn prefer_create(&self) -> bool {
+        self.headers
+            .get_all("prefer")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.to_ascii_lowercase().contains("create-if-missing"))
+    }
+}
+
+pub async fn handle(
+    State(sh): State<Arc<Shared>>,
+    Extension(ctx): Extension<ReqCtx>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (version, segs) = parse_path(uri.path());
+    let (route, params) = routes::find(&method, &segs);
+    let caller = match verify_graph_token(&sh, &headers) {
+        Ok(c) => c,
+        Err(msg) => return unauthorized(&ctx, &msg, route.name),
+    };
+    let info = OpInfo {
+        operation: route.name.to_string(),
+        tenant: caller.tenant.clone(),
+        caller: caller.app_id.clone(),
+    };
+    let write = method != Method::GET;
+    let ru = resource_units(route.name, write, uri.query());
+    let throttle_key = format!("{}/{}", caller.tenant, caller.app_id);
+    let pct = match sh.throttle(&throttle_key, ru, write) {
+        Ok(p) => p,
+        Err((secs, kind)) => return with_info(throttled(&ctx, secs, kind, write, &caller), info),
+    };
+    let version_url = format!("{}/{version}", sh.base_url);
+    let mut req = match parse_request(&sh, &ctx, caller, method, &uri, &headers, &body) {
+        Ok(r) => Req {
+            g: version_url,
+            ..r
+        },
+        Err(r) => return with_info(r, info),
+    };
+    let result = dispatch(&sh, &mut req, route, &params);
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(e) => graph_error(&ctx, e.status, &e.code, &e.message, e.details),
+    };
+    let h = resp.headers_mut();
+    h.insert("x-ms-resource-unit", HeaderValue::from(ru));
+    if pct >= 0.8 {
+        h.insert(
+            "x-ms-throttle-limit-percentage",
+            HeaderValue::from_str(&format!("{:.1}", pct)).unwrap(),
+        );
+    }
+    with_info(resp, info)
+}
+
+/// `("v1.0" | "beta", percent-decoded segments after it)`.
+fn parse_path(path: &str) -> (&'static str, Vec<String>) {
+    let (version, rest) = if let Some(r) = path.strip_prefix("/v1.0/") {
+        ("v1.0", r)
+    } else {
+        ("beta", path.trim_start_matches("/beta/"))
+    };
+    let segs = rest
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .to_string()
+        })
+        .collect();
+    (version, segs)
+}
+
+fn with_info(mut r: Response, info: OpInfo) -> Response {
+    r.extensions_mut().insert(info);
+    r
+}
+
+/// A 401 for a missing or bad token.
+fn unauthorized(ctx: &ReqCtx, msg: &str, operation: &str) -> Response {
+    let mut r = graph_error(
+        ctx,
+        StatusCode::UNAUTHORIZED,
+        "InvalidAuthenticationToken",
+        msg,
+        None,
+    );
+    r.headers_mut().insert("WWW-Authenticate", HeaderValue::from_static("Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\""));
+    let info = OpInfo {
+        operation: operation.to_string(),
+        ..Default::default()
+    };
+    with_info(r, info)
+}
+
+/// Graph's resource-unit cost of a request: lists of applications and grants cost 2 (1 with
+/// `$select`), anything else 1.
+fn resource_units(operation: &str, write: bool, query: Option<&str>) -> u64 {
+    let listing = matches!(
+        operation,
+        "applications.list"
+            | "oauth2PermissionGrants.list"
+            | "servicePrincipals.oauth2PermissionGrants.list"
+    );
+    let mut ru: u64 = if !write && listing { 2 } else { 1 };
+    if query.is_some_and(|q| q.contains("select=")) && ru > 1 {
+        ru -= 1;
+    }
+    ru
+}
+
+/// A 429 as Graph sends it: `Retry-After`, the throttle scope, and code/message/status repeated
+/// in `innerError`.
+fn throttled(
+    ctx: &ReqCtx,
+    secs: u64,
+    kind: &'static str,
+    write: bool,
+    caller: &Caller,
+) -> Response {
+    let mut v = error_body(ctx, "TooManyRequests", "Please retry again later.", None);
+    v["error"]["innerError"]["code"] = json!("429");
+    v["error"]["innerError"]["message"] = json!("Please retry after");
+    v["error"]["innerError"]["status"] = json!("429");
+    let mut r = error_response(StatusCode::TOO_MANY_REQUESTS, &v);
+    let h = r.headers_mut();
+    h.insert("Retry-After", HeaderValue::from(secs));
+    h.insert(
+        "x-ms-throttle-scope",
+        HeaderValue::from_str(&format!(
+            "Tenant_Application/{}/{}/{}",
+            if write { "ReadWrite" } else { "Read" },
+            caller.app_id,
+            caller.tenant
+        ))
+        .unwrap_or(HeaderValue::from_static("Tenant_Application")),
+    );
+    h.insert("x-ms-throttle-information", HeaderValue::from_static(kind));
+    r
+}
+
+/// The JSON body and the query options; a 400 when either does not parse.
+fn parse_request<'a>(
+    sh: &'a Shared,
+    ctx: &ReqCtx,
+    caller: Caller,
+    method: Method,
+    uri: &Uri,
+    headers: &'a HeaderMap,
+    body: &[u8],
+) -> Result<Req<'a>, Response> {
+    let body: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            graph_error(
+                ctx,
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                &format!(
+                    "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format. ({e})"
+                ),
+                None,
+            )
+        })?
+    };
+    let q = query::parse_query(uri.query())
+        .map_err(|m| graph_error(ctx, StatusCode::BAD_REQUEST, "Request_BadRequest", &m, None))?;
+    Ok(Req {
+        sh,
+        caller,
+        method,
+        q,
+        headers,
+        body,
+        g: String::new(),
+        now: Utc::now(),
+        lag: sh.lag_ms(),
+        foreign_apps: HashMap::new(),
+    })
+}
+
+/// Runs the route's handler on the caller's tenant under the store lock; a successful change is
+/// saved once the lock is released.
+fn dispatch(sh: &Shared, req: &mut Req, route: &Route, params: &Params) -> R {
+    let mut st = sh.store.lock().unwrap();
+    let tid = req.caller.tenant.clone();
+    if route.name == routes::SP_CREATE {
+        req.foreign_apps = foreign_apps(&st, &tid);
+    }
+    let tenant = st.tenants.get_mut(&tid).unwrap();
+    let res = (route.handler)(req, tenant, params);
+    if req.method != Method::GET && res.is_ok() {
+        sh.persist(st);
+    }
+    res
+}
+
+/// The multi-tenant applications registered in tenants other than `tid`, by appId.
+fn foreign_apps(st: &store::Store, tid: &str) -> HashMap<String, (Value, String)> {
+    st.tenants
+        .values()
+        .filter(|t| t.id != tid)
+        .flat_map(|t| {
+            t.apps
+                .iter()
+                .filter(|a| s(&a.body, "signInAudience") != "AzureADMyOrg")
+                .map(move |a| (s(&a.body, "appId"), (a.body.clone(), t.id.clone())))
+        })
+        .collect()
+}
