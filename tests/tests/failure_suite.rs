@@ -554,6 +554,16 @@ async fn graph_throttling_5xx_drops_and_replication_lag() {
     let soft = s.all_gone(&held).await;
     let cleanup = t.elapsed();
     op.sigterm().await;
+    // The scenario proves something only if the faults really hit the operator's calls.
+    let (throttled, errors, drops) = (
+        s.calls_with(|c| c.status == 429),
+        s.calls_with(|c| c.operation == "fault.error"),
+        s.calls_with(|c| c.operation == "fault.drop"),
+    );
+    assert!(
+        throttled > 0 && errors > 0 && drops > 0,
+        "faults not injected: {throttled} × 429, {errors} × 5xx, {drops} drops"
+    );
     let summary = format!(
         "faults injected: {} × 429, {} × 5xx, {} dropped connections, 3 s replication lag for {}s; \
          {} resources → {} apps, {} credentials, {} tokens; converged {:.1}s after the faults stopped; \

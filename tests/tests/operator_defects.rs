@@ -348,17 +348,21 @@ async fn a_taken_identifier_uri_stalls_with_who_holds_it_and_no_hot_loop() {
             && m.contains("identifierUri"),
         "{m}"
     );
-    let before = h
-        .call_counts()
-        .get("upsertApplication")
-        .copied()
-        .unwrap_or(0);
+    // The emulator's name for `PATCH /applications(uniqueName=…)`, the operator's create.
+    let creates = |h: &Harness| {
+        h.call_counts()
+            .get("applications.upsert")
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = creates(&h);
+    assert!(
+        before >= 2,
+        "both resource apps tried to create: {:?}",
+        h.call_counts()
+    );
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let after = h
-        .call_counts()
-        .get("upsertApplication")
-        .copied()
-        .unwrap_or(0);
+    let after = creates(&h);
     assert!(
         after - before <= 1,
         "{} creates in 6 s: a hot loop",
