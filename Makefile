@@ -23,7 +23,7 @@ crds: ## Regenerate crds/ from the Rust types
 	$(CARGO) run -q -p fhir-app-operator --bin crdgen
 
 .PHONY: test
-test: kube-bins ## Unit tests, then integration tests against a real local control plane
+test: kube-bins judges ## Unit tests, then integration tests against a real local control plane
 	$(CARGO) test --workspace --exclude fhir-app-operator-tests
 	$(CARGO) build -p fhir-app-operator -p kube-local --bin fhir-app-operator --bin kube-local
 	$(CARGO) test -p fhir-app-operator-tests --no-run
@@ -40,6 +40,10 @@ bench: kube-bins ## Benchmark BENCH_N client apps and 10x (BENCH_ARGS); writes b
 .PHONY: kube-bins
 kube-bins: ## Build (once, cached by version) etcd, kube-apiserver, kube-controller-manager, kubectl
 	@if [ -z "$${KUBEBUILDER_ASSETS:-}" ] && [ "$${USE_EXISTING_CLUSTER:-}" != "true" ]; then bash hack/kube-bins/build.sh >/dev/null; fi
+
+.PHONY: judges
+judges: ## Build (once, cached) the tools the tests judge with: Argo CD's health runtime, kstatus
+	@bash hack/judges/build.sh >/dev/null
 
 .PHONY: cluster-up
 cluster-up: kube-bins ## Start a control plane in .cluster/; last line: export KUBECONFIG=...

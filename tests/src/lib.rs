@@ -9,6 +9,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams};
 
 pub mod invariants;
+pub mod judges;
 pub mod operator;
 
 /// A client for the control plane of this test run.
