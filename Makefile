@@ -42,8 +42,11 @@ kube-bins: ## Build (once, cached by version) etcd, kube-apiserver, kube-control
 	@if [ -z "$${KUBEBUILDER_ASSETS:-}" ] && [ "$${USE_EXISTING_CLUSTER:-}" != "true" ]; then bash hack/kube-bins/build.sh >/dev/null; fi
 
 .PHONY: judges
-judges: ## Build (once, cached) the tools the tests judge with: Argo CD's health runtime, kstatus
+judges: ## Build (once, cached) the tools the tests judge with: Argo CD's health runtime, kstatus, promtool, Helm 3 and 4
 	@bash hack/judges/build.sh >/dev/null
+	@bash hack/promtool/build.sh >/dev/null
+	@bash hack/helm/build.sh >/dev/null
+	@bash hack/helm/build.sh v4 >/dev/null
 
 .PHONY: cluster-up
 cluster-up: kube-bins ## Start a control plane in .cluster/; last line: export KUBECONFIG=...
