@@ -67,8 +67,16 @@ fuzz-seeded: ## The fuzz targets as a seeded property test on the stable toolcha
 	CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) test --manifest-path operator/fuzz/Cargo.toml
 
 .PHONY: image
-image: ## Build the container image (Dockerfile's final stage) with buildah from a local static binary
+image: ## Build the container image (Dockerfile's final stage) with buildah from a local static binary, and its SBOM
 	bash hack/image/build.sh
+
+.PHONY: sbom
+sbom: ## Write the image's SBOM (CycloneDX JSON, cargo-cyclonedx from crates.io) to target/image/ (make image does too)
+	@bash hack/image/sbom.sh
+
+.PHONY: deny
+deny: ## cargo deny: licences, duplicate versions, sources (deny.toml; cargo-deny from crates.io, cached)
+	@bash hack/supply-chain/deny.sh
 
 .PHONY: image-smoke
 image-smoke: ## Run the built image (its entrypoint and user) against a local control plane and the emulator
