@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds the judges (the ecosystem's own code run on this project's artefacts) from the Go module proxy:
 #   argocd-health  Argo CD's health-script runtime (github.com/argoproj/argo-cd/v3/util/lua)
-#   kstatus        sigs.k8s.io/cli-utils/pkg/kstatus/status, what Flux's health checks use
+#   kstatus        sigs.k8s.io/cli-utils/pkg/kstatus/status.Compute (upstream kstatus)
+#   flux-health    Flux's own health assessment: its kstatus fork (github.com/fluxcd/cli-utils) and its
+#                  healthCheckExprs CEL evaluator (github.com/fluxcd/pkg/runtime/cel)
 # into ${FHIR_OP_CACHE:-$HOME/.cache/fhir-app-operator}/judges/<hash of this module>/ and does nothing
 # when they are already there. Prints the directory on stdout (last line). Binaries are never committed.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 CACHE=${FHIR_OP_CACHE:-$HOME/.cache/fhir-app-operator}
-bins=(argocd-health kstatus)
+bins=(argocd-health kstatus flux-health)
 # The recipe's hash: go.mod, go.sum, every .go file and this script.
 hash=$(cd "$here" && cat build.sh go.mod go.sum $(find . -name '*.go' | LC_ALL=C sort) | sha256sum | cut -c1-16)
 out="$CACHE/judges/$hash"

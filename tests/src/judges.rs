@@ -1,7 +1,8 @@
 //! The ecosystem's own code as judges of this project's artefacts, built from the Go module proxy
 //! and cached by hack/judges/build.sh (`make judges`; `make test` builds them first):
-//! `argocd-health` runs a health script in Argo CD's own Lua runtime (argo-cd/v3 util/lua) and
-//! `kstatus` computes an object's status with sigs.k8s.io/cli-utils, as Flux does.
+//! `argocd-health` runs a health script in Argo CD's own Lua runtime (argo-cd/v3 util/lua),
+//! `kstatus` computes an object's status with sigs.k8s.io/cli-utils, and `flux-health` with Flux's
+//! fork of it plus Flux's `healthCheckExprs` CEL evaluator.
 
 use serde_json::Value;
 use std::io::Write;
@@ -15,7 +16,7 @@ pub fn dir() -> PathBuf {
         Some(d) => PathBuf::from(d),
         None => super::cached_tool("hack/judges/build.sh"),
     };
-    for bin in ["argocd-health", "kstatus"] {
+    for bin in ["argocd-health", "kstatus", "flux-health"] {
         assert!(
             dir.join(bin).is_file(),
             "{} missing: build the judges with `bash hack/judges/build.sh` (or `make judges`)",
@@ -117,4 +118,18 @@ pub fn argocd_health(script: &Path, obj: &Value) -> ArgoHealth {
 pub fn kstatus(obj: &Value) -> Health {
     let out = run("kstatus", &[], Some(obj.to_string().as_bytes()));
     health(&serde_json::from_str(&out).unwrap())
+}
+
+/// What Flux makes of one object: (its kstatus fork's status, the `healthCheckExprs` of
+/// deploy/flux/kustomization.yaml for the object's kind: "Current", "InProgress", "Failed" or "Error"
+/// when the expression cannot be evaluated, which Flux treats as not ready yet).
+pub fn flux_health(obj: &Value) -> (Health, Health) {
+    let ks = super::repo_root().join("deploy/flux/kustomization.yaml");
+    let out = run(
+        "flux-health",
+        &["-kustomization", ks.to_str().unwrap()],
+        Some(obj.to_string().as_bytes()),
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    (health(&v["kstatus"]), health(&v["healthCheckExprs"]))
 }

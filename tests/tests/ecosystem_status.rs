@@ -1,8 +1,9 @@
 //! Live objects judged by the ecosystem's own code at every stage of their life: Argo CD's health
 //! runtime (argo-cd/v3 util/lua with deploy/argocd/health.lua, both the script alone and what the
-//! application controller shows) and kstatus (sigs.k8s.io/cli-utils, what Flux's `wait` and
-//! `healthChecks` use). The stages: waiting (Reconciling), Ready, spec changed but not yet observed,
-//! Stalled, fixed, deleting.
+//! application controller shows), kstatus (sigs.k8s.io/cli-utils), and Flux (its kstatus fork, what
+//! `wait` and `healthChecks` use, and its CEL evaluator on the `healthCheckExprs` of
+//! deploy/flux/kustomization.yaml). The stages: waiting (Reconciling), Ready, no status yet, spec
+//! changed but not yet observed, Stalled, fixed, deleting.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,6 +28,8 @@ struct Verdict {
     argocd_script: Health,
     argocd_controller: Health,
     kstatus: String,
+    /// Flux: (its kstatus fork, the healthCheckExprs).
+    flux: (String, String),
 }
 
 async fn judge<K>(api: &Api<K>, name: &str, stage: &str) -> (Verdict, Value)
@@ -36,15 +39,17 @@ where
     let obj = serde_json::to_value(api.get(name).await.unwrap()).unwrap();
     let argo = judges::argocd_health(&script(), &obj);
     let (kstatus, kmessage) = judges::kstatus(&obj);
+    let (flux_kstatus, flux_exprs) = judges::flux_health(&obj);
     println!(
-        "{stage:<28} {name:<8} argocd script {:?} | argocd controller {:?} | kstatus {kstatus} ({kmessage})",
-        argo.script, argo.controller
+        "{stage:<28} {name:<8} argocd script {:?} | argocd controller {:?} | kstatus {kstatus} ({kmessage}) | flux {} / healthCheckExprs {:?}",
+        argo.script, argo.controller, flux_kstatus.0, flux_exprs
     );
     (
         Verdict {
             argocd_script: argo.script,
             argocd_controller: argo.controller,
             kstatus,
+            flux: (flux_kstatus.0, flux_exprs.0),
         },
         obj,
     )
@@ -59,14 +64,16 @@ fn healthy_current(message: &str) -> Verdict {
         argocd_script: h("Healthy", message),
         argocd_controller: h("Healthy", message),
         kstatus: "Current".into(),
+        flux: ("Current".into(), "Current".into()),
     }
 }
 
-fn progressing(message: &str, kstatus: &str) -> Verdict {
+fn progressing(message: &str) -> Verdict {
     Verdict {
         argocd_script: h("Progressing", message),
         argocd_controller: h("Progressing", message),
-        kstatus: kstatus.into(),
+        kstatus: "InProgress".into(),
+        flux: ("InProgress".into(), "InProgress".into()),
     }
 }
 
@@ -79,6 +86,7 @@ async fn argocd_and_kstatus_judge_live_objects_at_every_stage() {
     // The resource app the harness made Ready.
     let (v, _) = judge(&resources, "fhir", "ready").await;
     assert_eq!(v.kstatus, "Current");
+    assert_eq!(v.flux, ("Current".into(), "Current".into()));
     assert_eq!(v.argocd_controller.0, "Healthy");
     assert_eq!(v.argocd_script, v.argocd_controller);
 
@@ -97,10 +105,7 @@ async fn argocd_and_kstatus_judge_live_objects_at_every_stage() {
         .unwrap()
         .to_string();
     let (v, _) = judge(&clients, "waiting", "waiting (Reconciling)").await;
-    assert_eq!(
-        v,
-        progressing(&format!("WaitingForResourceApp: {message}"), "InProgress")
-    );
+    assert_eq!(v, progressing(&format!("WaitingForResourceApp: {message}")));
 
     // A client that becomes Ready.
     hs.apply::<FhirClientApp>(client_app(
@@ -132,10 +137,27 @@ async fn argocd_and_kstatus_judge_live_objects_at_every_stage() {
     assert!(generation >= 2);
     assert_eq!(
         v,
-        progressing(
-            &format!("Waiting for the operator to observe generation {generation}"),
-            "InProgress"
-        )
+        progressing(&format!(
+            "Waiting for the operator to observe generation {generation}"
+        ))
+    );
+    // A new object the operator has not seen: kstatus calls it Current (it cannot tell "no status
+    // yet" from "no status at all"); Flux's healthCheckExprs cannot be evaluated yet, so Flux waits.
+    hs.apply::<FhirClientApp>(client_app(
+        "fresh",
+        json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir"}}, "roles": ["globalReader"]}),
+    ))
+    .await
+    .unwrap();
+    let (v, _) = judge(&clients, "fresh", "no status yet").await;
+    assert_eq!(
+        v,
+        Verdict {
+            argocd_script: h("Progressing", "Waiting for the operator to report status"),
+            argocd_controller: h("Progressing", "Waiting for the operator to report status"),
+            kstatus: "Current".into(),
+            flux: ("Current".into(), "Error".into()),
+        }
     );
     hs.start_operator(hs.config()).await;
     let obj = hs
@@ -172,7 +194,8 @@ async fn argocd_and_kstatus_judge_live_objects_at_every_stage() {
         Verdict {
             argocd_script: degraded.clone(),
             argocd_controller: degraded,
-            kstatus: "Failed".into()
+            kstatus: "Failed".into(),
+            flux: ("Failed".into(), "Failed".into()),
         }
     );
     // The fix named in the message: the spec changes and the resource becomes Ready.
@@ -191,6 +214,7 @@ async fn argocd_and_kstatus_judge_live_objects_at_every_stage() {
         .await;
     let (v, _) = judge(&resources, "bad", "fixed").await;
     assert_eq!(v.kstatus, "Current");
+    assert_eq!(v.flux, ("Current".into(), "Current".into()));
     assert_eq!(v.argocd_controller.0, "Healthy");
 
     // Deleting: the finalizer holds the object while the operator is stopped.
@@ -217,6 +241,7 @@ async fn argocd_and_kstatus_judge_live_objects_at_every_stage() {
         )
     );
     assert_eq!(v.kstatus, "Terminating");
+    assert_eq!(v.flux, ("Terminating".into(), "InProgress".into()));
     hs.start_operator(hs.config()).await;
     hs.eventually("svc deleted", T, || {
         let clients = clients.clone();
@@ -231,9 +256,10 @@ async fn argocd_and_kstatus_judge_live_objects_at_every_stage() {
     hs.stop_operator().await;
 }
 
-/// kstatus on the status fixtures Argo CD's check is tested with (no cluster needed). An object the
-/// operator has not written a status to yet is Current to kstatus: it cannot tell "no status yet"
-/// from "a kind without status" (docs/flux.md: Flux's `healthCheckExprs` close that gap).
+/// kstatus (upstream and Flux's fork) and Flux's healthCheckExprs on the status fixtures Argo CD's
+/// check is tested with (no cluster needed). An object the operator has not written a status to yet
+/// is Current to kstatus: it cannot tell "no status yet" from "a kind without status"; the
+/// healthCheckExprs of deploy/flux/kustomization.yaml cannot be evaluated then, so Flux waits.
 #[test]
 fn kstatus_of_every_status_fixture() {
     let dir = fhir_app_operator_tests::repo_root().join("deploy/argocd/testdata");
@@ -264,7 +290,39 @@ fn kstatus_of_every_status_fixture() {
         let obj: Value =
             serde_yaml::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
         let (got, message) = judges::kstatus(&obj);
-        println!("{file}: {got} ({message})");
+        let (flux_kstatus, flux_exprs) = judges::flux_health(&obj);
+        println!(
+            "{file}: {got} ({message}); flux {} / healthCheckExprs {:?}",
+            flux_kstatus.0, flux_exprs
+        );
         assert_eq!(got, status, "{file}: {message}");
+        assert_eq!(flux_kstatus.0, status, "{file}: Flux's kstatus fork agrees");
+        let exprs = match file {
+            "no_status.yaml" => "Error",
+            "deleting.yaml" => "InProgress",
+            _ => status,
+        };
+        assert_eq!(flux_exprs.0, exprs, "{file}: {flux_exprs:?}");
     }
+}
+
+#[test]
+fn docs_flux_shows_the_kustomization_the_tests_evaluate() {
+    let root = fhir_app_operator_tests::repo_root();
+    let ks = std::fs::read_to_string(root.join("deploy/flux/kustomization.yaml")).unwrap();
+    let doc = std::fs::read_to_string(root.join("docs/flux.md")).unwrap();
+    assert!(
+        doc.contains(&ks),
+        "docs/flux.md must show deploy/flux/kustomization.yaml as it is"
+    );
+    let k: Value = serde_yaml::from_str(&ks).unwrap();
+    assert_eq!(k["kind"], "Kustomization");
+    assert_eq!(k["spec"]["wait"], true);
+    let kinds: Vec<&str> = k["spec"]["healthCheckExprs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["FhirResourceApp", "FhirClientApp"]);
 }
