@@ -24,7 +24,7 @@ crds: ## Regenerate crds/ from the Rust types, and the chart's copy of them
 	bash hack/helm/sync-crds.sh
 
 .PHONY: test
-test: kube-bins browser-deps ## Unit tests, then integration tests against a real local control plane
+test: kube-bins browser-deps judges ## Unit tests, then integration tests against a real local control plane
 	$(CARGO) test --workspace --exclude fhir-app-operator-tests
 	$(CARGO) build -p fhir-app-operator -p kube-local --bin fhir-app-operator --bin kube-local
 	$(CARGO) test -p fhir-app-operator-tests --no-run
@@ -46,6 +46,13 @@ browser-deps: ## Debian's chromium and playwright-core (cached outside the repo)
 kube-bins: ## Build (once, cached by version) etcd, kube-apiserver, kube-controller-manager, kubectl
 	@if [ -z "$${KUBEBUILDER_ASSETS:-}" ] && [ "$${USE_EXISTING_CLUSTER:-}" != "true" ]; then bash hack/kube-bins/build.sh >/dev/null; fi
 
+.PHONY: judges
+judges: ## Build (once, cached) the tools the tests judge with: Argo CD's health runtime, kstatus, promtool, Helm 3 and 4
+	@bash hack/judges/build.sh >/dev/null
+	@bash hack/promtool/build.sh >/dev/null
+	@bash hack/helm/build.sh >/dev/null
+	@bash hack/helm/build.sh v4 >/dev/null
+
 .PHONY: cluster-up
 cluster-up: kube-bins ## Start a control plane in .cluster/; last line: export KUBECONFIG=...
 	@$(CARGO) build -q -p kube-local
@@ -65,8 +72,16 @@ fuzz-seeded: ## The fuzz targets as a seeded property test on the stable toolcha
 	CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) test --manifest-path operator/fuzz/Cargo.toml
 
 .PHONY: image
-image: ## Build the container image (Dockerfile's final stage) with buildah from a local static binary
+image: ## Build the container image (Dockerfile's final stage) with buildah from a local static binary, and its SBOM
 	bash hack/image/build.sh
+
+.PHONY: sbom
+sbom: ## Write the image's SBOM (CycloneDX JSON, cargo-cyclonedx from crates.io) to target/image/ (make image does too)
+	@bash hack/image/sbom.sh
+
+.PHONY: deny
+deny: ## cargo deny: licences, duplicate versions, sources (deny.toml; cargo-deny from crates.io, cached)
+	@bash hack/supply-chain/deny.sh
 
 .PHONY: image-smoke
 image-smoke: ## Run the built image (its entrypoint and user) against a local control plane and the emulator

@@ -24,6 +24,9 @@ env -u SOURCE_DATE_EPOCH TARGET_CC=musl-gcc RUSTFLAGS="--remap-path-prefix=$PWD=
   CARGO_TARGET_DIR="$target_dir" nice -n 10 \
   cargo build --locked --release --target "$triple" -p fhir-app-operator --bin fhir-app-operator
 
+# The SBOM of what goes into the image: the binary's crates for this target (CycloneDX JSON).
+sbom=$(CARGO_TARGET_DIR="$target_dir" SBOM_TARGET="$triple" bash hack/image/sbom.sh)
+
 # The build context stands in for the `build` stage: out/ holds what that stage produces.
 ctx=$target_dir/image-context
 rm -rf "$ctx" && mkdir -p "$ctx/out"
@@ -52,4 +55,5 @@ buildah push --quiet --compression-format gzip "$image" "oci:$oci" >/dev/null
 blob=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"].split(":")[1])' "$oci/index.json")
 gz=$(layers <"$oci/blobs/sha256/$blob")
 mb() { awk -v b="$1" 'BEGIN{printf "%.1f MB", b/1e6}'; }
+echo "SBOM: $sbom"
 echo "$image  id $(buildah images --format '{{.ID}}' "$image")  $size bytes ($(mb "$size")), gzip $gz bytes ($(mb "$gz"))"

@@ -8,9 +8,11 @@ pub struct Metrics {
     counters: Mutex<BTreeMap<(&'static str, String), f64>>,
     /// credential expiry (unix seconds) by `namespace/name`
     expiries: Mutex<BTreeMap<String, i64>>,
+    /// Stalled objects: (kind, `namespace/name`) → the Stalled condition's reason
+    stalled: Mutex<BTreeMap<(String, String), String>>,
 }
 
-const HELP: [(&str, &str, &str); 5] = [
+const HELP: [(&str, &str, &str); 6] = [
     (
         "fhir_operator_reconciles_total",
         "counter",
@@ -35,6 +37,11 @@ const HELP: [(&str, &str, &str); 5] = [
         "fhir_operator_credential_expiry_seconds",
         "gauge",
         "Seconds until each client's current credential expires.",
+    ),
+    (
+        "fhir_operator_stalled",
+        "gauge",
+        "1 for each resource whose Stalled condition is True (a permanent error that needs a human).",
     ),
 ];
 
@@ -84,6 +91,15 @@ impl Metrics {
             None => e.remove(key),
         };
     }
+    /// Records whether `kind` `namespace/name` is Stalled (with the condition's reason) or not.
+    pub fn set_stalled(&self, kind: &str, key: &str, reason: Option<&str>) {
+        let mut s = self.stalled.lock().unwrap_or_else(|e| e.into_inner());
+        let k = (kind.to_string(), key.to_string());
+        match reason {
+            Some(r) => s.insert(k, r.to_string()),
+            None => s.remove(&k),
+        };
+    }
     /// Sum of a counter over all label sets whose labels contain `filter`.
     pub fn counter_sum(&self, name: &str, filter: &str) -> f64 {
         self.counters
@@ -117,6 +133,24 @@ impl Metrics {
                 }
                 continue;
             }
+            if name == "fhir_operator_stalled" {
+                for ((kind, key), reason) in self
+                    .stalled
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                {
+                    let (ns, n) = key.split_once('/').unwrap_or(("", key));
+                    out.push_str(&format!(
+                        "{name}{{kind=\"{}\",namespace=\"{}\",name=\"{}\",reason=\"{}\"}} 1\n",
+                        esc(kind),
+                        esc(ns),
+                        esc(n),
+                        esc(reason)
+                    ));
+                }
+                continue;
+            }
             for ((n, labels), v) in counters.iter().filter(|((n, _), _)| *n == name) {
                 out.push_str(&format!("{n}{{{labels}}} {v}\n"));
             }
@@ -136,7 +170,18 @@ mod tests {
         m.graph_call("upsertApplication", 429);
         m.error("FhirClientApp", "PermissionDenied");
         m.set_credential_expiry("ns/app", Some(1_000));
+        m.set_stalled("FhirClientApp", "ns/app", Some("PermissionDenied"));
+        m.set_stalled(
+            "FhirResourceApp",
+            "ns/fixed",
+            Some("HostNameNotOnVerifiedDomain"),
+        );
+        m.set_stalled("FhirResourceApp", "ns/fixed", None);
         let t = m.render(400);
+        assert!(t.contains(
+            "fhir_operator_stalled{kind=\"FhirClientApp\",namespace=\"ns\",name=\"app\",reason=\"PermissionDenied\"} 1\n"
+        ), "{t}");
+        assert!(!t.contains("name=\"fixed\""), "{t}");
         assert!(t.contains("fhir_operator_graph_calls_total{operation=\"upsertApplication\",status=\"201\"} 1\n"), "{t}");
         assert!(
             t.contains("fhir_operator_graph_throttled_total{operation=\"upsertApplication\"} 1\n")

@@ -9,6 +9,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams};
 
 pub mod invariants;
+pub mod judges;
 pub mod operator;
 
 /// A client for the control plane of this test run.
@@ -72,10 +73,27 @@ pub fn repo_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Runs `cmd` in the repository root; panics with its output unless it succeeds. Returns stdout.
+pub fn run_in_repo(cmd: &mut std::process::Command) -> String {
+    let out = cmd.current_dir(repo_root()).output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Runs a `hack/*/build.sh` that builds a tool once (cached by version) and prints its path last.
 fn cached_tool(script: &str) -> std::path::PathBuf {
+    cached_tool_with(script, &[])
+}
+
+fn cached_tool_with(script: &str, args: &[&str]) -> std::path::PathBuf {
     let out = std::process::Command::new("bash")
         .arg(repo_root().join(script))
+        .args(args)
         .output()
         .unwrap_or_else(|e| panic!("run {script}: {e}"));
     assert!(
@@ -90,6 +108,16 @@ fn cached_tool(script: &str) -> std::path::PathBuf {
 /// helm, built once from the Go module proxy and cached (hack/helm/build.sh).
 pub fn helm() -> std::path::PathBuf {
     cached_tool("hack/helm/build.sh")
+}
+
+/// Helm 4, built once from the Go module proxy and cached beside Helm 3 (`hack/helm/build.sh v4`).
+pub fn helm4() -> std::path::PathBuf {
+    cached_tool_with("hack/helm/build.sh", &["v4"])
+}
+
+/// promtool, built once from the Go module proxy and cached (hack/promtool/build.sh).
+pub fn promtool() -> std::path::PathBuf {
+    cached_tool("hack/promtool/build.sh")
 }
 
 /// kubectl from `$KUBEBUILDER_ASSETS`, else the one hack/kube-bins/build.sh cached.

@@ -146,6 +146,19 @@ impl Harness {
         c
     }
 
+    /// [`Self::config`] with the operator's HTTP server (/healthz, /readyz, /metrics) on a free
+    /// loopback port; returns the port too.
+    pub fn config_with_http(&self) -> (OperatorConfig, u16) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut cfg = self.config();
+        cfg.http_addr = Some(format!("127.0.0.1:{port}").parse().unwrap());
+        (cfg, port)
+    }
+
     pub async fn start_operator(&mut self, config: OperatorConfig) {
         let client = self.client.clone();
         self.start_operator_as(client, config).await

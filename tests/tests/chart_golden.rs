@@ -30,6 +30,17 @@ const CASES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "observability.yaml",
+        &[
+            "azure.existingSecret=fhir-operator-credentials",
+            "metrics.serviceMonitor.enabled=true",
+            "metrics.prometheusRule.enabled=true",
+            "metrics.prometheusRule.labels.release=kube-prometheus-stack",
+            "metrics.grafanaDashboard.enabled=true",
+            "metrics.grafanaDashboard.annotations.grafana_folder=FHIR",
+        ],
+    ),
+    (
         "certificate-extra-ca.yaml",
         &[
             "azure.tenantId=22222222-2222-2222-2222-222222222222",

@@ -5,7 +5,7 @@
 
 use fhir_app_operator::api::{FhirClientApp, FhirResourceApp};
 use fhir_app_operator_tests::operator::{Harness, client_app, full_permissions, resource_app};
-use fhir_app_operator_tests::{helm, repo_root as root};
+use fhir_app_operator_tests::{helm, repo_root as root, run_in_repo as run};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams};
@@ -15,17 +15,6 @@ use std::time::Duration;
 
 const CHART: &str = "charts/fhir-app-operator";
 const T: Duration = Duration::from_secs(60);
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.current_dir(root()).output().expect("spawn");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 #[test]
 fn chart_lints_and_its_crd_templates_are_current() {

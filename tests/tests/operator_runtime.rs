@@ -9,13 +9,7 @@ use serde_json::json;
 #[tokio::test]
 async fn health_readiness_and_metrics_are_served() {
     let mut h = Harness::new("op-http", full_permissions()).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut cfg = h.config();
-    cfg.http_addr = Some(format!("127.0.0.1:{port}").parse().unwrap());
+    let (cfg, port) = h.config_with_http();
     h.start_operator(cfg).await;
     h.apply::<FhirResourceApp>(resource_app(
         "fhir",

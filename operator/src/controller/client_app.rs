@@ -394,6 +394,8 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
     let ns = obj.namespace().unwrap_or_default();
     ctx.metrics
         .set_credential_expiry(&format!("{ns}/{}", obj.name_any()), None);
+    ctx.metrics
+        .set_stalled("FhirClientApp", &format!("{ns}/{}", obj.name_any()), None);
     ctx.forget(&format!("FhirClientApp/{ns}/{}", obj.name_any()));
     let secret_name = obj
         .spec

@@ -247,6 +247,11 @@ async fn output_secret(
 }
 
 async fn cleanup(obj: Arc<FhirResourceApp>, ctx: &Context) -> Result<Action, Error> {
+    ctx.metrics.set_stalled(
+        "FhirResourceApp",
+        &format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()),
+        None,
+    );
     if obj.spec.deletion_policy.unwrap_or_default() == DeletionPolicy::Orphan {
         ctx.event(
             obj.as_ref(),

@@ -104,6 +104,16 @@ where
             Err(e),
         ),
     };
+    let key = format!(
+        "{}/{}",
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+        obj.meta().name.as_deref().unwrap_or_default()
+    );
+    let stalled_reason = match &phase {
+        Phase::Stalled { reason, .. } => Some(reason.as_str()),
+        _ => None,
+    };
+    ctx.metrics.set_stalled(&kind, &key, stalled_reason);
     let old_conds = old.map(|o| o.conditions.clone()).unwrap_or_default();
     status.conditions = conditions(&old_conds, &phase, generation, Time(jiff::Timestamp::now()));
     status.observed_generation = generation;
