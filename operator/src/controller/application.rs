@@ -2,9 +2,10 @@
 //! `uniqueName` upsert), tell the user what changed, and delete it when the resource goes.
 
 use kube::Resource;
+use kube::runtime::controller::Action;
 
 use super::{Context, Error, needs};
-use crate::api::AppStatus;
+use crate::api::{AppStatus, DeletionPolicy, TenantSpec};
 use crate::desired::diff;
 use crate::desired::naming::{ResourceIdentity, owned_by};
 use crate::graph::GraphClient;
@@ -105,6 +106,33 @@ pub async fn report_app_change<K: Resource<DynamicType = ()>>(
         )
     };
     ctx.event(obj, recreated, reason, note).await;
+}
+
+/// The cleanup of either kind: `deletionPolicy: Orphan` leaves the application (an Event says so);
+/// otherwise it is deleted in `tenant` with its service principal (and so its grants and
+/// assignments). When that tenant's credentials Secret is gone, nothing can be deleted: logged, left.
+pub async fn remove_application<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    obj: &K,
+    policy: DeletionPolicy,
+    tenant: Option<&TenantSpec>,
+    id: &ResourceIdentity<'_>,
+) -> Result<Action, Error> {
+    if policy == DeletionPolicy::Orphan {
+        let note = "deletionPolicy Orphan: the Entra application is left in place".to_string();
+        ctx.event(obj, false, "Orphaned", note).await;
+        return Ok(Action::await_change());
+    }
+    let graph = match ctx.graph_for(id.namespace, tenant).await {
+        Ok(g) => g,
+        Err(Error::TenantCredentials(m)) => {
+            tracing::warn!(message = %m, "tenant credentials gone; cannot delete the application, leaving it");
+            return Ok(Action::await_change());
+        }
+        Err(e) => return Err(e),
+    };
+    delete_app(&graph, &id.unique_name(), id).await?;
+    Ok(Action::await_change())
 }
 
 /// Deletes the application with `unique_name` and its service principal if this operator owns it.

@@ -20,14 +20,14 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
-use super::application::{converge_app, delete_app, report_app_change};
+use super::application::{converge_app, remove_application, report_app_change};
 use super::finalizer::{Event as Finalizer, with_finalizer};
 use super::outputs::check_owned;
 use super::{
     Context, DesiredSecret, Error, FINALIZER, Outcome, Verdict, apply_secret, finish,
     managed_labels, needs,
 };
-use crate::api::{AppStatus, DeletionPolicy, FhirClientApp, FhirResourceApp, TenantSpec};
+use crate::api::{AppStatus, FhirClientApp, FhirResourceApp, TenantSpec};
 use crate::desired::client::{self as b, ResolvedTarget};
 use crate::desired::credentials::Rotation;
 use crate::desired::duration;
@@ -403,16 +403,6 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
         .clone()
         .unwrap_or_else(|| client_secret_name(&obj.name_any()));
     ctx.saw_secret(&ns, &secret_name, None);
-    if obj.spec.deletion_policy.unwrap_or_default() == DeletionPolicy::Orphan {
-        ctx.event(
-            obj.as_ref(),
-            false,
-            "Orphaned",
-            "deletionPolicy Orphan: the Entra application is left in place".into(),
-        )
-        .await;
-        return Ok(Action::await_change());
-    }
     // The tenant it was registered in: as in apply, else the one its status recorded (the resource
     // app it followed may be gone already).
     let target_app = match &obj.spec.target.resource_app_ref {
@@ -427,18 +417,9 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
                 credentials_secret_ref: None,
             })
         });
-    let graph = match ctx.graph_for(&ns, tenant.as_ref()).await {
-        Ok(g) => g,
-        Err(Error::TenantCredentials(m)) => {
-            tracing::warn!(message = %m, "tenant credentials gone; cannot delete the application, leaving it");
-            return Ok(Action::await_change());
-        }
-        Err(e) => return Err(e),
-    };
     let id = identity(ctx, &obj);
-    // Deleting the service principal also removes its grants and app role assignments.
-    delete_app(&graph, &id.unique_name(), &id).await?;
-    Ok(Action::await_change())
+    let policy = obj.spec.deletion_policy.unwrap_or_default();
+    remove_application(ctx, obj.as_ref(), policy, tenant.as_ref(), &id).await
 }
 
 pub fn error_policy(_obj: Arc<FhirClientApp>, err: &Error, ctx: Arc<Context>) -> Action {

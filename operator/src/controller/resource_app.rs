@@ -6,13 +6,13 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
-use super::application::{WRITE_APPS, converge_app, delete_app, report_app_change};
+use super::application::{WRITE_APPS, converge_app, remove_application, report_app_change};
 use super::finalizer::{Event as Finalizer, with_finalizer};
 use super::{
     Context, DesiredSecret, Error, FINALIZER, Outcome, Verdict, apply_config_map, apply_secret,
     finish, managed_labels, needs,
 };
-use crate::api::{AppStatus, DeletionPolicy, FhirResourceApp};
+use crate::api::{AppStatus, FhirResourceApp};
 use crate::desired::diff;
 use crate::desired::naming::OWNER_TAG_PREFIX;
 use crate::desired::naming::{AppKind, ResourceIdentity, resource_config_map_name};
@@ -252,28 +252,9 @@ async fn cleanup(obj: Arc<FhirResourceApp>, ctx: &Context) -> Result<Action, Err
         &format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()),
         None,
     );
-    if obj.spec.deletion_policy.unwrap_or_default() == DeletionPolicy::Orphan {
-        ctx.event(
-            obj.as_ref(),
-            false,
-            "Orphaned",
-            "deletionPolicy Orphan: the Entra application is left in place".into(),
-        )
-        .await;
-        return Ok(Action::await_change());
-    }
-    let ns = obj.namespace().unwrap_or_default();
-    let graph = match ctx.graph_for(&ns, obj.spec.tenant.as_ref()).await {
-        Ok(g) => g,
-        Err(Error::TenantCredentials(m)) => {
-            tracing::warn!(message = %m, "tenant credentials gone; cannot delete the application, leaving it");
-            return Ok(Action::await_change());
-        }
-        Err(e) => return Err(e),
-    };
     let id = identity(ctx, &obj);
-    delete_app(&graph, &id.unique_name(), &id).await?;
-    Ok(Action::await_change())
+    let policy = obj.spec.deletion_policy.unwrap_or_default();
+    remove_application(ctx, obj.as_ref(), policy, obj.spec.tenant.as_ref(), &id).await
 }
 
 pub fn error_policy(_obj: Arc<FhirResourceApp>, err: &Error, ctx: Arc<Context>) -> Action {
