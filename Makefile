@@ -23,7 +23,7 @@ crds: ## Regenerate crds/ from the Rust types
 	$(CARGO) run -q -p fhir-app-operator --bin crdgen
 
 .PHONY: test
-test: kube-bins browser-deps ## Unit tests, then integration tests against a real local control plane
+test: kube-bins browser-deps interop-deps ## Unit tests, then integration tests against a real local control plane
 	$(CARGO) test --workspace --exclude fhir-app-operator-tests
 	$(CARGO) build -p fhir-app-operator -p kube-local --bin fhir-app-operator --bin kube-local
 	$(CARGO) test -p fhir-app-operator-tests --no-run
@@ -40,6 +40,10 @@ bench: kube-bins ## Benchmark BENCH_N client apps and 10x (BENCH_ARGS); writes b
 .PHONY: browser-deps
 browser-deps: ## Debian's chromium and playwright-core (cached outside the repo) for the emulator's browser test
 	@bash hack/browser/install.sh >/dev/null
+
+.PHONY: interop-deps
+interop-deps: ## The interop suite's consumers (azure-identity, MSAL, ...) pinned by lockfile, cached outside the repo
+	@bash hack/interop/install.sh >/dev/null
 
 .PHONY: kube-bins
 kube-bins: ## Build (once, cached by version) etcd, kube-apiserver, kube-controller-manager, kubectl
