@@ -17,8 +17,8 @@ use super::{
     Context, DesiredSecret, Error, FINALIZER, Outcome, apply_secret, finish, managed_labels, needs,
 };
 use crate::api::{
-    AppStatus, CredentialStatus, CredentialType, DeletionPolicy, FhirClientApp, FhirResourceApp,
-    TenantSpec,
+    AppStatus, CredentialStatus, CredentialType, DeletionPolicy, FhirClientApp, FhirClientAppSpec,
+    FhirResourceApp, TenantSpec,
 };
 use crate::build::certificate as cert;
 use crate::build::client::{self as b, MANAGED_FHIR_APP_ID, MANAGED_FHIR_AUDIENCE, ResolvedTarget};
@@ -549,6 +549,7 @@ async fn apply_inner(
             let data = secret_data(
                 ctx,
                 &graph,
+                spec,
                 &parsed,
                 &target,
                 secret_value.as_deref(),
@@ -744,6 +745,7 @@ async fn apply_inner(
         let data = secret_data(
             ctx,
             &graph,
+            spec,
             &parsed,
             &target,
             None,
@@ -852,6 +854,7 @@ async fn prune_other_credential_kinds(
 fn secret_data(
     ctx: &Context,
     graph: &GraphClient,
+    spec: &FhirClientAppSpec,
     app: &Application,
     target: &ResolvedTarget,
     secret: Option<&str>,
@@ -868,6 +871,7 @@ fn secret_data(
         federated_token_file: federated_file,
         credential: cred,
         certificate,
+        sign_in: b::sign_in(spec),
     })
 }
 
