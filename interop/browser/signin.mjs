@@ -1,9 +1,10 @@
 // The user's part of a sign-in, in Debian's chromium (playwright-core): open the authorization URL a
 // library built, sign in on the emulator's page, accept or cancel the consent page if one is shown, and
 // follow the redirect to the app's loopback server. Used by the interop consumers (interop/python, node).
-// argv[2]: JSON {url, callback, user, password, consent: "accept"|"cancel", userDataDir}; env BROWSER_NODE_MODULES.
+// argv[2]: JSON {url, callback, user, password, consent: "accept"|"cancel", userDataDir, otc?};
+// env BROWSER_NODE_MODULES. With `otc` (the device-code flow) the user first enters that code on the page.
 // Prints one JSON line: {landed (URL at the callback, or null), page (the text of the page it stopped on
-// when that is not the callback, e.g. Entra's error page), consentShown}.
+// when that is not the callback: Entra's error page, or the device flow's "You have signed in"), consentShown}.
 import { createRequire } from 'node:module';
 
 const require = createRequire(`${process.env.BROWSER_NODE_MODULES}/`);
@@ -26,13 +27,16 @@ try {
   const next = async () => {
     await Promise.race([
       page.waitForURL(atCallback, { timeout: 20000 }),
-      page.waitForSelector('#passwd, #accept, #error', { timeout: 20000 }),
+      page.waitForSelector('#otc, #passwd, #accept, #error, #done', { timeout: 20000 }),
     ]);
   };
-  for (let i = 0; i < 4 && !atCallback(page.url()); i++) {
+  for (let i = 0; i < 5 && !atCallback(page.url()); i++) {
     await next();
     if (atCallback(page.url())) break;
-    if (await page.$('#passwd')) {
+    if (a.otc && await page.$('#otc')) {
+      await page.fill('#otc', a.otc);
+      await Promise.all([page.waitForLoadState(), page.click('#next')]);
+    } else if (await page.$('#passwd')) {
       await page.fill('#login', a.user);
       await page.fill('#passwd', a.password);
       await Promise.all([page.waitForLoadState(), page.click('#signin')]);

@@ -264,5 +264,162 @@ async fn service_clients_with_python_azure_identity_and_msal() {
         assert_eq!(roles(&claims), ["globalExporter", "globalReader"], "{way}");
     }
     let _ = &c.node_modules;
-    let _ = &c.browser_modules;
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn user(upn: &str, oid: &str) -> entra_emulator::UserConfig {
+    entra_emulator::UserConfig {
+        user_principal_name: upn.into(),
+        password: PASSWORD.into(),
+        display_name: upn.split('@').next().unwrap_or_default().into(),
+        object_id: Some(oid.into()),
+        ..Default::default()
+    }
+}
+
+/// What a consumer needs to act as `upn` in the browser.
+fn as_user(c: &Consumers, upn: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("USER_NAME", upn.to_string()),
+        ("USER_PASSWORD", PASSWORD.to_string()),
+        (
+            "BROWSER_NODE_MODULES",
+            c.browser_modules.display().to_string(),
+        ),
+        (
+            "SIGNIN_SCRIPT",
+            repo_root()
+                .join("interop/browser/signin.mjs")
+                .display()
+                .to_string(),
+        ),
+    ]
+}
+
+/// Assigns the user `oid` the resource app's app role `role` (as an administrator would, in Graph).
+async fn assign_user_role(h: &Harness, resource_app_id: &str, oid: &str, role: &str) {
+    let (code, sps) = h
+        .graph(
+            reqwest::Method::GET,
+            &format!("/servicePrincipals?$filter=appId eq '{resource_app_id}'"),
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{sps}");
+    let sp = &sps["value"][0];
+    let (_, apps) = h
+        .graph(
+            reqwest::Method::GET,
+            &format!("/applications?$filter=appId eq '{resource_app_id}'"),
+            None,
+        )
+        .await;
+    let role_id = apps["value"][0]["appRoles"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["value"] == role))
+        .map(|r| r["id"].clone())
+        .unwrap_or_else(|| panic!("role {role} in {apps}"));
+    let body = json!({"principalId": oid, "resourceId": sp["id"], "appRoleId": role_id});
+    let (code, v) = h
+        .graph(
+            reqwest::Method::POST,
+            &format!(
+                "/servicePrincipals/{}/appRoleAssignedTo",
+                sp["id"].as_str().unwrap()
+            ),
+            Some(body),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+}
+
+fn scp(c: &Value) -> Vec<String> {
+    let mut v: Vec<String> = c["scp"]
+        .as_str()
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    v.sort();
+    v
+}
+
+const CLINICIAN_OID: &str = "5d9d8a52-1c7e-4a39-9a55-0c3f2a1b7e01";
+const VISITOR: &str = "visitor@contoso.example";
+const VISITOR_OID: &str = "5d9d8a52-1c7e-4a39-9a55-0c3f2a1b7e02";
+
+/// Confidential web app: MSAL Python's authorization-code flow with PKCE, the user in chromium, the
+/// redirect on a loopback server at the Secret's REDIRECT_URI. The token has the requested `scp`, the
+/// FHIR audience and the user's app role; acquire_token_silent refreshes it once it counts as expired.
+/// A user who declines consent is refused with Entra's error (AADSTS65004) as MSAL reports it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confidential_web_app_with_msal_python_in_chromium() {
+    let c = consumers();
+    let h = harness(
+        "interop-web",
+        json!({"fhirUrl": "https://fhir.contoso.example", "smart": {"enabled": true}}),
+        |cfg| {
+            // Under MSAL's 5-minute margin: the first silent call must use the refresh token.
+            cfg.token_lifetime_secs = 120;
+            cfg.tenants[0].users = vec![user(USER, CLINICIAN_OID), user(VISITOR, VISITOR_OID)];
+        },
+    )
+    .await;
+    let redirect = format!("http://localhost:{}/signin-oidc", free_port());
+    h.apply::<FhirClientApp>(client_app(
+        "portal",
+        json!({"type": "Confidential", "target": {"resourceAppRef": {"name": "fhir"}},
+               "redirectUris": [redirect], "scopes": ["user_impersonation", "patient/*.read"],
+               "grantAdminConsent": true}),
+    ))
+    .await
+    .unwrap();
+    let other = format!("http://localhost:{}/callback", free_port());
+    h.apply::<FhirClientApp>(client_app(
+        "portal-unconsented",
+        json!({"type": "Confidential", "target": {"resourceAppRef": {"name": "fhir"}},
+               "redirectUris": [other]}),
+    ))
+    .await
+    .unwrap();
+    let o = outputs(&h, "portal", "fhir").await;
+    assert_eq!(o.secret["REDIRECT_URI"], redirect);
+    let resource_app_id = std::fs::read_to_string(o.configmap_dir().join("CLIENT_ID")).unwrap();
+    assign_user_role(&h, &resource_app_id, CLINICIAN_OID, "globalReader").await;
+    let (py, script) = python_consumer(&c, "webapp.py");
+
+    let r = run(&py, &[&script], &o, &as_user(&c, USER)).await;
+    let claims = assert_fhir_token(&r, &o, "auth code");
+    assert_eq!(r["pkce"], true, "MSAL sent an S256 code challenge: {r}");
+    assert_eq!(r["consent_shown"], false, "admin consent was granted: {r}");
+    assert_eq!(scp(&claims), ["patient.all.read", "user_impersonation"]);
+    assert_eq!(roles(&claims), ["globalReader"], "the user's app role");
+    assert_eq!(claims["oid"], CLINICIAN_OID);
+    assert_eq!(r["id_token"]["preferred_username"], USER);
+    assert_eq!(r["id_token"]["aud"], o.secret["AZURE_CLIENT_ID"]);
+    assert_eq!(r["has_refresh_token"], true, "{r}");
+    let refreshed = &r["refreshed"];
+    assert_eq!(refreshed["token_source"], "identity_provider", "{r}");
+    assert_eq!(refreshed["new_token"], true, "{r}");
+    assert_eq!(scp(&refreshed["claims"]), scp(&claims));
+    assert_eq!(refreshed["claims"]["oid"], CLINICIAN_OID);
+
+    // Negative: a user who declines the consent page of a client nobody consented to.
+    let un = outputs(&h, "portal-unconsented", "fhir").await;
+    let mut env = as_user(&c, VISITOR);
+    env.push(("CONSENT", "cancel".into()));
+    let r = run(&py, &[&script], &un, &env).await;
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(r["browser"]["consentShown"], true, "{r}");
+    assert_eq!(r["error"]["error"], "access_denied", "{r}");
+    let desc = r["error"]["error_description"].as_str().unwrap_or_default();
+    assert!(desc.starts_with("AADSTS65004:"), "{r}");
 }
