@@ -3,13 +3,24 @@
 // follow the redirect to the app's loopback server. Used by the interop consumers (interop/python, node).
 // argv[2]: JSON {url, callback, user, password, consent: "accept"|"cancel", userDataDir, otc?};
 // env BROWSER_NODE_MODULES. With `otc` (the device-code flow) the user first enters that code on the page.
-// Prints one JSON line: {landed (URL at the callback, or null), page (the text of the page it stopped on
+// Or, as the desktop's browser (`BROWSER=interop/browser/open-url`, which a library opens with the URL):
+// argv[2] the URL, the user from env USER_NAME, USER_PASSWORD, CONSENT; the callback any http://localhost.
+// Prints one JSON line: {landed (the callback URL with its parameters' names only, or null), page (the text of the page it stopped on
 // when that is not the callback: Entra's error page, or the device flow's "You have signed in"), consentShown}.
 import { createRequire } from 'node:module';
 
 const require = createRequire(`${process.env.BROWSER_NODE_MODULES}/`);
 const { chromium } = require('playwright-core');
-const a = JSON.parse(process.argv[2]);
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const asDesktopBrowser = !process.argv[2].startsWith('{');
+const a = asDesktopBrowser
+  ? { url: process.argv[2], callback: 'http://localhost', user: process.env.USER_NAME,
+      password: process.env.USER_PASSWORD, consent: process.env.CONSENT || 'accept',
+      userDataDir: mkdtempSync(join(tmpdir(), 'chromium-')) }
+  : JSON.parse(process.argv[2]);
 
 const ctx = await chromium.launchPersistentContext(a.userDataDir, {
   executablePath: '/usr/bin/chromium',
@@ -23,11 +34,17 @@ const atCallback = (u) => u.toString().startsWith(a.callback);
 let out = { landed: null, page: null, consentShown: false };
 try {
   const page = await ctx.newPage();
+  if (process.env.SIGNIN_TRACE) {
+    const t = (m) => console.error(`${new Date().toISOString()} browser: ${m}`);
+    page.on('request', (r) => t(`${r.method()} ${r.url().slice(0, 80)}`));
+    page.on('response', (r) => t(`${r.status()} ${r.url().slice(0, 80)}`));
+    page.on('requestfailed', (r) => t(`failed ${r.url().slice(0, 80)} ${r.failure()?.errorText}`));
+  }
   await page.goto(a.url);
   const next = async () => {
     await Promise.race([
-      page.waitForURL(atCallback, { timeout: 20000 }),
-      page.waitForSelector('#otc, #passwd, #accept, #error, #done', { timeout: 20000 }),
+      page.waitForURL(atCallback, { timeout: 60000 }),
+      page.waitForSelector('#otc, #passwd, #accept, #error, #done', { timeout: 60000 }),
     ]);
   };
   for (let i = 0; i < 5 && !atCallback(page.url()); i++) {
@@ -49,11 +66,14 @@ try {
   }
   if (atCallback(page.url())) {
     await page.waitForLoadState();
-    out.landed = page.url();
+    // Where it landed, with the names of the query's parameters only (the code is not for logs).
+    const u = new URL(page.url());
+    out.landed = `${u.origin}${u.pathname}?${[...u.searchParams.keys()].join('&')}`;
   } else {
     out.page = (await page.textContent('body')).trim().slice(0, 2000);
   }
   console.log(JSON.stringify(out));
 } finally {
   await ctx.close();
+  if (asDesktopBrowser) rmSync(a.userDataDir, { recursive: true, force: true });
 }

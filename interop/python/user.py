@@ -9,7 +9,9 @@ import os
 import socket
 import subprocess
 import tempfile
+import signal
 import threading
+import time
 import urllib.parse
 
 
@@ -61,3 +63,19 @@ def sign_in(auth_uri, redirect_uri):
         server.shutdown()
         server.server_close()
     return (got or None), result
+
+
+def stop_browser(pid_file, grace=30):
+    """Waits for the browser whose PID is in pid_file to finish (it closes itself), else stops it."""
+    try:
+        pid = int(open(pid_file).read())
+    except (OSError, ValueError):
+        return
+    deadline = time.time() + grace
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGTERM)

@@ -140,12 +140,18 @@ async fn run(program: &Path, args: &[&str], o: &Outputs, extra: &[(&str, String)
         cmd.env(k, v);
     }
     let what = format!("{} {}", program.display(), args.join(" "));
-    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
-        .await
-        .unwrap_or_else(|_| panic!("{what}: no answer in 120 s"))
+    // stderr goes to a file, so that a consumer that hangs still shows what it said.
+    let err_file = o.dir.path().join("stderr.txt");
+    cmd.stderr(std::fs::File::create(&err_file).unwrap())
+        .stdout(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::null());
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output()).await;
+    let stderr = std::fs::read_to_string(&err_file).unwrap_or_default();
+    let out = out
+        .unwrap_or_else(|_| panic!("{what}: no answer in 120 s; stderr: {stderr}"))
         .unwrap_or_else(|e| panic!("{what}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
     let line = stdout.lines().last().unwrap_or_default();
     let v: Value = serde_json::from_str(line).unwrap_or_else(|e| {
         panic!(
@@ -422,4 +428,88 @@ async fn confidential_web_app_with_msal_python_in_chromium() {
     assert_eq!(r["error"]["error"], "access_denied", "{r}");
     let desc = r["error"]["error_description"].as_str().unwrap_or_default();
     assert!(desc.starts_with("AADSTS65004:"), "{r}");
+}
+
+/// Public native (mobile/desktop) client: MSAL Python's PublicClientApplication signs the user in with
+/// acquire_token_interactive (auth code + PKCE on MSAL's own `http://localhost:<port>` server, the
+/// desktop's browser being chromium) and with the device-code flow; the same client sending a secret
+/// is refused with AADSTS700025.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_native_client_with_msal_python() {
+    let c = consumers();
+    let h = harness(
+        "interop-native",
+        json!({"fhirUrl": "https://fhir.contoso.example"}),
+        |cfg| cfg.tenants[0].users = vec![user(USER, CLINICIAN_OID)],
+    )
+    .await;
+    h.apply::<FhirClientApp>(client_app(
+        "desktop",
+        json!({"type": "Public", "publicPlatform": "MobileDesktop",
+               "target": {"resourceAppRef": {"name": "fhir"}},
+               "redirectUris": ["http://localhost"], "grantAdminConsent": true}),
+    ))
+    .await
+    .unwrap();
+    let o = outputs(&h, "desktop", "fhir").await;
+    assert!(
+        !o.secret.contains_key("AZURE_CLIENT_SECRET"),
+        "a Public client has no secret"
+    );
+    let resource_app_id = std::fs::read_to_string(o.configmap_dir().join("CLIENT_ID")).unwrap();
+    assign_user_role(&h, &resource_app_id, CLINICIAN_OID, "globalReader").await;
+    let (py, script) = python_consumer(&c, "native.py");
+    let mut env = as_user(&c, USER);
+    env.push((
+        "BROWSER",
+        repo_root()
+            .join("interop/browser/open-url")
+            .display()
+            .to_string(),
+    ));
+
+    for way in ["interactive", "device-code"] {
+        let r = run(&py, &[&script, way], &o, &env).await;
+        let claims = assert_fhir_token(&r, &o, way);
+        assert_eq!(scp(&claims), ["user_impersonation"], "{way}");
+        assert_eq!(roles(&claims), ["globalReader"], "{way}");
+        assert_eq!(claims["oid"], CLINICIAN_OID, "{way}");
+        assert_eq!(r["id_token"]["preferred_username"], USER, "{way}");
+    }
+
+    // A secret an administrator added to the desktop app out of band, configured in the app. The
+    // operator would remove it (a Public client holds none), so it is stopped first.
+    let mut h = h;
+    h.stop_operator().await;
+    let (code, apps) = h
+        .graph(
+            reqwest::Method::GET,
+            &format!(
+                "/applications?$filter=appId eq '{}'",
+                o.secret["AZURE_CLIENT_ID"]
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{apps}");
+    let (code, pw) = h
+        .graph(
+            reqwest::Method::POST,
+            &format!(
+                "/applications/{}/addPassword",
+                apps["value"][0]["id"].as_str().unwrap()
+            ),
+            Some(json!({"passwordCredential": {"displayName": "added by hand"}})),
+        )
+        .await;
+    assert_eq!(code, 200, "addPassword");
+    env.push((
+        "PUBLIC_CLIENT_SECRET",
+        pw["secretText"].as_str().unwrap().to_string(),
+    ));
+    let r = run(&py, &[&script, "with-secret"], &o, &env).await;
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(r["error"]["error"], "invalid_client", "{r}");
+    let desc = r["error"]["error_description"].as_str().unwrap_or_default();
+    assert!(desc.starts_with("AADSTS700025:"), "{r}");
 }
