@@ -296,19 +296,18 @@ fn validate_rest(st: &Store, tid: &str, app: &Value, p: &Params, v1: bool) -> Re
             "response_type 'id_token' is not enabled for the application.".into(),
         ));
     }
-    let mode = match get(p, "response_mode") {
-        None if id_token => Mode::Fragment,
-        None | Some("query") if !id_token => Mode::Query,
-        Some("fragment") => Mode::Fragment,
-        Some("form_post") => Mode::FormPost,
-        Some(m) => {
+    // Fragment is the default with an id_token, which never travels in a query (D-AC, 1.1).
+    let mode = match (get(p, "response_mode"), id_token) {
+        (None, true) | (Some("fragment"), _) => Mode::Fragment,
+        (None, false) | (Some("query"), false) => Mode::Query,
+        (Some("form_post"), _) => Mode::FormPost,
+        (Some(m), _) => {
             return Err(Fail::Redirect(
                 "invalid_request",
                 70007,
                 format!("The application requested an unsupported response_mode '{m}'."),
             ));
         }
-        None => Mode::Fragment,
     };
     let prompt = get(p, "prompt").unwrap_or("");
     let allowed: &[&str] = if v1 {

@@ -502,14 +502,7 @@ async fn logout_ends_the_session_and_userinfo_answers_for_graph_tokens() {
         r
     };
     let code = r.params()["code"].clone();
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("client_id", f.web.as_str()),
-        ("client_secret", f.web_secret.as_str()),
-        ("code", code.as_str()),
-        ("redirect_uri", WEB_REDIRECT),
-    ];
-    let (st, _, v) = token(&f, false, &form, &[]).await;
+    let (st, v) = redeem_web(&f, &code).await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["scope"], "https://graph.microsoft.com/User.Read");
     let at = v["access_token"].as_str().unwrap();
@@ -571,14 +564,7 @@ async fn default_scope_stands_for_the_registered_permissions() {
     );
     let done = b.consent(&f.tid, &consent, true, false).await;
     let code = done.params()["code"].clone();
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("client_id", f.web.as_str()),
-        ("client_secret", f.web_secret.as_str()),
-        ("code", code.as_str()),
-        ("redirect_uri", WEB_REDIRECT),
-    ];
-    let (st, _, v) = token(&f, false, &form, &[]).await;
+    let (st, v) = redeem_web(&f, &code).await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(
         v["scope"],
@@ -590,5 +576,56 @@ async fn default_scope_stands_for_the_registered_permissions() {
     );
     let at = verify_with_jwks(&f.c, &f.emu, v["access_token"].as_str().unwrap()).await;
     assert_eq!(at["scp"], "user_impersonation patient.all.read");
+    f.emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_role_assigned_to_the_user_directly_is_in_the_token() {
+    let f = fixture(2).await;
+    let bob = f.g.get(&format!("/users/{BOB}")).await;
+    assert_eq!(bob.status, 200, "{}", bob.body);
+    let bob_id = bob.body["id"].as_str().unwrap().to_string();
+    let a =
+        f.g.post(
+            &format!("/servicePrincipals/{}/appRoleAssignedTo", f.api_sp),
+            json!({"principalId": bob_id, "resourceId": f.api_sp, "appRoleId": f.role_id}),
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.body["principalType"].as_str()),
+        (201, Some("User")),
+        "{}",
+        a.body
+    );
+    let mine =
+        f.g.get(&format!("/users/{bob_id}/appRoleAssignments"))
+            .await;
+    assert_eq!(
+        mine.body["value"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        mine.body
+    );
+    let users = f.g.get("/users").await;
+    assert_eq!(users.body["value"].as_array().map(Vec::len), Some(3));
+    let mut b = Browser::new(&f.emu);
+    let scope = format!("{API_URI}/user_impersonation");
+    let page = b.get(&f.web_url(&scope, &[])).await;
+    let consent = b.sign_in(&f.tid, &page, BOB, PW).await;
+    let done = b.consent(&f.tid, &consent, true, false).await;
+    let code = done.params()["code"].clone();
+    let (st, v) = redeem_web(&f, &code).await;
+    assert_eq!(st, 200, "{v}");
+    let at = verify_with_jwks(&f.c, &f.emu, v["access_token"].as_str().unwrap()).await;
+    assert_eq!(
+        (at["roles"].clone(), at["oid"].as_str()),
+        (json!(["clinician"]), Some(bob_id.as_str()))
+    );
+    // Ada holds no assignment (her group neither, here): no roles claim.
+    let mut b = Browser::new(&f.emu);
+    let p = code_for(&f, &mut b, &f.web, WEB_REDIRECT, &[]).await;
+    let (_, v) = redeem_web(&f, &p["code"]).await;
+    let at = verify_with_jwks(&f.c, &f.emu, v["access_token"].as_str().unwrap()).await;
+    assert!(at.get("roles").is_none(), "{at}");
     f.emu.shutdown().await;
 }

@@ -354,3 +354,16 @@ pub async fn devicecode(f: &Fixture, client: &str, scope: &str) -> (u16, Value) 
             .unwrap();
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
+
+/// Redeems a code issued to the web client at `WEB_REDIRECT`, with its secret.
+pub async fn redeem_web(f: &Fixture, code: &str) -> (u16, Value) {
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", f.web.as_str()),
+        ("client_secret", f.web_secret.as_str()),
+        ("code", code),
+        ("redirect_uri", WEB_REDIRECT),
+    ];
+    let (st, _, v) = token(f, false, &form, &[]).await;
+    (st, v)
+}
