@@ -174,6 +174,17 @@ fn python_consumer(c: &Consumers, script: &str) -> (PathBuf, String) {
     )
 }
 
+fn node_consumer(script: &str) -> (PathBuf, String) {
+    (
+        PathBuf::from("node"),
+        repo_root()
+            .join("interop/node")
+            .join(script)
+            .display()
+            .to_string(),
+    )
+}
+
 /// A harness with the operator running and a Ready FhirResourceApp `fhir`; `f` adjusts the emulator.
 async fn harness(
     prefix: &str,
@@ -226,10 +237,11 @@ fn roles(c: &Value) -> Vec<String> {
 }
 
 /// Service clients (secret and certificate): azure-identity's EnvironmentCredential and
-/// ClientCertificateCredential, and MSAL Python's client credentials, each get a token the FHIR server
-/// accepts (signature, audience, issuer from the ConfigMap) carrying the client's app roles.
+/// CertificateCredential (Python) / ClientCertificateCredential (JS), and MSAL's client credentials
+/// (msal, @azure/msal-node), each get a token the FHIR server accepts (signature, audience, issuer from
+/// the ConfigMap) carrying the client's app roles.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn service_clients_with_python_azure_identity_and_msal() {
+async fn service_clients_with_azure_identity_and_msal() {
     let c = consumers();
     let h = harness(
         "interop-svc",
@@ -247,13 +259,19 @@ async fn service_clients_with_python_azure_identity_and_msal() {
         .await
         .unwrap();
     }
-    let (py, script) = python_consumer(&c, "service.py");
+    let consumers = [
+        python_consumer(&c, "service.py"),
+        node_consumer("service.mjs"),
+    ];
+    let node_env = [("INTEROP_NODE_MODULES", c.node_modules.display().to_string())];
 
     let secret = outputs(&h, "daemon", "fhir").await;
-    for way in ["env-credential", "msal-secret"] {
-        let r = run(&py, &[&script, way], &secret, &[]).await;
-        let claims = assert_fhir_token(&r, &secret, way);
-        assert_eq!(roles(&claims), ["globalExporter", "globalReader"], "{way}");
+    for (program, script) in &consumers {
+        for way in ["env-credential", "msal-secret"] {
+            let r = run(program, &[script, way], &secret, &node_env).await;
+            let claims = assert_fhir_token(&r, &secret, &format!("{script} {way}"));
+            assert_eq!(roles(&claims), ["globalExporter", "globalReader"], "{way}");
+        }
     }
 
     let cert = outputs(&h, "daemon-cert", "fhir").await;
@@ -263,13 +281,15 @@ async fn service_clients_with_python_azure_identity_and_msal() {
     );
     // The Secret mounted as a volume at SECRET_DIR rather than at the default mount path.
     let pem = cert.secret_dir().join("client-certificate.pem");
-    for way in ["env-credential", "client-certificate", "msal-certificate"] {
-        let extra = [("AZURE_CLIENT_CERTIFICATE_PATH", pem.display().to_string())];
-        let r = run(&py, &[&script, way], &cert, &extra).await;
-        let claims = assert_fhir_token(&r, &cert, way);
-        assert_eq!(roles(&claims), ["globalExporter", "globalReader"], "{way}");
+    let mut extra = node_env.to_vec();
+    extra.push(("AZURE_CLIENT_CERTIFICATE_PATH", pem.display().to_string()));
+    for (program, script) in &consumers {
+        for way in ["env-credential", "client-certificate", "msal-certificate"] {
+            let r = run(program, &[script, way], &cert, &extra).await;
+            let claims = assert_fhir_token(&r, &cert, &format!("{script} {way}"));
+            assert_eq!(roles(&claims), ["globalExporter", "globalReader"], "{way}");
+        }
     }
-    let _ = &c.node_modules;
 }
 
 fn free_port() -> u16 {
