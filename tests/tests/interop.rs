@@ -385,9 +385,10 @@ const VISITOR_OID: &str = "5d9d8a52-1c7e-4a39-9a55-0c3f2a1b7e02";
 /// Confidential web app: MSAL Python's authorization-code flow with PKCE, the user in chromium, the
 /// redirect on a loopback server at the Secret's REDIRECT_URI. The token has the requested `scp`, the
 /// FHIR audience and the user's app role; acquire_token_silent refreshes it once it counts as expired.
-/// A user who declines consent is refused with Entra's error (AADSTS65004) as MSAL reports it.
+/// The same with @azure/msal-node. A user who declines consent is refused with Entra's error
+/// (AADSTS65004) as each library reports it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn confidential_web_app_with_msal_python_in_chromium() {
+async fn confidential_web_app_with_msal_in_chromium() {
     let c = consumers();
     let h = harness(
         "interop-web",
@@ -438,16 +439,36 @@ async fn confidential_web_app_with_msal_python_in_chromium() {
     assert_eq!(scp(&refreshed["claims"]), scp(&claims));
     assert_eq!(refreshed["claims"]["oid"], CLINICIAN_OID);
 
+    // @azure/msal-node: the same flow (getAuthCodeUrl with PKCE, acquireTokenByCode, acquireTokenSilent).
+    let (node, web_mjs) = node_consumer("webapp.mjs");
+    let mut env = as_user(&c, USER);
+    env.push(("INTEROP_NODE_MODULES", c.node_modules.display().to_string()));
+    let r = run(&node, &[&web_mjs], &o, &env).await;
+    let claims = assert_fhir_token(&r, &o, "msal-node auth code");
+    assert_eq!(r["pkce"], true, "{r}");
+    assert_eq!(scp(&claims), ["patient.all.read", "user_impersonation"]);
+    assert_eq!(roles(&claims), ["globalReader"]);
+    assert_eq!(r["idToken"]["preferred_username"], USER);
+    assert_eq!(
+        r["refreshed"]["fromCache"], false,
+        "refreshed at the token endpoint: {r}"
+    );
+    assert_eq!(r["refreshed"]["newToken"], true, "{r}");
+    assert_eq!(scp(&r["refreshed"]["claims"]), scp(&claims));
+
     // Negative: a user who declines the consent page of a client nobody consented to.
     let un = outputs(&h, "portal-unconsented", "fhir").await;
     let mut env = as_user(&c, VISITOR);
     env.push(("CONSENT", "cancel".into()));
-    let r = run(&py, &[&script], &un, &env).await;
-    assert_eq!(r["ok"], false, "{r}");
-    assert_eq!(r["browser"]["consentShown"], true, "{r}");
-    assert_eq!(r["error"]["error"], "access_denied", "{r}");
-    let desc = r["error"]["error_description"].as_str().unwrap_or_default();
-    assert!(desc.starts_with("AADSTS65004:"), "{r}");
+    env.push(("INTEROP_NODE_MODULES", c.node_modules.display().to_string()));
+    for (program, script) in [(py, script), (node, web_mjs)] {
+        let r = run(&program, &[&script], &un, &env).await;
+        assert_eq!(r["ok"], false, "{r}");
+        assert_eq!(r["browser"]["consentShown"], true, "{r}");
+        assert_eq!(r["error"]["error"], "access_denied", "{r}");
+        let desc = r["error"]["error_description"].as_str().unwrap_or_default();
+        assert!(desc.starts_with("AADSTS65004:"), "{script}: {r}");
+    }
 }
 
 /// Public native (mobile/desktop) client: MSAL Python's PublicClientApplication signs the user in with
