@@ -1,8 +1,9 @@
 // The user's part of a sign-in, in Debian's chromium (playwright-core): open the authorization URL a
 // library built, sign in on the emulator's page, accept or cancel the consent page if one is shown, and
 // follow the redirect to the app's loopback server. Used by the interop consumers (interop/python, node).
-// argv[2]: JSON {url, callback, user, password, consent: "accept"|"cancel", userDataDir, otc?};
+// argv[2]: JSON {url, callback, user, password, consent: "accept"|"cancel", userDataDir, otc?, resultSelector?};
 // env BROWSER_NODE_MODULES. With `otc` (the device-code flow) the user first enters that code on the page.
+// With `resultSelector` (a SPA), the callback page's script is awaited and that element's text returned as `result`.
 // Or, as the desktop's browser (`BROWSER=interop/browser/open-url`, which a library opens with the URL):
 // argv[2] the URL, the user from env USER_NAME, USER_PASSWORD, CONSENT; the callback any http://localhost.
 // Prints one JSON line: {landed (the callback URL with its parameters' names only, or null), page (the text of the page it stopped on
@@ -31,7 +32,7 @@ const ctx = await chromium.launchPersistentContext(a.userDataDir, {
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 const atCallback = (u) => u.toString().startsWith(a.callback);
-let out = { landed: null, page: null, consentShown: false };
+let out = { landed: null, page: null, consentShown: false, result: null };
 try {
   const page = await ctx.newPage();
   if (process.env.SIGNIN_TRACE) {
@@ -39,6 +40,7 @@ try {
     page.on('request', (r) => t(`${r.method()} ${r.url().slice(0, 80)}`));
     page.on('response', (r) => t(`${r.status()} ${r.url().slice(0, 80)}`));
     page.on('requestfailed', (r) => t(`failed ${r.url().slice(0, 80)} ${r.failure()?.errorText}`));
+    page.on('console', (m) => t(`console ${m.type()}: ${m.text().slice(0, 300)}`));
   }
   await page.goto(a.url);
   const next = async () => {
@@ -69,6 +71,10 @@ try {
     // Where it landed, with the names of the query's parameters only (the code is not for logs).
     const u = new URL(page.url());
     out.landed = `${u.origin}${u.pathname}?${[...u.searchParams.keys()].join('&')}`;
+    if (a.resultSelector) {
+      await page.waitForSelector(`${a.resultSelector}:not(:empty)`, { timeout: 60000 });
+      out.result = await page.textContent(a.resultSelector);
+    }
   } else {
     out.page = (await page.textContent('body')).trim().slice(0, 2000);
   }

@@ -7,13 +7,14 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export function browser(url, callback) {
+export function browser(url, callback, resultSelector = undefined) {
   const profile = mkdtempSync(join(tmpdir(), 'chromium-'));
   const arg = JSON.stringify({ url, callback, user: process.env.USER_NAME, password: process.env.USER_PASSWORD,
-    consent: process.env.CONSENT || 'accept', userDataDir: profile });
+    consent: process.env.CONSENT || 'accept', userDataDir: profile, resultSelector });
   return new Promise((resolve, reject) => {
     execFile('node', [process.env.SIGNIN_SCRIPT, arg], { timeout: 90000 }, (err, stdout, stderr) => {
       rmSync(profile, { recursive: true, force: true });
+      process.stderr.write(stderr);
       if (err) reject(new Error(`browser failed: ${stderr.slice(-1500)}`));
       else resolve(JSON.parse(stdout.trim().split('\n').pop()));
     });

@@ -160,6 +160,10 @@ async fn run(program: &Path, args: &[&str], o: &Outputs, extra: &[(&str, String)
         )
     });
     assert!(out.status.success(), "{what} failed: {v}\nstderr: {stderr}");
+    if v["ok"] == false {
+        // Shown only when the test then fails: what the consumer and its libraries said.
+        println!("{what}: stderr:\n{stderr}");
+    }
     v
 }
 
@@ -553,4 +557,58 @@ async fn public_native_client_with_msal_python() {
     assert_eq!(r["error"]["error"], "invalid_client", "{r}");
     let desc = r["error"]["error_description"].as_str().unwrap_or_default();
     assert!(desc.starts_with("AADSTS700025:"), "{r}");
+}
+
+/// Public SPA: a page served from the registered SPA origin runs @azure/msal-browser in chromium:
+/// loginRedirect (PKCE; the code redeemed cross-origin by the browser) and acquireTokenSilent (the
+/// refresh token, cross-origin). A Confidential client's web redirect used the same way from a SPA is
+/// refused with AADSTS9002326, as msal-browser reports it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_spa_with_msal_browser_in_chromium() {
+    let c = consumers();
+    let h = harness(
+        "interop-spa",
+        json!({"fhirUrl": "https://fhir.contoso.example"}),
+        |cfg| {
+            cfg.token_lifetime_secs = 120;
+            cfg.tenants[0].users = vec![user(USER, CLINICIAN_OID)];
+        },
+    )
+    .await;
+    let spa_redirect = format!("http://localhost:{}/callback", free_port());
+    let web_redirect = format!("http://localhost:{}/callback", free_port());
+    for (name, ty, redirect) in [
+        ("spa", "Public", &spa_redirect),
+        ("portal", "Confidential", &web_redirect),
+    ] {
+        h.apply::<FhirClientApp>(client_app(
+            name,
+            json!({"type": ty, "target": {"resourceAppRef": {"name": "fhir"}},
+                   "redirectUris": [redirect], "grantAdminConsent": true}),
+        ))
+        .await
+        .unwrap();
+    }
+    let o = outputs(&h, "spa", "fhir").await;
+    assert_eq!(o.secret["REDIRECT_URI"], spa_redirect);
+    let resource_app_id = std::fs::read_to_string(o.configmap_dir().join("CLIENT_ID")).unwrap();
+    assign_user_role(&h, &resource_app_id, CLINICIAN_OID, "globalReader").await;
+    let (node, spa) = node_consumer("spa.mjs");
+    let mut env = as_user(&c, USER);
+    env.push(("INTEROP_NODE_MODULES", c.node_modules.display().to_string()));
+
+    let r = run(&node, &[&spa], &o, &env).await;
+    let claims = assert_fhir_token(&r, &o, "msal-browser");
+    assert_eq!(scp(&claims), ["user_impersonation"]);
+    assert_eq!(roles(&claims), ["globalReader"]);
+    assert_eq!(claims["oid"], CLINICIAN_OID);
+    assert_eq!(r["idToken"]["preferred_username"], USER);
+    assert_eq!(r["refreshed"]["fromCache"], false, "{r}");
+    assert_eq!(r["refreshed"]["newToken"], true, "{r}");
+
+    let web = outputs(&h, "portal", "fhir").await;
+    let r = run(&node, &[&spa], &web, &env).await;
+    assert_eq!(r["ok"], false, "{r}");
+    let msg = r["error"]["errorMessage"].as_str().unwrap_or_default();
+    assert!(msg.contains("AADSTS9002326"), "{r}");
 }
