@@ -3,8 +3,9 @@
 # cache outside the repository, ${FHIR_OP_CACHE:-$HOME/.cache/fhir-app-operator}/interop/:
 #   python/<hash of interop/python/requirements.txt>/  a venv, pip install --require-hashes
 #   node/<hash of interop/node/package-lock.json>/     npm ci (no install scripts)
+#   go/<hash of interop/go/{go.mod,go.sum,*.go}>/      go build (modules checked against go.sum)
 # and the browser (hack/browser/install.sh: Debian's chromium + playwright-core; no browser download).
-# Prints lines a shell (or the test) can read: INTEROP_PYTHON=…, INTEROP_NODE_MODULES=…, BROWSER_NODE_MODULES=…
+# Prints lines a shell (or the test) can read: INTEROP_PYTHON=…, INTEROP_NODE_MODULES=…, INTEROP_GO=…, BROWSER_NODE_MODULES=…
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -31,7 +32,16 @@ if [ ! -f "$nm/.complete" ]; then
   touch "$nm/.complete"
 fi
 
+gobin="$cache/go/$(cat "$root"/interop/go/go.mod "$root"/interop/go/go.sum "$root"/interop/go/*.go | sha256sum | cut -c1-16)"
+if [ ! -x "$gobin/interop-go" ]; then
+  echo "interop: go build into $gobin" >&2
+  mkdir -p "$gobin"
+  (cd "$root/interop/go" && GOFLAGS=-mod=readonly go build -trimpath -o "$gobin/interop-go.tmp" . >&2)
+  mv "$gobin/interop-go.tmp" "$gobin/interop-go"
+fi
+
 browser="$(bash "$root/hack/browser/install.sh")"
 echo "INTEROP_PYTHON=$py/bin/python"
 echo "INTEROP_NODE_MODULES=$nm/node_modules"
+echo "INTEROP_GO=$gobin/interop-go"
 echo "BROWSER_NODE_MODULES=$browser"
