@@ -622,3 +622,104 @@ async fn public_spa_with_msal_browser_in_chromium() {
     let msg = r["error"]["errorMessage"].as_str().unwrap_or_default();
     assert!(msg.contains("AADSTS9002326"), "{r}");
 }
+
+/// Workload identity end to end, as on AKS: the emulator trusts this control plane's service-account
+/// issuer (its OIDC discovery and JWKS, read from the API server), the pod's projected token comes from
+/// the real kube-apiserver (TokenRequest for `api://AzureADTokenExchange`), and each library's
+/// WorkloadIdentityCredential (azure-identity, @azure/identity, azidentity) exchanges it with nothing
+/// else but the Secret's keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_identity_with_a_projected_service_account_token() {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use kube::api::PostParams;
+
+    let c = consumers();
+    let mut h = Harness::new("interop-wi", full_permissions()).await;
+    let get = |path: &'static str| {
+        let client = h.client.clone();
+        async move {
+            let req = http::Request::get(path).body(Vec::new()).unwrap();
+            serde_json::from_str::<Value>(&client.request_text(req).await.unwrap()).unwrap()
+        }
+    };
+    let discovery = get("/.well-known/openid-configuration").await;
+    let issuer = discovery["issuer"].as_str().unwrap().to_string();
+    assert!(
+        discovery["jwks_uri"].as_str().is_some(),
+        "the API server's OIDC discovery: {discovery}"
+    );
+    let jwks = get("/openid/v1/jwks").await;
+    let resp = h
+        .http
+        .post(format!("{}/_emulator/trusted-issuers", h.emu.base_url()))
+        .json(&json!({"issuer": issuer, "jwks": jwks}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let mut cfg = h.config();
+    cfg.service_account_issuer = Some(issuer);
+    h.start_operator(cfg).await;
+    h.apply::<FhirResourceApp>(resource_app(
+        "fhir",
+        json!({"fhirUrl": "https://fhir.contoso.example"}),
+    ))
+    .await
+    .unwrap();
+    let sa: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": "exporter"}})).unwrap();
+    h.api::<ServiceAccount>()
+        .create(&PostParams::default(), &sa)
+        .await
+        .unwrap();
+    h.apply::<FhirClientApp>(client_app(
+        "job",
+        json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir"}},
+               "roles": ["globalReader"], "assignAppRoles": true,
+               "credential": {"type": "WorkloadIdentity", "serviceAccountName": "exporter"}}),
+    ))
+    .await
+    .unwrap();
+    let o = outputs(&h, "job", "fhir").await;
+    assert!(!o.secret.contains_key("AZURE_CLIENT_SECRET"));
+    assert!(o.secret.contains_key("AZURE_FEDERATED_TOKEN_FILE"));
+
+    // The projected token the AKS webhook would mount, from the real API server.
+    let tr: TokenRequest = serde_json::from_value(
+        json!({"spec": {"audiences": ["api://AzureADTokenExchange"], "expirationSeconds": 3600}}),
+    )
+    .unwrap();
+    let tr = h
+        .api::<ServiceAccount>()
+        .create_subresource::<TokenRequest, TokenRequest>(
+            "token",
+            "exporter",
+            &PostParams::default(),
+            &tr,
+        )
+        .await
+        .unwrap();
+    let token_file = o.dir.path().join("azure-identity-token");
+    std::fs::write(&token_file, tr.status.unwrap().token.expect("token")).unwrap();
+    let env = [
+        ("INTEROP_NODE_MODULES", c.node_modules.display().to_string()),
+        // The projected volume, mounted here rather than at the webhook's default path.
+        (
+            "AZURE_FEDERATED_TOKEN_FILE",
+            token_file.display().to_string(),
+        ),
+    ];
+    let (py, py_script) = python_consumer(&c, "service.py");
+    let (node, node_script) = node_consumer("service.mjs");
+    for (program, script) in [
+        (py, py_script),
+        (node, node_script),
+        (c.go.clone(), "--".into()),
+    ] {
+        let r = run(&program, &[&script, "workload-identity"], &o, &env).await;
+        let claims = assert_fhir_token(&r, &o, &format!("{script} workload-identity"));
+        assert_eq!(roles(&claims), ["globalReader"], "{script}");
+    }
+    h.stop_operator().await;
+}
