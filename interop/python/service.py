@@ -2,6 +2,7 @@
 libraries given only the operator's Secret. argv[1] names the way:
 
   env-credential      azure-identity EnvironmentCredential (secret, or certificate via AZURE_CLIENT_CERTIFICATE_PATH)
+  env-defaults        EnvironmentCredential() with no settings at all (Entra itself, or hack/as-azure.sh)
   client-certificate  azure-identity CertificateCredential (Python's name for ClientCertificateCredential) from the Secret's client-certificate.pem
   workload-identity   azure-identity WorkloadIdentityCredential (AZURE_FEDERATED_TOKEN_FILE)
   msal-secret         msal ConfidentialClientApplication.acquire_token_for_client with AZURE_CLIENT_SECRET
@@ -17,13 +18,15 @@ from common import AUTHORITY, SECRET, emit, library_error, verified_claims
 way = sys.argv[1]
 scope = SECRET["FHIR_SCOPE"]
 try:
-    if way in ("env-credential", "client-certificate", "workload-identity"):
+    if way in ("env-credential", "env-defaults", "client-certificate", "workload-identity"):
         from azure.identity import CertificateCredential, EnvironmentCredential, WorkloadIdentityCredential
 
         # A private cloud: the authority host comes from AZURE_AUTHORITY_HOST (the Secret), and there is no
         # login.microsoftonline.com to ask for instance discovery.
         if way == "env-credential":
             cred = EnvironmentCredential(disable_instance_discovery=True)
+        elif way == "env-defaults":
+            cred = EnvironmentCredential()
         elif way == "client-certificate":
             cred = CertificateCredential(
                 SECRET["AZURE_TENANT_ID"], SECRET["AZURE_CLIENT_ID"],

@@ -723,3 +723,113 @@ async fn workload_identity_with_a_projected_service_account_token() {
     }
     h.stop_operator().await;
 }
+
+/// `hack/as-azure.sh`: with the emulator answering as login.microsoftonline.com and
+/// graph.microsoft.com, the operator runs with its defaults (no authority host, no Graph URL) and writes
+/// a Secret naming Entra itself; azure-identity's EnvironmentCredential() — no settings at all, not even
+/// instance discovery off — gets a token with that Secret alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_azure_environment_credential_with_no_settings() {
+    let c = consumers();
+    let operator_bin = repo_root().join("target/debug/fhir-app-operator");
+    assert!(
+        operator_bin.exists(),
+        "build it first: cargo build -p fhir-app-operator"
+    );
+    let h = Harness::with_emulator("interop-as-azure", |cfg, _| {
+        cfg.tenants[0].apps[0].permissions = full_permissions();
+        cfg.hostnames = [
+            "login.microsoftonline.com",
+            "graph.microsoft.com",
+            "management.azure.com",
+        ]
+        .map(String::from)
+        .to_vec();
+    })
+    .await;
+    let kubeconfig = std::env::var("KUBECONFIG").expect("KUBECONFIG of the test control plane");
+    let server: Value = serde_yaml::from_str::<Value>(
+        &std::fs::read_to_string(&kubeconfig).unwrap(),
+    )
+    .unwrap()["clusters"][0]["cluster"]["server"]
+        .clone();
+    let api_port = server
+        .as_str()
+        .and_then(|s| s.rsplit(':').next())
+        .unwrap()
+        .to_string();
+    let script = repo_root().join("hack/as-azure.sh");
+    let emulator = h.emu.authority_host();
+    let ca = h.emu.ca_file().display().to_string();
+    let as_azure = |extra: &[&str]| {
+        let mut v: Vec<String> = vec![
+            "--emulator".into(),
+            emulator.clone(),
+            "--ca".into(),
+            ca.clone(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+
+    // The operator, unconfigured but for its identity, its namespace and the API server.
+    let mut op = tokio::process::Command::new(&script);
+    op.args(as_azure(&[
+        "--forward",
+        &api_port,
+        "--",
+        &operator_bin.display().to_string(),
+    ]))
+    .env_clear()
+    .env("PATH", std::env::var("PATH").unwrap_or_default())
+    .env("KUBECONFIG", &kubeconfig)
+    .env("AZURE_TENANT_ID", h.emu.tenant_id())
+    .env("AZURE_CLIENT_ID", h.emu.client_id())
+    .env("AZURE_CLIENT_SECRET", h.emu.client_secret())
+    .env("FHIR_OP_WATCH_NAMESPACE", &h.ns.name)
+    .env("FHIR_OP_HTTP_ADDR", "127.0.0.1:0")
+    .env("FHIR_OP_RESYNC", "3s")
+    .env("FHIR_OP_CLUSTER_NAME", "it")
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .process_group(0);
+    let child = op
+        .spawn()
+        .expect("start the operator under hack/as-azure.sh");
+    // Stopped by its process group's id (as-azure.sh, its forwarders and the operator), also on panic;
+    // SIGTERM lets as-azure.sh remove its temporary directory.
+    struct Stop(i32);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            unsafe { libc::kill(-self.0, libc::SIGTERM) };
+        }
+    }
+    let _stop = Stop(child.id().expect("pid") as i32);
+
+    h.apply::<FhirResourceApp>(resource_app(
+        "fhir",
+        json!({"fhirUrl": "https://fhir.contoso.example"}),
+    ))
+    .await
+    .unwrap();
+    h.apply::<FhirClientApp>(client_app(
+        "daemon",
+        json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir"}},
+               "roles": ["globalReader"], "assignAppRoles": true}),
+    ))
+    .await
+    .unwrap();
+    h.wait_condition::<FhirResourceApp>("fhir", "Ready", "True", Duration::from_secs(90))
+        .await;
+    let o = outputs(&h, "daemon", "fhir").await;
+    assert_eq!(
+        o.secret["AZURE_AUTHORITY_HOST"],
+        "https://login.microsoftonline.com/"
+    );
+    let (py, service) = python_consumer(&c, "service.py");
+    let args = as_azure(&["--", &py.display().to_string(), &service, "env-defaults"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = run(&script, &args, &o, &[]).await;
+    let claims = assert_fhir_token(&r, &o, "EnvironmentCredential() under as-azure");
+    assert_eq!(roles(&claims), ["globalReader"]);
+}
