@@ -77,7 +77,8 @@ import json, sys, base64
 data = json.load(sys.stdin).get("data", {})
 for k in sorted(data):
     v = base64.b64decode(data[k]).decode()
-    shown = v if k in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "FHIR_URL", "FHIR_AUDIENCE", "FHIR_SCOPE", "TOKEN_ENDPOINT", "AZURE_AUTHORITY_HOST") else "*" * 8
+    shown = v if k in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "FHIR_URL", "FHIR_AUDIENCE", "FHIR_SCOPE", "TOKEN_ENDPOINT", "AZURE_AUTHORITY_HOST",
+                       "AUTHORITY", "AUTHORIZE_ENDPOINT", "FHIR_DELEGATED_SCOPES", "REDIRECT_URI") else "*" * 8
     print(f"    {k}={shown}")'
 done
 
