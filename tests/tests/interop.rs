@@ -475,14 +475,51 @@ async fn confidential_web_app_with_msal_in_chromium() {
     let mut env = as_user(&c, VISITOR);
     env.push(("CONSENT", "cancel".into()));
     env.push(("INTEROP_NODE_MODULES", c.node_modules.display().to_string()));
-    for (program, script) in [(py, script), (node, web_mjs)] {
-        let r = run(&program, &[&script], &un, &env).await;
+    for (program, script) in [(&py, &script), (&node, &web_mjs)] {
+        let r = run(program, &[script], &un, &env).await;
         assert_eq!(r["ok"], false, "{r}");
         assert_eq!(r["browser"]["consentShown"], true, "{r}");
         assert_eq!(r["error"]["error"], "access_denied", "{r}");
         let desc = r["error"]["error_description"].as_str().unwrap_or_default();
         assert!(desc.starts_with("AADSTS65004:"), "{script}: {r}");
     }
+
+    // Negative: the FHIR server's service principal requires assignment (only users with an app role);
+    // the visitor holds none and is stopped on Entra's error page (AADSTS50105): the app gets no
+    // redirect at all. The assigned clinician still signs in.
+    let (code, sps) = h
+        .graph(
+            reqwest::Method::GET,
+            &format!("/servicePrincipals?$filter=appId eq '{resource_app_id}'"),
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{sps}");
+    let sp = sps["value"][0]["id"].as_str().unwrap().to_string();
+    let (code, v) = h
+        .graph(
+            reqwest::Method::PATCH,
+            &format!("/servicePrincipals/{sp}"),
+            Some(json!({"appRoleAssignmentRequired": true})),
+        )
+        .await;
+    assert_eq!(code, 204, "{v}");
+    let mut env = as_user(&c, VISITOR);
+    env.push(("INTEROP_NODE_MODULES", c.node_modules.display().to_string()));
+    let r = run(&py, &[&script], &o, &env).await;
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(
+        r["browser"]["landed"],
+        Value::Null,
+        "no redirect to the app: {r}"
+    );
+    let page = r["browser"]["page"].as_str().unwrap_or_default();
+    assert!(page.contains("AADSTS50105"), "{r}");
+    let r = run(&py, &[&script], &o, &as_user(&c, USER)).await;
+    assert_eq!(
+        roles(&assert_fhir_token(&r, &o, "assigned user")),
+        ["globalReader"]
+    );
 }
 
 /// Public native (mobile/desktop) client: MSAL Python's PublicClientApplication signs the user in with
