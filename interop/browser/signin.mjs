@@ -32,7 +32,7 @@ const ctx = await chromium.launchPersistentContext(a.userDataDir, {
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 const atCallback = (u) => u.toString().startsWith(a.callback);
-let out = { landed: null, page: null, consentShown: false, result: null };
+let out = { landed: null, page: null, consentShown: false, result: null, error: null };
 try {
   const page = await ctx.newPage();
   if (process.env.SIGNIN_TRACE) {
@@ -42,41 +42,54 @@ try {
     page.on('requestfailed', (r) => t(`failed ${r.url().slice(0, 80)} ${r.failure()?.errorText}`));
     page.on('console', (m) => t(`console ${m.type()}: ${m.text().slice(0, 300)}`));
   }
-  await page.goto(a.url);
-  const next = async () => {
-    await Promise.race([
-      page.waitForURL(atCallback, { timeout: 60000 }),
-      page.waitForSelector('#otc, #passwd, #accept, #error, #done', { timeout: 60000 }),
-    ]);
-  };
-  for (let i = 0; i < 5 && !atCallback(page.url()); i++) {
-    await next();
-    if (atCallback(page.url())) break;
-    if (a.otc && await page.$('#otc')) {
-      await page.fill('#otc', a.otc);
-      await Promise.all([page.waitForLoadState(), page.click('#next')]);
-    } else if (await page.$('#passwd')) {
-      await page.fill('#login', a.user);
-      await page.fill('#passwd', a.password);
-      await Promise.all([page.waitForLoadState(), page.click('#signin')]);
-    } else if (await page.$('#accept')) {
-      out.consentShown = true;
-      await Promise.all([page.waitForLoadState(), page.click(a.consent === 'cancel' ? '#cancel' : '#accept')]);
+  // The app's redirect may pass through the callback and move on at once (msal-browser returns to the
+  // page that started the sign-in): remember the first arrival rather than polling the current URL.
+  let reached = null;
+  let onReached;
+  const reachedP = new Promise((r) => { onReached = r; });
+  page.on('framenavigated', (f) => {
+    if (f === page.mainFrame() && atCallback(f.url()) && reached === null) { reached = f.url(); onReached(); }
+  });
+  const arrived = () => reached !== null || atCallback(page.url());
+  const safe = (url) => { const u = new URL(url); return `${u.origin}${u.pathname}?${[...u.searchParams.keys()].join('&')}`; };
+  try {
+    await page.goto(a.url);
+    for (let i = 0; i < 5 && !arrived(); i++) {
+      await Promise.race([
+        reachedP,
+        page.waitForSelector('#otc, #passwd, #accept, #error, #done', { timeout: 60000 }),
+      ]);
+      if (arrived()) break;
+      if (a.otc && await page.$('#otc')) {
+        await page.fill('#otc', a.otc);
+        await Promise.all([page.waitForLoadState(), page.click('#next')]);
+      } else if (await page.$('#passwd')) {
+        await page.fill('#login', a.user);
+        await page.fill('#passwd', a.password);
+        await Promise.all([page.waitForLoadState(), page.click('#signin')]);
+      } else if (await page.$('#accept')) {
+        out.consentShown = true;
+        await Promise.all([page.waitForLoadState(), page.click(a.consent === 'cancel' ? '#cancel' : '#accept')]);
+      } else {
+        break; // an error page
+      }
+    }
+    if (arrived()) {
+      // Where it landed, with the names of the query's parameters only (the code is not for logs).
+      out.landed = safe(reached ?? page.url());
+      if (a.resultSelector) {
+        await page.waitForSelector(`${a.resultSelector}:not(:empty)`, { timeout: 60000 });
+        out.result = await page.textContent(a.resultSelector);
+      } else {
+        await page.waitForLoadState();
+      }
     } else {
-      break; // an error page
+      out.page = (await page.textContent('body')).trim().slice(0, 2000);
     }
-  }
-  if (atCallback(page.url())) {
-    await page.waitForLoadState();
-    // Where it landed, with the names of the query's parameters only (the code is not for logs).
-    const u = new URL(page.url());
-    out.landed = `${u.origin}${u.pathname}?${[...u.searchParams.keys()].join('&')}`;
-    if (a.resultSelector) {
-      await page.waitForSelector(`${a.resultSelector}:not(:empty)`, { timeout: 60000 });
-      out.result = await page.textContent(a.resultSelector);
-    }
-  } else {
-    out.page = (await page.textContent('body')).trim().slice(0, 2000);
+  } catch (e) {
+    // Stuck: say where, so the consumer's report shows it.
+    out.error = `${e.name}: ${String(e.message).split('\n')[0]} at ${safe(page.url())}`;
+    out.page = ((await page.textContent('body').catch(() => '')) || '').trim().slice(0, 2000);
   }
   console.log(JSON.stringify(out));
 } finally {

@@ -249,6 +249,7 @@ fn roles(c: &Value) -> Vec<String> {
 /// the ConfigMap) carrying the client's app roles.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_clients_with_azure_identity_and_msal() {
+    let _serial = one_at_a_time().await;
     let c = consumers();
     let h = harness(
         "interop-svc",
@@ -306,12 +307,28 @@ async fn service_clients_with_azure_identity_and_msal() {
     }
 }
 
+/// A free port for a redirect URI the consumer will listen on later: below Linux's ephemeral range
+/// (32768-60999), so that no port-0 listener (MSAL's own loopback server, say) takes it meanwhile.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = 20000 + (std::process::id() % 5000) as u16;
+    loop {
+        let p = start + NEXT.fetch_add(1, Ordering::Relaxed) % 7000;
+        // Chromium tries ::1 first for localhost: nothing may listen there either (if IPv6 exists).
+        let v6_free = !matches!(std::net::TcpListener::bind(("::1", p)),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse);
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() && v6_free {
+            return p;
+        }
+    }
+}
+
+/// The interop tests run one at a time: each drives Chromium and several runtimes, and on a small
+/// machine several at once starve each other past the browser's timeouts.
+async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
 }
 
 fn user(upn: &str, oid: &str) -> entra_emulator::UserConfig {
@@ -403,6 +420,7 @@ const VISITOR_OID: &str = "5d9d8a52-1c7e-4a39-9a55-0c3f2a1b7e02";
 /// (AADSTS65004) as each library reports it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confidential_web_app_with_msal_in_chromium() {
+    let _serial = one_at_a_time().await;
     let c = consumers();
     let h = harness(
         "interop-web",
@@ -528,6 +546,7 @@ async fn confidential_web_app_with_msal_in_chromium() {
 /// is refused with AADSTS700025.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_native_client_with_msal_python() {
+    let _serial = one_at_a_time().await;
     let c = consumers();
     let h = harness(
         "interop-native",
@@ -612,6 +631,7 @@ async fn public_native_client_with_msal_python() {
 /// refused with AADSTS9002326, as msal-browser reports it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_spa_with_msal_browser_in_chromium() {
+    let _serial = one_at_a_time().await;
     let c = consumers();
     let h = harness(
         "interop-spa",
@@ -671,6 +691,7 @@ async fn workload_identity_with_a_projected_service_account_token() {
     use k8s_openapi::api::core::v1::ServiceAccount;
     use kube::api::PostParams;
 
+    let _serial = one_at_a_time().await;
     let c = consumers();
     let mut h = Harness::new("interop-wi", full_permissions()).await;
     let get = |path: &'static str| {
@@ -767,6 +788,7 @@ async fn workload_identity_with_a_projected_service_account_token() {
 /// instance discovery off — gets a token with that Secret alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn as_azure_environment_credential_with_no_settings() {
+    let _serial = one_at_a_time().await;
     let c = consumers();
     let operator_bin = repo_root().join("target/debug/fhir-app-operator");
     assert!(
