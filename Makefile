@@ -24,7 +24,7 @@ crds: ## Regenerate crds/ from the Rust types, and the chart's copy of them
 	bash hack/helm/sync-crds.sh
 
 .PHONY: test
-test: kube-bins browser-deps judges ## Unit tests, then integration tests against a real local control plane
+test: kube-bins browser-deps judges interop-deps ## Unit tests, then integration tests against a real local control plane
 	$(CARGO) test --workspace --exclude fhir-app-operator-tests
 	$(CARGO) build -p fhir-app-operator -p kube-local --bin fhir-app-operator --bin kube-local
 	$(CARGO) test -p fhir-app-operator-tests --no-run
@@ -41,6 +41,10 @@ bench: kube-bins ## Benchmark BENCH_N client apps and 10x (BENCH_ARGS); writes b
 .PHONY: browser-deps
 browser-deps: ## Debian's chromium and playwright-core (cached outside the repo) for the emulator's browser test
 	@bash hack/browser/install.sh >/dev/null
+
+.PHONY: interop-deps
+interop-deps: ## The interop suite's consumers (azure-identity, MSAL, ...) pinned by lockfile, cached outside the repo
+	@bash hack/interop/install.sh >/dev/null
 
 .PHONY: kube-bins
 kube-bins: ## Build (once, cached by version) etcd, kube-apiserver, kube-controller-manager, kubectl

@@ -34,11 +34,14 @@ kubectl version 2>/dev/null | sed 's/^/  /'
 
 step "Starting the Entra ID emulator"
 # The operator's app holds the least privilege plus the two consent permissions the examples opt into;
-# a directory user can sign in to the demo's apps from a browser (emulator/README.md, "Users sign in").
+# a directory user can sign in to the demo's apps from a browser (emulator/README.md, "Users sign in");
+# its certificate also names Entra's, Graph's and ARM's hosts, for hack/as-azure.sh (docs/interop.md).
 target/debug/entra-emulator --listen 127.0.0.1:0 --state-file "$demo/emulator-state.json" \
   --ca-file "$demo/emulator-ca.pem" --permission Application.ReadWrite.OwnedBy --permission Application.Read.All \
   --permission AppRoleAssignment.ReadWrite.All --permission DelegatedPermissionGrant.ReadWrite.All \
-  --user "clinician@contoso.example:Demo-Passw0rd:Dr Demo Clinician" >"$demo/emulator.env" 2>"$demo/emulator.log" &
+  --user "clinician@contoso.example:Demo-Passw0rd:Dr Demo Clinician" \
+  --hostname login.microsoftonline.com --hostname graph.microsoft.com --hostname management.azure.com \
+  >"$demo/emulator.env" 2>"$demo/emulator.log" &
 echo $! >>"$demo/pids"
 for _ in $(seq 100); do grep -q '^CA_FILE=' "$demo/emulator.env" && break; sleep 0.1; done
 grep -q '^CA_FILE=' "$demo/emulator.env" || { cat "$demo/emulator.log"; exit 1; }
@@ -74,7 +77,8 @@ import json, sys, base64
 data = json.load(sys.stdin).get("data", {})
 for k in sorted(data):
     v = base64.b64decode(data[k]).decode()
-    shown = v if k in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "FHIR_URL", "FHIR_AUDIENCE", "FHIR_SCOPE", "TOKEN_ENDPOINT", "AZURE_AUTHORITY_HOST") else "*" * 8
+    shown = v if k in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "FHIR_URL", "FHIR_AUDIENCE", "FHIR_SCOPE", "TOKEN_ENDPOINT", "AZURE_AUTHORITY_HOST",
+                       "AUTHORITY", "AUTHORIZE_ENDPOINT", "FHIR_DELEGATED_SCOPES", "REDIRECT_URI") else "*" * 8
     print(f"    {k}={shown}")'
 done
 

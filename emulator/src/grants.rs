@@ -343,6 +343,13 @@ fn cors(mut r: Response) -> Response {
     r
 }
 
+/// A platform-rule error for a cross-origin request is readable by the page that sent it: msal-browser
+/// reports Entra's `ServerError: invalid_request: 9002326 … AADSTS9002326` from the response body
+/// (Azure-Samples/ms-identity-javascript-angular-tutorial#37), so Entra's answer carries CORS headers.
+fn cross_origin(r: Response, origin: Option<&str>) -> Response {
+    if origin.is_some() { cors(r) } else { r }
+}
+
 fn need<'a>(ctx: &ReqCtx, form: &'a Form, name: &str) -> Result<&'a str, Response> {
     form.get(name)
         .map(String::as_str)
@@ -385,7 +392,8 @@ fn by_code(call: Call) -> Result<Response, Response> {
     let Some(k) = found.filter(|k| k.grant.client_id == c.client_id) else {
         return Err(malformed(ctx));
     };
-    platform_rules(ctx, c, k.platform, origin, k.pkce.is_some())?;
+    platform_rules(ctx, c, k.platform, origin, k.pkce.is_some())
+        .map_err(|r| cross_origin(r, origin))?;
     let spa = |r: Response| {
         if k.platform == Platform::Spa {
             cors(r)
@@ -479,7 +487,7 @@ fn by_refresh(call: Call) -> Result<Response, Response> {
     else {
         return Err(malformed(ctx));
     };
-    platform_rules(ctx, c, old.platform, origin, true)?;
+    platform_rules(ctx, c, old.platform, origin, true).map_err(|r| cross_origin(r, origin))?;
     let spa = |r: Response| {
         if old.platform == Platform::Spa {
             cors(r)

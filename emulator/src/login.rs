@@ -839,7 +839,13 @@ async fn token_inner(
                 client_id,
             );
         }
-        let parts: Vec<&str> = scope.split_whitespace().collect();
+        // MSAL Go and Java add `openid profile offline_access` to every request, client credentials
+        // included (microsoft-authentication-library-for-go#72, #329); Entra ignores them beside the one
+        // `/.default` scope (alone they are refused, #304).
+        let parts: Vec<&str> = scope
+            .split_whitespace()
+            .filter(|s| !matches!(*s, "openid" | "profile" | "offline_access"))
+            .collect();
         if parts.len() != 1 || !parts[0].ends_with("/.default") {
             return (
                 bad(

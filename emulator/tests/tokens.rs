@@ -299,6 +299,19 @@ async fn error_codes_are_aadsts() {
     .await;
     assert_eq!((st, v["error"].as_str().unwrap()), (400, "invalid_scope"));
     assert_eq!(v["error_codes"], json!([70011]));
+    // MSAL Go / Java add the OIDC scopes to client credentials: ignored beside `/.default`, refused alone.
+    let with_oidc = format!("{g} openid offline_access profile");
+    let (st, v) = secret_token(&c, &emu, &emu.client_id(), &emu.client_secret(), &with_oidc).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = secret_token(
+        &c,
+        &emu,
+        &emu.client_id(),
+        &emu.client_secret(),
+        "openid offline_access profile",
+    )
+    .await;
+    assert_eq!((st, v["error"].as_str().unwrap()), (400, "invalid_scope"));
     let (st, v) = secret_token(
         &c,
         &emu,

@@ -357,6 +357,7 @@ async fn write_secret(
         federated_token_file: prepared.federated_token_file.as_deref(),
         credential: kind,
         certificate: prepared.certificate.as_ref(),
+        sign_in: b::sign_in(&obj.spec),
     });
     let desired = DesiredSecret {
         namespace: &ns,

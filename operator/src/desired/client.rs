@@ -198,6 +198,25 @@ pub struct SecretInputs<'a> {
     pub credential: Option<CredentialType>,
     /// Certificate files (Certificate credential).
     pub certificate: Option<&'a CertificateFiles>,
+    /// What a client that signs users in needs (Confidential and Public clients).
+    pub sign_in: Option<SignIn>,
+}
+
+/// The Secret keys of a client that signs users in: where to send them and what to ask for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SignIn {
+    /// The first of `spec.redirectUris` (none registered: `None`).
+    pub redirect_uri: Option<String>,
+    /// Requested delegated scope values (SMART notation mapped).
+    pub scopes: Vec<String>,
+}
+
+/// [`SignIn`] for Confidential and Public clients; `None` for Service clients.
+pub fn sign_in(spec: &FhirClientAppSpec) -> Option<SignIn> {
+    (spec.r#type != ClientType::Service).then(|| SignIn {
+        redirect_uri: spec.redirect_uris.as_ref().and_then(|u| u.first().cloned()),
+        scopes: requested_scopes(spec),
+    })
 }
 
 /// What a Certificate credential puts in the output Secret.
@@ -232,6 +251,23 @@ pub fn secret_data(i: &SecretInputs<'_>) -> BTreeMap<String, String> {
             format!("{host}{}/oauth2/v2.0/token", i.tenant_id),
         ),
     ]);
+    if let Some(si) = &i.sign_in {
+        let audience = i.target.audience.trim_end_matches('/');
+        d.insert("AUTHORITY".into(), format!("{host}{}", i.tenant_id));
+        d.insert(
+            "AUTHORIZE_ENDPOINT".into(),
+            format!("{host}{}/oauth2/v2.0/authorize", i.tenant_id),
+        );
+        let scopes: Vec<String> = si
+            .scopes
+            .iter()
+            .map(|s| format!("{audience}/{s}"))
+            .collect();
+        d.insert("FHIR_DELEGATED_SCOPES".into(), scopes.join(" "));
+        if let Some(u) = &si.redirect_uri {
+            d.insert("REDIRECT_URI".into(), u.clone());
+        }
+    }
     match i.credential {
         Some(CredentialType::ClientSecret) => {
             if let Some(s) = i.client_secret {
@@ -453,6 +489,7 @@ mod tests {
             federated_token_file: None,
             credential: Some(CredentialType::ClientSecret),
             certificate: None,
+            sign_in: None,
         });
         assert_eq!(d["AZURE_CLIENT_ID"], "cid");
         assert_eq!(d["AZURE_TENANT_ID"], "tid");
@@ -476,9 +513,54 @@ mod tests {
                 federated_token_file: None,
                 credential: None,
                 certificate: None,
+                sign_in: None,
             }
         });
         assert!(!wi.contains_key("AZURE_CLIENT_SECRET"));
         assert!(wi.contains_key("AZURE_FEDERATED_TOKEN_FILE"));
+        assert!(!wi.contains_key("REDIRECT_URI") && !wi.contains_key("FHIR_DELEGATED_SCOPES"));
+    }
+
+    #[test]
+    fn a_client_that_signs_users_in_gets_its_redirect_uri_scopes_and_authority() {
+        let t = target();
+        let web = spec(
+            json!({"type": "Confidential", "target": {"resourceAppRef": {"name": "fhir"}},
+            "redirectUris": ["http://localhost:5000/callback", "https://b.example/cb"],
+            "scopes": ["user_impersonation", "patient/*.read"]}),
+        );
+        let d = secret_data(&SecretInputs {
+            client_id: "cid",
+            tenant_id: "tid",
+            authority_host: "https://login.example",
+            target: &t,
+            client_secret: Some("s3cr3t"),
+            federated_token_file: None,
+            credential: Some(CredentialType::ClientSecret),
+            certificate: None,
+            sign_in: sign_in(&web),
+        });
+        assert_eq!(d["REDIRECT_URI"], "http://localhost:5000/callback");
+        assert_eq!(d["AUTHORITY"], "https://login.example/tid");
+        assert_eq!(
+            d["AUTHORIZE_ENDPOINT"],
+            "https://login.example/tid/oauth2/v2.0/authorize"
+        );
+        assert_eq!(
+            d["FHIR_DELEGATED_SCOPES"],
+            "https://fhir.contoso.example/user_impersonation https://fhir.contoso.example/patient.all.read"
+        );
+        let daemon =
+            spec(json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir"}}}));
+        assert_eq!(sign_in(&daemon), None);
+        let public =
+            spec(json!({"type": "Public", "target": {"resourceAppRef": {"name": "fhir"}}}));
+        assert_eq!(
+            sign_in(&public),
+            Some(SignIn {
+                redirect_uri: None,
+                scopes: vec!["user_impersonation".into()]
+            })
+        );
     }
 }
