@@ -64,7 +64,8 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// Runs the operator with a given client until `shutdown` completes (tests run it in-process).
+/// Runs the operator with a given client until `shutdown` completes (tests run it in-process):
+/// health/metrics endpoint, CRD check, leader election, the two controllers, then a clean stop.
 pub async fn run_with(
     client: Client,
     config: OperatorConfig,
@@ -81,30 +82,8 @@ pub async fn run_with(
         });
     }
     let ready = Arc::new(AtomicBool::new(false));
-    let http_task = match config.http_addr {
-        Some(addr) => {
-            let listener = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding {addr}"))?;
-            Some(AbortOnDrop(tokio::spawn(serve_http(
-                listener,
-                metrics.clone(),
-                ready.clone(),
-            ))))
-        }
-        None => None,
-    };
-
-    // Fail early with a clear message when the CRDs are missing.
-    api_for::<FhirClientApp>(&client, &config)
-        .list(&ListParams::default().limit(1))
-        .await
-        .context("FhirClientApp CRD not served: apply crds/ first")?;
-    api_for::<FhirResourceApp>(&client, &config)
-        .list(&ListParams::default().limit(1))
-        .await
-        .context("FhirResourceApp CRD not served: apply crds/ first")?;
-
+    let http_task = start_http(&config, &metrics, &ready).await?;
+    check_crds(&client, &config).await?;
     if config.leader_election {
         let mut rx = stop_rx.clone();
         tokio::select! {
@@ -113,57 +92,115 @@ pub async fn run_with(
         }
         tracing::info!(identity = %config.identity, "became leader");
     }
-    // Renews the Lease while running; losing it stops the controllers. Joined with them (not spawned),
-    // so it ends with the operator, also when the operator task is aborted.
-    let renew = {
-        let (client, config, stop_tx, mut rx) = (
-            client.clone(),
-            config.clone(),
-            stop_tx.clone(),
-            stop_rx.clone(),
-        );
-        async move {
-            if !config.leader_election {
-                return;
-            }
-            let mut failures = 0;
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(LEASE_RENEW) => {}
-                    _ = rx.wait_for(|s| *s) => return,
-                }
-                let lost = match try_lease(&client, &config).await {
-                    Ok(true) => {
-                        failures = 0;
-                        false
-                    }
-                    Ok(false) => true,
-                    Err(e) => {
-                        failures += 1;
-                        tracing::warn!(error = %e, failures, "renewing the leader lease failed");
-                        // Stop before the Lease can expire (renewals every 5 s, duration 15 s).
-                        failures >= 2
-                    }
-                };
-                if lost {
-                    tracing::error!("lost the leader lease; stopping");
-                    let _ = stop_tx.send(true);
-                    return;
-                }
-            }
-        }
-    };
+    // Joined with the controllers (not spawned), so it ends with the operator, also when the
+    // operator task is aborted.
+    let renew = renew_lease(
+        client.clone(),
+        config.clone(),
+        stop_tx.clone(),
+        stop_rx.clone(),
+    );
+    let (resources, clients) = controllers(&client, &config, &metrics, &stop_rx)?;
+    ready.store(true, Ordering::SeqCst);
+    tracing::info!("fhir-app-operator started");
+    futures::join!(resources, clients, renew);
+    ready.store(false, Ordering::SeqCst);
+    if config.leader_election {
+        release_lease(&client, &config).await;
+    }
+    drop(http_task);
+    tracing::info!("fhir-app-operator stopped");
+    Ok(())
+}
 
+/// The health/metrics endpoint, when an address is configured.
+async fn start_http(
+    config: &OperatorConfig,
+    metrics: &Arc<Metrics>,
+    ready: &Arc<AtomicBool>,
+) -> anyhow::Result<Option<AbortOnDrop>> {
+    let Some(addr) = config.http_addr else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let task = tokio::spawn(serve_http(listener, metrics.clone(), ready.clone()));
+    Ok(Some(AbortOnDrop(task)))
+}
+
+/// Fails early with a clear message when the CRDs are missing.
+async fn check_crds(client: &Client, config: &OperatorConfig) -> anyhow::Result<()> {
+    api_for::<FhirClientApp>(client, config)
+        .list(&ListParams::default().limit(1))
+        .await
+        .context("FhirClientApp CRD not served: apply crds/ first")?;
+    api_for::<FhirResourceApp>(client, config)
+        .list(&ListParams::default().limit(1))
+        .await
+        .context("FhirResourceApp CRD not served: apply crds/ first")?;
+    Ok(())
+}
+
+/// Renews the Lease while running (without leader election: nothing); losing it stops the
+/// controllers.
+async fn renew_lease(
+    client: Client,
+    config: OperatorConfig,
+    stop_tx: Arc<watch::Sender<bool>>,
+    mut rx: watch::Receiver<bool>,
+) {
+    if !config.leader_election {
+        return;
+    }
+    let mut failures = 0;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(LEASE_RENEW) => {}
+            _ = rx.wait_for(|s| *s) => return,
+        }
+        let lost = match try_lease(&client, &config).await {
+            Ok(true) => {
+                failures = 0;
+                false
+            }
+            Ok(false) => true,
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, failures, "renewing the leader lease failed");
+                // Stop before the Lease can expire (renewals every 5 s, duration 15 s).
+                failures >= 2
+            }
+        };
+        if lost {
+            tracing::error!("lost the leader lease; stopping");
+            let _ = stop_tx.send(true);
+            return;
+        }
+    }
+}
+
+/// The resource-app and client controllers, ready to run until `stop` says so.
+#[allow(clippy::type_complexity)]
+fn controllers(
+    client: &Client,
+    config: &OperatorConfig,
+    metrics: &Arc<Metrics>,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<(
+    impl Future<Output = ()> + use<>,
+    impl Future<Output = ()> + use<>,
+)> {
     let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
     // The client controller reads its output Secret and target FhirResourceApp on every reconcile:
     // its watches of them feed reflector stores, so those reads cost no API calls.
     let (secrets_cache, secrets_writer) = reflector::store::<Secret>();
-    let output_secrets = watcher(api_for::<Secret>(&client, &config), owned.clone())
+    let output_secrets = watcher(api_for::<Secret>(client, config), owned.clone())
         .reflect(secrets_writer)
         .touched_objects();
     let (resource_apps_cache, resource_apps_writer) = reflector::store::<FhirResourceApp>();
     let resource_apps = watcher(
-        api_for::<FhirResourceApp>(&client, &config),
+        api_for::<FhirResourceApp>(client, config),
         watcher::Config::default(),
     )
     .reflect(resource_apps_writer)
@@ -180,62 +217,58 @@ pub async fn run_with(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-
     let resources = Controller::new(
-        api_for::<FhirResourceApp>(&client, &config),
+        api_for::<FhirResourceApp>(client, config),
         watcher::Config::default(),
     )
-    .owns(api_for::<ConfigMap>(&client, &config), owned.clone())
-    .owns(api_for::<Secret>(&client, &config), owned.clone())
+    .owns(api_for::<ConfigMap>(client, config), owned.clone())
+    .owns(api_for::<Secret>(client, config), owned.clone())
     .trigger_backoff(watch_backoff())
     .with_config(cfg.clone())
-    .graceful_shutdown_on(stopped(stop_rx.clone()))
+    .graceful_shutdown_on(stopped(stop.clone()))
     .run(
         resource_app::reconcile,
         resource_app::error_policy,
         ctx.clone(),
     )
     .for_each(|_| futures::future::ready(()));
-
     let clients = Controller::new(
-        api_for::<FhirClientApp>(&client, &config),
+        api_for::<FhirClientApp>(client, config),
         watcher::Config::default(),
     );
     let store = clients.store();
     let clients = clients
         .owns_stream(output_secrets)
         .watches_stream(resource_apps, move |ra: FhirResourceApp| {
-            let (ns, name) = (ra.namespace(), ra.name_any());
-            store
-                .state()
-                .into_iter()
-                .filter(|c| {
-                    c.namespace() == ns
-                        && c.spec
-                            .target
-                            .resource_app_ref
-                            .as_ref()
-                            .is_some_and(|r| r.name == name)
-                })
-                .map(|c| ObjectRef::from_obj(c.as_ref()))
-                .collect::<Vec<_>>()
+            clients_of(&store, &ra)
         })
         .trigger_backoff(watch_backoff())
         .with_config(cfg)
-        .graceful_shutdown_on(stopped(stop_rx.clone()))
-        .run(client_app::reconcile, client_app::error_policy, ctx.clone())
+        .graceful_shutdown_on(stopped(stop.clone()))
+        .run(client_app::reconcile, client_app::error_policy, ctx)
         .for_each(|_| futures::future::ready(()));
+    Ok((resources, clients))
+}
 
-    ready.store(true, Ordering::SeqCst);
-    tracing::info!("fhir-app-operator started");
-    futures::join!(resources, clients, renew);
-    ready.store(false, Ordering::SeqCst);
-    if config.leader_election {
-        release_lease(&client, &config).await;
-    }
-    drop(http_task);
-    tracing::info!("fhir-app-operator stopped");
-    Ok(())
+/// The clients (from the controller's store) that target FhirResourceApp `ra`.
+fn clients_of(
+    store: &reflector::Store<FhirClientApp>,
+    ra: &FhirResourceApp,
+) -> Vec<ObjectRef<FhirClientApp>> {
+    let (ns, name) = (ra.namespace(), ra.name_any());
+    store
+        .state()
+        .into_iter()
+        .filter(|c| {
+            c.namespace() == ns
+                && c.spec
+                    .target
+                    .resource_app_ref
+                    .as_ref()
+                    .is_some_and(|r| r.name == name)
+        })
+        .map(|c| ObjectRef::from_obj(c.as_ref()))
+        .collect()
 }
 
 /// Stops the HTTP server when the operator returns (or its task is aborted).

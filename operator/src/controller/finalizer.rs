@@ -53,10 +53,15 @@ where
             // Guarded by `test`: never remove another controller's finalizer that moved to index i.
             let path = format!("/metadata/finalizers/{i}");
             let ops = json!([{"op": "test", "path": path, "value": name}, {"op": "remove", "path": path}]);
-            api.patch(&object, &params, &Patch::Json::<()>(json_patch(ops)))
+            match api
+                .patch(&object, &params, &Patch::Json::<()>(json_patch(ops)))
                 .await
-                .map_err(Error::FinalizerPatch)?;
-            Ok(action)
+            {
+                // Gone already (another finalizer was the last, or a second delete): done.
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(action),
+                Err(e) => Err(Error::FinalizerPatch(e)),
+                Ok(_) => Ok(action),
+            }
         }
         (None, false) => {
             // Kubernetes does not deduplicate finalizers: fail (and retry) if the list changed.

@@ -18,7 +18,10 @@ use crate::desired::naming::OWNER_TAG_PREFIX;
 use crate::desired::naming::{AppKind, ResourceIdentity, resource_config_map_name};
 use crate::desired::resource as b;
 use crate::graph::types::Application;
+use crate::graph::types::ServicePrincipal;
 use crate::graph::{GraphClient, GraphError};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 pub fn identity<'a>(ctx: &'a Context, obj: &'a FhirResourceApp) -> ResourceIdentity<'a> {
     ResourceIdentity {
@@ -101,13 +104,47 @@ async fn identifier_uri_conflict(graph: &GraphClient, uri: Option<String>, e: Er
     Error::IdentifierUriTaken { uri, holder }
 }
 
+/// The objects the resource app writes — its ConfigMap and optional Secret — as they are now,
+/// checked to be ours before anything is registered in Entra.
+struct Outputs {
+    owner: OwnerReference,
+    config_map: String,
+    config_map_now: Option<ConfigMap>,
+    secret: Option<(String, Option<Secret>)>,
+}
+
+async fn outputs(obj: &FhirResourceApp, ctx: &Context) -> Result<Outputs, Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    let owner = obj
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::InvalidSpec("resource has no uid".into()))?;
+    let output = obj.spec.output.clone().unwrap_or_default();
+    let config_map = output
+        .config_map_name
+        .clone()
+        .unwrap_or_else(|| resource_config_map_name(&obj.name_any()));
+    let config_map_now =
+        super::outputs::current_config_map(&ctx.client, &ns, &config_map, &owner).await?;
+    let secret = match output.secret_name {
+        Some(name) => {
+            let now = output_secret(ctx, &ns, &name, &owner).await?;
+            Some((name, now))
+        }
+        None => None,
+    };
+    Ok(Outputs {
+        owner,
+        config_map,
+        config_map_now,
+        secret,
+    })
+}
+
 async fn apply_inner(
     obj: &FhirResourceApp,
     ctx: &Context,
     status: &mut AppStatus,
 ) -> Result<Outcome, Error> {
-    let ns = obj.namespace().unwrap_or_default();
-    let name = obj.name_any();
     let spec = &obj.spec;
     if let Some(v) = spec.requested_access_token_version
         && v != 1
@@ -117,110 +154,113 @@ async fn apply_inner(
             "requestedAccessTokenVersion must be 1 or 2".into(),
         ));
     }
+    let ns = obj.namespace().unwrap_or_default();
     let graph = ctx.graph_for(&ns, spec.tenant.as_ref()).await?;
-    let id = identity(ctx, obj);
-    let unique_name = id.unique_name();
-    let known_app_id = status.client_id.clone();
-    let desired = b::desired_application(spec, &id, known_app_id.as_deref());
-    // Our ConfigMap and Secret names are checked before anything is registered in Entra.
-    let owner = obj
-        .controller_owner_ref(&())
-        .ok_or_else(|| Error::InvalidSpec("resource has no uid".into()))?;
-    let output = spec.output.clone().unwrap_or_default();
-    let cm_name = output
-        .config_map_name
-        .clone()
-        .unwrap_or_else(|| resource_config_map_name(&name));
-    let cm_current = super::outputs::current_config_map(&ctx.client, &ns, &cm_name, &owner).await?;
-    let secret_current = match &output.secret_name {
-        Some(secret_name) => output_secret(ctx, &ns, secret_name, &owner).await?,
-        None => None,
-    };
-    let (app, change) = match converge_app(
-        &graph,
-        &unique_name,
-        &desired,
-        &id,
-        spec.adopt.unwrap_or(false),
-    )
-    .await
-    {
-        Ok(done) => done,
-        Err(e) => {
-            return Err(identifier_uri_conflict(&graph, b::identifier_uri(spec, None), e).await);
-        }
-    };
-    let parsed: Application = crate::graph::types::parse_application("application", &app)?;
-    status.client_id = Some(parsed.app_id.clone());
-    status.tenant_id = Some(graph.tenant_id().to_string());
-    status.application_object_id = Some(parsed.id.clone());
-    status.unique_name = Some(unique_name.clone());
-    // The app-ID form of the identifier URI needs the app ID, known only after create.
-    if known_app_id.is_none() && b::identifier_uri(spec, None).is_none() {
-        let desired = b::desired_application(spec, &id, Some(&parsed.app_id));
-        if let Some(patch) = diff::patch_body(&desired, &app) {
-            graph
-                .patch_application(&parsed.id, &patch)
-                .await
-                .map_err(needs("update the application", WRITE_APPS))?;
-        }
-    }
-    report_app_change(ctx, obj, status, change, &unique_name, &parsed).await;
-    let sp = graph
-        .ensure_service_principal(&parsed.app_id)
-        .await
-        .map_err(needs("create the service principal", WRITE_APPS))?;
-
-    let identifier_uri = b::identifier_uri(spec, Some(&parsed.app_id)).unwrap_or_default();
+    let out = outputs(obj, ctx).await?;
+    let (app, sp) = register(obj, ctx, &graph, status).await?;
+    // The identifier URI (the audience), derived once the app ID is known.
+    let identifier_uri = b::identifier_uri(spec, Some(&app.app_id)).unwrap_or_default();
     let mut ts = b::token_settings(
         b::token_version(spec),
         &ctx.config.endpoints().authority_host,
         graph.tenant_id(),
         &identifier_uri,
-        &parsed.app_id,
+        &app.app_id,
     );
     if let Some((issuer, jwks_uri)) = ctx.discover(&ts.authority).await {
         ts.issuer = issuer;
         ts.jwks_uri = jwks_uri;
     }
-    let data = b::config_map_data(&ts, graph.tenant_id(), &parsed.app_id);
-    apply_config_map(
-        &ctx.client,
-        cm_current.as_ref(),
-        &cm_name,
-        &ns,
-        owner.clone(),
-        managed_labels("FhirResourceApp", &name),
-        data.clone(),
-    )
-    .await?;
-    if let Some(secret_name) = &output.secret_name {
-        apply_secret(
-            &ctx.client,
-            secret_current.as_ref(),
-            DesiredSecret {
-                namespace: &ns,
-                name: secret_name,
-                owner,
-                labels: managed_labels("FhirResourceApp", &name),
-                annotations: Default::default(),
-                data,
-                field: "spec.output.secretName",
-            },
-        )
-        .await?;
-    }
-
+    let data = b::config_map_data(&ts, graph.tenant_id(), &app.app_id);
+    write_outputs(ctx, obj, &out, data).await?;
     status.service_principal_object_id = Some(sp.id.clone());
     status.audience = Some(ts.audience.clone());
-    status.output_name = Some(cm_name.clone());
+    status.output_name = Some(out.config_map.clone());
     Ok(Outcome::Ready {
         message: format!(
-            "application {} registered; token settings in ConfigMap {cm_name}",
-            parsed.app_id
+            "application {} registered; token settings in ConfigMap {}",
+            app.app_id, out.config_map
         ),
         requeue: ctx.config.resync,
     })
+}
+
+/// The register step: the application converged (a taken identifier URI is Stalled, naming who
+/// holds it; the app-ID form of the identifier URI is set once the app ID exists) and its service
+/// principal. What exists goes into the status at once.
+async fn register(
+    obj: &FhirResourceApp,
+    ctx: &Context,
+    graph: &GraphClient,
+    status: &mut AppStatus,
+) -> Result<(Application, ServicePrincipal), Error> {
+    let spec = &obj.spec;
+    let id = identity(ctx, obj);
+    let unique_name = id.unique_name();
+    let known_app_id = status.client_id.clone();
+    // `None` for the `api://{appId}` form, which needs the app ID.
+    let literal_uri = b::identifier_uri(spec, None);
+    let desired = b::desired_application(spec, &id, known_app_id.as_deref());
+    let adopt = spec.adopt.unwrap_or(false);
+    let (raw, change) = match converge_app(graph, &unique_name, &desired, &id, adopt).await {
+        Ok(done) => done,
+        Err(e) => return Err(identifier_uri_conflict(graph, literal_uri, e).await),
+    };
+    let app: Application = crate::graph::types::parse_application("application", &raw)?;
+    status.client_id = Some(app.app_id.clone());
+    status.tenant_id = Some(graph.tenant_id().to_string());
+    status.application_object_id = Some(app.id.clone());
+    status.unique_name = Some(unique_name.clone());
+    if known_app_id.is_none() && literal_uri.is_none() {
+        let desired = b::desired_application(spec, &id, Some(&app.app_id));
+        if let Some(patch) = diff::patch_body(&desired, &raw) {
+            graph
+                .patch_application(&app.id, &patch)
+                .await
+                .map_err(needs("update the application", WRITE_APPS))?;
+        }
+    }
+    report_app_change(ctx, obj, status, change, &unique_name, &app).await;
+    let sp = graph
+        .ensure_service_principal(&app.app_id)
+        .await
+        .map_err(needs("create the service principal", WRITE_APPS))?;
+    Ok((app, sp))
+}
+
+/// The outputs step: the ConfigMap, and the Secret when asked for, each written only if it changed.
+async fn write_outputs(
+    ctx: &Context,
+    obj: &FhirResourceApp,
+    out: &Outputs,
+    data: std::collections::BTreeMap<String, String>,
+) -> Result<(), Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    let labels = managed_labels("FhirResourceApp", &obj.name_any());
+    let cm = out.config_map_now.as_ref();
+    apply_config_map(
+        &ctx.client,
+        cm,
+        &out.config_map,
+        &ns,
+        out.owner.clone(),
+        labels.clone(),
+        data.clone(),
+    )
+    .await?;
+    if let Some((name, now)) = &out.secret {
+        let desired = DesiredSecret {
+            namespace: &ns,
+            name,
+            owner: out.owner.clone(),
+            labels,
+            annotations: Default::default(),
+            data,
+            field: "spec.output.secretName",
+        };
+        apply_secret(&ctx.client, now.as_ref(), desired).await?;
+    }
+    Ok(())
 }
 
 /// The resource app's token-settings Secret as it is now: from the watch cache of our own Secrets
@@ -230,8 +270,8 @@ async fn output_secret(
     ctx: &Context,
     ns: &str,
     name: &str,
-    owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
-) -> Result<Option<k8s_openapi::api::core::v1::Secret>, Error> {
+    owner: &OwnerReference,
+) -> Result<Option<Secret>, Error> {
     let current = match ctx.cached_secret(ns, name) {
         Some(cached) => Some(cached.as_ref().clone()),
         None => {
