@@ -15,7 +15,6 @@ use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -290,6 +289,9 @@ where
     }
 }
 
+/// Waits until this replica holds the Lease. Leader election is hand-written (take, renew, release
+/// a `coordination.k8s.io` Lease): the maintained crate for it, kube-leader-election 0.44, depends on
+/// kube 4, and this operator is on kube 5.
 async fn acquire_lease(client: &Client, config: &OperatorConfig) -> anyhow::Result<()> {
     loop {
         match try_lease(client, config).await {
@@ -366,46 +368,33 @@ async fn release_lease(client: &Client, config: &OperatorConfig) {
     }
 }
 
-/// Minimal HTTP/1.1 server for /healthz, /readyz and /metrics.
+/// `/healthz`, `/livez`, `/readyz` and `/metrics`, served by axum; what each answers is [`route`].
 async fn serve_http(listener: TcpListener, metrics: Arc<Metrics>, ready: Arc<AtomicBool>) {
-    loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
-            continue;
-        };
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
         let (metrics, ready) = (metrics.clone(), ready.clone());
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            let n = match tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf)).await {
-                Ok(Ok(n)) => n,
-                _ => return,
-            };
-            let req = String::from_utf8_lossy(&buf[..n]);
-            let path = req.split_whitespace().nth(1).unwrap_or("/");
-            let (code, ctype, body) = route(path, &metrics, ready.load(Ordering::SeqCst));
-            let resp = format!(
-                "HTTP/1.1 {code}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = sock.write_all(resp.as_bytes()).await;
-        });
+        async move {
+            let (code, ctype, body) = route(uri.path(), &metrics, ready.load(Ordering::SeqCst));
+            let status = axum::http::StatusCode::from_u16(code).unwrap_or_default();
+            (status, [(axum::http::header::CONTENT_TYPE, ctype)], body)
+        }
+    });
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "the health/metrics endpoint stopped");
     }
 }
 
-fn route(path: &str, metrics: &Metrics, ready: bool) -> (&'static str, &'static str, String) {
-    match path.split('?').next().unwrap_or("") {
-        "/healthz" | "/livez" => ("200 OK", "text/plain", "ok\n".into()),
-        "/readyz" if ready => ("200 OK", "text/plain", "ok\n".into()),
-        "/readyz" => (
-            "503 Service Unavailable",
-            "text/plain",
-            "not ready\n".into(),
-        ),
+/// What the endpoint answers for `path`: (status, content type, body).
+fn route(path: &str, metrics: &Metrics, ready: bool) -> (u16, &'static str, String) {
+    match path {
+        "/healthz" | "/livez" => (200, "text/plain", "ok\n".into()),
+        "/readyz" if ready => (200, "text/plain", "ok\n".into()),
+        "/readyz" => (503, "text/plain", "not ready\n".into()),
         "/metrics" => (
-            "200 OK",
+            200,
             "text/plain; version=0.0.4",
             metrics.render(jiff::Timestamp::now().as_second()),
         ),
-        _ => ("404 Not Found", "text/plain", "not found\n".into()),
+        _ => (404, "text/plain", "not found\n".into()),
     }
 }
 
@@ -416,14 +405,14 @@ mod tests {
     #[test]
     fn routes() {
         let m = Metrics::default();
-        assert_eq!(route("/healthz", &m, false).0, "200 OK");
-        assert_eq!(route("/readyz", &m, false).0, "503 Service Unavailable");
-        assert_eq!(route("/readyz", &m, true).0, "200 OK");
+        assert_eq!(route("/healthz", &m, false).0, 200);
+        assert_eq!(route("/readyz", &m, false).0, 503);
+        assert_eq!(route("/readyz", &m, true).0, 200);
         assert!(
             route("/metrics", &m, true)
                 .2
                 .contains("fhir_operator_graph_calls_total")
         );
-        assert_eq!(route("/nope", &m, true).0, "404 Not Found");
+        assert_eq!(route("/nope", &m, true).0, 404);
     }
 }

@@ -1,5 +1,7 @@
 //! Certificate credential: a `client_assertion` JWT (RS256, `x5t` = SHA-1 thumbprint) signed with the
-//! operator's private key, as the Microsoft identity platform expects.
+//! operator's private key, as the Microsoft identity platform expects. One RS256 signature over ring,
+//! which is already the TLS provider, instead of jsonwebtoken, which would bring a second PEM and
+//! ASN.1 stack for it.
 
 use std::sync::Arc;
 

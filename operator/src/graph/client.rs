@@ -1,4 +1,10 @@
 //! A small Microsoft Graph client: token acquisition, retries, rate limiting, metrics.
+//!
+//! Hand-written rather than on the `azure_identity` crate (1.1.0-beta.1 evaluated): its certificate
+//! credential needs OpenSSL (feature `client_certificate = [openssl]`), which the operator's static
+//! musl image does not carry, while the three credentials the operator uses (secret, certificate
+//! assertion, workload-identity assertion) are one form POST each, with our own retry and rate
+//! limits around them.
 
 use std::path::PathBuf;
 use std::sync::Arc;
