@@ -419,6 +419,18 @@ async fn a_renamed_scope_is_removed_from_the_registration_and_the_grant() {
         .await;
     let stalled = condition(&web, "Stalled");
     assert_eq!(stalled["reason"], "UnknownEntitlement");
+    // What the resource app publishes is in its status, the one source its clients read.
+    let ra = get_json::<FhirResourceApp>(&h, "fhir").await;
+    let published: Vec<&str> = ra["status"]["published"]["scopes"]
+        .as_array()
+        .expect("status.published.scopes")
+        .iter()
+        .filter_map(|e| e["value"].as_str())
+        .collect();
+    assert!(
+        published.contains(&"records.view") && !published.contains(&"records.read"),
+        "{published:?}"
+    );
     assert!(
         stalled["message"]
             .as_str()

@@ -107,6 +107,30 @@ pub struct AppStatus {
     /// Extra information the user must know (e.g. how data-plane access is granted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
+    /// What a FhirResourceApp publishes, as its clients request it (resource apps only): the one
+    /// source clients read, so a client never recomputes its target's scopes and roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<Published>,
+}
+
+/// The delegated scopes and app roles a resource application publishes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Published {
+    /// Delegated scopes (`scp`), as clients request them.
+    #[serde(default)]
+    pub scopes: Vec<PublishedEntitlement>,
+    /// App roles (`roles`).
+    #[serde(default)]
+    pub app_roles: Vec<PublishedEntitlement>,
+}
+
+/// A published scope or app role: its value and its stable ID.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedEntitlement {
+    pub value: String,
+    pub id: String,
 }
 
 /// A credential's identity and lifetime; the value is only in the output Secret.

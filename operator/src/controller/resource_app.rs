@@ -174,6 +174,7 @@ async fn apply_inner(
     let data = b::config_map_data(&ts, graph.tenant_id(), &app.app_id);
     write_outputs(ctx, obj, &out, data).await?;
     status.service_principal_object_id = Some(sp.id.clone());
+    status.published = Some(published(obj, ctx));
     status.audience = Some(ts.audience.clone());
     status.output_name = Some(out.config_map.clone());
     Ok(Outcome::Ready {
@@ -183,6 +184,23 @@ async fn apply_inner(
         ),
         requeue: ctx.config.resync,
     })
+}
+
+/// What this resource app publishes, as the status tells its clients.
+fn published(obj: &FhirResourceApp, ctx: &Context) -> crate::api::Published {
+    let id = identity(ctx, obj);
+    let list = |e: Vec<b::Entitlement>| {
+        e.into_iter()
+            .map(|e| crate::api::PublishedEntitlement {
+                value: e.value,
+                id: e.id,
+            })
+            .collect()
+    };
+    crate::api::Published {
+        scopes: list(b::entitlements(&b::scopes(&obj.spec, &id))),
+        app_roles: list(b::entitlements(&b::app_roles(&obj.spec, &id))),
+    }
 }
 
 /// The register step: the application converged (a taken identifier URI is Stalled, naming who

@@ -3,12 +3,12 @@
 
 use kube::ResourceExt;
 
-use crate::api::{FhirClientApp, FhirResourceApp, TenantSpec};
+use crate::api::{AppStatus, FhirClientApp, FhirResourceApp, TenantSpec};
 use crate::controller::application::WRITE_APPS;
 use crate::controller::{Context, Error, needs};
 use crate::desired::client::{MANAGED_FHIR_APP_ID, MANAGED_FHIR_AUDIENCE, ResolvedTarget};
 use crate::desired::conditions::is_ready;
-use crate::desired::resource::{app_roles, entitlements, scopes};
+use crate::desired::resource::{Entitlement, app_roles, entitlements, scopes};
 use crate::graph::GraphClient;
 
 /// The target and its service principal object ID (for grants/assignments), or why we must wait.
@@ -61,20 +61,47 @@ pub async fn resolve(
                 r.name
             )));
         }
-        let rid = crate::controller::resource_app::identity(ctx, &ra);
+        let (scopes, roles) = published(&ra, &st, ctx);
         return Ok(Target::Resolved(
             ResolvedTarget {
                 app_id,
                 fhir_url: ra.spec.fhir_url.clone(),
                 audience,
-                scopes: entitlements(&scopes(&ra.spec, &rid)),
-                roles: entitlements(&app_roles(&ra.spec, &rid)),
+                scopes,
+                roles,
                 managed: false,
             },
             st.service_principal_object_id,
         ));
     }
     resolve_managed(obj, graph).await
+}
+
+/// The scopes and roles a Ready resource app publishes, from its status (a status written before the
+/// operator recorded them there is computed from the spec, as the resource app's reconcile does).
+fn published(
+    ra: &FhirResourceApp,
+    st: &AppStatus,
+    ctx: &Context,
+) -> (Vec<Entitlement>, Vec<Entitlement>) {
+    let list = |l: &[crate::api::PublishedEntitlement]| {
+        l.iter()
+            .map(|e| Entitlement {
+                id: e.id.clone(),
+                value: e.value.clone(),
+            })
+            .collect()
+    };
+    match &st.published {
+        Some(p) => (list(&p.scopes), list(&p.app_roles)),
+        None => {
+            let rid = crate::controller::resource_app::identity(ctx, ra);
+            (
+                entitlements(&scopes(&ra.spec, &rid)),
+                entitlements(&app_roles(&ra.spec, &rid)),
+            )
+        }
+    }
 }
 
 /// The managed FHIR service: Microsoft's first-party application, as its service principal in this
