@@ -7,6 +7,7 @@ pub mod desired;
 pub mod graph;
 pub mod metrics;
 pub mod runtime;
+pub mod url;
 pub mod watch_backoff;
 
 pub use config::{Cli, OperatorConfig};

@@ -63,10 +63,7 @@ impl Context {
         if let Some(found) = self.discovered.lock().await.get(authority) {
             return Some(found.clone());
         }
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            authority.trim_end_matches('/')
-        );
+        let url = crate::url::join(authority, ".well-known/openid-configuration");
         let doc: serde_json::Value = match self.http.get(&url).send().await {
             Ok(resp) if resp.status().is_success() => resp.json().await.ok()?,
             Ok(resp) => {

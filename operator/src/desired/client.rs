@@ -61,7 +61,7 @@ pub fn smart_proxy_callback(fhir_url: &str, reply_url: &str) -> String {
     let enc = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(reply_url.as_bytes());
     format!(
         "{}/AadSmartOnFhirProxy/callback/{enc}",
-        fhir_url.trim_end_matches('/')
+        crate::url::without_slash(fhir_url)
     )
 }
 
@@ -231,11 +231,7 @@ pub struct CertificateFiles {
 
 /// Output Secret data (`envFrom`-ready for the Azure SDKs' environment credential).
 pub fn secret_data(i: &SecretInputs<'_>) -> BTreeMap<String, String> {
-    let host = if i.authority_host.ends_with('/') {
-        i.authority_host.to_string()
-    } else {
-        format!("{}/", i.authority_host)
-    };
+    let host = crate::url::with_slash(i.authority_host);
     let mut d = BTreeMap::from([
         ("AZURE_CLIENT_ID".to_string(), i.client_id.to_string()),
         ("AZURE_TENANT_ID".to_string(), i.tenant_id.to_string()),
@@ -244,7 +240,7 @@ pub fn secret_data(i: &SecretInputs<'_>) -> BTreeMap<String, String> {
         ("FHIR_AUDIENCE".to_string(), i.target.audience.clone()),
         (
             "FHIR_SCOPE".to_string(),
-            format!("{}/.default", i.target.audience.trim_end_matches('/')),
+            crate::url::join(&i.target.audience, ".default"),
         ),
         (
             "TOKEN_ENDPOINT".to_string(),
@@ -252,7 +248,7 @@ pub fn secret_data(i: &SecretInputs<'_>) -> BTreeMap<String, String> {
         ),
     ]);
     if let Some(si) = &i.sign_in {
-        let audience = i.target.audience.trim_end_matches('/');
+        let audience = crate::url::without_slash(&i.target.audience);
         d.insert("AUTHORITY".into(), format!("{host}{}", i.tenant_id));
         d.insert(
             "AUTHORIZE_ENDPOINT".into(),

@@ -33,7 +33,7 @@ pub fn identifier_uri(spec: &FhirResourceAppSpec, app_id: Option<&str>) -> Optio
     match spec.identifier_uri.as_deref() {
         Some(APP_ID_URI) => app_id.map(|id| format!("api://{id}")),
         Some(uri) => Some(uri.to_string()),
-        None => Some(spec.fhir_url.trim_end_matches('/').to_lowercase()),
+        None => Some(crate::url::without_slash(&spec.fhir_url).to_lowercase()),
     }
 }
 
@@ -211,11 +211,7 @@ pub fn token_settings(
     identifier_uri: &str,
     app_id: &str,
 ) -> TokenSettings {
-    let host = if authority_host.ends_with('/') {
-        authority_host.to_string()
-    } else {
-        format!("{authority_host}/")
-    };
+    let host = crate::url::with_slash(authority_host);
     if version == 2 {
         let authority = format!("{host}{tenant_id}/v2.0");
         TokenSettings {

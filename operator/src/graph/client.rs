@@ -82,13 +82,9 @@ pub struct Endpoints {
 
 impl Endpoints {
     pub fn new(graph_url: &str, authority_host: &str) -> Self {
-        let mut host = authority_host.to_string();
-        if !host.ends_with('/') {
-            host.push('/');
-        }
         Self {
-            graph_url: graph_url.trim_end_matches('/').to_string(),
-            authority_host: host,
+            graph_url: crate::url::without_slash(graph_url).to_string(),
+            authority_host: crate::url::with_slash(authority_host),
             graph_scope: DEFAULT_GRAPH_SCOPE.into(),
         }
     }
