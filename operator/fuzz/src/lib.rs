@@ -225,6 +225,7 @@ fn client(spec: &FhirClientAppSpec) {
         federated_token_file: None,
         credential: cred,
         certificate: None,
+        sign_in: cb::sign_in(spec),
     });
     for u in spec.redirect_uris.iter().flatten() {
         let _ = cb::smart_proxy_callback(&full.fhir_url, u);
