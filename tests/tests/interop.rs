@@ -27,7 +27,20 @@ struct Consumers {
     python: PathBuf,
     node_modules: PathBuf,
     go: PathBuf,
-    browser_modules: PathBuf,
+    /// None with FHIR_OP_SKIP_BROWSER=1 (hack/browser/install.sh installs nothing then).
+    browser_modules: Option<PathBuf>,
+}
+
+impl Consumers {
+    /// Whether the browser tests can run; with FHIR_OP_SKIP_BROWSER=1 they skip, loudly.
+    fn browser_or_skip(&self, test: &str) -> bool {
+        if self.browser_modules.is_none() {
+            eprintln!(
+                "\n\n######## SKIPPED: {test} needs Chromium (FHIR_OP_SKIP_BROWSER=1; install: {FIX}) ########\n"
+            );
+        }
+        self.browser_modules.is_some()
+    }
 }
 
 /// Runs `hack/interop/install.sh` (cached by lockfile hash: a no-op after the first run).
@@ -52,7 +65,11 @@ fn consumers() -> Consumers {
         python: get("INTEROP_PYTHON"),
         node_modules: get("INTEROP_NODE_MODULES"),
         go: get("INTEROP_GO"),
-        browser_modules: get("BROWSER_NODE_MODULES"),
+        browser_modules: text
+            .lines()
+            .find_map(|l| l.strip_prefix("BROWSER_NODE_MODULES="))
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from),
     }
 }
 
@@ -348,7 +365,11 @@ fn as_user(c: &Consumers, upn: &str) -> Vec<(&'static str, String)> {
         ("USER_PASSWORD", PASSWORD.to_string()),
         (
             "BROWSER_NODE_MODULES",
-            c.browser_modules.display().to_string(),
+            c.browser_modules
+                .as_ref()
+                .expect("checked by browser_or_skip")
+                .display()
+                .to_string(),
         ),
         (
             "SIGNIN_SCRIPT",
@@ -422,6 +443,9 @@ const VISITOR_OID: &str = "5d9d8a52-1c7e-4a39-9a55-0c3f2a1b7e02";
 async fn confidential_web_app_with_msal_in_chromium() {
     let _serial = one_at_a_time().await;
     let c = consumers();
+    if !c.browser_or_skip("confidential_web_app_with_msal_in_chromium") {
+        return;
+    }
     let h = harness(
         "interop-web",
         json!({"fhirUrl": "https://fhir.contoso.example", "smart": {"enabled": true}}),
@@ -548,6 +572,9 @@ async fn confidential_web_app_with_msal_in_chromium() {
 async fn public_native_client_with_msal_python() {
     let _serial = one_at_a_time().await;
     let c = consumers();
+    if !c.browser_or_skip("public_native_client_with_msal_python") {
+        return;
+    }
     let h = harness(
         "interop-native",
         json!({"fhirUrl": "https://fhir.contoso.example"}),
@@ -633,6 +660,9 @@ async fn public_native_client_with_msal_python() {
 async fn public_spa_with_msal_browser_in_chromium() {
     let _serial = one_at_a_time().await;
     let c = consumers();
+    if !c.browser_or_skip("public_spa_with_msal_browser_in_chromium") {
+        return;
+    }
     let h = harness(
         "interop-spa",
         json!({"fhirUrl": "https://fhir.contoso.example"}),
