@@ -564,15 +564,15 @@ async fn confidential_web_app_with_msal_in_chromium() {
     );
 }
 
-/// Public native (mobile/desktop) client: MSAL Python's PublicClientApplication signs the user in with
-/// acquire_token_interactive (auth code + PKCE on MSAL's own `http://localhost:<port>` server, the
+/// Public native (mobile/desktop) client: MSAL Python's and msal-node's PublicClientApplication sign the
+/// user in interactively (auth code + PKCE on the library's own `http://localhost:<port>` server, the
 /// desktop's browser being chromium) and with the device-code flow; the same client sending a secret
 /// is refused with AADSTS700025.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn public_native_client_with_msal_python() {
+async fn public_native_client_with_msal() {
     let _serial = one_at_a_time().await;
     let c = consumers();
-    if !c.browser_or_skip("public_native_client_with_msal_python") {
+    if !c.browser_or_skip("public_native_client_with_msal") {
         return;
     }
     let h = harness(
@@ -606,13 +606,21 @@ async fn public_native_client_with_msal_python() {
             .to_string(),
     ));
 
-    for way in ["interactive", "device-code"] {
-        let r = run(&py, &[&script, way], &o, &env).await;
-        let claims = assert_fhir_token(&r, &o, way);
+    env.push(("INTEROP_NODE_MODULES", c.node_modules.display().to_string()));
+    let (node, native_mjs) = node_consumer("native.mjs");
+    for (program, script, way) in [
+        (&py, &script, "interactive"),
+        (&py, &script, "device-code"),
+        (&node, &native_mjs, "interactive"),
+        (&node, &native_mjs, "device-code"),
+    ] {
+        let r = run(program, &[script, way], &o, &env).await;
+        let way = format!("{script} {way}");
+        let claims = assert_fhir_token(&r, &o, &way);
         assert_eq!(scp(&claims), ["user_impersonation"], "{way}");
         assert_eq!(roles(&claims), ["globalReader"], "{way}");
         assert_eq!(claims["oid"], CLINICIAN_OID, "{way}");
-        assert_eq!(r["id_token"]["preferred_username"], USER, "{way}");
+        assert_eq!(r["id_token"]["preferred_username"], USER, "{way}: {r}");
     }
 
     // A secret an administrator added to the desktop app out of band, configured in the app. The
