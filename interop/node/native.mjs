@@ -13,19 +13,20 @@ const scopes = SECRET.FHIR_DELEGATED_SCOPES.split(' ');
 const pca = new msal.PublicClientApplication({
   auth: { clientId: SECRET.AZURE_CLIENT_ID, authority: SECRET.AUTHORITY, knownAuthorities: KNOWN_AUTHORITIES },
 });
+let user = Promise.resolve(); // the browser, awaited before exit (it removes its profile directory)
 try {
   let result;
   if (way === 'interactive') {
     result = await pca.acquireTokenInteractive({
       scopes,
-      openBrowser: async (url) => { browser(url, 'http://localhost').catch(() => {}); },
+      openBrowser: async (url) => { user = browser(url, 'http://localhost').catch(() => {}); },
       successTemplate: 'Signed in.',
       errorTemplate: 'Sign-in failed.',
     });
   } else {
     result = await pca.acquireTokenByDeviceCode({
       scopes,
-      deviceCodeCallback: (r) => { browser(r.verificationUri, 'none://', undefined, r.userCode).catch(() => {}); },
+      deviceCodeCallback: (r) => { user = browser(r.verificationUri, 'none://', undefined, r.userCode).catch(() => {}); },
     });
   }
   emit({ ok: true, claims: await verifiedClaims(result.accessToken),
@@ -33,3 +34,4 @@ try {
 } catch (e) {
   emit({ ok: false, error: libraryError(e) });
 }
+await user;
