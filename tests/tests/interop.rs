@@ -247,6 +247,14 @@ fn assert_fhir_token(result: &Value, o: &Outputs, what: &str) -> Value {
     c.clone()
 }
 
+/// A refusal as the library reported it: `error` and an `error_description` starting with the AADSTS code.
+fn assert_refused(r: &Value, error: &str, aadsts: &str) {
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(r["error"]["error"], error, "{r}");
+    let desc = r["error"]["error_description"].as_str().unwrap_or_default();
+    assert!(desc.starts_with(&format!("{aadsts}:")), "{r}");
+}
+
 fn roles(c: &Value) -> Vec<String> {
     let mut r: Vec<String> = c["roles"]
         .as_array()
@@ -519,11 +527,8 @@ async fn confidential_web_app_with_msal_in_chromium() {
     env.push(("INTEROP_NODE_MODULES", c.node_modules.display().to_string()));
     for (program, script) in [(&py, &script), (&node, &web_mjs)] {
         let r = run(program, &[script], &un, &env).await;
-        assert_eq!(r["ok"], false, "{r}");
         assert_eq!(r["browser"]["consentShown"], true, "{r}");
-        assert_eq!(r["error"]["error"], "access_denied", "{r}");
-        let desc = r["error"]["error_description"].as_str().unwrap_or_default();
-        assert!(desc.starts_with("AADSTS65004:"), "{script}: {r}");
+        assert_refused(&r, "access_denied", "AADSTS65004");
     }
 
     // Negative: the FHIR server's service principal requires assignment (only users with an app role);
@@ -654,10 +659,7 @@ async fn public_native_client_with_msal() {
         pw["secretText"].as_str().unwrap().to_string(),
     ));
     let r = run(&py, &[&script, "with-secret"], &o, &env).await;
-    assert_eq!(r["ok"], false, "{r}");
-    assert_eq!(r["error"]["error"], "invalid_client", "{r}");
-    let desc = r["error"]["error_description"].as_str().unwrap_or_default();
-    assert!(desc.starts_with("AADSTS700025:"), "{r}");
+    assert_refused(&r, "invalid_client", "AADSTS700025");
 }
 
 /// Public SPA: a page served from the registered SPA origin runs @azure/msal-browser in chromium:
