@@ -16,10 +16,14 @@ use std::collections::HashMap;
 
 pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
+/// Entra also takes the short `device_code`, which MSAL.js (msal-node's acquireTokenByDeviceCode)
+/// sends (its `GrantType.DEVICE_CODE_GRANT`).
+pub const DEVICE_CODE_GRANT_SHORT: &str = "device_code";
+
 pub fn is_user_grant(g: &str) -> bool {
     matches!(
         g,
-        "authorization_code" | "refresh_token" | DEVICE_CODE_GRANT
+        "authorization_code" | "refresh_token" | DEVICE_CODE_GRANT | DEVICE_CODE_GRANT_SHORT
     )
 }
 

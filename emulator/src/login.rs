@@ -92,10 +92,25 @@ pub fn resolve_tenant(st: &Store, seg: &str) -> Option<String> {
         .map(|t| t.id.clone())
 }
 
-pub async fn instance_discovery(State(sh): State<Arc<Shared>>) -> Response {
+pub async fn instance_discovery(
+    State(sh): State<Arc<Shared>>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
     let host = sh.base_url.trim_start_matches("https://").to_string();
+    // The tenant of the authority asked about, as recorded (`authorization_endpoint=https://host/fake-tenant/
+    // oauth2/v2.0/authorize` -> `https://host/fake-tenant/v2.0/.well-known/openid-configuration`).
+    let tenant = q
+        .get("authorization_endpoint")
+        .and_then(|a| a.strip_prefix("https://"))
+        .and_then(|a| a.split('/').nth(1))
+        .filter(|t| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+        })
+        .unwrap_or("common");
     let mut r = axum::Json(json!({
-        "tenant_discovery_endpoint": format!("{}/common/v2.0/.well-known/openid-configuration", sh.base_url),
+        "tenant_discovery_endpoint": format!("{}/{tenant}/v2.0/.well-known/openid-configuration", sh.base_url),
         "api-version": "1.1",
         "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}]
     }))

@@ -456,7 +456,13 @@ async fn device_code_flow_pending_until_the_user_completes_the_code_page() {
     let consent = b.sign_in(&f.tid, &signin, ADA, PW).await;
     let done = b.consent(&f.tid, &consent, true, false).await;
     assert!(done.body.contains("id=\"done\""), "{}", done.body);
-    let (st, _, v) = token(&f, false, &poll, &[]).await;
+    // msal-node polls with the short grant type `device_code`.
+    let short = [
+        ("grant_type", "device_code"),
+        ("client_id", f.native.as_str()),
+        ("device_code", dc),
+    ];
+    let (st, _, v) = token(&f, false, &short, &[]).await;
     assert_eq!(st, 200, "{v}");
     assert!(v["refresh_token"].is_string());
     let at = verify_with_jwks(&f.c, &f.emu, v["access_token"].as_str().unwrap()).await;

@@ -395,6 +395,34 @@ async fn discovery_documents_and_jwks() {
         .await
         .unwrap();
     assert!(inst["tenant_discovery_endpoint"].is_string());
+    // The tenant of the authority asked about (as recorded: TestAuthorizationCodeCredential_ConfidentialLive),
+    // so that MSAL's next request, that tenant's discovery document, succeeds.
+    let tid = emu.tenant_id();
+    let inst: Value = c
+        .get(format!("{}common/discovery/instance", emu.authority_host()))
+        .query(&[
+            ("api-version", "1.1"),
+            (
+                "authorization_endpoint",
+                &format!("https://login.microsoftonline.com/{tid}/oauth2/v2.0/authorize"),
+            ),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tde = inst["tenant_discovery_endpoint"].as_str().unwrap();
+    assert_eq!(
+        tde,
+        format!(
+            "{}{tid}/v2.0/.well-known/openid-configuration",
+            emu.authority_host()
+        )
+    );
+    let st = c.get(tde).send().await.unwrap().status();
+    assert_eq!(st, 200);
     emu.shutdown().await;
 }
 

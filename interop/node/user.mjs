@@ -7,10 +7,10 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export function browser(url, callback, resultSelector = undefined) {
+export function browser(url, callback, resultSelector = undefined, otc = undefined) {
   const profile = mkdtempSync(join(tmpdir(), 'chromium-'));
   const arg = JSON.stringify({ url, callback, user: process.env.USER_NAME, password: process.env.USER_PASSWORD,
-    consent: process.env.CONSENT || 'accept', userDataDir: profile, resultSelector });
+    consent: process.env.CONSENT || 'accept', userDataDir: profile, resultSelector, otc });
   return new Promise((resolve, reject) => {
     execFile('node', [process.env.SIGNIN_SCRIPT, arg], { timeout: 90000 }, (err, stdout, stderr) => {
       rmSync(profile, { recursive: true, force: true });
