@@ -244,3 +244,69 @@ async fn switching_credential_kind_removes_the_old_kind_and_a_deleted_secret_get
     h.token_from_secret(&d).await.unwrap();
     h.stop_operator().await;
 }
+
+/// An application deleted out of band and recreated: the certificate the Secret holds is registered
+/// on the new application in the same reconcile, so the client is never Ready with a certificate
+/// Entra does not know (the client-secret path of this is in operator_defects.rs).
+#[tokio::test]
+async fn a_recreated_application_gets_the_held_certificate_before_it_is_ready() {
+    let mut h = Harness::with_resource_app("op-cert-re").await;
+    h.apply::<FhirClientApp>(client_app(
+        "etl",
+        json!({
+            "type": "Service", "target": {"resourceAppRef": {"name": "fhir"}},
+            "roles": ["globalReader"], "credential": {"type": "Certificate"}
+        }),
+    ))
+    .await
+    .unwrap();
+    let obj = h
+        .wait_condition::<FhirClientApp>("etl", "Ready", "True", T)
+        .await;
+    let oid = obj["status"]["applicationObjectId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, _) = h
+        .graph(Method::DELETE, &format!("/applications/{oid}"), None)
+        .await;
+    assert_eq!(code, 204);
+    let new = h
+        .eventually("recreated and Ready", T, || {
+            let (h, oid) = (&h, &oid);
+            async move {
+                let o = h
+                    .api::<FhirClientApp>()
+                    .get("etl")
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let v = serde_json::to_value(&o).unwrap();
+                let ready = v["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| {
+                        c["type"] == "Ready"
+                            && c["status"] == "True"
+                            && c["observedGeneration"] == v["metadata"]["generation"]
+                    });
+                let now = v["status"]["applicationObjectId"]
+                    .as_str()
+                    .unwrap_or_default();
+                Ok::<_, String>((ready && now != oid.as_str()).then_some(v))
+            }
+        })
+        .await;
+    let d = secret_data(&h.client, &h.ns.name, "etl-fhir-client")
+        .await
+        .unwrap();
+    assert_eq!(
+        d["AZURE_CLIENT_ID"],
+        new["status"]["clientId"].as_str().unwrap()
+    );
+    let claims = token_with_certificate(&h, &d, &d["client-certificate.pem"])
+        .await
+        .expect("the held certificate signs in to the recreated application");
+    assert_eq!(claims["appid"], new["status"]["clientId"]);
+    h.stop_operator().await;
+}
