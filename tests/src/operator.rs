@@ -414,6 +414,26 @@ impl Harness {
 }
 
 impl Harness {
+    /// Waits until FhirClientApp `name` is Ready for its generation with an application object ID
+    /// other than `old_oid` (its application was deleted out of band and recreated); returns it.
+    pub async fn wait_recreated_ready(&self, name: &str, old_oid: &str) -> Value {
+        let api = self.api::<fhir_app_operator::api::FhirClientApp>();
+        self.eventually("recreated and Ready", Duration::from_secs(60), || {
+            let api = api.clone();
+            async move {
+                let o = api.get(name).await.map_err(|e| e.to_string())?;
+                let v = serde_json::to_value(&o).map_err(|e| e.to_string())?;
+                let ready = condition(&v, "Ready")["status"] == "True"
+                    && condition(&v, "Ready")["observedGeneration"] == v["metadata"]["generation"];
+                let oid = v["status"]["applicationObjectId"]
+                    .as_str()
+                    .unwrap_or_default();
+                Ok::<_, String>((ready && oid != old_oid).then_some(v.clone()))
+            }
+        })
+        .await
+    }
+
     /// Makes the API server refuse every Secret write in this namespace (a ValidatingAdmissionPolicy
     /// and its binding, both named after the namespace), once the policy is in force; returns their name.
     pub async fn refuse_secret_writes(&self) -> String {

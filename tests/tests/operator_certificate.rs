@@ -271,32 +271,7 @@ async fn a_recreated_application_gets_the_held_certificate_before_it_is_ready() 
         .graph(Method::DELETE, &format!("/applications/{oid}"), None)
         .await;
     assert_eq!(code, 204);
-    let new = h
-        .eventually("recreated and Ready", T, || {
-            let (h, oid) = (&h, &oid);
-            async move {
-                let o = h
-                    .api::<FhirClientApp>()
-                    .get("etl")
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let v = serde_json::to_value(&o).unwrap();
-                let ready = v["status"]["conditions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|c| {
-                        c["type"] == "Ready"
-                            && c["status"] == "True"
-                            && c["observedGeneration"] == v["metadata"]["generation"]
-                    });
-                let now = v["status"]["applicationObjectId"]
-                    .as_str()
-                    .unwrap_or_default();
-                Ok::<_, String>((ready && now != oid.as_str()).then_some(v))
-            }
-        })
-        .await;
+    let new = h.wait_recreated_ready("etl", &oid).await;
     let d = secret_data(&h.client, &h.ns.name, "etl-fhir-client")
         .await
         .unwrap();

@@ -219,20 +219,7 @@ async fn a_recreated_application_gets_its_credential_in_the_same_reconcile() {
         .graph(Method::DELETE, &format!("/applications/{oid}"), None)
         .await;
     assert_eq!(code, 204);
-    let new = h
-        .eventually("recreated and Ready", T, || {
-            let (h, oid) = (&h, &oid);
-            async move {
-                let v = get_json::<FhirClientApp>(h, "etl").await;
-                let ready = condition(&v, "Ready")["status"] == "True"
-                    && condition(&v, "Ready")["observedGeneration"] == v["metadata"]["generation"];
-                let new_oid = v["status"]["applicationObjectId"]
-                    .as_str()
-                    .unwrap_or_default();
-                Ok::<_, String>((ready && new_oid != oid.as_str()).then_some(v))
-            }
-        })
-        .await;
+    let new = h.wait_recreated_ready("etl", &oid).await;
     // Ready means the Secret works now, not after another resync.
     let data = secret_data(&h.client, &h.ns.name, "etl-fhir-client")
         .await

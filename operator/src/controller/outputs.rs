@@ -191,23 +191,35 @@ pub fn secret_is_current(current: &Secret, desired: &DesiredSecret<'_>) -> bool 
         .map(|(k, v)| (k, v.as_bytes()))
         .collect();
     let empty = BTreeMap::new();
-    let contains = |have: &BTreeMap<String, String>, want: &BTreeMap<String, String>| {
-        want.iter().all(|(k, v)| have.get(k) == Some(v))
-    };
-    let labels = current.metadata.labels.as_ref().unwrap_or(&empty);
     let annotations = current.metadata.annotations.as_ref().unwrap_or(&empty);
     let stale_annotation = annotations
         .keys()
         .any(|k| k.starts_with(OPERATOR_ANNOTATION_PREFIX) && !desired.annotations.contains_key(k));
-    let owned = current.metadata.owner_references.iter().flatten().any(|o| {
-        o.uid == desired.owner.uid && o.controller == Some(true) && o.kind == desired.owner.kind
-    });
     current.metadata.deletion_timestamp.is_none()
         && data_now == data_wanted
-        && contains(labels, &desired.labels)
+        && metadata_is_current(&current.metadata, &desired.owner, &desired.labels)
         && contains(annotations, &desired.annotations)
         && !stale_annotation
-        && owned
+}
+
+/// Whether `have` holds every entry of `want` (others may hold more).
+fn contains(have: &BTreeMap<String, String>, want: &BTreeMap<String, String>) -> bool {
+    want.iter().all(|(k, v)| have.get(k) == Some(v))
+}
+
+/// Whether an object's metadata already carries what an apply would write besides its data: our
+/// `labels` (others' labels may be there too) and `owner` as its controller.
+fn metadata_is_current(
+    meta: &ObjectMeta,
+    owner: &OwnerReference,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    let controlled = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.uid == owner.uid && o.controller == Some(true) && o.kind == owner.kind);
+    controlled && contains(meta.labels.as_ref().unwrap_or(&BTreeMap::new()), labels)
 }
 
 /// Prefix of the annotations the operator writes on output Secrets.
@@ -249,17 +261,7 @@ pub async fn apply_config_map(
             &cur.metadata,
             &owner,
         )?;
-        let have = cur.metadata.labels.clone().unwrap_or_default();
-        let controlled = cur
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .any(|o| o.uid == owner.uid && o.controller == Some(true));
-        if cur.data.as_ref() == Some(&data)
-            && labels.iter().all(|(k, v)| have.get(k) == Some(v))
-            && controlled
-        {
+        if cur.data.as_ref() == Some(&data) && metadata_is_current(&cur.metadata, &owner, &labels) {
             return Ok(());
         }
     }

@@ -86,29 +86,16 @@ pub fn resource_access(
     spec: &FhirClientAppSpec,
     target: &ResolvedTarget,
 ) -> (Value, Vec<UnknownEntitlement>) {
-    let mut access = Vec::new();
-    let mut unknown = Vec::new();
-    let mut lookup = |kind: &'static str, list: &[Entitlement], value: &str, ty: &str| match list
+    let Granted {
+        scopes,
+        roles,
+        unknown,
+    } = granted(spec, target);
+    let access: Vec<Value> = scopes
         .iter()
-        .find(|e| e.value == value)
-    {
-        Some(e) => access.push(json!({"id": e.id, "type": ty})),
-        None => unknown.push(UnknownEntitlement {
-            kind,
-            value: value.to_string(),
-            published: list
-                .iter()
-                .map(|e| e.value.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        }),
-    };
-    for s in requested_scopes(spec) {
-        lookup("scope", &target.scopes, &s, "Scope");
-    }
-    for r in requested_roles(spec) {
-        lookup("app role", &target.roles, &r, "Role");
-    }
+        .map(|e| json!({"id": e.id, "type": "Scope"}))
+        .chain(roles.iter().map(|e| json!({"id": e.id, "type": "Role"})))
+        .collect();
     if access.is_empty() {
         return (json!([]), unknown);
     }
@@ -116,6 +103,44 @@ pub fn resource_access(
         json!([{ "resourceAppId": target.app_id, "resourceAccess": access }]),
         unknown,
     )
+}
+
+/// The requested scopes and app roles the target publishes (in the order requested), and the
+/// requested ones it does not: what the registration requests, what consent and role assignment
+/// grant, and what the client is Stalled for all come from this one reading.
+pub struct Granted<'t> {
+    pub scopes: Vec<&'t Entitlement>,
+    pub roles: Vec<&'t Entitlement>,
+    pub unknown: Vec<UnknownEntitlement>,
+}
+
+pub fn granted<'t>(spec: &FhirClientAppSpec, target: &'t ResolvedTarget) -> Granted<'t> {
+    let mut unknown = Vec::new();
+    let mut pick = |kind: &'static str, list: &'t [Entitlement], wanted: Vec<String>| {
+        let mut found = Vec::new();
+        for value in wanted {
+            match list.iter().find(|e| e.value == value) {
+                Some(e) => found.push(e),
+                None => unknown.push(UnknownEntitlement {
+                    kind,
+                    value,
+                    published: list
+                        .iter()
+                        .map(|e| e.value.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }),
+            }
+        }
+        found
+    };
+    let scopes = pick("scope", &target.scopes, requested_scopes(spec));
+    let roles = pick("app role", &target.roles, requested_roles(spec));
+    Granted {
+        scopes,
+        roles,
+        unknown,
+    }
 }
 
 /// Desired Graph application body for a client; errors name the first requested scope or role the

@@ -74,30 +74,6 @@ pub fn plan_grant(scope: &str, grants: &[PermissionGrant], resource_sp: &str) ->
     }
 }
 
-/// The role IDs of the requested roles the target publishes.
-fn wanted_roles(spec: &FhirClientAppSpec, target: &ResolvedTarget) -> Vec<String> {
-    b::requested_roles(spec)
-        .iter()
-        .filter_map(|r| {
-            target
-                .roles
-                .iter()
-                .find(|e| &e.value == r)
-                .map(|e| e.id.clone())
-        })
-        .collect()
-}
-
-/// The requested scopes the target publishes, space-separated: a renamed or removed scope leaves
-/// the grant.
-fn wanted_scope(spec: &FhirClientAppSpec, target: &ResolvedTarget) -> String {
-    b::requested_scopes(spec)
-        .into_iter()
-        .filter(|s| target.scopes.iter().any(|e| &e.value == s))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// The client's service principal and whether it was created in this reconcile (then it holds
 /// nothing yet, and nothing is listed).
 pub struct Principal<'a> {
@@ -130,7 +106,12 @@ pub async fn apply(
                 .await
                 .map_err(needs("list app role assignments", ROLES_PERM))?
         };
-        let plan = plan_roles(&wanted_roles(spec, target), &have, resource_sp);
+        let want: Vec<String> = b::granted(spec, target)
+            .roles
+            .iter()
+            .map(|e| e.id.clone())
+            .collect();
+        let plan = plan_roles(&want, &have, resource_sp);
         for role in &plan.assign {
             graph
                 .assign_app_role(sp.id, resource_sp, role)
@@ -158,11 +139,22 @@ pub async fn apply(
             graph,
             sp.id,
             resource_sp,
-            plan_grant(&wanted_scope(spec, target), &grants, resource_sp),
+            plan_grant(&granted_scope(spec, target), &grants, resource_sp),
         )
         .await?;
     }
     Ok(())
+}
+
+/// The requested scopes the target publishes, space-separated: a renamed or removed scope leaves
+/// the grant.
+fn granted_scope(spec: &FhirClientAppSpec, target: &ResolvedTarget) -> String {
+    let scopes = b::granted(spec, target).scopes;
+    scopes
+        .iter()
+        .map(|e| e.value.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 async fn apply_grant(
