@@ -332,6 +332,49 @@ async fn service_clients_with_azure_identity_and_msal() {
     }
 }
 
+/// An application deleted in Entra out of band and recreated by the operator (issue 17): as soon as
+/// the client is Ready again, azure-identity's `EnvironmentCredential` gets a token with its Secret
+/// (no second resync, no credential of the deleted application left in it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_application_works_with_azure_identity_once_ready_again() {
+    let _serial = one_at_a_time().await;
+    let c = consumers();
+    let h = harness(
+        "interop-re",
+        json!({"fhirUrl": "https://fhir.contoso.example"}),
+        |_| {},
+    )
+    .await;
+    h.apply::<FhirClientApp>(client_app(
+        "daemon",
+        json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir"}},
+               "roles": ["globalReader"], "assignAppRoles": true}),
+    ))
+    .await
+    .unwrap();
+    let before = outputs(&h, "daemon", "fhir").await;
+    let obj = h.api::<FhirClientApp>().get("daemon").await.unwrap();
+    let oid = obj.status.and_then(|s| s.application_object_id).unwrap();
+    let (code, _) = h
+        .graph(
+            reqwest::Method::DELETE,
+            &format!("/applications/{oid}"),
+            None,
+        )
+        .await;
+    assert_eq!(code, 204);
+    h.wait_recreated_ready("daemon", &oid).await;
+    let after = outputs(&h, "daemon", "fhir").await;
+    assert_ne!(
+        after.secret["AZURE_CLIENT_ID"],
+        before.secret["AZURE_CLIENT_ID"]
+    );
+    let (program, script) = python_consumer(&c, "service.py");
+    let r = run(&program, &[&script, "env-credential"], &after, &[]).await;
+    let claims = assert_fhir_token(&r, &after, "env-credential after the recreate");
+    assert_eq!(roles(&claims), ["globalReader"]);
+}
+
 /// A free port for a redirect URI the consumer will listen on later: below Linux's ephemeral range
 /// (32768-60999), so that no port-0 listener (MSAL's own loopback server, say) takes it meanwhile.
 fn free_port() -> u16 {
