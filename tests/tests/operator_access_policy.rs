@@ -400,6 +400,20 @@ async fn a_group_assigned_to_global_reader_gives_its_signed_in_member_the_role()
         .expect("the member signs in");
     assert_eq!(roles(&token), ["globalReader"], "{token}");
     assert_eq!(token["oid"], MEMBER_OID);
+
+    // A group ID that is not in the directory is a spec error naming it, not an object to recreate.
+    let missing = "7b0c3f0e-5a57-4c5e-9c3e-0d1f2a3b4cff";
+    set_resource_app(
+        &h,
+        json!({"appRoleAssignments": [{"principalType": "Group", "principalId": missing, "appRole": "globalReader"}]}),
+    )
+    .await;
+    let fra = h
+        .wait_condition::<FhirResourceApp>("fhir", "Stalled", "True", T)
+        .await;
+    let c = condition(&fra, "Stalled");
+    assert_eq!(c["reason"], "InvalidSpec", "{fra}");
+    assert!(c["message"].as_str().unwrap().contains(missing), "{c}");
     teardown(h, team).await;
 }
 

@@ -91,10 +91,16 @@ pub async fn apply(
         .map_err(needs("list app role assignments", ROLES_PERM))?;
     let plan = plan(&want, &have);
     for (principal, role) in &plan.assign {
-        graph
-            .assign_app_role(principal, &sp.id, role)
-            .await
-            .map_err(needs("assign app roles to users and groups", ROLES_PERM))?;
+        match graph.assign_app_role(principal, &sp.id, role).await {
+            // Graph's 404 names the principal: a typo in the spec, not an object to recreate.
+            Err(crate::graph::GraphError::NotFound { .. }) => {
+                return Err(Error::InvalidSpec(format!(
+                    "appRoleAssignments: no user or group with object ID {principal} in tenant {}",
+                    graph.tenant_id()
+                )));
+            }
+            r => r.map_err(needs("assign app roles to users and groups", ROLES_PERM))?,
+        }
     }
     for id in &plan.remove {
         graph
