@@ -59,6 +59,9 @@ pub enum Error {
         app_id = crate::desired::client::MANAGED_FHIR_APP_ID
     )]
     ManagedServicePrincipalMissing { tenant: String },
+    /// The target's access policy refuses (part of) the request (docs/access-policy.md).
+    #[error("not permitted: {0}")]
+    NotPermitted(String),
 }
 
 /// Every condition reason the operator sets: Ready, waiting, and each error category (its own and
@@ -81,6 +84,7 @@ pub const CONDITION_REASONS: &[&str] = &[
     "TenantMismatch",
     "Certificate",
     "ManagedServicePrincipalMissing",
+    "NotPermitted",
     "NotFound",
     "Throttled",
     "HostNameNotOnVerifiedDomain",
@@ -103,6 +107,7 @@ pub const EVENT_REASONS: &[&str] = &[
     "SecretRestored",
     "FederatedCredentialSet",
     "Orphaned",
+    "AccessRevoked",
 ];
 
 impl Error {
@@ -132,6 +137,7 @@ impl Error {
             Self::TenantMismatch(_) => "TenantMismatch",
             Self::Certificate(_) => "Certificate",
             Self::ManagedServicePrincipalMissing { .. } => "ManagedServicePrincipalMissing",
+            Self::NotPermitted(_) => "NotPermitted",
         }
     }
 
@@ -147,6 +153,7 @@ impl Error {
             | Self::MissingConfig(_)
             | Self::TenantMismatch(_)
             | Self::ManagedServicePrincipalMissing { .. }
+            | Self::NotPermitted(_)
             | Self::OutputNotOwned(_)
             | Self::IdentifierUriTaken { .. } => true,
             // A write the API server refuses as invalid or forbidden fails the same way until

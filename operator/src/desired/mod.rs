@@ -9,5 +9,6 @@ pub mod credentials;
 pub mod diff;
 pub mod duration;
 pub mod naming;
+pub mod policy;
 pub mod resource;
 pub mod smart;
