@@ -59,6 +59,16 @@ pub enum Error {
         app_id = crate::desired::client::MANAGED_FHIR_APP_ID
     )]
     ManagedServicePrincipalMissing { tenant: String },
+    #[error(transparent)]
+    Arm(crate::arm::ArmError),
+    #[error(
+        "the operator may not manage role assignments on {scope}: it needs Microsoft.Authorization/roleAssignments/write (and /delete) there, e.g. Role Based Access Control Administrator on the FHIR service, constrained to the FHIR data roles (docs/permissions.md): az role assignment create --assignee {operator} --role \"Role Based Access Control Administrator\" --scope {scope}. Azure Resource Manager said: {message}"
+    )]
+    RoleAssignmentPermissionMissing {
+        scope: String,
+        operator: String,
+        message: String,
+    },
 }
 
 /// Every condition reason the operator sets: Ready, waiting, and each error category (its own and
@@ -81,6 +91,8 @@ pub const CONDITION_REASONS: &[&str] = &[
     "TenantMismatch",
     "Certificate",
     "ManagedServicePrincipalMissing",
+    "RoleAssignmentPermissionMissing",
+    "PrincipalNotFound",
     "NotFound",
     "Throttled",
     "HostNameNotOnVerifiedDomain",
@@ -132,6 +144,8 @@ impl Error {
             Self::TenantMismatch(_) => "TenantMismatch",
             Self::Certificate(_) => "Certificate",
             Self::ManagedServicePrincipalMissing { .. } => "ManagedServicePrincipalMissing",
+            Self::Arm(e) => e.category(),
+            Self::RoleAssignmentPermissionMissing { .. } => "RoleAssignmentPermissionMissing",
         }
     }
 
@@ -147,6 +161,7 @@ impl Error {
             | Self::MissingConfig(_)
             | Self::TenantMismatch(_)
             | Self::ManagedServicePrincipalMissing { .. }
+            | Self::RoleAssignmentPermissionMissing { .. }
             | Self::OutputNotOwned(_)
             | Self::IdentifierUriTaken { .. } => true,
             // A write the API server refuses as invalid or forbidden fails the same way until
@@ -155,6 +170,7 @@ impl Error {
                 source,
                 kube::Error::Api(s) if matches!(s.code, 400 | 403 | 404 | 422)
             ),
+            Self::Arm(e) => e.is_permanent(),
             Self::Kube(_) | Self::Certificate(_) | Self::FinalizerPatch(_) => false,
         }
     }
@@ -163,6 +179,7 @@ impl Error {
     pub(crate) fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Graph(e) => e.retry_after(),
+            Self::Arm(e) => e.retry_after(),
             // The finalizer patch's `test` failed (422 without causes; an admission policy's
             // refusal names one): our cached copy predates a change, most often our own
             // finalizer write, that the watch delivers within moments.
