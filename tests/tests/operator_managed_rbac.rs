@@ -316,3 +316,63 @@ async fn an_existing_assignment_is_adopted_and_deletion_leaves_no_assignment() {
     let left = of_principal(&arm_assignments(&h).await, &sp);
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// ARM calls per managed client: on create (a list, one PUT per role) and per resync (one list, no
+/// write), counted in the emulator's request log. Prints the figures the closing note quotes.
+#[tokio::test]
+async fn arm_calls_per_managed_client_on_create_and_per_resync() {
+    const N: usize = 5;
+    let h = harness("op-rbac-count", true, 0).await;
+    for i in 0..N {
+        h.apply::<FhirClientApp>(client_app(
+            &format!("c{i}"),
+            managed(&h, &["FHIR Data Reader", "FHIR Data Writer"]),
+        ))
+        .await
+        .unwrap();
+    }
+    for i in 0..N {
+        h.wait_condition::<FhirClientApp>(&format!("c{i}"), "Ready", "True", T)
+            .await;
+    }
+    let arm = |calls: &[entra_emulator::CallRecord]| {
+        let mut m = std::collections::BTreeMap::<String, usize>::new();
+        for c in calls.iter().filter(|c| c.operation.starts_with("arm.")) {
+            *m.entry(format!("{} {}", c.operation, c.status))
+                .or_default() += 1;
+        }
+        m
+    };
+    let create = arm(&h.emu.calls());
+    println!("ARM calls for {N} managed clients with 2 roles each, on create: {create:?}");
+    assert_eq!(create.get("arm.roleAssignments.put 201"), Some(&(2 * N)));
+    assert_eq!(create.get("arm.roleAssignments.list 200"), Some(&N));
+    // Resyncs (every 3 s in the tests): one list per client each, nothing written.
+    let before = h.emu.calls().len();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let calls = h.emu.calls();
+    let resync = arm(&calls[before..]);
+    let lists = resync
+        .get("arm.roleAssignments.list 200")
+        .copied()
+        .unwrap_or(0);
+    let graph = calls[before..]
+        .iter()
+        .filter(|c| !c.operation.starts_with("arm.") && c.operation != "token")
+        .count();
+    println!(
+        "ARM calls in 10 s of resyncs (3 s period) for {N} clients: {resync:?}; Graph calls meanwhile: {graph}"
+    );
+    assert!(
+        lists >= N,
+        "each client's resync lists its assignments: {resync:?}"
+    );
+    assert_eq!(
+        resync
+            .keys()
+            .filter(|k| !k.starts_with("arm.roleAssignments.list"))
+            .count(),
+        0,
+        "{resync:?}"
+    );
+}
