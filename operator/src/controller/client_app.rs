@@ -310,7 +310,7 @@ async fn register(
     obj: &FhirClientApp,
     graph: &GraphClient,
     id: &ResourceIdentity<'_>,
-    desired: &serde_json::Value,
+    desired: &crate::desired::application::Application,
     target: &ResolvedTarget,
     status: &mut AppStatus,
 ) -> Result<(Application, ServicePrincipal, bool), Error> {

@@ -1,6 +1,7 @@
 //! The desired state, computed by pure functions: spec (+ observed state) → the Graph objects, the
 //! Kubernetes outputs and the conditions the operator wants. `controller/` applies it.
 
+pub mod application;
 pub mod certificate;
 pub mod client;
 pub mod conditions;

@@ -8,7 +8,7 @@ use crate::controller::application::WRITE_APPS;
 use crate::controller::{Context, Error, needs};
 use crate::desired::client::{MANAGED_FHIR_APP_ID, MANAGED_FHIR_AUDIENCE, ResolvedTarget};
 use crate::desired::conditions::is_ready;
-use crate::desired::resource::{Entitlement, app_roles, entitlements, scopes};
+use crate::desired::resource::{self, Entitlement};
 use crate::graph::GraphClient;
 
 /// The target and its service principal object ID (for grants/assignments), or why we must wait.
@@ -96,10 +96,7 @@ fn published(
         Some(p) => (list(&p.scopes), list(&p.app_roles)),
         None => {
             let rid = crate::controller::resource_app::identity(ctx, ra);
-            (
-                entitlements(&scopes(&ra.spec, &rid)),
-                entitlements(&app_roles(&ra.spec, &rid)),
-            )
+            resource::published(&ra.spec, &rid)
         }
     }
 }
