@@ -181,7 +181,7 @@ fn client(spec: &FhirClientAppSpec) {
     let full = ResolvedTarget {
         app_id: APP_ID.into(),
         fhir_url: managed
-            .map(|m| m.fhir_url.clone())
+            .and_then(|m| m.fhir_url.clone())
             .unwrap_or_else(|| "https://fhir.contoso.example".into()),
         audience: managed
             .and_then(|m| m.audience.clone())

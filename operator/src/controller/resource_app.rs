@@ -161,7 +161,7 @@ async fn apply_inner(
     let out = outputs(obj, ctx).await?;
     let (app, sp) = register(obj, ctx, &graph, status).await?;
     // Who may get tokens for the API, and the users and groups assigned its roles.
-    let roles = b::entitlements(&b::app_roles(spec, &identity(ctx, obj)));
+    let (_, roles) = b::published(spec, &identity(ctx, obj));
     directory::apply(&graph, spec, &sp, &roles).await?;
     // The identifier URI (the audience), derived once the app ID is known.
     let identifier_uri = b::identifier_uri(spec, Some(&app.app_id)).unwrap_or_default();

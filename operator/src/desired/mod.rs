@@ -8,6 +8,7 @@ pub mod conditions;
 pub mod credentials;
 pub mod diff;
 pub mod duration;
+pub mod managed;
 pub mod naming;
 pub mod policy;
 pub mod resource;
