@@ -439,12 +439,12 @@ fn clinician() -> entra_emulator::UserConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smart_standalone_launch_with_fhirclient_in_chromium() {
     let tools = installed();
-    let Some(browser_modules) = tools.get("BROWSER_NODE_MODULES").cloned() else {
+    if !tools.contains_key("BROWSER_NODE_MODULES") {
         eprintln!(
             "\n\n######## SKIPPED: the SMART launch needs Chromium (FHIR_OP_SKIP_BROWSER=1) ########\n"
         );
         return;
-    };
+    }
     let (h, port) = harness("fhir-smart", json!({}), |cfg| {
         cfg.tenants[0].users = vec![clinician()]
     })
@@ -480,36 +480,7 @@ async fn smart_standalone_launch_with_fhirclient_in_chromium() {
     assert_eq!(smart["code_challenge_methods_supported"], json!(["S256"]));
     assign_user_role(&h, &cm["CLIENT_ID"], USER_OID, "globalWriter").await;
 
-    let dir = tempfile::tempdir().unwrap();
-    for (k, v) in &data {
-        std::fs::write(dir.path().join(k), v).unwrap();
-    }
-    let out = tokio::process::Command::new("node")
-        .arg(repo_root().join("interop/fhir-server/smart-app.mjs"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", dir.path())
-        .env("SECRET_DIR", dir.path())
-        .env("FHIR_SERVER_NODE_MODULES", &modules)
-        .env("PATIENT_ID", PATIENT)
-        .env("USER_NAME", USER)
-        .env("USER_PASSWORD", PASSWORD)
-        .env("BROWSER_NODE_MODULES", &browser_modules)
-        .env(
-            "SIGNIN_SCRIPT",
-            repo_root().join("interop/browser/signin.mjs"),
-        )
-        .output()
-        .await
-        .expect("run smart-app.mjs");
-    let r = last_json_line(&out, "smart-app.mjs");
-    assert_eq!(
-        r["ok"],
-        true,
-        "{r}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("fhirclient: {r}");
+    let r = signed_in_app(&h, &tools, "smart-app.mjs", &data, &cm).await;
     assert_eq!(
         r["browser"]["consentShown"], true,
         "the user consented: {r}"
@@ -523,4 +494,114 @@ async fn smart_standalone_launch_with_fhirclient_in_chromium() {
         r["write"]["status"], 403,
         "the SMART scope allows no write: {r}"
     );
+}
+
+/// Runs one of the apps a user signs in to (`interop/fhir-server/{script}`: the SMART app, the web
+/// app) as the clinician in Chromium, with the client's Secret and the resource app's ConfigMap as
+/// volumes; its JSON result.
+async fn signed_in_app(
+    h: &Harness,
+    tools: &BTreeMap<String, PathBuf>,
+    script: &str,
+    data: &BTreeMap<String, String>,
+    cm: &BTreeMap<String, String>,
+) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    for (sub, files) in [("secret", data), ("configmap", cm)] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+        for (k, v) in files {
+            std::fs::write(dir.path().join(sub).join(k), v).unwrap();
+        }
+    }
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, h.emu.ca_pem()).unwrap();
+    let out = tokio::process::Command::new("node")
+        .arg(repo_root().join("interop/fhir-server").join(script))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env("SECRET_DIR", dir.path().join("secret"))
+        .env("CONFIGMAP_DIR", dir.path().join("configmap"))
+        .env("NODE_EXTRA_CA_CERTS", &ca)
+        .env(
+            "FHIR_SERVER_NODE_MODULES",
+            modules(tools, "FHIR_SERVER_NODE_MODULES"),
+        )
+        .env(
+            "INTEROP_NODE_MODULES",
+            modules(tools, "INTEROP_NODE_MODULES"),
+        )
+        .env(
+            "BROWSER_NODE_MODULES",
+            modules(tools, "BROWSER_NODE_MODULES"),
+        )
+        .env(
+            "SIGNIN_SCRIPT",
+            repo_root().join("interop/browser/signin.mjs"),
+        )
+        .env("PATIENT_ID", PATIENT)
+        .env("USER_NAME", USER)
+        .env("USER_PASSWORD", PASSWORD)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    let r = last_json_line(&out, script);
+    assert_eq!(
+        r["ok"],
+        true,
+        "{script}: {r}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    r
+}
+
+/// A Confidential web app acting for the signed-in clinician (msal-node's auth-code flow with PKCE
+/// and the client's secret, in Chromium) reads the Patient; the user's role (globalReader) does not
+/// allow a write, so the app's create is 403 whatever its scopes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confidential_web_app_reads_a_patient_for_the_signed_in_user() {
+    let tools = installed();
+    if !tools.contains_key("BROWSER_NODE_MODULES") {
+        eprintln!(
+            "\n\n######## SKIPPED: the web app's sign-in needs Chromium (FHIR_OP_SKIP_BROWSER=1) ########\n"
+        );
+        return;
+    }
+    let (h, port) = harness("fhir-web", json!({}), |cfg| {
+        cfg.tenants[0].users = vec![clinician()]
+    })
+    .await;
+    let redirect = format!("http://localhost:{}/signin-oidc", free_port());
+    h.apply::<FhirClientApp>(client_app(
+        "portal",
+        json!({"type": "Confidential", "target": {"resourceAppRef": {"name": "fhir"}},
+               "redirectUris": [redirect], "scopes": ["user_impersonation", "patient/*.read"],
+               "grantAdminConsent": true}),
+    ))
+    .await
+    .unwrap();
+    let data = secret(&h, "portal").await;
+    let cm = config_map(&h, "fhir").await;
+    let _server = FhirServer::start(
+        &h,
+        &modules(&tools, "FHIR_SERVER_NODE_MODULES"),
+        &cm,
+        port,
+        seed(),
+    )
+    .await;
+    assign_user_role(&h, &cm["CLIENT_ID"], USER_OID, "globalReader").await;
+
+    let r = signed_in_app(&h, &tools, "web-app.mjs", &data, &cm).await;
+    assert_eq!(
+        r["browser"]["consentShown"], false,
+        "admin consent was granted: {r}"
+    );
+    assert_eq!(r["user"], USER, "{r}");
+    assert_eq!(r["patient"]["status"], 200, "{r}");
+    assert_eq!(r["patient"]["id"], PATIENT, "{r}");
+    assert_eq!(r["token"]["roles"], json!(["globalReader"]), "{r}");
+    assert_eq!(r["write"]["status"], 403, "{r}");
+    let why = r["write"]["error"].as_str().unwrap_or_default();
+    assert!(why.contains("globalReader") && why.contains("write"), "{r}");
 }
