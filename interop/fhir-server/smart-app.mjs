@@ -15,7 +15,6 @@ import { join } from 'node:path';
 import { browser } from '../node/user.mjs';
 
 const require = createRequire(`${process.env.FHIR_SERVER_NODE_MODULES}/`);
-const jose = await import(require.resolve('jose'));
 const SECRET = Object.fromEntries(readdirSync(process.env.SECRET_DIR).filter((k) => !k.startsWith('.'))
   .map((k) => [k, readFileSync(join(process.env.SECRET_DIR, k), 'utf8')]));
 const redirect = new URL(SECRET.REDIRECT_URI);
@@ -43,9 +42,11 @@ const out = (v) => { document.getElementById('result').textContent = JSON.string
     } catch (e) {
       write = { status: e.status || e.statusCode, message: String(e.message).slice(0, 500) };
     }
+    // The access token's claims (what the FHIR server authorized), not the token.
+    const c = JSON.parse(atob(client.state.tokenResponse.access_token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
     out({ ok: true, patient: { id: patient.id, name: patient.name }, write,
       context: { patient: client.patient.id || null, scope: client.state.tokenResponse.scope || null },
-      accessToken: client.state.tokenResponse.access_token });
+      token: { scp: c.scp, roles: c.roles, aud: c.aud, oid: c.oid } });
   } catch (e) {
     out({ ok: false, error: String(e && e.message || e).slice(0, 1500) });
   }
@@ -65,11 +66,6 @@ if (process.argv[2] === 'serve') {
   try {
     const seen = await browser(`${redirect.origin}/launch`, SECRET.REDIRECT_URI, '#result');
     const r = seen.result ? JSON.parse(seen.result) : { ok: false, error: 'no result' };
-    if (r.accessToken) {
-      const c = jose.decodeJwt(r.accessToken);
-      r.token = { scp: c.scp, roles: c.roles, aud: c.aud, oid: c.oid };
-      delete r.accessToken;
-    }
     console.log(JSON.stringify({ ...r, browser: { ...seen, result: undefined } }));
   } finally {
     server.close();
