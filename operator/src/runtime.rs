@@ -405,6 +405,7 @@ mod tests {
     #[test]
     fn routes() {
         let m = Metrics::default();
+        m.graph_call("token", 200);
         assert_eq!(route("/healthz", &m, false).0, 200);
         assert_eq!(route("/readyz", &m, false).0, 503);
         assert_eq!(route("/readyz", &m, true).0, 200);

@@ -388,6 +388,57 @@ async fn invalid_manifests_are_refused_with_messages_a_user_understands() {
             json!({"type": "Service", "target": {"managed": {"fhirUrl": "https://ws-fhir.fhir.azurehealthcareapis.com", "audience": "azurehealthcareapis"}}}),
             Refused("target.managed.audience must be an https:// URL"),
         ),
+        // target.managed.resourceId / dataRoles (issue 16).
+        (
+            'C',
+            json!({"type": "Service", "target": {"managed": {}}}),
+            Refused(
+                "target.managed needs resourceId (the FHIR service's ARM resource id) or fhirUrl",
+            ),
+        ),
+        (
+            'C',
+            json!({"type": "Service", "target": {"managed": {"resourceId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/x"}}}),
+            Refused("target.managed.resourceId must be a FHIR service's ARM resource id"),
+        ),
+        (
+            'C',
+            json!({"type": "Service", "target": {"managed": {"resourceId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.HealthcareApis/workspaces/ws/fhirservices"}}}),
+            Refused("target.managed.resourceId must be a FHIR service's ARM resource id"),
+        ),
+        (
+            'C',
+            json!({"type": "Service", "target": {"managed": {"resourceId": "subscriptions/s/resourceGroups/rg/providers/Microsoft.HealthcareApis/services/fhir"}}}),
+            Refused("target.managed.resourceId must be a FHIR service's ARM resource id"),
+        ),
+        (
+            'C',
+            json!({"type": "Service", "target": {"managed": {"resourceId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.HealthcareApis/workspaces/ws/fhirservices/f", "dataRoles": ["FHIR Data Owner"]}}}),
+            Refused("Unsupported value: \"FHIR Data Owner\""),
+        ),
+        (
+            'C',
+            json!({"type": "Service", "target": {"managed": {"fhirUrl": "https://ws-fhir.fhir.azurehealthcareapis.com", "dataRoles": ["FHIR Data Reader"]}}}),
+            Refused(
+                "target.managed.dataRoles are assigned on the FHIR service named by target.managed.resourceId",
+            ),
+        ),
+        (
+            'C',
+            json!({"type": "Service", "target": {"managed": {"resourceId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.HealthcareApis/workspaces/ws/fhirservices/f", "dataRoles": ["FHIR Data Reader", "FHIR Data Reader"]}}}),
+            Refused("Duplicate value"),
+        ),
+        (
+            'C',
+            json!({"type": "Service", "target": {"managed": {"resourceId": "/subscriptions/s/resourcegroups/rg/providers/microsoft.healthcareapis/workspaces/ws/fhirservices/f",
+                "dataRoles": ["FHIR Data Reader", "FHIR Data Writer", "FHIR Data Contributor", "FHIR Data Exporter", "FHIR Data Importer", "FHIR Data Converter", "FHIR SMART User", "FHIR Data Bulk Operator"]}}}),
+            Accepted,
+        ),
+        (
+            'C',
+            json!({"type": "Service", "target": {"managed": {"resourceId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.HealthcareApis/services/legacy-fhir", "dataRoles": ["FHIR Data Reader"]}}}),
+            Accepted,
+        ),
         (
             'C',
             json!({"type": "Service", "target": target, "redirectUris": ["https://a.example/cb"]}),

@@ -186,6 +186,7 @@ impl Scenario {
         let mut h = Harness::on_cluster(client, name, move |cfg, _| {
             cfg.tenants[0].apps[0].permissions = full_permissions();
             cfg.state_file = Some(sf);
+            managed_fhir_service(cfg);
         })
         .await;
         let team = match with_team {
@@ -232,6 +233,7 @@ impl Scenario {
             ("FHIR_OP_CLUSTER_NAME", "it".into()),
             ("FHIR_OP_WATCH_NAMESPACE", self.h.ns.name.clone()),
             ("FHIR_OP_HTTP_ADDR", "127.0.0.1:0".into()),
+            ("FHIR_OP_ARM_URL", e.base_url()),
             // Debug output too: a leak at any level fails the scan, and watch errors show in the log.
             (
                 "RUST_LOG",
@@ -926,6 +928,118 @@ async fn leader_killed_standby_takes_over() {
         last.apps,
         last.credentials,
         last.tokens
+    );
+    s.finish(summary).await;
+}
+
+/// The managed FHIR service in every scenario's emulator: ARM sees a new service principal 2 s
+/// after Graph does, and the operator may assign the FHIR data roles on the service.
+const FHIR_SCOPE: &str = "/subscriptions/6a1b2c3d-0000-4000-8000-0000000000f5/resourceGroups/health/providers/Microsoft.HealthcareApis/workspaces/ws/fhirservices/fhir";
+
+fn managed_fhir_service(cfg: &mut entra_emulator::Config) {
+    cfg.arm.principal_lag_ms = 2000;
+    cfg.arm.fhir_services = vec![entra_emulator::FhirServiceConfig {
+        resource_id: FHIR_SCOPE.into(),
+        audience: None,
+    }];
+    cfg.arm.role_assignments = vec![entra_emulator::SeedAssignment {
+        scope: FHIR_SCOPE.into(),
+        role: "Role Based Access Control Administrator".into(),
+        principal_client_id: Some(cfg.tenants[0].apps[0].client_id.clone()),
+        ..Default::default()
+    }];
+}
+
+/// The ARM role assignments of the emulator (all live ones) as (principal, role definition, name).
+async fn arm_assignments(s: &Scenario) -> Vec<(String, String, String)> {
+    let v: Value =
+        s.h.http
+            .get(format!(
+                "{}/_emulator/arm/role-assignments",
+                s.h.emu.base_url()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let str_at = |a: &Value, p: &str| {
+        a.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    v["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                str_at(a, "/properties/principalId"),
+                str_at(a, "/properties/roleDefinitionId"),
+                str_at(a, "/name"),
+            )
+        })
+        .collect()
+}
+
+/// Managed-target clients while the operator is SIGKILLed in the middle of their role assignments
+/// (ARM refuses a new service principal for 2 s, so kills land between the PUTs and their retries):
+/// each client ends with exactly one assignment per wanted role, and none is left after deletion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_role_assignments_leaves_no_duplicate_and_deletion_leaves_none() {
+    let mut s = Scenario::new("fs-rbac").await;
+    let mut r = s.h.emu.realism();
+    r.latency_ms = 15;
+    s.h.emu.set_realism(r);
+    let managed: Vec<Value> = (0..6)
+        .map(|i| {
+            client_app(
+                &format!("m{i}"),
+                json!({"type": "Service", "target": {"managed": {
+                "resourceId": FHIR_SCOPE, "dataRoles": ["FHIR Data Reader", "FHIR Data Writer"]}}}),
+            )
+        })
+        .collect();
+    s.apply_all(&managed).await;
+    let mut kills = Kills::default();
+    s.kill_lives(&mut kills, 20).await;
+    let op = s.operator("final");
+    let (c, took) = s.converge("managed clients converged after SIGKILLs").await;
+    op.sigterm().await;
+    let seeded = 1;
+    let all = arm_assignments(&s).await;
+    let mut per_grant = std::collections::BTreeMap::new();
+    for (principal, role, _) in &all {
+        *per_grant
+            .entry((principal.clone(), role.clone()))
+            .or_insert(0) += 1;
+    }
+    assert_eq!(all.len(), seeded + 2 * managed.len(), "{all:#?}");
+    assert!(
+        per_grant.values().all(|n| *n == 1),
+        "duplicate assignments: {per_grant:#?}"
+    );
+    let puts = s.calls_with(|c| c.operation == "arm.roleAssignments.put");
+    let refused = s.calls_with(|c| c.operation == "arm.roleAssignments.put" && c.status == 400);
+
+    let held = s.delete_everything().await;
+    let mut deletion_kills = Kills::default();
+    s.kill_lives(&mut deletion_kills, 5).await;
+    let op = s.operator("cleanup");
+    let soft = s.all_gone(&held).await;
+    op.sigterm().await;
+    let left = arm_assignments(&s).await;
+    assert_eq!(left.len(), seeded, "left after deletion: {left:#?}");
+    let summary = format!(
+        "{}; {} managed clients → {} role assignments, no duplicate ({puts} PUTs, {refused} PrincipalNotFound); converged {:.1}s after the last kill; \
+         all deleted during {} more kills: no assignment left ({soft} soft-deleted apps)",
+        kills.describe(),
+        c.resources,
+        all.len() - seeded,
+        took.as_secs_f64(),
+        deletion_kills.count
     );
     s.finish(summary).await;
 }

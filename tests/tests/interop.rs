@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fhir_app_operator::api::{FhirClientApp, FhirResourceApp};
+use fhir_app_operator_tests::fhir::{FIX, assign_user_role};
 use fhir_app_operator_tests::operator::{Harness, client_app, full_permissions, resource_app};
 use fhir_app_operator_tests::repo_root;
 use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::{Value, json};
 
-const FIX: &str = "make interop-deps   (or: bash hack/interop/install.sh)";
 const USER: &str = "clinician@contoso.example";
 const PASSWORD: &str = "Interop-Passw0rd";
 
@@ -45,31 +45,18 @@ impl Consumers {
 
 /// Runs `hack/interop/install.sh` (cached by lockfile hash: a no-op after the first run).
 fn consumers() -> Consumers {
-    let out = std::process::Command::new("bash")
-        .arg(repo_root().join("hack/interop/install.sh"))
-        .output()
-        .unwrap_or_else(|e| panic!("run hack/interop/install.sh: {e}; install with: {FIX}"));
-    assert!(
-        out.status.success(),
-        "the interop consumers are not installed and could not be installed here:\n{}\ninstall with: {FIX}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let installed = fhir_app_operator_tests::fhir::installed();
     let get = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .map(PathBuf::from)
+        installed
+            .get(k)
+            .cloned()
             .unwrap_or_else(|| panic!("install.sh printed no {k}; install with: {FIX}"))
     };
     Consumers {
         python: get("INTEROP_PYTHON"),
         node_modules: get("INTEROP_NODE_MODULES"),
         go: get("INTEROP_GO"),
-        browser_modules: text
-            .lines()
-            .find_map(|l| l.strip_prefix("BROWSER_NODE_MODULES="))
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from),
+        browser_modules: installed.get("BROWSER_NODE_MODULES").cloned(),
     }
 }
 
@@ -430,43 +417,6 @@ fn as_user(c: &Consumers, upn: &str) -> Vec<(&'static str, String)> {
                 .to_string(),
         ),
     ]
-}
-
-/// Assigns the user `oid` the resource app's app role `role` (as an administrator would, in Graph).
-async fn assign_user_role(h: &Harness, resource_app_id: &str, oid: &str, role: &str) {
-    let (code, sps) = h
-        .graph(
-            reqwest::Method::GET,
-            &format!("/servicePrincipals?$filter=appId eq '{resource_app_id}'"),
-            None,
-        )
-        .await;
-    assert_eq!(code, 200, "{sps}");
-    let sp = &sps["value"][0];
-    let (_, apps) = h
-        .graph(
-            reqwest::Method::GET,
-            &format!("/applications?$filter=appId eq '{resource_app_id}'"),
-            None,
-        )
-        .await;
-    let role_id = apps["value"][0]["appRoles"]
-        .as_array()
-        .and_then(|rs| rs.iter().find(|r| r["value"] == role))
-        .map(|r| r["id"].clone())
-        .unwrap_or_else(|| panic!("role {role} in {apps}"));
-    let body = json!({"principalId": oid, "resourceId": sp["id"], "appRoleId": role_id});
-    let (code, v) = h
-        .graph(
-            reqwest::Method::POST,
-            &format!(
-                "/servicePrincipals/{}/appRoleAssignedTo",
-                sp["id"].as_str().unwrap()
-            ),
-            Some(body),
-        )
-        .await;
-    assert_eq!(code, 201, "{v}");
 }
 
 fn scp(c: &Value) -> Vec<String> {

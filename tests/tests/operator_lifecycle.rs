@@ -519,7 +519,7 @@ async fn measure_graph_calls_of_one_client_app() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("fhir_operator_credential_expiry_seconds{namespace="),
+        metrics.contains("fhir_operator_credential_expiry_seconds{name="),
         "{metrics}"
     );
     let calls = h.emu.calls();

@@ -9,6 +9,7 @@
 mod access;
 mod admission;
 mod credential;
+mod rbac;
 mod target;
 
 use std::sync::Arc;
@@ -269,6 +270,7 @@ async fn converge(
         is_new: sp_is_new,
     };
     access::apply(&graph, &obj.spec, &target, target_sp.as_deref(), principal).await?;
+    rbac::apply(ctx, &graph, &obj.spec, &sp.id, status).await?;
     // Credential, outputs.
     let now = Timestamp::now();
     let inputs = credential::Inputs {
@@ -291,9 +293,9 @@ async fn converge(
     ctx.metrics.set_credential_expiry(&key, prepared.expires);
     status.credential = prepared.status.clone();
     status.output_name = Some(out.name.clone());
-    status.notes = target.managed.then(|| {
-        "Target is the managed FHIR service: data-plane access is granted by Azure RBAC (e.g. assign 'FHIR Data Reader' to this client's service principal on the FHIR service); this operator does not grant it.".to_string()
-    });
+    status.notes = target
+        .managed
+        .then(|| managed_note(status.role_assignments.is_empty()));
     let access = admission::status(obj, &target, &refused);
     if let Some(note) = admission::revoked_note(status.access.as_ref(), &access) {
         ctx.event(obj, true, "AccessRevoked", note).await;
@@ -337,7 +339,7 @@ async fn register(
     obj: &FhirClientApp,
     graph: &GraphClient,
     id: &ResourceIdentity<'_>,
-    desired: &serde_json::Value,
+    desired: &crate::desired::application::Application,
     target: &ResolvedTarget,
     status: &mut AppStatus,
 ) -> Result<(Application, ServicePrincipal, bool), Error> {
@@ -452,7 +454,22 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
     });
     let id = identity(ctx, &obj);
     let policy = obj.spec.deletion_policy.unwrap_or_default();
+    // Role assignments first: once the service principal is gone ARM shows them as "Identity not
+    // found" and nobody can tell whose they were.
+    if policy == crate::api::DeletionPolicy::Delete && obj.spec.target.managed.is_some() {
+        let graph = ctx.graph_for(&ns, tenant.as_ref()).await?;
+        rbac::remove_all(ctx, &graph, &obj).await?;
+    }
     remove_application(ctx, obj.as_ref(), policy, tenant.as_ref(), &id).await
+}
+
+/// What a managed-target client's status says about data-plane access.
+fn managed_note(no_assignments: bool) -> String {
+    if no_assignments {
+        "Target is the managed FHIR service: data-plane access is granted by Azure RBAC; set target.managed.resourceId and dataRoles for the operator to assign roles, or assign e.g. 'FHIR Data Reader' to this client's service principal on the FHIR service yourself.".into()
+    } else {
+        "Target is the managed FHIR service: data-plane access is granted by the Azure RBAC role assignments in status.roleAssignments; they can take a few minutes to take effect.".into()
+    }
 }
 
 pub fn error_policy(_obj: Arc<FhirClientApp>, err: &Error, ctx: Arc<Context>) -> Action {

@@ -62,6 +62,16 @@ pub enum Error {
     /// The target's access policy refuses (part of) the request (docs/access-policy.md).
     #[error("not permitted: {0}")]
     NotPermitted(String),
+    #[error(transparent)]
+    Arm(crate::arm::ArmError),
+    #[error(
+        "the operator may not manage role assignments on {scope}: it needs Microsoft.Authorization/roleAssignments/write (and /delete) there, e.g. Role Based Access Control Administrator on the FHIR service, constrained to the FHIR data roles (docs/permissions.md): az role assignment create --assignee {operator} --role \"Role Based Access Control Administrator\" --scope {scope}. Azure Resource Manager said: {message}"
+    )]
+    RoleAssignmentPermissionMissing {
+        scope: String,
+        operator: String,
+        message: String,
+    },
 }
 
 /// Every condition reason the operator sets: Ready, waiting, and each error category (its own and
@@ -85,6 +95,8 @@ pub const CONDITION_REASONS: &[&str] = &[
     "Certificate",
     "ManagedServicePrincipalMissing",
     "NotPermitted",
+    "RoleAssignmentPermissionMissing",
+    "PrincipalNotFound",
     "NotFound",
     "Throttled",
     "HostNameNotOnVerifiedDomain",
@@ -138,6 +150,8 @@ impl Error {
             Self::Certificate(_) => "Certificate",
             Self::ManagedServicePrincipalMissing { .. } => "ManagedServicePrincipalMissing",
             Self::NotPermitted(_) => "NotPermitted",
+            Self::Arm(e) => e.category(),
+            Self::RoleAssignmentPermissionMissing { .. } => "RoleAssignmentPermissionMissing",
         }
     }
 
@@ -154,6 +168,7 @@ impl Error {
             | Self::TenantMismatch(_)
             | Self::ManagedServicePrincipalMissing { .. }
             | Self::NotPermitted(_)
+            | Self::RoleAssignmentPermissionMissing { .. }
             | Self::OutputNotOwned(_)
             | Self::IdentifierUriTaken { .. } => true,
             // A write the API server refuses as invalid or forbidden fails the same way until
@@ -162,6 +177,7 @@ impl Error {
                 source,
                 kube::Error::Api(s) if matches!(s.code, 400 | 403 | 404 | 422)
             ),
+            Self::Arm(e) => e.is_permanent(),
             Self::Kube(_) | Self::Certificate(_) | Self::FinalizerPatch(_) => false,
         }
     }
@@ -170,6 +186,7 @@ impl Error {
     pub(crate) fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Graph(e) => e.retry_after(),
+            Self::Arm(e) => e.retry_after(),
             // The finalizer patch's `test` failed (422 without causes; an admission policy's
             // refusal names one): our cached copy predates a change, most often our own
             // finalizer write, that the watch delivers within moments.
