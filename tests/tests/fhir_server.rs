@@ -155,7 +155,13 @@ fn statuses(calls: &[Value]) -> Vec<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_clients_read_and_write_as_their_roles_allow() {
     let tools = installed();
-    let (h, port) = harness("fhir-svc", json!({}), |_| {}).await;
+    // Assignment not required, so the client without a role gets a token for the server to refuse.
+    let (h, port) = harness(
+        "fhir-svc",
+        json!({"appRoleAssignmentRequired": false}),
+        |_| {},
+    )
+    .await;
     for (name, role) in [
         ("reader", Some("globalReader")),
         ("writer", Some("globalWriter")),
