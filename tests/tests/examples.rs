@@ -66,8 +66,21 @@ fn kubectl_apply(ns: &str, files: &[PathBuf]) -> String {
 
 #[tokio::test]
 async fn examples_reconcile_to_ready_and_reapplying_them_is_a_no_op() {
-    let mut h = Harness::new("examples", full_permissions()).await;
+    // The managed-service example names an AHDS FHIR service: the emulator's ARM lets the operator
+    // assign its data roles there.
+    let mut h = Harness::with_emulator("examples", |cfg, _| {
+        cfg.tenants[0].apps[0].permissions = full_permissions();
+        cfg.arm.role_assignments = vec![entra_emulator::SeedAssignment {
+            scope: "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/health"
+                .into(),
+            role: "Role Based Access Control Administrator".into(),
+            principal_client_id: Some(cfg.tenants[0].apps[0].client_id.clone()),
+            ..Default::default()
+        }];
+    })
+    .await;
     let mut cfg = h.config();
+    cfg.arm_url = h.emu.base_url();
     // The workload-identity example needs the cluster's issuer; the federated credential is registered
     // for it (signing in with it is covered by operator_identity).
     cfg.service_account_issuer = Some("https://oidc.example/cluster".into());
