@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make demo: a real control plane, the Entra ID emulator and the operator, all on loopback;
-# applies examples/demo/, waits until everything is Ready, shows the results and proves the
-# service client's Secret obtains a token. DEMO_KEEP=1 leaves it all running afterwards.
+# applies examples/demo/, waits until everything is Ready, shows the results, proves the service
+# client's Secret obtains a token, starts a FHIR server configured from the ConfigMap alone and ends
+# with the service client reading a Patient from it with nothing but its Secret. DEMO_KEEP=1 leaves it
+# all running, with the SMART app and the web app, whose URLs it prints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -10,6 +12,8 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "Building (first run: the Kubernetes binaries take ~10 minutes)"
 bash hack/kube-bins/build.sh >/dev/null
+# The FHIR server, the SMART app's fhirclient, azure-identity and msal-node (by lockfile, cached).
+set -a; eval "$(bash hack/interop/install.sh 2>/dev/null | grep -E '^(INTEROP_PYTHON|INTEROP_NODE_MODULES|FHIR_SERVER_NODE_MODULES|BROWSER_NODE_MODULES)=')"; set +a
 cargo build -q -p kube-local -p entra-emulator -p fhir-app-operator
 bins=$(target/debug/kube-local bins --no-build)
 kubectl() { "$bins/kubectl" "$@"; }
@@ -47,6 +51,14 @@ for _ in $(seq 100); do grep -q '^CA_FILE=' "$demo/emulator.env" && break; sleep
 grep -q '^CA_FILE=' "$demo/emulator.env" || { cat "$demo/emulator.log"; exit 1; }
 set -a; source "$demo/emulator.env"; set +a
 echo "  Graph: $GRAPH_URL   tenant: $AZURE_TENANT_ID"
+# The FHIR API requires assignment (the FhirResourceApp's default): the demo user signs in as a member of
+# the group examples/demo/10-fhir-server.yaml assigns globalReader to, by that group's object ID.
+emu_admin="${AZURE_AUTHORITY_HOST%/}/_emulator/tenants/$AZURE_TENANT_ID"
+curl -sSf --cacert "$CA_FILE" -H 'content-type: application/json' -o /dev/null "$emu_admin/groups" \
+  -d '{"display_name": "fhir-readers", "object_id": "0d3c1b2a-7e6f-4a5b-9c8d-1e2f3a4b5c6d"}'
+curl -sSf --cacert "$CA_FILE" -H 'content-type: application/json' -o /dev/null "$emu_admin/users" \
+  -d '{"user_principal_name": "clinician@contoso.example", "password": "Demo-Passw0rd",
+       "display_name": "Dr Demo Clinician", "groups": ["fhir-readers"]}'
 
 step "Installing the CRDs and starting the operator"
 kubectl apply --server-side -f crds/ | sed 's/^/  /'
@@ -84,6 +96,53 @@ done
 
 step "The service client gets a token with nothing but its Secret"
 python3 hack/demo_token.py fhir-demo nightly-export "$bins/kubectl"
+
+# A client's Secret and the ConfigMap as files, as a pod mounts them.
+mount() { # <kind: secret|configmap> <name> <dir>
+  mkdir -p "$3"
+  kubectl get -n fhir-demo "$1" "$2" -o json | python3 -c '
+import json, sys, base64, os
+o = json.load(sys.stdin); d = sys.argv[1]
+for k, v in o.get("data", {}).items():
+    open(os.path.join(d, k), "w").write(base64.b64decode(v).decode() if o["kind"] == "Secret" else v)' "$3"
+}
+mount configmap fhir-server-fhir-auth "$demo/configmap"
+for c in nightly-export clinician-portal smart-spa; do mount secret "$c-fhir-client" "$demo/secrets/$c"; done
+
+step "A FHIR server configured from the ConfigMap alone"
+fhir_url=$(cat "$demo/secrets/nightly-export/FHIR_URL")
+CONFIGMAP_DIR="$demo/configmap" NODE_EXTRA_CA_CERTS="$CA_FILE" PORT="$(python3 -c 'import sys,urllib.parse;print(urllib.parse.urlsplit(sys.argv[1]).port)' "$fhir_url")" \
+  SEED_PATIENTS='[{"resourceType":"Patient","id":"pat-1","name":[{"family":"Chalmers","given":["Peter"]}],"birthDate":"1974-12-25"}]' \
+  node interop/fhir-server/server.mjs >"$demo/fhir-server.out" 2>"$demo/fhir-server.log" &
+echo $! >>"$demo/pids"
+for _ in $(seq 100); do grep -qs listening "$demo/fhir-server.out" && break; sleep 0.1; done
+grep -q listening "$demo/fhir-server.out" || { cat "$demo/fhir-server.log"; exit 1; }
+python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print("  %s: issuer %s, audience %s" % (v["base"], v["issuer"], v["audience"]))' "$demo/fhir-server.out"
+python3 hack/demo_assign.py "$(cat "$demo/configmap/CLIENT_ID")" clinician@contoso.example globalReader
+
+step "The service client reads a Patient from the FHIR server with nothing but its Secret"
+(set -a; source <(for f in "$demo"/secrets/nightly-export/[A-Z]*; do echo "$(basename "$f")=$(printf %q "$(cat "$f")")"; done); set +a
+ SECRET_DIR="$demo/secrets/nightly-export" CONFIGMAP_DIR="$demo/configmap" REQUESTS_CA_BUNDLE="$CA_FILE" \
+   "$INTEROP_PYTHON" interop/python/fhir_service.py read:pat-1 write) | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+if not r.get("ok"): sys.exit(f"  failed: {r}")
+for c in r["calls"]:
+    print("  %-12s -> %s %s %s" % (c["call"], c["status"], c.get("resourceType") or "", c.get("id") or c.get("error") or ""))
+if r["calls"][0]["status"] != 200: sys.exit("  the Patient was not read")'
+
+if [ "${DEMO_KEEP:-0}" = 1 ]; then
+  step "Apps a person can sign in to (user clinician@contoso.example, password Demo-Passw0rd)"
+  for app in smart-app:smart-spa web-app:clinician-portal; do
+    SECRET_DIR="$demo/secrets/${app#*:}" CONFIGMAP_DIR="$demo/configmap" NODE_EXTRA_CA_CERTS="$CA_FILE" PATIENT_ID=pat-1 \
+      node "interop/fhir-server/${app%%:*}.mjs" serve >"$demo/${app%%:*}.out" 2>"$demo/${app%%:*}.log" &
+    echo $! >>"$demo/pids"
+  done
+  sleep 1
+  echo "  SMART app (fhirclient, standalone launch): http://localhost:3000/launch"
+  echo "  web app (msal-node, acting for the user):  http://localhost:3001/"
+  echo "  (the emulator's certificate is from its own CA, $CA_FILE: accept it in the browser or import it)"
+fi
 
 step "No credential value in the operator's log"
 leaks=0

@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams};
 
+pub mod fhir;
 pub mod invariants;
 pub mod judges;
 pub mod operator;

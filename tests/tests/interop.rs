@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fhir_app_operator::api::{FhirClientApp, FhirResourceApp};
+use fhir_app_operator_tests::fhir::{FIX, assign_user_role};
 use fhir_app_operator_tests::operator::{Harness, client_app, full_permissions, resource_app};
 use fhir_app_operator_tests::repo_root;
 use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::{Value, json};
 
-const FIX: &str = "make interop-deps   (or: bash hack/interop/install.sh)";
 const USER: &str = "clinician@contoso.example";
 const PASSWORD: &str = "Interop-Passw0rd";
 
@@ -45,31 +45,18 @@ impl Consumers {
 
 /// Runs `hack/interop/install.sh` (cached by lockfile hash: a no-op after the first run).
 fn consumers() -> Consumers {
-    let out = std::process::Command::new("bash")
-        .arg(repo_root().join("hack/interop/install.sh"))
-        .output()
-        .unwrap_or_else(|e| panic!("run hack/interop/install.sh: {e}; install with: {FIX}"));
-    assert!(
-        out.status.success(),
-        "the interop consumers are not installed and could not be installed here:\n{}\ninstall with: {FIX}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let installed = fhir_app_operator_tests::fhir::installed();
     let get = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .map(PathBuf::from)
+        installed
+            .get(k)
+            .cloned()
             .unwrap_or_else(|| panic!("install.sh printed no {k}; install with: {FIX}"))
     };
     Consumers {
         python: get("INTEROP_PYTHON"),
         node_modules: get("INTEROP_NODE_MODULES"),
         go: get("INTEROP_GO"),
-        browser_modules: text
-            .lines()
-            .find_map(|l| l.strip_prefix("BROWSER_NODE_MODULES="))
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from),
+        browser_modules: installed.get("BROWSER_NODE_MODULES").cloned(),
     }
 }
 
@@ -432,43 +419,6 @@ fn as_user(c: &Consumers, upn: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Assigns the user `oid` the resource app's app role `role` (as an administrator would, in Graph).
-async fn assign_user_role(h: &Harness, resource_app_id: &str, oid: &str, role: &str) {
-    let (code, sps) = h
-        .graph(
-            reqwest::Method::GET,
-            &format!("/servicePrincipals?$filter=appId eq '{resource_app_id}'"),
-            None,
-        )
-        .await;
-    assert_eq!(code, 200, "{sps}");
-    let sp = &sps["value"][0];
-    let (_, apps) = h
-        .graph(
-            reqwest::Method::GET,
-            &format!("/applications?$filter=appId eq '{resource_app_id}'"),
-            None,
-        )
-        .await;
-    let role_id = apps["value"][0]["appRoles"]
-        .as_array()
-        .and_then(|rs| rs.iter().find(|r| r["value"] == role))
-        .map(|r| r["id"].clone())
-        .unwrap_or_else(|| panic!("role {role} in {apps}"));
-    let body = json!({"principalId": oid, "resourceId": sp["id"], "appRoleId": role_id});
-    let (code, v) = h
-        .graph(
-            reqwest::Method::POST,
-            &format!(
-                "/servicePrincipals/{}/appRoleAssignedTo",
-                sp["id"].as_str().unwrap()
-            ),
-            Some(body),
-        )
-        .await;
-    assert_eq!(code, 201, "{v}");
-}
-
 fn scp(c: &Value) -> Vec<String> {
     let mut v: Vec<String> = c["scp"]
         .as_str()
@@ -499,7 +449,10 @@ async fn confidential_web_app_with_msal_in_chromium() {
     }
     let h = harness(
         "interop-web",
-        json!({"fhirUrl": "https://fhir.contoso.example", "smart": {"enabled": true}}),
+        // Assignment not required at first, so the unassigned visitor reaches the consent page; the
+        // last step turns it on.
+        json!({"fhirUrl": "https://fhir.contoso.example", "smart": {"enabled": true},
+               "appRoleAssignmentRequired": false}),
         |cfg| {
             // Under MSAL's 5-minute margin: the first silent call must use the refresh token.
             cfg.token_lifetime_secs = 120;
@@ -574,26 +527,17 @@ async fn confidential_web_app_with_msal_in_chromium() {
         assert_refused(&r, "access_denied", "AADSTS65004");
     }
 
-    // Negative: the FHIR server's service principal requires assignment (only users with an app role);
-    // the visitor holds none and is stopped on Entra's error page (AADSTS50105): the app gets no
-    // redirect at all. The assigned clinician still signs in.
-    let (code, sps) = h
-        .graph(
-            reqwest::Method::GET,
-            &format!("/servicePrincipals?$filter=appId eq '{resource_app_id}'"),
-            None,
-        )
+    // Negative: the FHIR server's service principal requires assignment (only users with an app role,
+    // the FhirResourceApp's default); the visitor holds none and is stopped on Entra's error page
+    // (AADSTS50105): the app gets no redirect at all. The assigned clinician still signs in.
+    h.apply::<FhirResourceApp>(resource_app(
+        "fhir",
+        json!({"fhirUrl": "https://fhir.contoso.example", "smart": {"enabled": true}}),
+    ))
+    .await
+    .unwrap();
+    h.wait_condition::<FhirResourceApp>("fhir", "Ready", "True", Duration::from_secs(60))
         .await;
-    assert_eq!(code, 200, "{sps}");
-    let sp = sps["value"][0]["id"].as_str().unwrap().to_string();
-    let (code, v) = h
-        .graph(
-            reqwest::Method::PATCH,
-            &format!("/servicePrincipals/{sp}"),
-            Some(json!({"appRoleAssignmentRequired": true})),
-        )
-        .await;
-    assert_eq!(code, 204, "{v}");
     let mut env = as_user(&c, VISITOR);
     env.push(("INTEROP_NODE_MODULES", c.node_modules.display().to_string()));
     let r = run(&py, &[&script], &o, &env).await;

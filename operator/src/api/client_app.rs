@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{DURATION_PATTERN, OBJECT_NAME_PATTERN};
 
-use super::common::{AppStatus, DeletionPolicy, LocalObjectReference, SignInAudience, TenantSpec};
+use super::access_policy::ResourceAppReference;
+use super::common::{AppStatus, DeletionPolicy, SignInAudience, TenantSpec};
 
 /// Registers one client application of a FHIR server in Microsoft Entra ID and writes its
 /// credentials to a Secret usable with `envFrom` by the Azure SDKs' environment credential.
@@ -23,6 +24,8 @@ use super::common::{AppStatus, DeletionPolicy, LocalObjectReference, SignInAudie
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Type","type":"string","jsonPath":".spec.type"}"#,
     printcolumn = r#"{"name":"Client ID","type":"string","jsonPath":".status.clientId"}"#,
+    printcolumn = r#"{"name":"Granted","type":"integer","jsonPath":".status.access.grantedCount"}"#,
+    printcolumn = r#"{"name":"Refused","type":"integer","jsonPath":".status.access.refusedCount"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -134,9 +137,10 @@ pub enum PublicPlatform {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.resourceAppRef) != has(self.managed)").message("set exactly one of target.resourceAppRef or target.managed"))]
 pub struct TargetSpec {
-    /// A FhirResourceApp in the same namespace (open-source FHIR server).
+    /// A FhirResourceApp (open-source FHIR server), in this namespace or, when its access policy
+    /// admits this namespace, in another (`namespace`). The Secret is written in this namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource_app_ref: Option<LocalObjectReference>,
+    pub resource_app_ref: Option<ResourceAppReference>,
     /// The managed FHIR service (Azure Health Data Services / Azure API for FHIR), whose resource
     /// application is Microsoft's first-party "Azure Healthcare APIs" app. Data-plane access there is
     /// granted by Azure RBAC role assignments, not by this operator.

@@ -111,6 +111,10 @@ pub struct AppStatus {
     /// source clients read, so a client never recomputes its target's scopes and roles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published: Option<Published>,
+    /// What a client was granted on its target and what its target's access policy refused
+    /// (client apps only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<super::access_policy::AccessStatus>,
     /// Azure RBAC role assignments the operator holds on the managed FHIR service for this client
     /// (clients with `target.managed.dataRoles` only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -7,6 +7,7 @@
 //! reports what the ones before it registered.
 
 mod access;
+mod admission;
 mod credential;
 mod rbac;
 mod target;
@@ -126,7 +127,7 @@ async fn inputs(
 ) -> Result<(String, Option<String>, Option<FhirResourceApp>), Error> {
     let ns = obj.namespace().unwrap_or_default();
     let target_app = match &obj.spec.target.resource_app_ref {
-        Some(r) => ctx.resource_app(&ns, &r.name).await?,
+        Some(r) => ctx.resource_app(r.namespace_or(&ns), &r.name).await?,
         None => None,
     };
     let target_rv = match &obj.spec.target.resource_app_ref {
@@ -220,9 +221,26 @@ async fn converge(
     target_app: Option<FhirResourceApp>,
     status: &mut AppStatus,
 ) -> Result<Converged, Error> {
+    // Admission: the rest of the pipeline sees only what the target's access policy allows.
+    let registered = status.client_id.is_some();
+    let (client, refused, revoked) = match admission::admit(obj, target_app.as_ref(), registered) {
+        admission::Admission::Go {
+            client,
+            refused,
+            revoked,
+        } => (client, refused, revoked),
+        admission::Admission::Stop(e, refused) => {
+            // A registered client keeps its account until the revocation has actually run.
+            if !registered {
+                status.access = Some(admission::stopped(refused));
+            }
+            return Err(e);
+        }
+    };
+    let obj = client.as_ref();
     // Dereference.
     let ns = obj.namespace().unwrap_or_default();
-    let tenant = target::effective_tenant(obj.spec.tenant.as_ref(), target_app.as_ref());
+    let tenant = target::tenant_for(obj, target_app.as_ref());
     let graph = ctx.graph_for(&ns, tenant.as_ref()).await?;
     let (target, target_sp) = match target::resolve(obj, ctx, target_app, &graph).await? {
         Target::Resolved(t, sp) => (t, sp),
@@ -278,6 +296,17 @@ async fn converge(
     status.notes = target
         .managed
         .then(|| managed_note(status.role_assignments.is_empty()));
+    let access = admission::status(obj, &target, &refused);
+    if let Some(note) = admission::revoked_note(status.access.as_ref(), &access) {
+        ctx.event(obj, true, "AccessRevoked", note).await;
+    }
+    status.access = Some(access);
+    if let Some(message) = revoked {
+        return Err(Error::NotPermitted(message));
+    }
+    if !refused.is_empty() {
+        return Err(admission::refusal(&target::reference(obj), &refused));
+    }
     // The registration and grants hold what the target publishes; what it does not is reported.
     if !unknown.is_empty() {
         return Err(Error::UnknownEntitlement(b::UnknownEntitlements(unknown)));
@@ -409,17 +438,20 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
     // The tenant it was registered in: as in apply, else the one its status recorded (the resource
     // app it followed may be gone already).
     let target_app = match &obj.spec.target.resource_app_ref {
-        Some(r) => ctx.resource_app(&ns, &r.name).await.ok().flatten(),
+        Some(r) => ctx
+            .resource_app(r.namespace_or(&ns), &r.name)
+            .await
+            .ok()
+            .flatten(),
         None => None,
     };
-    let tenant =
-        target::effective_tenant(obj.spec.tenant.as_ref(), target_app.as_ref()).or_else(|| {
-            let recorded = obj.status.as_ref()?.tenant_id.clone()?;
-            Some(TenantSpec {
-                tenant_id: Some(recorded),
-                credentials_secret_ref: None,
-            })
-        });
+    let tenant = target::tenant_for(&obj, target_app.as_ref()).or_else(|| {
+        let recorded = obj.status.as_ref()?.tenant_id.clone()?;
+        Some(TenantSpec {
+            tenant_id: Some(recorded),
+            credentials_secret_ref: None,
+        })
+    });
     let id = identity(ctx, &obj);
     let policy = obj.spec.deletion_policy.unwrap_or_default();
     // Role assignments first: once the service principal is gone ARM shows them as "Identity not

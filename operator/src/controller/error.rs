@@ -59,6 +59,9 @@ pub enum Error {
         app_id = crate::desired::client::MANAGED_FHIR_APP_ID
     )]
     ManagedServicePrincipalMissing { tenant: String },
+    /// The target's access policy refuses (part of) the request (docs/access-policy.md).
+    #[error("not permitted: {0}")]
+    NotPermitted(String),
     #[error(transparent)]
     Arm(crate::arm::ArmError),
     #[error(
@@ -91,6 +94,7 @@ pub const CONDITION_REASONS: &[&str] = &[
     "TenantMismatch",
     "Certificate",
     "ManagedServicePrincipalMissing",
+    "NotPermitted",
     "RoleAssignmentPermissionMissing",
     "PrincipalNotFound",
     "NotFound",
@@ -115,6 +119,7 @@ pub const EVENT_REASONS: &[&str] = &[
     "SecretRestored",
     "FederatedCredentialSet",
     "Orphaned",
+    "AccessRevoked",
 ];
 
 impl Error {
@@ -144,6 +149,7 @@ impl Error {
             Self::TenantMismatch(_) => "TenantMismatch",
             Self::Certificate(_) => "Certificate",
             Self::ManagedServicePrincipalMissing { .. } => "ManagedServicePrincipalMissing",
+            Self::NotPermitted(_) => "NotPermitted",
             Self::Arm(e) => e.category(),
             Self::RoleAssignmentPermissionMissing { .. } => "RoleAssignmentPermissionMissing",
         }
@@ -161,6 +167,7 @@ impl Error {
             | Self::MissingConfig(_)
             | Self::TenantMismatch(_)
             | Self::ManagedServicePrincipalMissing { .. }
+            | Self::NotPermitted(_)
             | Self::RoleAssignmentPermissionMissing { .. }
             | Self::OutputNotOwned(_)
             | Self::IdentifierUriTaken { .. } => true,

@@ -1,5 +1,7 @@
 //! FhirResourceApp reconciler.
 
+mod directory;
+
 use std::sync::Arc;
 
 use kube::api::Api;
@@ -158,6 +160,9 @@ async fn apply_inner(
     let graph = ctx.graph_for(&ns, spec.tenant.as_ref()).await?;
     let out = outputs(obj, ctx).await?;
     let (app, sp) = register(obj, ctx, &graph, status).await?;
+    // Who may get tokens for the API, and the users and groups assigned its roles.
+    let (_, roles) = b::published(spec, &identity(ctx, obj));
+    directory::apply(&graph, spec, &sp, &roles).await?;
     // The identifier URI (the audience), derived once the app ID is known.
     let identifier_uri = b::identifier_uri(spec, Some(&app.app_id)).unwrap_or_default();
     let mut ts = b::token_settings(

@@ -10,5 +10,6 @@ pub mod diff;
 pub mod duration;
 pub mod managed;
 pub mod naming;
+pub mod policy;
 pub mod resource;
 pub mod smart;

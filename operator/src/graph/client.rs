@@ -733,6 +733,57 @@ impl GraphClient {
         )
     }
 
+    /// The principals (users, groups, service principals) assigned app roles of `resource_sp`.
+    pub async fn list_assigned_to(
+        &self,
+        resource_sp: &str,
+    ) -> Result<Vec<AppRoleAssignment>, GraphError> {
+        self.list_all(
+            "listAppRoleAssignedTo",
+            &format!("/servicePrincipals/{resource_sp}/appRoleAssignedTo"),
+            Lag::Retry,
+        )
+        .await
+    }
+
+    /// Removes an assignment of `resource_sp`'s app role (to a user, group or service principal).
+    pub async fn remove_assigned_to(
+        &self,
+        resource_sp: &str,
+        assignment_id: &str,
+    ) -> Result<(), GraphError> {
+        ignore_not_found(
+            self.send(
+                "removeAppRoleAssignedTo",
+                Method::DELETE,
+                &format!("/servicePrincipals/{resource_sp}/appRoleAssignedTo/{assignment_id}"),
+                None,
+                &[],
+                Lag::NoRetry,
+            )
+            .await,
+        )
+    }
+
+    /// Sets `appRoleAssignmentRequired` on a service principal.
+    pub async fn set_assignment_required(
+        &self,
+        sp: &str,
+        required: bool,
+    ) -> Result<(), GraphError> {
+        let body = json!({"appRoleAssignmentRequired": required});
+        self.send(
+            "patchServicePrincipal",
+            Method::PATCH,
+            &format!("/servicePrincipals/{sp}"),
+            Some(&body),
+            &[],
+            Lag::Retry,
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Delegated grants of a client service principal.
     pub async fn list_grants(&self, client_sp: &str) -> Result<Vec<PermissionGrant>, GraphError> {
         let path = format!(

@@ -27,14 +27,44 @@ pub fn effective_tenant(
         .cloned()
 }
 
+/// [`effective_tenant`] for `obj`. A client in another namespace than its resource app follows
+/// that app's tenant ID but never its `credentialsSecretRef`: a Secret of the FHIR server's owner is
+/// not used on behalf of another namespace (its own `spec.tenant`, or the operator's credentials).
+pub fn tenant_for(obj: &FhirClientApp, target_app: Option<&FhirResourceApp>) -> Option<TenantSpec> {
+    let mut t = effective_tenant(obj.spec.tenant.as_ref(), target_app)?;
+    let own_ns = obj.namespace().unwrap_or_default();
+    let cross = obj
+        .spec
+        .target
+        .resource_app_ref
+        .as_ref()
+        .is_some_and(|r| r.namespace_or(&own_ns) != own_ns);
+    if cross && obj.spec.tenant.is_none() {
+        t.credentials_secret_ref = None;
+    }
+    Some(t)
+}
+
+/// `namespace/name` of the client's FhirResourceApp (empty for the managed service).
+pub fn reference(obj: &FhirClientApp) -> String {
+    let own_ns = obj.namespace().unwrap_or_default();
+    obj.spec
+        .target
+        .resource_app_ref
+        .as_ref()
+        .map(|r| format!("{}/{}", r.namespace_or(&own_ns), r.name))
+        .unwrap_or_default()
+}
+
 pub async fn resolve(
     obj: &FhirClientApp,
     ctx: &Context,
     target_app: Option<FhirResourceApp>,
     graph: &GraphClient,
 ) -> Result<Target, Error> {
-    let ns = obj.namespace().unwrap_or_default();
+    let own_ns = obj.namespace().unwrap_or_default();
     if let Some(r) = &obj.spec.target.resource_app_ref {
+        let ns = r.namespace_or(&own_ns);
         let Some(ra) = target_app else {
             return Ok(Target::Wait(format!(
                 "waiting for FhirResourceApp {ns}/{} to exist",

@@ -1,0 +1,173 @@
+//! A real FHIR server for the tests (`interop/fhir-server/`: node-fhir-server-core, authenticated
+//! from the operator's ConfigMap alone), and what tests do to a directory's users so they may call it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
+
+use crate::operator::Harness;
+use crate::repo_root;
+
+pub const FIX: &str = "make interop-deps   (or: bash hack/interop/install.sh)";
+
+/// What `hack/interop/install.sh` installed (cached by lockfile; a no-op after the first run), by the
+/// names it prints (`INTEROP_PYTHON`, `FHIR_SERVER_NODE_MODULES`, `BROWSER_NODE_MODULES`, …).
+pub fn installed() -> BTreeMap<String, PathBuf> {
+    let out = std::process::Command::new("bash")
+        .arg(repo_root().join("hack/interop/install.sh"))
+        .output()
+        .unwrap_or_else(|e| panic!("run hack/interop/install.sh: {e}; install with: {FIX}"));
+    assert!(
+        out.status.success(),
+        "the interop consumers are not installed and could not be installed here:\n{}\ninstall with: {FIX}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k.to_string(), PathBuf::from(v)))
+        .collect()
+}
+
+/// The FHIR server process, stopped on drop.
+pub struct FhirServer {
+    pub base: String,
+    /// The issuer and audience it took from the authority and the ConfigMap.
+    pub issuer: String,
+    pub audience: String,
+    _child: tokio::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl FhirServer {
+    /// Starts `interop/fhir-server/server.mjs` on `port` with the ConfigMap `data` mounted as a volume
+    /// (its only authentication input), trusting the emulator's CA, with `seed` Patients.
+    pub async fn start(
+        h: &Harness,
+        modules: &std::path::Path,
+        data: &BTreeMap<String, String>,
+        port: u16,
+        seed: Value,
+    ) -> FhirServer {
+        let dir = tempfile::Builder::new()
+            .prefix("fhir-server-")
+            .tempdir()
+            .unwrap();
+        let cm = dir.path().join("configmap");
+        std::fs::create_dir(&cm).unwrap();
+        for (k, v) in data {
+            std::fs::write(cm.join(k), v).unwrap();
+        }
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, h.emu.ca_pem()).unwrap();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let mut child = tokio::process::Command::new("node")
+            .arg(repo_root().join("interop/fhir-server/server.mjs"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("FHIR_SERVER_NODE_MODULES", modules)
+            .env("CONFIGMAP_DIR", &cm)
+            .env("NODE_EXTRA_CA_CERTS", &ca)
+            .env("PORT", port.to_string())
+            .env("SEED_PATIENTS", seed.to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start node interop/fhir-server/server.mjs");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await;
+        let line = match first {
+            Ok(Ok(Some(l))) => l,
+            _ => panic!(
+                "the FHIR server did not start: {}",
+                std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
+            ),
+        };
+        let v: Value = serde_json::from_str(&line).expect("the server's first line");
+        FhirServer {
+            base: v["base"].as_str().unwrap().to_string(),
+            issuer: v["issuer"].as_str().unwrap().to_string(),
+            audience: v["audience"].as_str().unwrap().to_string(),
+            _child: child,
+            _dir: dir,
+        }
+    }
+
+    /// `GET {base}/{path}` with `token` (none: no Authorization header): status, body, WWW-Authenticate.
+    pub async fn get(&self, h: &Harness, path: &str, token: Option<&str>) -> (u16, Value, String) {
+        let mut req = h.http.get(format!("{}/{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("the FHIR server answers");
+        let status = resp.status().as_u16();
+        let challenge = resp
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = resp.json().await.unwrap_or(Value::Null);
+        (status, body, challenge)
+    }
+}
+
+/// A free loopback port for a server that starts later (below Linux's ephemeral range, so that no
+/// port-0 listener takes it meanwhile).
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = 13000 + (std::process::id() % 5000) as u16;
+    loop {
+        let p = start + NEXT.fetch_add(1, Ordering::Relaxed) % 7000;
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+}
+
+/// Assigns the user (or group) `principal` the resource app's app role `role`, as an administrator
+/// would in Graph. The one place tests give a directory user access to the FHIR API: with
+/// `appRoleAssignmentRequired` on the resource app's service principal, this is also what lets the
+/// user get a token for it at all.
+pub async fn assign_user_role(h: &Harness, resource_app_id: &str, principal: &str, role: &str) {
+    let (code, sps) = h
+        .graph(
+            reqwest::Method::GET,
+            &format!("/servicePrincipals?$filter=appId eq '{resource_app_id}'"),
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{sps}");
+    let sp = &sps["value"][0];
+    let (_, apps) = h
+        .graph(
+            reqwest::Method::GET,
+            &format!("/applications?$filter=appId eq '{resource_app_id}'"),
+            None,
+        )
+        .await;
+    let role_id = apps["value"][0]["appRoles"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["value"] == role))
+        .map(|r| r["id"].clone())
+        .unwrap_or_else(|| panic!("role {role} in {apps}"));
+    let body = json!({"principalId": principal, "resourceId": sp["id"], "appRoleId": role_id});
+    let (code, v) = h
+        .graph(
+            reqwest::Method::POST,
+            &format!(
+                "/servicePrincipals/{}/appRoleAssignedTo",
+                sp["id"].as_str().unwrap()
+            ),
+            Some(body),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+}

@@ -1,0 +1,607 @@
+//! A real FHIR server accepts the operator's tokens, and keeps the wrong ones out.
+//!
+//! The server is `@asymmetrik/node-fhir-server-core` (`interop/fhir-server/`), configured only from
+//! the resource app's ConfigMap (`FhirServer__Security__Authentication__{Authority,Audience}`): the
+//! authority's discovery document gives the issuer and keys, `jose` validates, roles.json's roles and
+//! SMART scopes authorize. The clients are real too: azure-identity with nothing but the client's
+//! Secret, and fhirclient (SMART client-js) in Chromium.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use fhir_app_operator::api::{FhirClientApp, FhirResourceApp};
+use fhir_app_operator_tests::fhir::{FhirServer, assign_user_role, free_port, installed};
+use fhir_app_operator_tests::operator::{Harness, client_app, full_permissions, resource_app};
+use fhir_app_operator_tests::repo_root;
+use k8s_openapi::api::core::v1::ConfigMap;
+use serde_json::{Value, json};
+
+const T: Duration = Duration::from_secs(90);
+const PATIENT: &str = "pat-1";
+/// What jose says of a token for another audience or issuer (in the WWW-Authenticate challenge).
+const WRONG_AUD: &str = r#"unexpected "aud" claim value"#;
+const WRONG_ISS: &str = r#"unexpected "iss" claim value"#;
+
+fn seed() -> Value {
+    json!([{"resourceType": "Patient", "id": PATIENT,
+            "name": [{"family": "Chalmers", "given": ["Peter"]}], "birthDate": "1974-12-25"}])
+}
+
+/// A harness with the operator running and a Ready FhirResourceApp `fhir` whose FHIR URL is a local
+/// server's (started by the caller on `port`, once the ConfigMap exists).
+async fn harness(
+    prefix: &str,
+    extra: Value,
+    f: impl FnOnce(&mut entra_emulator::Config),
+) -> (Harness, u16) {
+    let mut h = Harness::with_emulator(prefix, |cfg, _| {
+        cfg.tenants[0].apps[0].permissions = full_permissions();
+        f(cfg)
+    })
+    .await;
+    h.start_operator(h.config()).await;
+    let port = free_port();
+    let mut spec = json!({"fhirUrl": format!("http://127.0.0.1:{port}/4_0_1"),
+                          "identifierUri": "api://{appId}", "smart": {"enabled": true}});
+    spec.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().cloned().unwrap_or_default());
+    h.apply::<FhirResourceApp>(resource_app("fhir", spec))
+        .await
+        .unwrap();
+    h.wait_condition::<FhirResourceApp>("fhir", "Ready", "True", T)
+        .await;
+    (h, port)
+}
+
+async fn config_map(h: &Harness, name: &str) -> BTreeMap<String, String> {
+    h.api::<ConfigMap>()
+        .get(&format!("{name}-fhir-auth"))
+        .await
+        .expect("the resource app's ConfigMap")
+        .data
+        .unwrap_or_default()
+}
+
+fn modules(tools: &BTreeMap<String, PathBuf>, key: &str) -> PathBuf {
+    tools
+        .get(key)
+        .cloned()
+        .unwrap_or_else(|| panic!("install.sh printed no {key}"))
+}
+
+/// Waits until `client` is Ready and returns its Secret's data.
+async fn secret(h: &Harness, client: &str) -> BTreeMap<String, String> {
+    h.wait_condition::<FhirClientApp>(client, "Ready", "True", T)
+        .await;
+    fhir_app_operator_tests::operator::secret_data(
+        &h.client,
+        &h.ns.name,
+        &format!("{client}-fhir-client"),
+    )
+    .await
+    .expect("the client's Secret")
+}
+
+/// Runs `interop/python/fhir_service.py` with only the Secret (as envFrom and as a volume) and the
+/// emulator's CA: azure-identity's EnvironmentCredential, then the FHIR calls `calls`.
+async fn service_calls(
+    h: &Harness,
+    tools: &BTreeMap<String, PathBuf>,
+    data: &BTreeMap<String, String>,
+    calls: &[&str],
+) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let sd = dir.path().join("secret");
+    std::fs::create_dir(&sd).unwrap();
+    for (k, v) in data {
+        std::fs::write(sd.join(k), v).unwrap();
+    }
+    let cm = dir.path().join("configmap");
+    std::fs::create_dir(&cm).unwrap();
+    for (k, v) in config_map(h, "fhir").await {
+        std::fs::write(cm.join(k), v).unwrap();
+    }
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, h.emu.ca_pem()).unwrap();
+    let env = data.iter().filter(|(k, _)| {
+        k.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    });
+    let out = tokio::process::Command::new(modules(tools, "INTEROP_PYTHON"))
+        .arg(repo_root().join("interop/python/fhir_service.py"))
+        .args(calls)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .envs(env)
+        .env("SECRET_DIR", &sd)
+        .env("CONFIGMAP_DIR", &cm)
+        .env("CA_FILE", &ca)
+        .env("REQUESTS_CA_BUNDLE", &ca)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .await
+        .expect("run fhir_service.py");
+    let v = last_json_line(&out, "fhir_service.py");
+    assert_eq!(v["ok"], true, "{v}");
+    v["calls"].as_array().cloned().unwrap_or_default()
+}
+
+/// A consumer's result: the last line it printed, as JSON.
+fn last_json_line(out: &std::process::Output, what: &str) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        panic!(
+            "{what} ({}): {e}\nstdout: {stdout}\nstderr: {stderr}",
+            out.status
+        )
+    })
+}
+
+fn statuses(calls: &[Value]) -> Vec<u64> {
+    calls
+        .iter()
+        .map(|c| c["status"].as_u64().unwrap_or(0))
+        .collect()
+}
+
+/// A Service client reads a Patient with nothing but its Secret (azure-identity), and writes one only
+/// where its role allows: globalReader reads (a write is 403), globalWriter reads and writes, a client
+/// without an app role is kept out (403).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_clients_read_and_write_as_their_roles_allow() {
+    let tools = installed();
+    let (h, port) = harness("fhir-svc", json!({}), |_| {}).await;
+    for (name, role) in [
+        ("reader", Some("globalReader")),
+        ("writer", Some("globalWriter")),
+        ("norole", None),
+    ] {
+        let mut spec = json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir"}}});
+        if let Some(r) = role {
+            spec["roles"] = json!([r]);
+            spec["assignAppRoles"] = json!(true);
+        }
+        h.apply::<FhirClientApp>(client_app(name, spec))
+            .await
+            .unwrap();
+    }
+    let cm = config_map(&h, "fhir").await;
+    let server = FhirServer::start(
+        &h,
+        &modules(&tools, "FHIR_SERVER_NODE_MODULES"),
+        &cm,
+        port,
+        seed(),
+    )
+    .await;
+    assert_eq!(server.audience, cm["AUDIENCE"]);
+    assert_eq!(
+        server.issuer, cm["ISSUER"],
+        "the discovery document's issuer is the ConfigMap's"
+    );
+
+    let read = format!("read:{PATIENT}");
+    let reader = secret(&h, "reader").await;
+    assert_eq!(
+        reader["FHIR_URL"], server.base,
+        "the Secret names the server"
+    );
+    let calls = service_calls(&h, &tools, &reader, &[&read, "search", "write"]).await;
+    assert_eq!(statuses(&calls), [200, 200, 403], "{calls:?}");
+    assert_eq!(calls[0]["id"], PATIENT, "{calls:?}");
+    assert!(
+        calls[2]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("globalReader"),
+        "{calls:?}"
+    );
+
+    let writer = secret(&h, "writer").await;
+    let calls = service_calls(&h, &tools, &writer, &[&read, "write"]).await;
+    assert_eq!(statuses(&calls), [200, 201], "{calls:?}");
+    let location = calls[1]["location"].as_str().unwrap_or_default();
+    let id = location
+        .split("/Patient/")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap_or_default();
+    assert!(!id.is_empty(), "{calls:?}");
+    let calls = service_calls(&h, &tools, &reader, &[&format!("read:{id}")]).await;
+    assert_eq!(
+        statuses(&calls),
+        [200],
+        "the reader reads what the writer wrote: {calls:?}"
+    );
+
+    let norole = secret(&h, "norole").await;
+    let calls = service_calls(&h, &tools, &norole, &[&read]).await;
+    assert_eq!(statuses(&calls), [403], "{calls:?}");
+}
+
+/// A client-credentials token for the Secret's client (the raw token, for the server's negative cases).
+async fn raw_token(h: &Harness, data: &BTreeMap<String, String>) -> String {
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", data["AZURE_CLIENT_ID"].as_str()),
+        ("client_secret", data["AZURE_CLIENT_SECRET"].as_str()),
+        ("scope", data["FHIR_SCOPE"].as_str()),
+    ];
+    let resp = h
+        .http
+        .post(&data["TOKEN_ENDPOINT"])
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    body["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {body}"))
+        .to_string()
+}
+
+/// 401 with `WWW-Authenticate: Bearer … error="invalid_token"` naming `why` (what jose refused).
+async fn assert_refused(
+    server: &FhirServer,
+    h: &Harness,
+    token: Option<&str>,
+    why: &str,
+    case: &str,
+) {
+    let (status, body, challenge) = server.get(h, &format!("Patient/{PATIENT}"), token).await;
+    assert_eq!(status, 401, "{case}: {body}");
+    eprintln!("{case}: {challenge}");
+    assert!(challenge.starts_with("Bearer"), "{case}: {challenge}");
+    assert!(
+        challenge.contains(why),
+        "{case}: the challenge names {why}: {challenge}"
+    );
+}
+
+/// A resource app `name` in a second tenant of the emulator (the operator holds that tenant's
+/// credentials in a Secret), with a Service client `{name}-reader` holding globalReader there.
+async fn other_tenant_client(h: &Harness, name: &str) -> BTreeMap<String, String> {
+    use k8s_openapi::api::core::v1::Secret;
+    let other = uuid::Uuid::new_v4().to_string();
+    let op_client = uuid::Uuid::new_v4().to_string();
+    let op_secret = "fabrikam-secret-0123456789";
+    let resp = h
+        .http
+        .post(format!("{}/_emulator/tenants", h.emu.base_url()))
+        .json(
+            &json!({"tenant_id": other, "verified_domains": ["fabrikam.example"],
+            "apps": [{"client_id": op_client, "display_name": "fhir-app-operator (fabrikam)",
+                      "client_secret": op_secret, "permissions": full_permissions()}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+    let creds: Secret = serde_json::from_value(json!({"metadata": {"name": "fabrikam-creds"},
+        "stringData": {"AZURE_CLIENT_ID": op_client, "AZURE_CLIENT_SECRET": op_secret}}))
+    .unwrap();
+    h.api::<Secret>()
+        .create(&Default::default(), &creds)
+        .await
+        .unwrap();
+    h.apply::<FhirResourceApp>(resource_app(
+        name,
+        json!({"fhirUrl": "https://fhir.fabrikam.example",
+               "tenant": {"tenantId": other, "credentialsSecretRef": {"name": "fabrikam-creds"}}}),
+    ))
+    .await
+    .unwrap();
+    let reader = format!("{name}-reader");
+    h.apply::<FhirClientApp>(client_app(
+        &reader,
+        json!({"type": "Service", "target": {"resourceAppRef": {"name": name}},
+               "roles": ["globalReader"], "assignAppRoles": true}),
+    ))
+    .await
+    .unwrap();
+    secret(h, &reader).await
+}
+
+/// The wrong tokens are kept out with 401 and the reason: none, not a JWT, for another audience,
+/// from another tenant, with the other issuer form (v1 vs v2, after `requestedAccessTokenVersion`
+/// changes; the ConfigMap follows it and a server restarted from it takes the new form only), expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_the_server_must_refuse() {
+    let tools = installed();
+    let lifetime = 30;
+    let (h, port) = harness("fhir-neg", json!({}), |cfg| {
+        cfg.token_lifetime_secs = lifetime
+    })
+    .await;
+    let modules = modules(&tools, "FHIR_SERVER_NODE_MODULES");
+    h.apply::<FhirClientApp>(client_app(
+        "reader",
+        json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir"}},
+               "roles": ["globalReader"], "assignAppRoles": true}),
+    ))
+    .await
+    .unwrap();
+    h.apply::<FhirResourceApp>(resource_app(
+        "other",
+        json!({"fhirUrl": format!("http://127.0.0.1:{}/4_0_1", free_port()), "identifierUri": "api://{appId}"}),
+    ))
+    .await
+    .unwrap();
+    h.apply::<FhirClientApp>(client_app(
+        "other-reader",
+        json!({"type": "Service", "target": {"resourceAppRef": {"name": "other"}},
+               "roles": ["globalReader"], "assignAppRoles": true}),
+    ))
+    .await
+    .unwrap();
+    let v1 = config_map(&h, "fhir").await;
+    let server = FhirServer::start(&h, &modules, &v1, port, seed()).await;
+    let reader = secret(&h, "reader").await;
+    let token = raw_token(&h, &reader).await;
+    let issued = Instant::now();
+    let (status, body, _) = server
+        .get(&h, &format!("Patient/{PATIENT}"), Some(&token))
+        .await;
+    assert_eq!(status, 200, "the reader's own token: {body}");
+
+    assert_refused(&server, &h, None, "realm=", "no token").await;
+    assert_refused(
+        &server,
+        &h,
+        Some("not.a.jwt"),
+        "ERR_JWS_INVALID",
+        "not a JWT",
+    )
+    .await;
+    let other = raw_token(&h, &secret(&h, "other-reader").await).await;
+    assert_refused(&server, &h, Some(&other), WRONG_AUD, "another audience").await;
+    let foreign = raw_token(&h, &other_tenant_client(&h, "fabrikam").await).await;
+    assert_refused(&server, &h, Some(&foreign), WRONG_ISS, "another tenant").await;
+
+    // The other issuer form: the resource app asks for v2 tokens now.
+    h.apply::<FhirResourceApp>(resource_app(
+        "fhir",
+        json!({
+        "fhirUrl": format!("http://127.0.0.1:{port}/4_0_1"), "identifierUri": "api://{appId}",
+        "smart": {"enabled": true}, "requestedAccessTokenVersion": 2}),
+    ))
+    .await
+    .unwrap();
+    let v2 = h
+        .eventually("the ConfigMap names the v2.0 authority", T, || async {
+            let cm = config_map(&h, "fhir").await;
+            Ok(cm["FhirServer__Security__Authentication__Authority"]
+                .ends_with("/v2.0")
+                .then_some(cm))
+        })
+        .await;
+    assert_eq!(
+        v2["AUDIENCE"], v2["CLIENT_ID"],
+        "v2 tokens' audience is the app ID"
+    );
+    let v2_server = FhirServer::start(&h, &modules, &v2, free_port(), seed()).await;
+    assert!(v2_server.issuer.ends_with("/v2.0"), "{}", v2_server.issuer);
+    let new = raw_token(&h, &reader).await;
+    let (status, body, _) = v2_server
+        .get(&h, &format!("Patient/{PATIENT}"), Some(&new))
+        .await;
+    assert_eq!(
+        status, 200,
+        "a v2 token at the server configured for v2: {body}"
+    );
+    assert_refused(
+        &v2_server,
+        &h,
+        Some(&token),
+        WRONG_ISS,
+        "a v1 token at the v2 server",
+    )
+    .await;
+    assert_refused(
+        &server,
+        &h,
+        Some(&new),
+        WRONG_ISS,
+        "a v2 token at the v1 server",
+    )
+    .await;
+
+    let wait = Duration::from_secs(lifetime + 2).saturating_sub(issued.elapsed());
+    tokio::time::sleep(wait).await;
+    assert_refused(&server, &h, Some(&token), "ERR_JWT_EXPIRED", "expired").await;
+}
+
+const USER: &str = "clinician@contoso.example";
+const PASSWORD: &str = "Fhir-Passw0rd";
+const USER_OID: &str = "5d9d8a52-1c7e-4a39-9a55-0c3f2a1b7e11";
+
+fn clinician() -> entra_emulator::UserConfig {
+    entra_emulator::UserConfig {
+        user_principal_name: USER.into(),
+        password: PASSWORD.into(),
+        display_name: "Dr Clinician".into(),
+        object_id: Some(USER_OID.into()),
+        ..Default::default()
+    }
+}
+
+/// A SMART app built with fhirclient, standalone launch in Chromium: fhirclient discovers the
+/// emulator's endpoints and PKCE from the server's `.well-known/smart-configuration`, the user signs in
+/// and consents, and the app reads the Patient with the SMART scope as the operator mapped it
+/// (`patient/*.read` → `{audience}/patient.all.read`). The user's role (globalWriter)
+/// would allow a write; the token's SMART scope does not, so the app's create is 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smart_standalone_launch_with_fhirclient_in_chromium() {
+    let tools = installed();
+    if !tools.contains_key("BROWSER_NODE_MODULES") {
+        eprintln!(
+            "\n\n######## SKIPPED: the SMART launch needs Chromium (FHIR_OP_SKIP_BROWSER=1) ########\n"
+        );
+        return;
+    }
+    let (h, port) = harness("fhir-smart", json!({}), |cfg| {
+        cfg.tenants[0].users = vec![clinician()]
+    })
+    .await;
+    let redirect = format!("http://localhost:{}/callback", free_port());
+    h.apply::<FhirClientApp>(client_app(
+        "smart",
+        json!({"type": "Public", "target": {"resourceAppRef": {"name": "fhir"}},
+               "redirectUris": [redirect], "scopes": ["patient/*.read", "launch/patient", "fhirUser"]}),
+    ))
+    .await
+    .unwrap();
+    let data = secret(&h, "smart").await;
+    let cm = config_map(&h, "fhir").await;
+    let modules = modules(&tools, "FHIR_SERVER_NODE_MODULES");
+    let server = FhirServer::start(&h, &modules, &cm, port, seed()).await;
+    let (status, smart, _) = server
+        .get(&h, ".well-known/smart-configuration", None)
+        .await;
+    assert_eq!(status, 200, "{smart}");
+    let authority = format!(
+        "{}{}",
+        data["AZURE_AUTHORITY_HOST"], data["AZURE_TENANT_ID"]
+    );
+    assert_eq!(
+        smart["authorization_endpoint"],
+        format!("{authority}/oauth2/v2.0/authorize")
+    );
+    assert_eq!(
+        smart["token_endpoint"],
+        format!("{authority}/oauth2/v2.0/token")
+    );
+    assert_eq!(smart["code_challenge_methods_supported"], json!(["S256"]));
+    assign_user_role(&h, &cm["CLIENT_ID"], USER_OID, "globalWriter").await;
+
+    let r = signed_in_app(&h, &tools, "smart-app.mjs", &data, &cm).await;
+    assert_eq!(
+        r["browser"]["consentShown"], true,
+        "the user consented: {r}"
+    );
+    assert_eq!(r["patient"]["id"], PATIENT, "{r}");
+    assert_eq!(r["token"]["aud"], cm["AUDIENCE"], "{r}");
+    let scp = r["token"]["scp"].as_str().unwrap_or_default();
+    assert!(scp.split(' ').any(|s| s == "patient.all.read"), "{r}");
+    assert_eq!(r["token"]["roles"], json!(["globalWriter"]), "{r}");
+    assert_eq!(
+        r["write"]["status"], 403,
+        "the SMART scope allows no write: {r}"
+    );
+}
+
+/// Runs one of the apps a user signs in to (`interop/fhir-server/{script}`: the SMART app, the web
+/// app) as the clinician in Chromium, with the client's Secret and the resource app's ConfigMap as
+/// volumes; its JSON result.
+async fn signed_in_app(
+    h: &Harness,
+    tools: &BTreeMap<String, PathBuf>,
+    script: &str,
+    data: &BTreeMap<String, String>,
+    cm: &BTreeMap<String, String>,
+) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    for (sub, files) in [("secret", data), ("configmap", cm)] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+        for (k, v) in files {
+            std::fs::write(dir.path().join(sub).join(k), v).unwrap();
+        }
+    }
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, h.emu.ca_pem()).unwrap();
+    let out = tokio::process::Command::new("node")
+        .arg(repo_root().join("interop/fhir-server").join(script))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env("SECRET_DIR", dir.path().join("secret"))
+        .env("CONFIGMAP_DIR", dir.path().join("configmap"))
+        .env("NODE_EXTRA_CA_CERTS", &ca)
+        .env(
+            "FHIR_SERVER_NODE_MODULES",
+            modules(tools, "FHIR_SERVER_NODE_MODULES"),
+        )
+        .env(
+            "INTEROP_NODE_MODULES",
+            modules(tools, "INTEROP_NODE_MODULES"),
+        )
+        .env(
+            "BROWSER_NODE_MODULES",
+            modules(tools, "BROWSER_NODE_MODULES"),
+        )
+        .env(
+            "SIGNIN_SCRIPT",
+            repo_root().join("interop/browser/signin.mjs"),
+        )
+        .env("PATIENT_ID", PATIENT)
+        .env("USER_NAME", USER)
+        .env("USER_PASSWORD", PASSWORD)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    let r = last_json_line(&out, script);
+    assert_eq!(
+        r["ok"],
+        true,
+        "{script}: {r}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    r
+}
+
+/// A Confidential web app acting for the signed-in clinician (msal-node's auth-code flow with PKCE
+/// and the client's secret, in Chromium) reads the Patient; the user's role (globalReader) does not
+/// allow a write, so the app's create is 403 whatever its scopes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confidential_web_app_reads_a_patient_for_the_signed_in_user() {
+    let tools = installed();
+    if !tools.contains_key("BROWSER_NODE_MODULES") {
+        eprintln!(
+            "\n\n######## SKIPPED: the web app's sign-in needs Chromium (FHIR_OP_SKIP_BROWSER=1) ########\n"
+        );
+        return;
+    }
+    let (h, port) = harness("fhir-web", json!({}), |cfg| {
+        cfg.tenants[0].users = vec![clinician()]
+    })
+    .await;
+    let redirect = format!("http://localhost:{}/signin-oidc", free_port());
+    h.apply::<FhirClientApp>(client_app(
+        "portal",
+        json!({"type": "Confidential", "target": {"resourceAppRef": {"name": "fhir"}},
+               "redirectUris": [redirect], "scopes": ["user_impersonation", "patient/*.read"],
+               "grantAdminConsent": true}),
+    ))
+    .await
+    .unwrap();
+    let data = secret(&h, "portal").await;
+    let cm = config_map(&h, "fhir").await;
+    let _server = FhirServer::start(
+        &h,
+        &modules(&tools, "FHIR_SERVER_NODE_MODULES"),
+        &cm,
+        port,
+        seed(),
+    )
+    .await;
+    assign_user_role(&h, &cm["CLIENT_ID"], USER_OID, "globalReader").await;
+
+    let r = signed_in_app(&h, &tools, "web-app.mjs", &data, &cm).await;
+    assert_eq!(
+        r["browser"]["consentShown"], false,
+        "admin consent was granted: {r}"
+    );
+    assert_eq!(r["user"], USER, "{r}");
+    assert_eq!(r["patient"]["status"], 200, "{r}");
+    assert_eq!(r["patient"]["id"], PATIENT, "{r}");
+    assert_eq!(r["token"]["roles"], json!(["globalReader"]), "{r}");
+    assert_eq!(r["write"]["status"], 403, "{r}");
+    let why = r["write"]["error"].as_str().unwrap_or_default();
+    assert!(why.contains("globalReader") && why.contains("write"), "{r}");
+}
