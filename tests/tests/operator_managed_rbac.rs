@@ -347,6 +347,12 @@ async fn arm_calls_per_managed_client_on_create_and_per_resync() {
     println!("ARM calls for {N} managed clients with 2 roles each, on create: {create:?}");
     assert_eq!(create.get("arm.roleAssignments.put 201"), Some(&(2 * N)));
     assert_eq!(create.get("arm.roleAssignments.list 200"), Some(&N));
+    // The operator's own metric agrees with the emulator's log.
+    assert_eq!(
+        h.metrics
+            .counter_sum("fhir_operator_arm_calls_total", "putRoleAssignment"),
+        (2 * N) as f64
+    );
     // Resyncs (every 3 s in the tests): one list per client each, nothing written.
     let before = h.emu.calls().len();
     tokio::time::sleep(Duration::from_secs(10)).await;
