@@ -452,12 +452,13 @@ fn client(i: usize, target: &str) -> Value {
             json!({"type": "Public", "target": t, "publicPlatform": "Spa", "redirectUris": redirect,
                      "scopes": ["user_impersonation"]})
         }
+        // Roles assigned too, so role assignments are in the mix of every scenario.
         3 => {
-            json!({"type": "Service", "target": t, "roles": ["globalReader"],
+            json!({"type": "Service", "target": t, "roles": ["globalReader"], "assignAppRoles": true,
                      "credential": {"type": "Certificate", "rotation": fast}})
         }
         _ => {
-            json!({"type": "Service", "target": t, "roles": ["globalWriter"],
+            json!({"type": "Service", "target": t, "roles": ["globalWriter"], "assignAppRoles": true,
                      "credential": {"type": "ClientSecret", "rotation": fast}})
         }
     };
