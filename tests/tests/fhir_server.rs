@@ -149,6 +149,28 @@ fn statuses(calls: &[Value]) -> Vec<u64> {
         .collect()
 }
 
+/// The server's authorization rules case by case (`interop/fhir-server/auth.test.mjs`, node's test
+/// runner): roles.json's roles for app tokens, the user's role plus SMART scopes for delegated ones.
+#[test]
+fn the_servers_authorization_rules() {
+    let tools = installed();
+    let out = std::process::Command::new("node")
+        .arg("--test")
+        .arg(repo_root().join("interop/fhir-server/auth.test.mjs"))
+        .env(
+            "FHIR_SERVER_NODE_MODULES",
+            modules(&tools, "FHIR_SERVER_NODE_MODULES"),
+        )
+        .output()
+        .expect("node --test");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A Service client reads a Patient with nothing but its Secret (azure-identity), and writes one only
 /// where its role allows: globalReader reads (a write is 403), globalWriter reads and writes, a client
 /// without an app role is kept out (403).
@@ -385,6 +407,18 @@ async fn tokens_the_server_must_refuse() {
         v2["AUDIENCE"], v2["CLIENT_ID"],
         "v2 tokens' audience is the app ID"
     );
+    // The client's Secret follows: its FHIR_AUDIENCE is what v2 tokens carry.
+    h.eventually("the reader's Secret names the v2 audience", T, || async {
+        let d = fhir_app_operator_tests::operator::secret_data(
+            &h.client,
+            &h.ns.name,
+            "reader-fhir-client",
+        )
+        .await
+        .ok_or_else(|| "no Secret yet".to_string())?;
+        Ok((d["FHIR_AUDIENCE"] == v2["AUDIENCE"]).then_some(()))
+    })
+    .await;
     let v2_server = FhirServer::start(&h, &modules, &v2, free_port(), seed()).await;
     assert!(v2_server.issuer.ends_with("/v2.0"), "{}", v2_server.issuer);
     let new = raw_token(&h, &reader).await;
@@ -604,4 +638,89 @@ async fn confidential_web_app_reads_a_patient_for_the_signed_in_user() {
     assert_eq!(r["write"]["status"], 403, "{r}");
     let why = r["write"]["error"].as_str().unwrap_or_default();
     assert!(why.contains("globalReader") && why.contains("write"), "{r}");
+}
+
+/// The benchmark figure (not a timed test; `cargo test … -- --ignored bench --nocapture`): per client
+/// kind, the time from applying a FhirClientApp to its first successful FHIR request (the Service
+/// client's azure-identity read; the web app's and the SMART app's read after the user signed in in
+/// Chromium), median of FHIR_BENCH_RUNS (default 5) runs against one FHIR server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run it with --ignored"]
+async fn bench_apply_to_first_fhir_request() {
+    let runs: usize = std::env::var("FHIR_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let tools = installed();
+    let (h, port) = harness("fhir-bench", json!({}), |cfg| {
+        cfg.tenants[0].users = vec![clinician()]
+    })
+    .await;
+    let cm = config_map(&h, "fhir").await;
+    let _server = FhirServer::start(
+        &h,
+        &modules(&tools, "FHIR_SERVER_NODE_MODULES"),
+        &cm,
+        port,
+        seed(),
+    )
+    .await;
+    assign_user_role(&h, &cm["CLIENT_ID"], USER_OID, "globalReader").await;
+    let target = json!({"resourceAppRef": {"name": "fhir"}});
+    let mut times: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for i in 0..runs {
+        for kind in ["Service", "Confidential", "Public (SMART)"] {
+            let name = format!("{}-{i}", kind.split(' ').next().unwrap().to_lowercase());
+            let spec = match kind {
+                "Service" => {
+                    json!({"type": "Service", "target": target, "roles": ["globalReader"], "assignAppRoles": true})
+                }
+                "Confidential" => {
+                    json!({"type": "Confidential", "target": target, "grantAdminConsent": true,
+                    "redirectUris": [format!("http://localhost:{}/signin-oidc", free_port())],
+                    "scopes": ["user_impersonation"]})
+                }
+                _ => json!({"type": "Public", "target": target, "grantAdminConsent": true,
+                    "redirectUris": [format!("http://localhost:{}/callback", free_port())],
+                    "scopes": ["patient/*.read", "launch/patient", "fhirUser"]}),
+            };
+            let start = Instant::now();
+            h.apply::<FhirClientApp>(client_app(&name, spec))
+                .await
+                .unwrap();
+            let data = secret(&h, &name).await;
+            let read = match kind {
+                "Service" => service_calls(&h, &tools, &data, &[&format!("read:{PATIENT}")]).await
+                    [0]["status"]
+                    .clone(),
+                "Confidential" => {
+                    signed_in_app(&h, &tools, "web-app.mjs", &data, &cm).await["patient"]["status"]
+                        .clone()
+                }
+                _ => json!(
+                    if signed_in_app(&h, &tools, "smart-app.mjs", &data, &cm).await["patient"]["id"]
+                        == PATIENT
+                    {
+                        200
+                    } else {
+                        0
+                    }
+                ),
+            };
+            assert_eq!(read, 200, "{kind} run {i}");
+            times
+                .entry(kind)
+                .or_default()
+                .push(start.elapsed().as_secs_f64());
+        }
+    }
+    for (kind, mut t) in times {
+        t.sort_by(f64::total_cmp);
+        let shown: Vec<String> = t.iter().map(|s| format!("{s:.2}")).collect();
+        println!(
+            "fhir-bench: {kind}: median {:.2} s over {runs} runs [{}]",
+            t[t.len() / 2],
+            shown.join(", ")
+        );
+    }
 }
