@@ -71,6 +71,23 @@ fn modules(tools: &BTreeMap<String, PathBuf>, key: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("install.sh printed no {key}"))
 }
 
+/// The FHIR server on `port`, configured from the ConfigMap `cm`, holding the seed Patient.
+async fn serve(
+    h: &Harness,
+    tools: &BTreeMap<String, PathBuf>,
+    cm: &BTreeMap<String, String>,
+    port: u16,
+) -> FhirServer {
+    FhirServer::start(
+        h,
+        &modules(tools, "FHIR_SERVER_NODE_MODULES"),
+        cm,
+        port,
+        seed(),
+    )
+    .await
+}
+
 /// Waits until `client` is Ready and returns its Secret's data.
 async fn secret(h: &Harness, client: &str) -> BTreeMap<String, String> {
     h.wait_condition::<FhirClientApp>(client, "Ready", "True", T)
@@ -193,14 +210,7 @@ async fn service_clients_read_and_write_as_their_roles_allow() {
             .unwrap();
     }
     let cm = config_map(&h, "fhir").await;
-    let server = FhirServer::start(
-        &h,
-        &modules(&tools, "FHIR_SERVER_NODE_MODULES"),
-        &cm,
-        port,
-        seed(),
-    )
-    .await;
+    let server = serve(&h, &tools, &cm, port).await;
     assert_eq!(server.audience, cm["AUDIENCE"]);
     assert_eq!(
         server.issuer, cm["ISSUER"],
@@ -341,7 +351,6 @@ async fn tokens_the_server_must_refuse() {
         cfg.token_lifetime_secs = lifetime
     })
     .await;
-    let modules = modules(&tools, "FHIR_SERVER_NODE_MODULES");
     h.apply::<FhirClientApp>(client_app(
         "reader",
         json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir"}},
@@ -363,7 +372,7 @@ async fn tokens_the_server_must_refuse() {
     .await
     .unwrap();
     let v1 = config_map(&h, "fhir").await;
-    let server = FhirServer::start(&h, &modules, &v1, port, seed()).await;
+    let server = serve(&h, &tools, &v1, port).await;
     let reader = secret(&h, "reader").await;
     let token = raw_token(&h, &reader).await;
     let issued = Instant::now();
@@ -419,7 +428,7 @@ async fn tokens_the_server_must_refuse() {
         Ok((d["FHIR_AUDIENCE"] == v2["AUDIENCE"]).then_some(()))
     })
     .await;
-    let v2_server = FhirServer::start(&h, &modules, &v2, free_port(), seed()).await;
+    let v2_server = serve(&h, &tools, &v2, free_port()).await;
     assert!(v2_server.issuer.ends_with("/v2.0"), "{}", v2_server.issuer);
     let new = raw_token(&h, &reader).await;
     let (status, body, _) = v2_server
@@ -493,8 +502,7 @@ async fn smart_standalone_launch_with_fhirclient_in_chromium() {
     .unwrap();
     let data = secret(&h, "smart").await;
     let cm = config_map(&h, "fhir").await;
-    let modules = modules(&tools, "FHIR_SERVER_NODE_MODULES");
-    let server = FhirServer::start(&h, &modules, &cm, port, seed()).await;
+    let server = serve(&h, &tools, &cm, port).await;
     let (status, smart, _) = server
         .get(&h, ".well-known/smart-configuration", None)
         .await;
@@ -616,14 +624,7 @@ async fn confidential_web_app_reads_a_patient_for_the_signed_in_user() {
     .unwrap();
     let data = secret(&h, "portal").await;
     let cm = config_map(&h, "fhir").await;
-    let _server = FhirServer::start(
-        &h,
-        &modules(&tools, "FHIR_SERVER_NODE_MODULES"),
-        &cm,
-        port,
-        seed(),
-    )
-    .await;
+    let _server = serve(&h, &tools, &cm, port).await;
     assign_user_role(&h, &cm["CLIENT_ID"], USER_OID, "globalReader").await;
 
     let r = signed_in_app(&h, &tools, "web-app.mjs", &data, &cm).await;
@@ -657,14 +658,7 @@ async fn bench_apply_to_first_fhir_request() {
     })
     .await;
     let cm = config_map(&h, "fhir").await;
-    let _server = FhirServer::start(
-        &h,
-        &modules(&tools, "FHIR_SERVER_NODE_MODULES"),
-        &cm,
-        port,
-        seed(),
-    )
-    .await;
+    let _server = serve(&h, &tools, &cm, port).await;
     assign_user_role(&h, &cm["CLIENT_ID"], USER_OID, "globalReader").await;
     let target = json!({"resourceAppRef": {"name": "fhir"}});
     let mut times: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
