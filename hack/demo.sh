@@ -51,6 +51,14 @@ for _ in $(seq 100); do grep -q '^CA_FILE=' "$demo/emulator.env" && break; sleep
 grep -q '^CA_FILE=' "$demo/emulator.env" || { cat "$demo/emulator.log"; exit 1; }
 set -a; source "$demo/emulator.env"; set +a
 echo "  Graph: $GRAPH_URL   tenant: $AZURE_TENANT_ID"
+# The FHIR API requires assignment (the FhirResourceApp's default): the demo user signs in as a member of
+# the group examples/demo/10-fhir-server.yaml assigns globalReader to, by that group's object ID.
+emu_admin="${AZURE_AUTHORITY_HOST%/}/_emulator/tenants/$AZURE_TENANT_ID"
+curl -sSf --cacert "$CA_FILE" -H 'content-type: application/json' -o /dev/null "$emu_admin/groups" \
+  -d '{"display_name": "fhir-readers", "object_id": "0d3c1b2a-7e6f-4a5b-9c8d-1e2f3a4b5c6d"}'
+curl -sSf --cacert "$CA_FILE" -H 'content-type: application/json' -o /dev/null "$emu_admin/users" \
+  -d '{"user_principal_name": "clinician@contoso.example", "password": "Demo-Passw0rd",
+       "display_name": "Dr Demo Clinician", "groups": ["fhir-readers"]}'
 
 step "Installing the CRDs and starting the operator"
 kubectl apply --server-side -f crds/ | sed 's/^/  /'

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 mod admin;
+mod arm;
 mod authorize;
 mod consent;
 pub mod crypto;
@@ -24,6 +25,7 @@ mod signout;
 mod state_file;
 pub mod store;
 
+pub use arm::{ArmConfig, FhirServiceConfig, SeedAssignment};
 pub use directory::{GroupConfig, UserConfig};
 pub use server::CallRecord;
 
@@ -54,6 +56,8 @@ pub struct Config {
     pub hostnames: Vec<String>,
     /// Lifetime of issued access tokens, seconds.
     pub token_lifetime_secs: u64,
+    /// Azure Resource Manager (role assignments) and the managed FHIR services' data-plane stand-in.
+    pub arm: ArmConfig,
 }
 
 impl Default for Config {
@@ -70,6 +74,7 @@ impl Default for Config {
             default_sign_in_audience: "AzureADMyOrg".into(),
             hostnames: vec![],
             token_lifetime_secs: 3599,
+            arm: ArmConfig::default(),
         }
     }
 }

@@ -77,6 +77,8 @@ pub struct Shared {
     pub token_lifetime_secs: u64,
     /// Sign-in state kept in memory only: pending requests, sessions, codes, refresh tokens.
     pub flows: Mutex<crate::flows::Flows>,
+    /// Azure Resource Manager's role assignments and the FHIR stand-ins (in memory only).
+    pub arm: Mutex<crate::arm::ArmState>,
 }
 
 impl Shared {
@@ -373,6 +375,7 @@ pub async fn start(config: Config) -> anyhow::Result<crate::Running> {
             )
         })
         .unwrap_or_default();
+    let arm = crate::arm::ArmState::new(&config.arm, &store)?;
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()
@@ -393,6 +396,7 @@ pub async fn start(config: Config) -> anyhow::Result<crate::Running> {
         default_sign_in_audience: config.default_sign_in_audience.clone(),
         token_lifetime_secs: config.token_lifetime_secs,
         flows: Mutex::new(crate::flows::Flows::default()),
+        arm: Mutex::new(arm),
     });
     shared.persist(shared.store.lock().unwrap());
     let router = router(shared.clone());
@@ -441,7 +445,7 @@ pub async fn start(config: Config) -> anyhow::Result<crate::Running> {
 }
 
 fn router(shared: Arc<Shared>) -> axum::Router {
-    use axum::routing::{any, get, post};
+    use axum::routing::{any, get, post, put};
     axum::Router::new()
         .route("/_emulator/state", get(crate::admin::state))
         .route(
@@ -471,6 +475,17 @@ fn router(shared: Arc<Shared>) -> axum::Router {
             "/_emulator/trusted-issuers",
             post(crate::admin::trust_issuer),
         )
+        .route("/_emulator/arm", put(crate::arm::put_settings))
+        .route(
+            "/_emulator/arm/role-assignments",
+            post(crate::arm::seed_assignment).get(crate::arm::list_all),
+        )
+        .route(
+            "/subscriptions/{*rest}",
+            any(crate::arm::assignments::handle),
+        )
+        .route("/providers/{*rest}", any(crate::arm::assignments::handle))
+        .route("/fhir/{service}/{*rest}", any(crate::arm::fhir::handle))
         .route("/v1.0/{*rest}", any(crate::graph::handle))
         .route("/beta/{*rest}", any(crate::graph::handle))
         .route(
@@ -574,6 +589,10 @@ async fn pipeline(State(sh): State<Arc<Shared>>, mut req: Request, next: Next) -
         return next.run(req).await;
     }
     let is_graph = path.starts_with("/v1.0/") || path.starts_with("/beta/");
+    // ARM and the FHIR stand-ins set their own headers; faults answer in ARM's envelope.
+    let is_arm = path.starts_with("/subscriptions/")
+        || path.starts_with("/providers/")
+        || path.starts_with("/fhir/");
     let realism = sh.realism.lock().unwrap().clone();
     if realism.latency_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(realism.latency_ms)).await;
@@ -604,7 +623,13 @@ async fn pipeline(State(sh): State<Arc<Shared>>, mut req: Request, next: Next) -
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     } else if fail {
         let status = StatusCode::from_u16(code).unwrap();
-        let mut r = if is_graph {
+        let mut r = if is_arm {
+            crate::arm::arm_error(
+                status,
+                "InternalServerError",
+                "The server encountered an internal error. Please retry the request.",
+            )
+        } else if is_graph {
             let (c, m) = match code {
                 503 => ("serviceNotAvailable", "Service unavailable"),
                 504 => ("gatewayTimeout", "The request timed out."),
@@ -634,7 +659,12 @@ async fn pipeline(State(sh): State<Arc<Shared>>, mut req: Request, next: Next) -
         next.run(req).await
     };
     let h = resp.headers_mut();
-    if is_graph {
+    if is_arm {
+        h.insert(
+            "x-ms-request-id",
+            HeaderValue::from_str(&request_id).unwrap(),
+        );
+    } else if is_graph {
         h.insert("request-id", HeaderValue::from_str(&request_id).unwrap());
         // Graph echoes client-request-id only when the client sent one.
         if sent_client_request_id.is_some() {

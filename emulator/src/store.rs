@@ -220,6 +220,11 @@ impl Tenant {
             owners: vec![],
             visible_from_ms: 0,
         });
+        t.sps.push(SpRec {
+            body: arm_sp(id),
+            owners: vec![],
+            visible_from_ms: 0,
+        });
         if with_healthcare_sp {
             t.sps.push(SpRec {
                 body: healthcare_sp(id),
@@ -262,9 +267,10 @@ impl Tenant {
                 || sp.body["servicePrincipalNames"]
                     .as_array()
                     .is_some_and(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .any(|x| x.trim_end_matches('/').to_ascii_lowercase() == n)
+                        a.iter().filter_map(Value::as_str).any(|x| {
+                            let x = x.trim_end_matches('/').to_ascii_lowercase();
+                            x == n || wildcard_host(&x, &n)
+                        })
                     })
         })
     }
@@ -458,12 +464,41 @@ pub fn graph_sp(tenant: &str) -> Value {
     sp
 }
 
+/// `https://*.example.com` matches `https://anything.example.com` (first-party resources such as
+/// the managed FHIR services, whose hosts are per instance).
+fn wildcard_host(pattern: &str, name: &str) -> bool {
+    pattern
+        .strip_prefix("https://*.")
+        .and_then(|domain| Some((domain, name.strip_prefix("https://")?)))
+        .is_some_and(|(domain, host)| {
+            host.strip_suffix(domain)
+                .is_some_and(|sub| sub.ends_with('.') && sub.len() > 1 && !sub.contains('/'))
+        })
+}
+
+/// Azure Resource Manager's first-party application ("Windows Azure Service Management API"), in
+/// every tenant.
+pub fn arm_sp(tenant: &str) -> Value {
+    let mut sp = first_party_app(
+        "797f4846-ba00-4fd7-ba43-dac1f8f63013",
+        "Windows Azure Service Management API",
+        tenant,
+    );
+    sp["servicePrincipalNames"] = json!([
+        "797f4846-ba00-4fd7-ba43-dac1f8f63013",
+        "https://management.azure.com/",
+        "https://management.core.windows.net/"
+    ]);
+    sp
+}
+
 pub fn healthcare_sp(tenant: &str) -> Value {
     let mut sp = first_party_app(HEALTHCARE_APP_ID, "Azure Healthcare APIs", tenant);
     sp["servicePrincipalNames"] = json!([
         HEALTHCARE_APP_ID,
         "https://azurehealthcareapis.com",
-        "https://azurehealthcareapis.com/"
+        "https://azurehealthcareapis.com/",
+        "https://*.azurehealthcareapis.com"
     ]);
     sp["oauth2PermissionScopes"] = json!([{
         "adminConsentDescription": "Allow the application to access Azure Healthcare APIs on behalf of the signed-in user.",

@@ -5,6 +5,7 @@
 //! --test conformance` writes it anew. Without the recordings (`shared/graph-recordings`,
 //! `shared/recordings-more` beside the repository) the test is skipped with a message naming them.
 mod common;
+mod recorded_arm;
 mod recorded_signin;
 use common::*;
 use serde_json::{Value, json};
@@ -673,6 +674,8 @@ async fn conformance_with_recorded_graph_traffic() {
     }
     let signin = recorded_signin::report().await;
     md.push_str(&signin.markdown);
+    let arm = recorded_arm::report().await;
+    md.push_str(&arm.markdown);
     println!("{md}");
     let used_diffs: Vec<_> = all_diffs.iter().filter(|(_, (_, _, used))| *used).collect();
     assert!(
@@ -685,6 +688,13 @@ async fn conformance_with_recorded_graph_traffic() {
         signin.unexplained.is_empty(),
         "sign-in recordings: {:#?}",
         signin.unexplained
+    );
+    assert!(
+        arm.unexplained.is_empty() && arm.total >= 10,
+        "ARM recordings ({} / {} matched): {:#?}",
+        arm.matched,
+        arm.total,
+        arm.unexplained
     );
     assert!(
         signin.total >= 15,

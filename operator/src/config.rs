@@ -38,6 +38,10 @@ pub struct OperatorConfig {
     pub identity: String,
     /// Only watch this namespace (default: all namespaces).
     pub watch_namespace: Option<String>,
+    /// Azure Resource Manager endpoint, for role assignments on the managed FHIR service.
+    pub arm_url: String,
+    /// Token scope requested for Azure Resource Manager.
+    pub arm_scope: String,
 }
 
 impl OperatorConfig {
@@ -77,6 +81,8 @@ impl OperatorConfig {
             lease_namespace: "default".into(),
             identity: hostname(),
             watch_namespace: None,
+            arm_url: crate::arm::DEFAULT_ARM_URL.into(),
+            arm_scope: crate::arm::DEFAULT_ARM_SCOPE.into(),
         }
     }
 }
@@ -187,6 +193,22 @@ pub struct Cli {
     /// Only watch resources in this namespace (default: all namespaces).
     #[arg(long, env = "FHIR_OP_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
+    /// Azure Resource Manager endpoint, for the managed FHIR service's role assignments (sovereign
+    /// clouds: e.g. https://management.usgovcloudapi.net; the emulator).
+    #[arg(
+        long,
+        env = "FHIR_OP_ARM_URL",
+        default_value = "https://management.azure.com"
+    )]
+    pub arm_url: String,
+    /// Token scope requested for Azure Resource Manager (sovereign clouds: e.g.
+    /// https://management.usgovcloudapi.net/.default).
+    #[arg(
+        long,
+        env = "FHIR_OP_ARM_SCOPE",
+        default_value = "https://management.azure.com/.default"
+    )]
+    pub arm_scope: String,
 }
 
 impl Cli {
@@ -241,6 +263,8 @@ impl Cli {
         c.lease_name = self.lease_name;
         c.lease_namespace = self.lease_namespace;
         c.watch_namespace = self.watch_namespace;
+        c.arm_url = self.arm_url;
+        c.arm_scope = self.arm_scope;
         Ok(c)
     }
 }

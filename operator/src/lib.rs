@@ -1,6 +1,7 @@
 //! fhir-app-operator: FhirResourceApp and FhirClientApp reconciled into Entra ID app registrations.
 
 pub mod api;
+pub mod arm;
 pub mod config;
 pub mod controller;
 pub mod desired;

@@ -1,87 +1,106 @@
-//! Prometheus metrics, rendered in the text exposition format (no extra dependency).
+//! The operator's Prometheus metrics, kept and rendered in the text exposition format by the
+//! `prometheus` crate (tikv/rust-prometheus). Chosen over `prometheus-client` because that one speaks
+//! only OpenMetrics (counter families typed without `_total`, a `# EOF` line), while promtool's lint,
+//! our dashboard and alerts, and every Prometheus since 2.0 read this classic format as it is.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-#[derive(Default, Debug)]
+use prometheus::{CounterVec, Encoder, GaugeVec, Opts, Registry, TextEncoder};
+
+#[derive(Debug)]
 pub struct Metrics {
-    counters: Mutex<BTreeMap<(&'static str, String), f64>>,
-    /// credential expiry (unix seconds) by `namespace/name`
+    registry: Registry,
+    reconciles: CounterVec,
+    errors: CounterVec,
+    graph_calls: CounterVec,
+    throttled: CounterVec,
+    stalled: GaugeVec,
+    expiry: GaugeVec,
+    /// credential expiry (unix seconds) by `namespace/name`: the gauge is "seconds until", so it is
+    /// computed from this at each scrape.
     expiries: Mutex<BTreeMap<String, i64>>,
-    /// Stalled objects: (kind, `namespace/name`) → the Stalled condition's reason
-    stalled: Mutex<BTreeMap<(String, String), String>>,
+    /// The reason of each Stalled series, by (kind, `namespace/name`), to remove it when it changes.
+    stalled_reasons: Mutex<BTreeMap<(String, String), String>>,
 }
 
-const HELP: [(&str, &str, &str); 6] = [
-    (
-        "fhir_operator_reconciles_total",
-        "counter",
-        "Reconciles by kind and result.",
-    ),
-    (
-        "fhir_operator_errors_total",
-        "counter",
-        "Reconcile errors by kind and category.",
-    ),
-    (
-        "fhir_operator_graph_calls_total",
-        "counter",
-        "Microsoft Graph and token calls by operation and HTTP status.",
-    ),
-    (
-        "fhir_operator_graph_throttled_total",
-        "counter",
-        "Graph responses 429/503 that asked us to wait.",
-    ),
-    (
-        "fhir_operator_credential_expiry_seconds",
-        "gauge",
-        "Seconds until each client's current credential expires.",
-    ),
-    (
-        "fhir_operator_stalled",
-        "gauge",
-        "1 for each resource whose Stalled condition is True (a permanent error that needs a human).",
-    ),
-];
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> CounterVec {
+    let c = CounterVec::new(Opts::new(name, help), labels).expect("a valid metric name");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("registered once");
+    c
+}
 
-fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    let g = GaugeVec::new(Opts::new(name, help), labels).expect("a valid metric name");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("registered once");
+    g
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let r = Registry::new();
+        Metrics {
+            reconciles: counter(
+                &r,
+                "fhir_operator_reconciles_total",
+                "Reconciles by kind and result.",
+                &["kind", "result"],
+            ),
+            errors: counter(
+                &r,
+                "fhir_operator_errors_total",
+                "Reconcile errors by kind and category.",
+                &["kind", "category"],
+            ),
+            graph_calls: counter(
+                &r,
+                "fhir_operator_graph_calls_total",
+                "Microsoft Graph and token calls by operation and HTTP status.",
+                &["operation", "status"],
+            ),
+            throttled: counter(
+                &r,
+                "fhir_operator_graph_throttled_total",
+                "Graph responses 429/503 that asked us to wait.",
+                &["operation"],
+            ),
+            expiry: gauge(
+                &r,
+                "fhir_operator_credential_expiry_seconds",
+                "Seconds until each client's current credential expires.",
+                &["namespace", "name"],
+            ),
+            stalled: gauge(
+                &r,
+                "fhir_operator_stalled",
+                "1 for each resource whose Stalled condition is True (a permanent error that needs a human).",
+                &["kind", "namespace", "name", "reason"],
+            ),
+            registry: r,
+            expiries: Mutex::default(),
+            stalled_reasons: Mutex::default(),
+        }
+    }
 }
 
 impl Metrics {
-    fn inc(&self, name: &'static str, labels: String) {
-        *self
-            .counters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry((name, labels))
-            .or_default() += 1.0;
-    }
     pub fn reconcile(&self, kind: &str, result: &str) {
-        self.inc(
-            "fhir_operator_reconciles_total",
-            format!("kind=\"{}\",result=\"{}\"", esc(kind), esc(result)),
-        );
+        self.reconciles.with_label_values(&[kind, result]).inc();
     }
     pub fn error(&self, kind: &str, category: &str) {
-        self.inc(
-            "fhir_operator_errors_total",
-            format!("kind=\"{}\",category=\"{}\"", esc(kind), esc(category)),
-        );
+        self.errors.with_label_values(&[kind, category]).inc();
     }
     pub fn graph_call(&self, operation: &str, status: u16) {
-        self.inc(
-            "fhir_operator_graph_calls_total",
-            format!("operation=\"{}\",status=\"{status}\"", esc(operation)),
-        );
+        let code = status.to_string();
+        (self.graph_calls)
+            .with_label_values(&[operation, code.as_str()])
+            .inc();
         if status == 429 || status == 503 {
-            self.inc(
-                "fhir_operator_graph_throttled_total",
-                format!("operation=\"{}\"", esc(operation)),
-            );
+            self.throttled.with_label_values(&[operation]).inc();
         }
     }
     pub fn set_credential_expiry(&self, key: &str, unix: Option<i64>) {
@@ -91,71 +110,78 @@ impl Metrics {
             None => e.remove(key),
         };
     }
-    /// Records whether `kind` `namespace/name` is Stalled (with the condition's reason) or not.
+    /// Records whether `kind` `namespace/name` is Stalled (with the condition's reason) or not: one
+    /// series per resource, so a new reason replaces the old one.
     pub fn set_stalled(&self, kind: &str, key: &str, reason: Option<&str>) {
-        let mut s = self.stalled.lock().unwrap_or_else(|e| e.into_inner());
-        let k = (kind.to_string(), key.to_string());
-        match reason {
-            Some(r) => s.insert(k, r.to_string()),
-            None => s.remove(&k),
-        };
-    }
-    /// Sum of a counter over all label sets whose labels contain `filter`.
-    pub fn counter_sum(&self, name: &str, filter: &str) -> f64 {
-        self.counters
+        let (ns, name) = key.split_once('/').unwrap_or(("", key));
+        let mut reasons = self
+            .stalled_reasons
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|((n, l), _)| *n == name && l.contains(filter))
-            .map(|(_, v)| v)
+            .unwrap_or_else(|e| e.into_inner());
+        let k = (kind.to_string(), key.to_string());
+        if let Some(old) = reasons.remove(&k) {
+            let _ = self
+                .stalled
+                .remove_label_values(&[kind, ns, name, old.as_str()]);
+        }
+        if let Some(r) = reason {
+            self.stalled
+                .with_label_values(&[kind, ns, name, r])
+                .set(1.0);
+            reasons.insert(k, r.to_string());
+        }
+    }
+    /// Sum of a counter over all label sets whose `name="value"` rendering contains `filter`.
+    pub fn counter_sum(&self, name: &str, filter: &str) -> f64 {
+        let families = self.registry.gather();
+        let Some(family) = families.iter().find(|f| f.name() == name) else {
+            return 0.0;
+        };
+        (family.get_metric().iter())
+            .filter(|m| {
+                let labels: Vec<String> = (m.get_label().iter())
+                    .map(|l| format!("{}=\"{}\"", l.name(), l.value()))
+                    .collect();
+                labels.join(",").contains(filter)
+            })
+            .map(|m| m.get_counter().get_value())
             .sum()
     }
 
+    /// The names of every metric family the operator exports (those without a series yet too: the
+    /// text exposition lists only families with series).
+    pub fn families(&self) -> Vec<String> {
+        use prometheus::core::Collector;
+        let counters = [
+            &self.reconciles,
+            &self.errors,
+            &self.graph_calls,
+            &self.throttled,
+        ];
+        let counters = counters.into_iter().flat_map(|c| c.desc());
+        let gauges = [&self.stalled, &self.expiry]
+            .into_iter()
+            .flat_map(|g| g.desc());
+        counters.chain(gauges).map(|d| d.fq_name.clone()).collect()
+    }
+
+    /// The text exposition of every metric, the expiry gauge computed for `now_unix`.
     pub fn render(&self, now_unix: i64) -> String {
-        let counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = String::new();
-        for (name, ty, help) in HELP {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {ty}\n"));
-            if name == "fhir_operator_credential_expiry_seconds" {
-                for (key, t) in self
-                    .expiries
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .iter()
-                {
-                    let (ns, n) = key.split_once('/').unwrap_or(("", key));
-                    out.push_str(&format!(
-                        "{name}{{namespace=\"{}\",name=\"{}\"}} {}\n",
-                        esc(ns),
-                        esc(n),
-                        t - now_unix
-                    ));
-                }
-                continue;
-            }
-            if name == "fhir_operator_stalled" {
-                for ((kind, key), reason) in self
-                    .stalled
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .iter()
-                {
-                    let (ns, n) = key.split_once('/').unwrap_or(("", key));
-                    out.push_str(&format!(
-                        "{name}{{kind=\"{}\",namespace=\"{}\",name=\"{}\",reason=\"{}\"}} 1\n",
-                        esc(kind),
-                        esc(ns),
-                        esc(n),
-                        esc(reason)
-                    ));
-                }
-                continue;
-            }
-            for ((n, labels), v) in counters.iter().filter(|((n, _), _)| *n == name) {
-                out.push_str(&format!("{n}{{{labels}}} {v}\n"));
-            }
+        self.expiry.reset();
+        for (key, t) in self
+            .expiries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let (ns, n) = key.split_once('/').unwrap_or(("", key));
+            (self.expiry.with_label_values(&[ns, n])).set((t - now_unix) as f64);
         }
-        out
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding into memory");
+        String::from_utf8(out).expect("the text format is UTF-8")
     }
 }
 
@@ -177,20 +203,31 @@ mod tests {
             Some("HostNameNotOnVerifiedDomain"),
         );
         m.set_stalled("FhirResourceApp", "ns/fixed", None);
+        m.set_stalled("FhirClientApp", "ns/other", Some("PermissionDenied"));
+        m.set_stalled("FhirClientApp", "ns/other", Some("SecretNotOwned"));
         let t = m.render(400);
         assert!(t.contains(
-            "fhir_operator_stalled{kind=\"FhirClientApp\",namespace=\"ns\",name=\"app\",reason=\"PermissionDenied\"} 1\n"
+            "fhir_operator_stalled{kind=\"FhirClientApp\",name=\"app\",namespace=\"ns\",reason=\"PermissionDenied\"} 1\n"
         ), "{t}");
         assert!(!t.contains("name=\"fixed\""), "{t}");
+        assert_eq!(
+            t.matches("name=\"other\"").count(),
+            1,
+            "a new reason replaces the old: {t}"
+        );
+        assert!(
+            t.contains("name=\"other\",namespace=\"ns\",reason=\"SecretNotOwned\"} 1\n"),
+            "{t}"
+        );
         assert!(t.contains("fhir_operator_graph_calls_total{operation=\"upsertApplication\",status=\"201\"} 1\n"), "{t}");
         assert!(
             t.contains("fhir_operator_graph_throttled_total{operation=\"upsertApplication\"} 1\n")
         );
         assert!(t.contains(
-            "fhir_operator_errors_total{kind=\"FhirClientApp\",category=\"PermissionDenied\"} 1\n"
+            "fhir_operator_errors_total{category=\"PermissionDenied\",kind=\"FhirClientApp\"} 1\n"
         ));
         assert!(t.contains(
-            "fhir_operator_credential_expiry_seconds{namespace=\"ns\",name=\"app\"} 600\n"
+            "fhir_operator_credential_expiry_seconds{name=\"app\",namespace=\"ns\"} 600\n"
         ));
         assert_eq!(
             m.counter_sum("fhir_operator_graph_calls_total", "upsertApplication"),

@@ -259,12 +259,12 @@ fn clients_of(
         .state()
         .into_iter()
         .filter(|c| {
-            c.namespace() == ns
-                && c.spec
-                    .target
-                    .resource_app_ref
-                    .as_ref()
-                    .is_some_and(|r| r.name == name)
+            let own = c.namespace().unwrap_or_default();
+            c.spec
+                .target
+                .resource_app_ref
+                .as_ref()
+                .is_some_and(|r| r.name == name && Some(r.namespace_or(&own)) == ns.as_deref())
         })
         .map(|c| ObjectRef::from_obj(c.as_ref()))
         .collect()
@@ -405,6 +405,7 @@ mod tests {
     #[test]
     fn routes() {
         let m = Metrics::default();
+        m.graph_call("token", 200);
         assert_eq!(route("/healthz", &m, false).0, 200);
         assert_eq!(route("/readyz", &m, false).0, 503);
         assert_eq!(route("/readyz", &m, true).0, 200);

@@ -109,25 +109,17 @@ fn owned_keys(app: &Value, collection: &str) -> BTreeSet<String> {
 /// audience.
 pub async fn converged(h: &Harness, base: &Baseline) -> Result<Converged, String> {
     let resources = h
-        .api::<FhirResourceApp>()
-        .list(&ListParams::default())
+        .list_everywhere::<FhirResourceApp>()
         .await
         .map_err(|e| e.to_string())?;
     let clients = h
-        .api::<FhirClientApp>()
-        .list(&ListParams::default())
+        .list_everywhere::<FhirClientApp>()
         .await
         .map_err(|e| e.to_string())?;
     let objects: Vec<Value> = resources
-        .items
         .iter()
         .map(|o| serde_json::to_value(o).unwrap())
-        .chain(
-            clients
-                .items
-                .iter()
-                .map(|o| serde_json::to_value(o).unwrap()),
-        )
+        .chain(clients.iter().map(|o| serde_json::to_value(o).unwrap()))
         .collect();
     for o in &objects {
         let ready = condition(o, "Ready");
@@ -141,14 +133,21 @@ pub async fn converged(h: &Harness, base: &Baseline) -> Result<Converged, String
 
     // Secrets before the directory: a rotation in between then adds a key the check flags (and the
     // caller retries), instead of removing one the Secret still names.
+    // Keyed by namespace/name: a client's Secret is in the client's namespace.
     let secrets: HashMap<String, Secret> = h
-        .api::<Secret>()
-        .list(&ListParams::default())
+        .list_everywhere::<Secret>()
         .await
         .map_err(|e| e.to_string())?
-        .items
         .into_iter()
-        .map(|s| (s.metadata.name.clone().unwrap_or_default(), s))
+        .map(|s| {
+            let m = &s.metadata;
+            let key = format!(
+                "{}/{}",
+                m.namespace.as_deref().unwrap_or_default(),
+                m.name.as_deref().unwrap_or_default()
+            );
+            (key, s)
+        })
         .collect();
     let dir = directory(h).await?;
     let (apps, sps) = base.new_objects(&dir);
@@ -230,8 +229,9 @@ async fn client_credentials(
     let name = &o["metadata"]["name"];
     let st = &o["status"];
     let secret_name = st["outputName"].as_str().unwrap_or_default();
+    let ns = o["metadata"]["namespace"].as_str().unwrap_or_default();
     let secret = secrets
-        .get(secret_name)
+        .get(&format!("{ns}/{secret_name}"))
         .ok_or_else(|| format!("{name}: no Secret {secret_name}"))?;
     let ann = secret.metadata.annotations.clone().unwrap_or_default();
     let data: BTreeMap<String, String> = secret
@@ -341,20 +341,18 @@ pub async fn gone(
     held: &[BTreeMap<String, String>],
 ) -> Result<usize, String> {
     let left_r = h
-        .api::<FhirResourceApp>()
-        .list(&ListParams::default())
+        .list_everywhere::<FhirResourceApp>()
         .await
         .map_err(|e| e.to_string())?;
     let left_c = h
-        .api::<FhirClientApp>()
-        .list(&ListParams::default())
+        .list_everywhere::<FhirClientApp>()
         .await
         .map_err(|e| e.to_string())?;
-    if !left_r.items.is_empty() || !left_c.items.is_empty() {
+    if !left_r.is_empty() || !left_c.is_empty() {
         return Err(format!(
-            "{} FhirResourceApps and {} FhirClientApps still in the namespace",
-            left_r.items.len(),
-            left_c.items.len()
+            "{} FhirResourceApps and {} FhirClientApps still in the namespaces",
+            left_r.len(),
+            left_c.len()
         ));
     }
     let dir = directory(h).await?;
@@ -406,14 +404,20 @@ pub struct Harvest {
 impl Harvest {
     pub fn start(h: &Harness, state_file: PathBuf) -> Harvest {
         let seen = Arc::new(Mutex::new(HashSet::from([h.emu.client_secret()])));
-        let (client, ns, out) = (h.client.clone(), h.ns.name.clone(), seen.clone());
+        let mut namespaces = vec![h.ns.name.clone()];
+        namespaces.extend(h.extra_namespaces.iter().cloned());
+        let (client, out) = (h.client.clone(), seen.clone());
         let task = tokio::spawn(async move {
             loop {
                 let mut found = issued_secrets(&state_file);
-                let secrets = kube::Api::<Secret>::namespaced(client.clone(), &ns)
-                    .list(&ListParams::default())
-                    .await;
-                for s in secrets.map(|l| l.items).unwrap_or_default() {
+                let mut secrets = vec![];
+                for ns in &namespaces {
+                    let list = kube::Api::<Secret>::namespaced(client.clone(), ns)
+                        .list(&ListParams::default())
+                        .await;
+                    secrets.extend(list.map(|l| l.items).unwrap_or_default());
+                }
+                for s in secrets {
                     for (k, v) in s.data.unwrap_or_default() {
                         if matches!(k.as_str(), "AZURE_CLIENT_SECRET" | "tls.key" | BUNDLE_KEY) {
                             found.insert(String::from_utf8_lossy(&v.0).into_owned());
@@ -489,36 +493,22 @@ pub async fn no_leaks(h: &Harness, values: &HashSet<String>, logs: &[PathBuf]) -
             (format!("operator log {}", p.display()), text)
         })
         .collect();
-    let events = h.api::<Event>().list(&ListParams::default()).await.unwrap();
-    assert!(!events.items.is_empty(), "the operator recorded no Events");
+    let events = h.list_everywhere::<Event>().await.unwrap();
+    assert!(!events.is_empty(), "the operator recorded no Events");
     haystacks.push(("Events".into(), serde_json::to_string(&events).unwrap()));
-    let resources = h
-        .api::<FhirResourceApp>()
-        .list(&ListParams::default())
-        .await
-        .unwrap();
-    let clients = h
-        .api::<FhirClientApp>()
-        .list(&ListParams::default())
-        .await
-        .unwrap();
+    let resources = h.list_everywhere::<FhirResourceApp>().await.unwrap();
+    let clients = h.list_everywhere::<FhirClientApp>().await.unwrap();
     let statuses: Vec<Value> = resources
-        .items
         .iter()
         .map(|r| serde_json::to_value(&r.status).unwrap())
         .chain(
             clients
-                .items
                 .iter()
                 .map(|c| serde_json::to_value(&c.status).unwrap()),
         )
         .collect();
     haystacks.push(("statuses".into(), serde_json::to_string(&statuses).unwrap()));
-    let maps = h
-        .api::<ConfigMap>()
-        .list(&ListParams::default())
-        .await
-        .unwrap();
+    let maps = h.list_everywhere::<ConfigMap>().await.unwrap();
     haystacks.push(("ConfigMaps".into(), serde_json::to_string(&maps).unwrap()));
     for (what, text) in &haystacks {
         for n in &needles {

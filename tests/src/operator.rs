@@ -75,6 +75,9 @@ pub struct Harness {
     pub emu: entra_emulator::Running,
     pub http: reqwest::Client,
     pub metrics: Arc<Metrics>,
+    /// More namespaces the checks of `invariants` cover (e.g. a team's, whose clients reference a
+    /// resource app in `ns`).
+    pub extra_namespaces: Vec<String>,
     operator: Option<(
         tokio::sync::oneshot::Sender<()>,
         tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -122,6 +125,7 @@ impl Harness {
             emu,
             http,
             metrics: Arc::new(Metrics::default()),
+            extra_namespaces: vec![],
             operator: None,
         }
     }
@@ -199,6 +203,22 @@ impl Harness {
         K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
     {
         Api::namespaced(self.client.clone(), &self.ns.name)
+    }
+
+    /// Every `K` in the harness's namespace and its `extra_namespaces`.
+    pub async fn list_everywhere<K>(&self) -> Result<Vec<K>, kube::Error>
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let mut out = vec![];
+        for ns in std::iter::once(&self.ns.name).chain(&self.extra_namespaces) {
+            let api: Api<K> = Api::namespaced(self.client.clone(), ns);
+            out.extend(api.list(&Default::default()).await?.items);
+        }
+        Ok(out)
     }
 
     /// Server-side applies a namespaced object given as JSON (apiVersion/kind/metadata.name required).

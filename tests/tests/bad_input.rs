@@ -1,8 +1,8 @@
 //! Bad input is refused by the real API server at apply time, with a message that says what to fix.
 //!
 //! Every manifest is POSTed (create) with `fieldValidation=Strict`, exactly as `kubectl apply
-//! --validate=strict` / `kubectl create` sends it, so unknown fields (e.g. a `namespace` in a reference,
-//! which the schema does not have: references are same-namespace only) are refused too. A few valid
+//! --validate=strict` / `kubectl create` sends it, so unknown fields (e.g. a `kind` in a reference, which the
+//! schema does not have) are refused too. A few valid
 //! manifests in the same table must be accepted, so the test cannot pass by refusing everything.
 
 use fhir_app_operator_tests::operator::{client_app, install_crds, resource_app};
@@ -279,10 +279,89 @@ async fn invalid_manifests_are_refused_with_messages_a_user_understands() {
             json!({"type": "Confidential", "target": target, "redirectUris": "https://a.example/cb"}),
             Refused("spec.redirectUris in body must be of type array"),
         ),
+        // ---- issue 18: cross-namespace references, the access policy, users and groups ----
         (
             'C',
             json!({"type": "Confidential", "target": {"resourceAppRef": {"name": "fhir", "namespace": "other"}}}),
-            Refused("unknown field \"spec.target.resourceAppRef.namespace\""),
+            Accepted,
+        ),
+        (
+            'C',
+            json!({"type": "Confidential", "target": {"resourceAppRef": {"name": "fhir", "namespace": "Other_NS"}}}),
+            Refused("spec.target.resourceAppRef.namespace in body should match"),
+        ),
+        (
+            'C',
+            json!({"type": "Confidential", "target": {"resourceAppRef": {"name": "fhir", "namespace": "other", "kind": "x"}}}),
+            Refused("unknown field \"spec.target.resourceAppRef.kind\""),
+        ),
+        (
+            'R',
+            json!({"fhirUrl": "https://fhir.contoso.example", "accessPolicy": {"rules": [{"appRoles": ["globalReader"]}]}}),
+            Refused("spec.accessPolicy.rules[0].namespaces: Required value"),
+        ),
+        (
+            'R',
+            json!({"fhirUrl": "https://fhir.contoso.example", "accessPolicy": {"rules": [{"namespaces": []}]}}),
+            Refused("spec.accessPolicy.rules[0].namespaces in body should have at least 1 items"),
+        ),
+        (
+            'R',
+            json!({"fhirUrl": "https://fhir.contoso.example", "accessPolicy": {"rules": [{"namespaces": ["team-*"]}]}}),
+            Refused("spec.accessPolicy.rules[0].namespaces[0] in body should match"),
+        ),
+        (
+            'R',
+            json!({"fhirUrl": "https://fhir.contoso.example", "accessPolicy": {"rules": [{"namespaces": ["portal"], "redirectHosts": ["*"]}]}}),
+            Refused("'*' would admit any host"),
+        ),
+        (
+            'R',
+            json!({"fhirUrl": "https://fhir.contoso.example", "accessPolicy": {"rules": [{"namespaces": ["portal"], "redirectHosts": ["https://portal.contoso.example/"]}]}}),
+            Refused("spec.accessPolicy.rules[0].redirectHosts[0] in body should match"),
+        ),
+        (
+            'R',
+            json!({"fhirUrl": "https://fhir.contoso.example", "accessPolicy": {"rules": [{"namespace": "portal"}]}}),
+            Refused("unknown field \"spec.accessPolicy.rules[0].namespace\""),
+        ),
+        (
+            'R',
+            json!({"fhirUrl": "https://fhir.contoso.example", "appRoleAssignments": [{"principalType": "Group", "principalId": "readers", "appRole": "globalReader"}]}),
+            Refused("spec.appRoleAssignments[0].principalId in body should match"),
+        ),
+        (
+            'R',
+            json!({"fhirUrl": "https://fhir.contoso.example", "appRoleAssignments": [{"principalType": "ServicePrincipal", "principalId": tenant, "appRole": "globalReader"}]}),
+            Refused(
+                "spec.appRoleAssignments[0].principalType: Unsupported value: \"ServicePrincipal\"",
+            ),
+        ),
+        (
+            'R',
+            json!({"fhirUrl": "https://fhir.contoso.example", "appRoleAssignments": [{"principalType": "Group", "principalId": tenant}]}),
+            Refused("spec.appRoleAssignments[0].appRole: Required value"),
+        ),
+        (
+            'R',
+            json!({"fhirUrl": "https://fhir.contoso.example", "appRoleAssignments": [
+                {"principalType": "Group", "principalId": tenant, "appRole": "globalReader"},
+                {"principalType": "User", "principalId": tenant, "appRole": "globalReader"}]}),
+            Refused("Duplicate value"),
+        ),
+        (
+            'R',
+            json!({"fhirUrl": "https://fhir.contoso.example", "appRoleAssignmentRequired": "yes"}),
+            Refused("spec.appRoleAssignmentRequired in body must be of type boolean"),
+        ),
+        (
+            'R',
+            json!({"fhirUrl": "https://fhir.contoso.example", "appRoleAssignmentRequired": false,
+                   "accessPolicy": {"privilegedRoles": ["globalExporter"], "rules": [
+                       {"namespaces": ["ingest"], "appRoles": ["globalWriter", "*"], "scopes": ["*"]},
+                       {"namespaces": ["portal"], "scopes": ["user_impersonation"], "redirectHosts": ["portal.contoso.example", "*.apps.contoso.example"]}]},
+                   "appRoleAssignments": [{"principalType": "Group", "principalId": tenant, "appRole": "globalReader"}]}),
+            Accepted,
         ),
         (
             'C',
@@ -308,6 +387,57 @@ async fn invalid_manifests_are_refused_with_messages_a_user_understands() {
             'C',
             json!({"type": "Service", "target": {"managed": {"fhirUrl": "https://ws-fhir.fhir.azurehealthcareapis.com", "audience": "azurehealthcareapis"}}}),
             Refused("target.managed.audience must be an https:// URL"),
+        ),
+        // target.managed.resourceId / dataRoles (issue 16).
+        (
+            'C',
+            json!({"type": "Service", "target": {"managed": {}}}),
+            Refused(
+                "target.managed needs resourceId (the FHIR service's ARM resource id) or fhirUrl",
+            ),
+        ),
+        (
+            'C',
+            json!({"type": "Service", "target": {"managed": {"resourceId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/x"}}}),
+            Refused("target.managed.resourceId must be a FHIR service's ARM resource id"),
+        ),
+        (
+            'C',
+            json!({"type": "Service", "target": {"managed": {"resourceId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.HealthcareApis/workspaces/ws/fhirservices"}}}),
+            Refused("target.managed.resourceId must be a FHIR service's ARM resource id"),
+        ),
+        (
+            'C',
+            json!({"type": "Service", "target": {"managed": {"resourceId": "subscriptions/s/resourceGroups/rg/providers/Microsoft.HealthcareApis/services/fhir"}}}),
+            Refused("target.managed.resourceId must be a FHIR service's ARM resource id"),
+        ),
+        (
+            'C',
+            json!({"type": "Service", "target": {"managed": {"resourceId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.HealthcareApis/workspaces/ws/fhirservices/f", "dataRoles": ["FHIR Data Owner"]}}}),
+            Refused("Unsupported value: \"FHIR Data Owner\""),
+        ),
+        (
+            'C',
+            json!({"type": "Service", "target": {"managed": {"fhirUrl": "https://ws-fhir.fhir.azurehealthcareapis.com", "dataRoles": ["FHIR Data Reader"]}}}),
+            Refused(
+                "target.managed.dataRoles are assigned on the FHIR service named by target.managed.resourceId",
+            ),
+        ),
+        (
+            'C',
+            json!({"type": "Service", "target": {"managed": {"resourceId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.HealthcareApis/workspaces/ws/fhirservices/f", "dataRoles": ["FHIR Data Reader", "FHIR Data Reader"]}}}),
+            Refused("Duplicate value"),
+        ),
+        (
+            'C',
+            json!({"type": "Service", "target": {"managed": {"resourceId": "/subscriptions/s/resourcegroups/rg/providers/microsoft.healthcareapis/workspaces/ws/fhirservices/f",
+                "dataRoles": ["FHIR Data Reader", "FHIR Data Writer", "FHIR Data Contributor", "FHIR Data Exporter", "FHIR Data Importer", "FHIR Data Converter", "FHIR SMART User", "FHIR Data Bulk Operator"]}}}),
+            Accepted,
+        ),
+        (
+            'C',
+            json!({"type": "Service", "target": {"managed": {"resourceId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.HealthcareApis/services/legacy-fhir", "dataRoles": ["FHIR Data Reader"]}}}),
+            Accepted,
         ),
         (
             'C',

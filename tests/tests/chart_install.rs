@@ -61,7 +61,14 @@ fn chart_lints_and_its_crd_templates_are_current() {
 
 #[tokio::test]
 async fn operator_running_as_the_charts_service_account_reconciles_and_nothing_more() {
-    let mut h = Harness::new("chart", full_permissions()).await;
+    let mut h = Harness::with_emulator("chart", |cfg, _| {
+        cfg.tenants[0].apps[0].permissions = full_permissions();
+        cfg.tenants[0].groups = vec![entra_emulator::GroupConfig {
+            display_name: "fhir-readers".into(),
+            object_id: None,
+        }];
+    })
+    .await;
     let ns = h.ns.name.clone();
     // Namespace-scoped mode (Roles in the watched namespace only); the CRDs are already installed.
     run(Command::new(helm())
@@ -154,16 +161,25 @@ async fn operator_running_as_the_charts_service_account_reconciles_and_nothing_m
     let as_sa = kube::Client::try_from(config).unwrap();
 
     h.start_operator_as(as_sa.clone(), h.config()).await;
+    // The access policy (issue 18) needs no rule of its own: a privileged role given by a rule, and a
+    // group assigned a role, work with the chart's verbs.
+    let (_, groups) = h.graph(reqwest::Method::GET, "/groups", None).await;
+    let group = groups["value"][0]["id"]
+        .as_str()
+        .expect("a group")
+        .to_string();
     h.apply::<FhirResourceApp>(resource_app(
         "fhir",
-        json!({"fhirUrl": "https://fhir.contoso.example"}),
+        json!({"fhirUrl": "https://fhir.contoso.example",
+               "accessPolicy": {"rules": [{"namespaces": [ns], "appRoles": ["globalAdmin"]}]},
+               "appRoleAssignments": [{"principalType": "Group", "principalId": group, "appRole": "globalReader"}]}),
     ))
     .await
     .unwrap();
     h.apply::<FhirClientApp>(client_app(
         "etl",
         json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir"}},
-               "roles": ["globalReader"], "assignAppRoles": true}),
+               "roles": ["globalReader", "globalAdmin"], "assignAppRoles": true}),
     ))
     .await
     .unwrap();

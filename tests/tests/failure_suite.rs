@@ -157,16 +157,24 @@ struct Scenario {
     kubeconfig: PathBuf,
     rng: StdRng,
     started: Instant,
+    /// A team's namespace whose clients reference resource apps in `h.ns` (issue 18); the operator
+    /// then watches every namespace, so only a private control plane may have one.
+    team: Option<fhir_app_operator_tests::TestNamespace>,
 }
 
 impl Scenario {
     async fn new(name: &'static str) -> Scenario {
         let kubeconfig = std::env::var("KUBECONFIG").expect("KUBECONFIG (set by kube-local run)");
         let client = fhir_app_operator_tests::kube_client().await;
-        Self::on_cluster(name, client, kubeconfig.into()).await
+        Self::on_cluster(name, client, kubeconfig.into(), false).await
     }
 
-    async fn on_cluster(name: &'static str, client: Client, kubeconfig: PathBuf) -> Scenario {
+    async fn on_cluster(
+        name: &'static str,
+        client: Client,
+        kubeconfig: PathBuf,
+        with_team: bool,
+    ) -> Scenario {
         let seed = suite_seed();
         // Builds first (once), so no scenario's timings include compilation.
         let dir = target_dir()
@@ -175,11 +183,22 @@ impl Scenario {
         std::fs::create_dir_all(&dir).unwrap();
         let state_file = dir.join("emulator-state.json");
         let sf = state_file.clone();
-        let h = Harness::on_cluster(client, name, move |cfg, _| {
+        let mut h = Harness::on_cluster(client, name, move |cfg, _| {
             cfg.tenants[0].apps[0].permissions = full_permissions();
             cfg.state_file = Some(sf);
+            managed_fhir_service(cfg);
         })
         .await;
+        let team = match with_team {
+            true => {
+                let t =
+                    fhir_app_operator_tests::TestNamespace::new(&h.client, &format!("{name}-team"))
+                        .await;
+                h.extra_namespaces.push(t.name.clone());
+                Some(t)
+            }
+            false => None,
+        };
         let base = Baseline::take(&h).await;
         let harvest = Harvest::start(&h, state_file);
         let rng = StdRng::seed_from_u64(seed ^ name.bytes().fold(0u64, |a, b| a * 31 + b as u64));
@@ -192,6 +211,7 @@ impl Scenario {
             kubeconfig,
             rng,
             started: Instant::now(),
+            team,
         }
     }
 
@@ -202,7 +222,7 @@ impl Scenario {
     /// The binary's configuration (flags as environment variables) for this scenario.
     fn env(&self) -> Vec<(&'static str, String)> {
         let e = &self.h.emu;
-        vec![
+        let mut env = vec![
             ("KUBECONFIG", self.kubeconfig.display().to_string()),
             ("AZURE_TENANT_ID", e.tenant_id()),
             ("AZURE_CLIENT_ID", e.client_id()),
@@ -213,12 +233,18 @@ impl Scenario {
             ("FHIR_OP_CLUSTER_NAME", "it".into()),
             ("FHIR_OP_WATCH_NAMESPACE", self.h.ns.name.clone()),
             ("FHIR_OP_HTTP_ADDR", "127.0.0.1:0".into()),
+            ("FHIR_OP_ARM_URL", e.base_url()),
             // Debug output too: a leak at any level fails the scan, and watch errors show in the log.
             (
                 "RUST_LOG",
                 "info,fhir_app_operator=debug,kube_runtime=debug".into(),
             ),
-        ]
+        ];
+        // Every namespace when a team's clients are in the mix (a private control plane's).
+        if self.team.is_some() {
+            env.retain(|(k, _)| *k != "FHIR_OP_WATCH_NAMESPACE");
+        }
+        env
     }
 
     fn operator(&self, identity: &str) -> Operator {
@@ -229,6 +255,16 @@ impl Scenario {
         for o in objects {
             if o["kind"] == "FhirResourceApp" {
                 self.h.apply::<FhirResourceApp>(o.clone()).await.unwrap();
+            } else if let Some(ns) = o["metadata"]["namespace"].as_str() {
+                let name = o["metadata"]["name"].as_str().unwrap();
+                kube::Api::<FhirClientApp>::namespaced(self.h.client.clone(), ns)
+                    .patch(
+                        name,
+                        &kube::api::PatchParams::apply("failure-suite").force(),
+                        &kube::api::Patch::Apply(o),
+                    )
+                    .await
+                    .unwrap();
             } else {
                 self.h.apply::<FhirClientApp>(o.clone()).await.unwrap();
             }
@@ -245,22 +281,20 @@ impl Scenario {
     /// their credentials stopped working.
     async fn delete_everything(&self) -> Vec<std::collections::BTreeMap<String, String>> {
         let mut held = vec![];
-        for c in self
-            .h
-            .api::<FhirClientApp>()
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-        {
+        for c in self.h.list_everywhere::<FhirClientApp>().await.unwrap() {
             let name = c.metadata.name.unwrap();
+            let ns = c.metadata.namespace.unwrap();
             let out = c.status.and_then(|s| s.output_name);
-            if let Some(data) = secret_data(&self.h.client, &self.h.ns.name, &out.unwrap()).await
+            if let Some(data) = secret_data(&self.h.client, &ns, &out.unwrap()).await
                 && (data.contains_key("AZURE_CLIENT_SECRET")
                     || data.contains_key("client-certificate.pem"))
             {
                 held.push(data);
             }
-            self.h.delete::<FhirClientApp>(&name).await.unwrap();
+            kube::Api::<FhirClientApp>::namespaced(self.h.client.clone(), &ns)
+                .delete(&name, &Default::default())
+                .await
+                .unwrap();
         }
         for r in self
             .h
@@ -416,16 +450,42 @@ fn client(i: usize, target: &str) -> Value {
             json!({"type": "Public", "target": t, "publicPlatform": "Spa", "redirectUris": redirect,
                      "scopes": ["user_impersonation"]})
         }
-        3 => json!({"type": "Service", "target": t, "roles": ["globalReader"],
-                     "credential": {"type": "Certificate", "rotation": fast}}),
-        _ => json!({"type": "Service", "target": t, "roles": ["globalWriter"],
-                     "credential": {"type": "ClientSecret", "rotation": fast}}),
+        // Roles assigned: the FHIR API requires assignment by default (AADSTS501051 otherwise).
+        3 => {
+            json!({"type": "Service", "target": t, "roles": ["globalReader"], "assignAppRoles": true,
+                     "credential": {"type": "Certificate", "rotation": fast}})
+        }
+        _ => {
+            json!({"type": "Service", "target": t, "roles": ["globalWriter"], "assignAppRoles": true,
+                     "credential": {"type": "ClientSecret", "rotation": fast}})
+        }
     };
     client_app(&name, spec)
 }
 
 fn clients(range: std::ops::Range<usize>, target: &str) -> Vec<Value> {
     range.map(|i| client(i, target)).collect()
+}
+
+/// Clients like [`clients`], in namespace `team`, of FhirResourceApp `target` in namespace `ns`.
+fn team_clients(range: std::ops::Range<usize>, target: &str, ns: &str, team: &str) -> Vec<Value> {
+    range
+        .map(|i| {
+            let mut c = client(i, target);
+            c["metadata"]["namespace"] = json!(team);
+            c["spec"]["target"]["resourceAppRef"]["namespace"] = json!(ns);
+            c
+        })
+        .collect()
+}
+
+/// [`resource`] with an access policy admitting `team` to every non-privileged role and scope and to
+/// redirect URIs under contoso.example.
+fn resource_for_team(name: &str, team: &str) -> Value {
+    let mut r = resource(name);
+    r["spec"]["accessPolicy"] = json!({"rules": [{"namespaces": [team], "appRoles": ["*"],
+        "scopes": ["*"], "redirectHosts": ["*.contoso.example"]}]});
+    r
 }
 
 /// 50 lives of the operator, each SIGKILLed after a random 50–800 ms, while resources are created,
@@ -663,19 +723,25 @@ impl Drop for PrivatePlane {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_server_crash_and_restart() {
     let plane = PrivatePlane::up().await;
+    // Its own control plane: the only scenario whose operator may watch every namespace, so a team's
+    // clients referencing the resource app across namespaces are in its mix.
     let mut s = Scenario::on_cluster(
         "fs-apiserver",
         plane.client().await,
         plane.kubeconfig.clone(),
+        true,
     )
     .await;
+    let team = s.team.as_ref().unwrap().name.clone();
+    let ns = s.h.ns.name.clone();
     s.h.emu.set_realism(Realism {
         latency_ms: 20,
         ..Default::default()
     });
     let mut op = s.operator("apiserver");
-    s.apply_all(&[resource("fhir")]).await;
+    s.apply_all(&[resource_for_team("fhir", &team)]).await;
     s.apply_all(&clients(0..8, "fhir")).await;
+    s.apply_all(&team_clients(20..25, "fhir", &ns, &team)).await;
     let wait = s.rng.gen_range(300..=1500);
     tokio::time::sleep(Duration::from_millis(wait)).await;
     let first = plane.restart_apiserver().await;
@@ -861,6 +927,118 @@ async fn leader_killed_standby_takes_over() {
         last.apps,
         last.credentials,
         last.tokens
+    );
+    s.finish(summary).await;
+}
+
+/// The managed FHIR service in every scenario's emulator: ARM sees a new service principal 2 s
+/// after Graph does, and the operator may assign the FHIR data roles on the service.
+const FHIR_SCOPE: &str = "/subscriptions/6a1b2c3d-0000-4000-8000-0000000000f5/resourceGroups/health/providers/Microsoft.HealthcareApis/workspaces/ws/fhirservices/fhir";
+
+fn managed_fhir_service(cfg: &mut entra_emulator::Config) {
+    cfg.arm.principal_lag_ms = 2000;
+    cfg.arm.fhir_services = vec![entra_emulator::FhirServiceConfig {
+        resource_id: FHIR_SCOPE.into(),
+        audience: None,
+    }];
+    cfg.arm.role_assignments = vec![entra_emulator::SeedAssignment {
+        scope: FHIR_SCOPE.into(),
+        role: "Role Based Access Control Administrator".into(),
+        principal_client_id: Some(cfg.tenants[0].apps[0].client_id.clone()),
+        ..Default::default()
+    }];
+}
+
+/// The ARM role assignments of the emulator (all live ones) as (principal, role definition, name).
+async fn arm_assignments(s: &Scenario) -> Vec<(String, String, String)> {
+    let v: Value =
+        s.h.http
+            .get(format!(
+                "{}/_emulator/arm/role-assignments",
+                s.h.emu.base_url()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let str_at = |a: &Value, p: &str| {
+        a.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    v["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                str_at(a, "/properties/principalId"),
+                str_at(a, "/properties/roleDefinitionId"),
+                str_at(a, "/name"),
+            )
+        })
+        .collect()
+}
+
+/// Managed-target clients while the operator is SIGKILLed in the middle of their role assignments
+/// (ARM refuses a new service principal for 2 s, so kills land between the PUTs and their retries):
+/// each client ends with exactly one assignment per wanted role, and none is left after deletion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_role_assignments_leaves_no_duplicate_and_deletion_leaves_none() {
+    let mut s = Scenario::new("fs-rbac").await;
+    let mut r = s.h.emu.realism();
+    r.latency_ms = 15;
+    s.h.emu.set_realism(r);
+    let managed: Vec<Value> = (0..6)
+        .map(|i| {
+            client_app(
+                &format!("m{i}"),
+                json!({"type": "Service", "target": {"managed": {
+                "resourceId": FHIR_SCOPE, "dataRoles": ["FHIR Data Reader", "FHIR Data Writer"]}}}),
+            )
+        })
+        .collect();
+    s.apply_all(&managed).await;
+    let mut kills = Kills::default();
+    s.kill_lives(&mut kills, 20).await;
+    let op = s.operator("final");
+    let (c, took) = s.converge("managed clients converged after SIGKILLs").await;
+    op.sigterm().await;
+    let seeded = 1;
+    let all = arm_assignments(&s).await;
+    let mut per_grant = std::collections::BTreeMap::new();
+    for (principal, role, _) in &all {
+        *per_grant
+            .entry((principal.clone(), role.clone()))
+            .or_insert(0) += 1;
+    }
+    assert_eq!(all.len(), seeded + 2 * managed.len(), "{all:#?}");
+    assert!(
+        per_grant.values().all(|n| *n == 1),
+        "duplicate assignments: {per_grant:#?}"
+    );
+    let puts = s.calls_with(|c| c.operation == "arm.roleAssignments.put");
+    let refused = s.calls_with(|c| c.operation == "arm.roleAssignments.put" && c.status == 400);
+
+    let held = s.delete_everything().await;
+    let mut deletion_kills = Kills::default();
+    s.kill_lives(&mut deletion_kills, 5).await;
+    let op = s.operator("cleanup");
+    let soft = s.all_gone(&held).await;
+    op.sigterm().await;
+    let left = arm_assignments(&s).await;
+    assert_eq!(left.len(), seeded, "left after deletion: {left:#?}");
+    let summary = format!(
+        "{}; {} managed clients → {} role assignments, no duplicate ({puts} PUTs, {refused} PrincipalNotFound); converged {:.1}s after the last kill; \
+         all deleted during {} more kills: no assignment left ({soft} soft-deleted apps)",
+        kills.describe(),
+        c.resources,
+        all.len() - seeded,
+        took.as_secs_f64(),
+        deletion_kills.count
     );
     s.finish(summary).await;
 }

@@ -449,7 +449,10 @@ async fn confidential_web_app_with_msal_in_chromium() {
     }
     let h = harness(
         "interop-web",
-        json!({"fhirUrl": "https://fhir.contoso.example", "smart": {"enabled": true}}),
+        // Assignment not required at first, so the unassigned visitor reaches the consent page; the
+        // last step turns it on.
+        json!({"fhirUrl": "https://fhir.contoso.example", "smart": {"enabled": true},
+               "appRoleAssignmentRequired": false}),
         |cfg| {
             // Under MSAL's 5-minute margin: the first silent call must use the refresh token.
             cfg.token_lifetime_secs = 120;
@@ -524,26 +527,17 @@ async fn confidential_web_app_with_msal_in_chromium() {
         assert_refused(&r, "access_denied", "AADSTS65004");
     }
 
-    // Negative: the FHIR server's service principal requires assignment (only users with an app role);
-    // the visitor holds none and is stopped on Entra's error page (AADSTS50105): the app gets no
-    // redirect at all. The assigned clinician still signs in.
-    let (code, sps) = h
-        .graph(
-            reqwest::Method::GET,
-            &format!("/servicePrincipals?$filter=appId eq '{resource_app_id}'"),
-            None,
-        )
+    // Negative: the FHIR server's service principal requires assignment (only users with an app role,
+    // the FhirResourceApp's default); the visitor holds none and is stopped on Entra's error page
+    // (AADSTS50105): the app gets no redirect at all. The assigned clinician still signs in.
+    h.apply::<FhirResourceApp>(resource_app(
+        "fhir",
+        json!({"fhirUrl": "https://fhir.contoso.example", "smart": {"enabled": true}}),
+    ))
+    .await
+    .unwrap();
+    h.wait_condition::<FhirResourceApp>("fhir", "Ready", "True", Duration::from_secs(60))
         .await;
-    assert_eq!(code, 200, "{sps}");
-    let sp = sps["value"][0]["id"].as_str().unwrap().to_string();
-    let (code, v) = h
-        .graph(
-            reqwest::Method::PATCH,
-            &format!("/servicePrincipals/{sp}"),
-            Some(json!({"appRoleAssignmentRequired": true})),
-        )
-        .await;
-    assert_eq!(code, 204, "{v}");
     let mut env = as_user(&c, VISITOR);
     env.push(("INTEROP_NODE_MODULES", c.node_modules.display().to_string()));
     let r = run(&py, &[&script], &o, &env).await;

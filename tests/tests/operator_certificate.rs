@@ -164,7 +164,11 @@ async fn a_certificate_client_signs_in_with_its_secret_and_rotates_with_overlap(
 async fn switching_credential_kind_removes_the_old_kind_and_a_deleted_secret_gets_a_new_certificate()
  {
     let mut h = Harness::with_resource_app("op-cert-switch").await;
-    let spec = |cred: &str| json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir"}}, "credential": {"type": cred}});
+    // A role assigned: the FHIR API requires assignment by default (AADSTS501051 otherwise).
+    let spec = |cred: &str| {
+        json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir"}}, "credential": {"type": cred},
+                                   "roles": ["globalReader"], "assignAppRoles": true})
+    };
     h.apply::<FhirClientApp>(client_app("etl", spec("ClientSecret")))
         .await
         .unwrap();
@@ -255,7 +259,7 @@ async fn a_recreated_application_gets_the_held_certificate_before_it_is_ready() 
         "etl",
         json!({
             "type": "Service", "target": {"resourceAppRef": {"name": "fhir"}},
-            "roles": ["globalReader"], "credential": {"type": "Certificate"}
+            "roles": ["globalReader"], "assignAppRoles": true, "credential": {"type": "Certificate"}
         }),
     ))
     .await

@@ -19,7 +19,8 @@ use serde_json::{Value, json};
 const T: Duration = Duration::from_secs(60);
 
 fn service(extra: Value) -> Value {
-    let mut spec = json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir"}}, "roles": ["globalReader"]});
+    // The role assigned: the FHIR API requires assignment by default (AADSTS501051 otherwise).
+    let mut spec = json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir"}}, "roles": ["globalReader"], "assignAppRoles": true});
     for (k, v) in extra.as_object().unwrap() {
         spec[k] = v.clone();
     }

@@ -152,7 +152,9 @@ async fn a_resource_app_in_another_tenant_uses_the_credentials_secret() {
         .unwrap();
     h.apply::<FhirResourceApp>(resource_app(
         "fhir",
-        json!({"fhirUrl": "https://fhir.fabrikam.example",
+        // That tenant's credentials hold Application.ReadWrite.OwnedBy only (no role assignment), so
+        // the API does not require assignment for its clients to get tokens.
+        json!({"fhirUrl": "https://fhir.fabrikam.example", "appRoleAssignmentRequired": false,
         "tenant": {"tenantId": other, "credentialsSecretRef": {"name": "fabrikam-creds"}}}),
     ))
     .await

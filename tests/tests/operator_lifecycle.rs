@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 const T: Duration = Duration::from_secs(60);
 
 fn service(extra: Value) -> Value {
-    let mut spec = json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir"}}, "roles": ["globalReader"]});
+    // The role assigned: the FHIR API requires assignment by default (AADSTS501051 otherwise).
+    let mut spec = json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir"}}, "roles": ["globalReader"], "assignAppRoles": true});
     for (k, v) in extra.as_object().unwrap() {
         spec[k] = v.clone();
     }
@@ -518,7 +519,7 @@ async fn measure_graph_calls_of_one_client_app() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("fhir_operator_credential_expiry_seconds{namespace="),
+        metrics.contains("fhir_operator_credential_expiry_seconds{name="),
         "{metrics}"
     );
     let calls = h.emu.calls();

@@ -45,6 +45,11 @@ async fn health_readiness_and_metrics_are_served() {
         ),
         "{body}"
     );
-    assert!(body.contains("# TYPE fhir_operator_graph_throttled_total counter"));
+    // Typed for Prometheus (a family with no series yet, such as the throttled counter before any
+    // 429, is not listed: Prometheus would store nothing for it either).
+    assert!(
+        body.contains("# TYPE fhir_operator_graph_calls_total counter"),
+        "{body}"
+    );
     h.stop_operator().await;
 }

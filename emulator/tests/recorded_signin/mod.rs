@@ -19,7 +19,7 @@ pub fn dir() -> PathBuf {
         })
 }
 
-/// The sign-in recordings (the ARM role-assignment ones are another issue's).
+/// The sign-in recordings (the ARM role-assignment ones are `recorded_arm`'s).
 fn files() -> Vec<(String, PathBuf)> {
     let dir = dir();
     let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(&dir)

@@ -94,21 +94,10 @@ pub fn graph_json(body: &str) {
         json!({"fhirUrl": "https://fhir.contoso.example", "smart": {"enabled": true}}),
     )
     .unwrap();
-    let desired = rb::desired_application(&spec, &id(AppKind::Resource), Some(APP_ID));
+    let desired = rb::desired_application(&spec, &id(AppKind::Resource), Some(APP_ID)).body();
     let _ = diff::covers(&desired, Some(&v));
     let _ = diff::patch_body(&desired, &v);
     let _ = diff::disable_phase(&desired, &v);
-    for key in ["appRoles", "oauth2PermissionScopes", "value"] {
-        if let Some(list) = v.get(key).and_then(Value::as_array) {
-            let _ = rb::entitlements(list);
-        }
-    }
-    if let Some(list) = v
-        .pointer("/api/oauth2PermissionScopes")
-        .and_then(Value::as_array)
-    {
-        let _ = rb::entitlements(list);
-    }
 }
 
 /// Input: JSON, read as a FhirResourceAppSpec and as a FhirClientAppSpec.
@@ -133,7 +122,7 @@ fn resource(spec: &FhirResourceAppSpec) -> Vec<Entitlement> {
     let rid = id(AppKind::Resource);
     let _ = rb::identifier_uri(spec, None);
     let uri = rb::identifier_uri(spec, Some(APP_ID)).unwrap_or_default();
-    let app = rb::desired_application(spec, &rid, Some(APP_ID));
+    let app = rb::desired_application(spec, &rid, Some(APP_ID)).body();
     let _ = rb::desired_application(spec, &rid, None);
     // Desired state compared with itself: nothing to patch, nothing to disable. Only for specs the API
     // server admits: appRoles and scopes are list-maps keyed by `value`, so values are unique.
@@ -155,8 +144,7 @@ fn resource(spec: &FhirResourceAppSpec) -> Vec<Entitlement> {
         assert_eq!(changed.1, None, "{app}");
         assert_eq!(changed.2, None, "{app}");
     }
-    let roles = rb::app_roles(spec, &rid);
-    let scopes = rb::scopes(spec, &rid);
+    let (scopes, roles) = rb::published(spec, &rid);
     let ts = rb::token_settings(
         rb::token_version(spec),
         "https://login.microsoftonline.com/",
@@ -173,9 +161,7 @@ fn resource(spec: &FhirResourceAppSpec) -> Vec<Entitlement> {
             }
         }
     }
-    let mut all = rb::entitlements(&roles);
-    all.extend(rb::entitlements(&scopes));
-    all
+    roles.into_iter().chain(scopes).collect()
 }
 
 fn client(spec: &FhirClientAppSpec) {
@@ -195,7 +181,7 @@ fn client(spec: &FhirClientAppSpec) {
     let full = ResolvedTarget {
         app_id: APP_ID.into(),
         fhir_url: managed
-            .map(|m| m.fhir_url.clone())
+            .and_then(|m| m.fhir_url.clone())
             .unwrap_or_else(|| "https://fhir.contoso.example".into()),
         audience: managed
             .and_then(|m| m.audience.clone())
@@ -205,9 +191,11 @@ fn client(spec: &FhirClientAppSpec) {
         managed: managed.is_some(),
     };
     // Everything requested is published: the builders must succeed.
-    let app = cb::desired_application(spec, &cid, &full).expect("all entitlements published");
+    let app = cb::desired_application(spec, &cid, &full)
+        .expect("all entitlements published")
+        .body();
     assert!(diff::covers(&app, Some(&app)));
-    let _ = cb::required_resource_access(spec, &full).expect("all entitlements published");
+    assert!(cb::resource_access(spec, &full).1.is_empty(), "all entitlements published");
     // Nothing published: an error naming the entitlement, or nothing requested.
     let empty = ResolvedTarget {
         scopes: vec![],

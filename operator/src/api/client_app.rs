@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{DURATION_PATTERN, OBJECT_NAME_PATTERN};
 
-use super::common::{AppStatus, DeletionPolicy, LocalObjectReference, SignInAudience, TenantSpec};
+use super::access_policy::ResourceAppReference;
+use super::common::{AppStatus, DeletionPolicy, SignInAudience, TenantSpec};
 
 /// Registers one client application of a FHIR server in Microsoft Entra ID and writes its
 /// credentials to a Secret usable with `envFrom` by the Azure SDKs' environment credential.
@@ -23,6 +24,8 @@ use super::common::{AppStatus, DeletionPolicy, LocalObjectReference, SignInAudie
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Type","type":"string","jsonPath":".spec.type"}"#,
     printcolumn = r#"{"name":"Client ID","type":"string","jsonPath":".status.clientId"}"#,
+    printcolumn = r#"{"name":"Granted","type":"integer","jsonPath":".status.access.grantedCount"}"#,
+    printcolumn = r#"{"name":"Refused","type":"integer","jsonPath":".status.access.refusedCount"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -134,9 +137,10 @@ pub enum PublicPlatform {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.resourceAppRef) != has(self.managed)").message("set exactly one of target.resourceAppRef or target.managed"))]
 pub struct TargetSpec {
-    /// A FhirResourceApp in the same namespace (open-source FHIR server).
+    /// A FhirResourceApp (open-source FHIR server), in this namespace or, when its access policy
+    /// admits this namespace, in another (`namespace`). The Secret is written in this namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource_app_ref: Option<LocalObjectReference>,
+    pub resource_app_ref: Option<ResourceAppReference>,
     /// The managed FHIR service (Azure Health Data Services / Azure API for FHIR), whose resource
     /// application is Microsoft's first-party "Azure Healthcare APIs" app. Data-plane access there is
     /// granted by Azure RBAC role assignments, not by this operator.
@@ -148,17 +152,75 @@ pub struct TargetSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("self.fhirUrl.startsWith('https://') && isURL(self.fhirUrl)").message("target.managed.fhirUrl must be an https:// URL"),
-    validation = Rule::new("!has(self.audience) || (self.audience.startsWith('https://') && isURL(self.audience))").message("target.managed.audience must be an https:// URL")
+    validation = Rule::new("has(self.fhirUrl) || has(self.resourceId)").message("target.managed needs resourceId (the FHIR service's ARM resource id) or fhirUrl"),
+    validation = Rule::new("!has(self.fhirUrl) || (self.fhirUrl.startsWith('https://') && isURL(self.fhirUrl))").message("target.managed.fhirUrl must be an https:// URL"),
+    validation = Rule::new("!has(self.audience) || (self.audience.startsWith('https://') && isURL(self.audience))").message("target.managed.audience must be an https:// URL"),
+    validation = Rule::new("!has(self.resourceId) || self.resourceId.matches('^(?i)/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft[.]HealthcareApis/(workspaces/[^/]+/fhirservices|services)/[^/]+/?$')").message("target.managed.resourceId must be a FHIR service's ARM resource id: /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.HealthcareApis/workspaces/{workspace}/fhirservices/{name} (or the retired Azure API for FHIR form .../Microsoft.HealthcareApis/services/{name})"),
+    validation = Rule::new("!has(self.dataRoles) || size(self.dataRoles) == 0 || has(self.resourceId)").message("target.managed.dataRoles are assigned on the FHIR service named by target.managed.resourceId: set it")
 )]
 pub struct ManagedTarget {
-    /// URL of the FHIR service, e.g. `https://ws-fhir.fhir.azurehealthcareapis.com`.
+    /// ARM resource id of the FHIR service: Azure Health Data Services
+    /// `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.HealthcareApis/workspaces/{ws}/fhirservices/{name}`
+    /// (the URL and audience `https://{ws}-{name}.fhir.azurehealthcareapis.com` follow from it), or the
+    /// Azure API for FHIR form `.../Microsoft.HealthcareApis/services/{name}` (retired 30 September 2026).
+    /// Needed for `dataRoles`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub resource_id: Option<String>,
+    /// Azure RBAC data roles the operator assigns to the client's service principal on the FHIR
+    /// service (through Azure Resource Manager; the operator needs
+    /// `Microsoft.Authorization/roleAssignments/write` there). Assignments of FHIR roles no longer
+    /// listed are removed. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 8), extend("x-kubernetes-list-type" = "set"))]
+    pub data_roles: Option<Vec<DataRole>>,
+    /// URL of the FHIR service, e.g. `https://ws-fhir.fhir.azurehealthcareapis.com`. Default: derived
+    /// from `resourceId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 2048))]
-    pub fhir_url: String,
-    /// Token audience. Default: `https://azurehealthcareapis.com`; may be the service URL.
+    pub fhir_url: Option<String>,
+    /// Token audience. Default: an AHDS FHIR service's URL when `resourceId` names one, else
+    /// `https://azurehealthcareapis.com`; may be the service URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
     pub audience: Option<String>,
+}
+
+/// A built-in Azure RBAC data role of the FHIR service.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum DataRole {
+    #[serde(rename = "FHIR Data Reader")]
+    FhirDataReader,
+    #[serde(rename = "FHIR Data Writer")]
+    FhirDataWriter,
+    #[serde(rename = "FHIR Data Contributor")]
+    FhirDataContributor,
+    #[serde(rename = "FHIR Data Exporter")]
+    FhirDataExporter,
+    #[serde(rename = "FHIR Data Importer")]
+    FhirDataImporter,
+    #[serde(rename = "FHIR Data Converter")]
+    FhirDataConverter,
+    #[serde(rename = "FHIR SMART User")]
+    FhirSmartUser,
+    #[serde(rename = "FHIR Data Bulk Operator")]
+    FhirDataBulkOperator,
+}
+
+impl DataRole {
+    /// The built-in role's name, as the CRD and Azure spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::FhirDataReader => "FHIR Data Reader",
+            Self::FhirDataWriter => "FHIR Data Writer",
+            Self::FhirDataContributor => "FHIR Data Contributor",
+            Self::FhirDataExporter => "FHIR Data Exporter",
+            Self::FhirDataImporter => "FHIR Data Importer",
+            Self::FhirDataConverter => "FHIR Data Converter",
+            Self::FhirSmartUser => "FHIR SMART User",
+            Self::FhirDataBulkOperator => "FHIR Data Bulk Operator",
+        }
+    }
 }
 
 /// Kind of credential.

@@ -111,6 +111,27 @@ pub struct AppStatus {
     /// source clients read, so a client never recomputes its target's scopes and roles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published: Option<Published>,
+    /// What a client was granted on its target and what its target's access policy refused
+    /// (client apps only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<super::access_policy::AccessStatus>,
+    /// Azure RBAC role assignments the operator holds on the managed FHIR service for this client
+    /// (clients with `target.managed.dataRoles` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub role_assignments: Vec<RoleAssignmentStatus>,
+}
+
+/// One Azure RBAC role assignment on the managed FHIR service.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleAssignmentStatus {
+    /// The built-in role's name, e.g. `FHIR Data Reader`.
+    pub role: String,
+    /// The assignment's name (a GUID; the operator's own deterministic one, or an adopted one's).
+    pub name: String,
+    /// The scope: the FHIR service's resource id.
+    pub scope: String,
 }
 
 /// The delegated scopes and app roles a resource application publishes.

@@ -1,9 +1,11 @@
 //! Custom resource types (group `fhirapps.io`, version `v1alpha1`).
 
+pub mod access_policy;
 pub mod client_app;
 pub mod common;
 pub mod resource_app;
 
+pub use access_policy::*;
 pub use client_app::*;
 pub use common::*;
 pub use resource_app::*;

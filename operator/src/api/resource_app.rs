@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::OBJECT_NAME_PATTERN;
 
+use super::access_policy::{AccessPolicySpec, PrincipalAssignment};
 use super::common::{AppStatus, DeletionPolicy, SignInAudience, TenantSpec};
 
 /// Literal value of `identifierUri` that selects the `api://{appId}` form.
@@ -84,6 +85,21 @@ pub struct FhirResourceAppSpec {
     /// Take over an application with the same uniqueName that this operator did not create. Default false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopt: Option<bool>,
+    /// Which namespaces' FhirClientApps may use this server and with what (docs/access-policy.md).
+    /// Default: clients in this namespace get any non-privileged role and any scope; other namespaces
+    /// get nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_policy: Option<AccessPolicySpec>,
+    /// App roles assigned to Entra users and groups, by object ID. When set, the operator owns the
+    /// user and group assignments of this API's service principal: others are removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 500), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["principalId", "appRole"]))]
+    pub app_role_assignments: Option<Vec<PrincipalAssignment>>,
+    /// Only assigned clients, users and groups get tokens for this API (the service principal's
+    /// `appRoleAssignmentRequired`). Default true; false lets any application and user of the tenant
+    /// get a token (without roles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_role_assignment_required: Option<bool>,
 }
 
 /// Which principals an app role can be assigned to.

@@ -6,8 +6,8 @@ use kube::runtime::controller::Action;
 
 use super::{Context, Error, needs};
 use crate::api::{AppStatus, DeletionPolicy, TenantSpec};
-use crate::desired::diff;
 use crate::desired::naming::{ResourceIdentity, owned_by};
+use crate::desired::{self, diff};
 use crate::graph::GraphClient;
 use crate::graph::types::Application;
 
@@ -17,7 +17,7 @@ pub const WRITE_APPS: &str = "Application.ReadWrite.OwnedBy (or Application.Read
 pub async fn converge_app(
     graph: &GraphClient,
     unique_name: &str,
-    desired: &serde_json::Value,
+    desired: &desired::application::Application,
     id: &ResourceIdentity<'_>,
     adopt: bool,
 ) -> Result<(serde_json::Value, Option<&'static str>), Error> {
@@ -27,8 +27,11 @@ pub async fn converge_app(
         .map_err(needs("read applications", WRITE_APPS))?;
     match existing {
         None => {
-            let mut body = desired.clone();
-            body["uniqueName"] = serde_json::json!(unique_name);
+            let body = desired::application::Application {
+                unique_name: Some(unique_name.to_string()),
+                ..desired.clone()
+            }
+            .body();
             let (app, created) = graph
                 .upsert_application(unique_name, &body)
                 .await
@@ -44,15 +47,16 @@ pub async fn converge_app(
                 });
             }
             let oid = actual["id"].as_str().unwrap_or_default().to_string();
+            let desired = desired.body();
             let mut changed = false;
-            if let Some(phase1) = diff::disable_phase(desired, &actual) {
+            if let Some(phase1) = diff::disable_phase(&desired, &actual) {
                 graph
                     .patch_application(&oid, &phase1)
                     .await
                     .map_err(needs("update the application", WRITE_APPS))?;
                 changed = true;
             }
-            if let Some(patch) = diff::patch_body(desired, &actual) {
+            if let Some(patch) = diff::patch_body(&desired, &actual) {
                 graph
                     .patch_application(&oid, &patch)
                     .await

@@ -7,7 +7,9 @@
 //! reports what the ones before it registered.
 
 mod access;
+mod admission;
 mod credential;
+mod rbac;
 mod target;
 
 use std::sync::Arc;
@@ -125,7 +127,7 @@ async fn inputs(
 ) -> Result<(String, Option<String>, Option<FhirResourceApp>), Error> {
     let ns = obj.namespace().unwrap_or_default();
     let target_app = match &obj.spec.target.resource_app_ref {
-        Some(r) => ctx.resource_app(&ns, &r.name).await?,
+        Some(r) => ctx.resource_app(r.namespace_or(&ns), &r.name).await?,
         None => None,
     };
     let target_rv = match &obj.spec.target.resource_app_ref {
@@ -219,9 +221,26 @@ async fn converge(
     target_app: Option<FhirResourceApp>,
     status: &mut AppStatus,
 ) -> Result<Converged, Error> {
+    // Admission: the rest of the pipeline sees only what the target's access policy allows.
+    let registered = status.client_id.is_some();
+    let (client, refused, revoked) = match admission::admit(obj, target_app.as_ref(), registered) {
+        admission::Admission::Go {
+            client,
+            refused,
+            revoked,
+        } => (client, refused, revoked),
+        admission::Admission::Stop(e, refused) => {
+            // A registered client keeps its account until the revocation has actually run.
+            if !registered {
+                status.access = Some(admission::stopped(refused));
+            }
+            return Err(e);
+        }
+    };
+    let obj = client.as_ref();
     // Dereference.
     let ns = obj.namespace().unwrap_or_default();
-    let tenant = target::effective_tenant(obj.spec.tenant.as_ref(), target_app.as_ref());
+    let tenant = target::tenant_for(obj, target_app.as_ref());
     let graph = ctx.graph_for(&ns, tenant.as_ref()).await?;
     let (target, target_sp) = match target::resolve(obj, ctx, target_app, &graph).await? {
         Target::Resolved(t, sp) => (t, sp),
@@ -251,6 +270,7 @@ async fn converge(
         is_new: sp_is_new,
     };
     access::apply(&graph, &obj.spec, &target, target_sp.as_deref(), principal).await?;
+    rbac::apply(ctx, &graph, &obj.spec, &sp.id, status).await?;
     // Credential, outputs.
     let now = Timestamp::now();
     let inputs = credential::Inputs {
@@ -273,9 +293,20 @@ async fn converge(
     ctx.metrics.set_credential_expiry(&key, prepared.expires);
     status.credential = prepared.status.clone();
     status.output_name = Some(out.name.clone());
-    status.notes = target.managed.then(|| {
-        "Target is the managed FHIR service: data-plane access is granted by Azure RBAC (e.g. assign 'FHIR Data Reader' to this client's service principal on the FHIR service); this operator does not grant it.".to_string()
-    });
+    status.notes = target
+        .managed
+        .then(|| managed_note(status.role_assignments.is_empty()));
+    let access = admission::status(obj, &target, &refused);
+    if let Some(note) = admission::revoked_note(status.access.as_ref(), &access) {
+        ctx.event(obj, true, "AccessRevoked", note).await;
+    }
+    status.access = Some(access);
+    if let Some(message) = revoked {
+        return Err(Error::NotPermitted(message));
+    }
+    if !refused.is_empty() {
+        return Err(admission::refusal(&target::reference(obj), &refused));
+    }
     // The registration and grants hold what the target publishes; what it does not is reported.
     if !unknown.is_empty() {
         return Err(Error::UnknownEntitlement(b::UnknownEntitlements(unknown)));
@@ -308,7 +339,7 @@ async fn register(
     obj: &FhirClientApp,
     graph: &GraphClient,
     id: &ResourceIdentity<'_>,
-    desired: &serde_json::Value,
+    desired: &crate::desired::application::Application,
     target: &ResolvedTarget,
     status: &mut AppStatus,
 ) -> Result<(Application, ServicePrincipal, bool), Error> {
@@ -407,20 +438,38 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
     // The tenant it was registered in: as in apply, else the one its status recorded (the resource
     // app it followed may be gone already).
     let target_app = match &obj.spec.target.resource_app_ref {
-        Some(r) => ctx.resource_app(&ns, &r.name).await.ok().flatten(),
+        Some(r) => ctx
+            .resource_app(r.namespace_or(&ns), &r.name)
+            .await
+            .ok()
+            .flatten(),
         None => None,
     };
-    let tenant =
-        target::effective_tenant(obj.spec.tenant.as_ref(), target_app.as_ref()).or_else(|| {
-            let recorded = obj.status.as_ref()?.tenant_id.clone()?;
-            Some(TenantSpec {
-                tenant_id: Some(recorded),
-                credentials_secret_ref: None,
-            })
-        });
+    let tenant = target::tenant_for(&obj, target_app.as_ref()).or_else(|| {
+        let recorded = obj.status.as_ref()?.tenant_id.clone()?;
+        Some(TenantSpec {
+            tenant_id: Some(recorded),
+            credentials_secret_ref: None,
+        })
+    });
     let id = identity(ctx, &obj);
     let policy = obj.spec.deletion_policy.unwrap_or_default();
+    // Role assignments first: once the service principal is gone ARM shows them as "Identity not
+    // found" and nobody can tell whose they were.
+    if policy == crate::api::DeletionPolicy::Delete && obj.spec.target.managed.is_some() {
+        let graph = ctx.graph_for(&ns, tenant.as_ref()).await?;
+        rbac::remove_all(ctx, &graph, &obj).await?;
+    }
     remove_application(ctx, obj.as_ref(), policy, tenant.as_ref(), &id).await
+}
+
+/// What a managed-target client's status says about data-plane access.
+fn managed_note(no_assignments: bool) -> String {
+    if no_assignments {
+        "Target is the managed FHIR service: data-plane access is granted by Azure RBAC; set target.managed.resourceId and dataRoles for the operator to assign roles, or assign e.g. 'FHIR Data Reader' to this client's service principal on the FHIR service yourself.".into()
+    } else {
+        "Target is the managed FHIR service: data-plane access is granted by the Azure RBAC role assignments in status.roleAssignments; they can take a few minutes to take effect.".into()
+    }
 }
 
 pub fn error_policy(_obj: Arc<FhirClientApp>, err: &Error, ctx: Arc<Context>) -> Action {

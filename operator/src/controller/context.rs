@@ -141,6 +141,17 @@ impl Context {
         })
     }
 
+    /// The Azure Resource Manager client of `graph`'s tenant and credential (its token cache is
+    /// `graph`'s, so clones share it).
+    pub fn arm(&self, graph: &GraphClient) -> crate::arm::ArmClient {
+        crate::arm::ArmClient::new(
+            self.http.clone(),
+            &self.config.arm_url,
+            &self.config.arm_scope,
+            graph.clone(),
+        )
+    }
+
     /// Reads through these watch caches from now on.
     pub fn with_caches(mut self, caches: Caches) -> Self {
         self.caches = caches;

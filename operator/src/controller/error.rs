@@ -59,6 +59,19 @@ pub enum Error {
         app_id = crate::desired::client::MANAGED_FHIR_APP_ID
     )]
     ManagedServicePrincipalMissing { tenant: String },
+    /// The target's access policy refuses (part of) the request (docs/access-policy.md).
+    #[error("not permitted: {0}")]
+    NotPermitted(String),
+    #[error(transparent)]
+    Arm(crate::arm::ArmError),
+    #[error(
+        "the operator may not manage role assignments on {scope}: it needs Microsoft.Authorization/roleAssignments/write (and /delete) there, e.g. Role Based Access Control Administrator on the FHIR service, constrained to the FHIR data roles (docs/permissions.md): az role assignment create --assignee {operator} --role \"Role Based Access Control Administrator\" --scope {scope}. Azure Resource Manager said: {message}"
+    )]
+    RoleAssignmentPermissionMissing {
+        scope: String,
+        operator: String,
+        message: String,
+    },
 }
 
 /// Every condition reason the operator sets: Ready, waiting, and each error category (its own and
@@ -81,6 +94,9 @@ pub const CONDITION_REASONS: &[&str] = &[
     "TenantMismatch",
     "Certificate",
     "ManagedServicePrincipalMissing",
+    "NotPermitted",
+    "RoleAssignmentPermissionMissing",
+    "PrincipalNotFound",
     "NotFound",
     "Throttled",
     "HostNameNotOnVerifiedDomain",
@@ -103,6 +119,7 @@ pub const EVENT_REASONS: &[&str] = &[
     "SecretRestored",
     "FederatedCredentialSet",
     "Orphaned",
+    "AccessRevoked",
 ];
 
 impl Error {
@@ -132,6 +149,9 @@ impl Error {
             Self::TenantMismatch(_) => "TenantMismatch",
             Self::Certificate(_) => "Certificate",
             Self::ManagedServicePrincipalMissing { .. } => "ManagedServicePrincipalMissing",
+            Self::NotPermitted(_) => "NotPermitted",
+            Self::Arm(e) => e.category(),
+            Self::RoleAssignmentPermissionMissing { .. } => "RoleAssignmentPermissionMissing",
         }
     }
 
@@ -147,6 +167,8 @@ impl Error {
             | Self::MissingConfig(_)
             | Self::TenantMismatch(_)
             | Self::ManagedServicePrincipalMissing { .. }
+            | Self::NotPermitted(_)
+            | Self::RoleAssignmentPermissionMissing { .. }
             | Self::OutputNotOwned(_)
             | Self::IdentifierUriTaken { .. } => true,
             // A write the API server refuses as invalid or forbidden fails the same way until
@@ -155,6 +177,7 @@ impl Error {
                 source,
                 kube::Error::Api(s) if matches!(s.code, 400 | 403 | 404 | 422)
             ),
+            Self::Arm(e) => e.is_permanent(),
             Self::Kube(_) | Self::Certificate(_) | Self::FinalizerPatch(_) => false,
         }
     }
@@ -163,6 +186,7 @@ impl Error {
     pub(crate) fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Graph(e) => e.retry_after(),
+            Self::Arm(e) => e.retry_after(),
             // The finalizer patch's `test` failed (422 without causes; an admission policy's
             // refusal names one): our cached copy predates a change, most often our own
             // finalizer write, that the watch delivers within moments.

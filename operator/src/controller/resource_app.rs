@@ -1,5 +1,7 @@
 //! FhirResourceApp reconciler.
 
+mod directory;
+
 use std::sync::Arc;
 
 use kube::api::Api;
@@ -158,6 +160,9 @@ async fn apply_inner(
     let graph = ctx.graph_for(&ns, spec.tenant.as_ref()).await?;
     let out = outputs(obj, ctx).await?;
     let (app, sp) = register(obj, ctx, &graph, status).await?;
+    // Who may get tokens for the API, and the users and groups assigned its roles.
+    let (_, roles) = b::published(spec, &identity(ctx, obj));
+    directory::apply(&graph, spec, &sp, &roles).await?;
     // The identifier URI (the audience), derived once the app ID is known.
     let identifier_uri = b::identifier_uri(spec, Some(&app.app_id)).unwrap_or_default();
     let mut ts = b::token_settings(
@@ -189,6 +194,7 @@ async fn apply_inner(
 /// What this resource app publishes, as the status tells its clients.
 fn published(obj: &FhirResourceApp, ctx: &Context) -> crate::api::Published {
     let id = identity(ctx, obj);
+    let (scopes, app_roles) = b::published(&obj.spec, &id);
     let list = |e: Vec<b::Entitlement>| {
         e.into_iter()
             .map(|e| crate::api::PublishedEntitlement {
@@ -198,8 +204,8 @@ fn published(obj: &FhirResourceApp, ctx: &Context) -> crate::api::Published {
             .collect()
     };
     crate::api::Published {
-        scopes: list(b::entitlements(&b::scopes(&obj.spec, &id))),
-        app_roles: list(b::entitlements(&b::app_roles(&obj.spec, &id))),
+        scopes: list(scopes),
+        app_roles: list(app_roles),
     }
 }
 
@@ -231,7 +237,7 @@ async fn register(
     status.unique_name = Some(unique_name.clone());
     if known_app_id.is_none() && literal_uri.is_none() {
         let desired = b::desired_application(spec, &id, Some(&app.app_id));
-        if let Some(patch) = diff::patch_body(&desired, &raw) {
+        if let Some(patch) = diff::patch_body(&desired.body(), &raw) {
             graph
                 .patch_application(&app.id, &patch)
                 .await

@@ -101,19 +101,26 @@ pub struct Registered {
 
 /// The `keyCredentials` PATCH body for exactly `certs`.
 pub fn key_credentials_body(certs: &[Registered]) -> Value {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct KeyCredential<'a> {
+        key_id: &'a str,
+        r#type: &'static str,
+        usage: &'static str,
+        key: String,
+        display_name: &'a str,
+    }
     let b64 = base64::engine::general_purpose::STANDARD;
-    json!({
-        "keyCredentials": certs
-            .iter()
-            .map(|c| json!({
-                "keyId": c.key_id,
-                "type": "AsymmetricX509Cert",
-                "usage": "Verify",
-                "key": b64.encode(&c.der),
-                "displayName": c.display_name,
-            }))
-            .collect::<Vec<_>>()
-    })
+    let list: Vec<KeyCredential<'_>> = (certs.iter())
+        .map(|c| KeyCredential {
+            key_id: &c.key_id,
+            r#type: "AsymmetricX509Cert",
+            usage: "Verify",
+            key: b64.encode(&c.der),
+            display_name: &c.display_name,
+        })
+        .collect();
+    json!({ "keyCredentials": list })
 }
 
 /// Whether the application's key IDs differ from the ones the operator wants there.

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use base64::Engine;
-use serde_json::{Value, json};
 
+use super::application::{Application, RedirectUris, RequiredResourceAccess, ResourceAccess};
 use super::naming::ResourceIdentity;
 use super::resource::Entitlement;
 use super::smart;
@@ -65,18 +65,6 @@ pub fn smart_proxy_callback(fhir_url: &str, reply_url: &str) -> String {
     )
 }
 
-/// `requiredResourceAccess` for the target; errors name a scope/role the target does not publish.
-pub fn required_resource_access(
-    spec: &FhirClientAppSpec,
-    target: &ResolvedTarget,
-) -> Result<Value, UnknownEntitlement> {
-    let (access, unknown) = resource_access(spec, target);
-    match unknown.into_iter().next() {
-        Some(e) => Err(e),
-        None => Ok(access),
-    }
-}
-
 /// `requiredResourceAccess` for what the target publishes of the requested scopes and roles, and
 /// the requested ones it does not publish. The registration holds only what exists: a scope
 /// renamed or removed on the resource app leaves the client's registration (and its grant), not
@@ -85,24 +73,29 @@ pub fn required_resource_access(
 pub fn resource_access(
     spec: &FhirClientAppSpec,
     target: &ResolvedTarget,
-) -> (Value, Vec<UnknownEntitlement>) {
+) -> (Vec<RequiredResourceAccess>, Vec<UnknownEntitlement>) {
     let Granted {
         scopes,
         roles,
         unknown,
     } = granted(spec, target);
-    let access: Vec<Value> = scopes
-        .iter()
-        .map(|e| json!({"id": e.id, "type": "Scope"}))
-        .chain(roles.iter().map(|e| json!({"id": e.id, "type": "Role"})))
+    let access = |kind: &'static str| {
+        move |e: &&Entitlement| ResourceAccess {
+            id: e.id.clone(),
+            r#type: kind,
+        }
+    };
+    let access: Vec<ResourceAccess> = (scopes.iter().map(access("Scope")))
+        .chain(roles.iter().map(access("Role")))
         .collect();
     if access.is_empty() {
-        return (json!([]), unknown);
+        return (vec![], unknown);
     }
-    (
-        json!([{ "resourceAppId": target.app_id, "resourceAccess": access }]),
-        unknown,
-    )
+    let required = RequiredResourceAccess {
+        resource_app_id: target.app_id.clone(),
+        resource_access: access,
+    };
+    (vec![required], unknown)
 }
 
 /// The requested scopes and app roles the target publishes (in the order requested), and the
@@ -149,7 +142,7 @@ pub fn desired_application(
     spec: &FhirClientAppSpec,
     id: &ResourceIdentity<'_>,
     target: &ResolvedTarget,
-) -> Result<Value, UnknownEntitlement> {
+) -> Result<Application, UnknownEntitlement> {
     let (app, unknown) = desired_application_partial(spec, id, target);
     match unknown.into_iter().next() {
         Some(e) => Err(e),
@@ -164,7 +157,7 @@ pub fn desired_application_partial(
     spec: &FhirClientAppSpec,
     id: &ResourceIdentity<'_>,
     target: &ResolvedTarget,
-) -> (Value, Vec<UnknownEntitlement>) {
+) -> (Application, Vec<UnknownEntitlement>) {
     let mut uris: Vec<String> = spec.redirect_uris.clone().unwrap_or_default();
     if spec.smart_proxy_callback == Some(true) {
         let extra: Vec<String> = uris
@@ -181,16 +174,19 @@ pub fn desired_application_partial(
         (ClientType::Public, PublicPlatform::MobileDesktop) => (vec![], vec![], uris, true),
     };
     let (access, unknown) = resource_access(spec, target);
-    let app = json!({
-        "displayName": spec.display_name.clone().unwrap_or_else(|| format!("{}/{}", id.namespace, id.name)),
-        "signInAudience": spec.sign_in_audience.unwrap_or_default().as_str(),
-        "tags": id.tags(),
-        "web": { "redirectUris": web },
-        "spa": { "redirectUris": spa },
-        "publicClient": { "redirectUris": public },
-        "isFallbackPublicClient": fallback,
-        "requiredResourceAccess": access,
-    });
+    let platform = |redirect_uris| Some(RedirectUris { redirect_uris });
+    let app = Application {
+        display_name: (spec.display_name.clone())
+            .unwrap_or_else(|| format!("{}/{}", id.namespace, id.name)),
+        sign_in_audience: spec.sign_in_audience.unwrap_or_default().as_str(),
+        tags: id.tags(),
+        web: platform(web),
+        spa: platform(spa),
+        public_client: platform(public),
+        is_fallback_public_client: Some(fallback),
+        required_resource_access: Some(access),
+        ..Default::default()
+    };
     (app, unknown)
 }
 
@@ -327,6 +323,7 @@ pub fn secret_data(i: &SecretInputs<'_>) -> BTreeMap<String, String> {
 mod tests {
     use super::*;
     use crate::desired::naming::AppKind;
+    use serde_json::{Value, json};
 
     const ID: ResourceIdentity<'static> = ResourceIdentity {
         cluster: "c",
@@ -366,7 +363,7 @@ mod tests {
         let s = spec(
             json!({"type":"Confidential","target":{"resourceAppRef":{"name":"fhir"}},"redirectUris":["https://app.example/cb"]}),
         );
-        let app = desired_application(&s, &ID, &target()).unwrap();
+        let app = desired_application(&s, &ID, &target()).unwrap().body();
         assert_eq!(
             app["web"]["redirectUris"],
             json!(["https://app.example/cb"])
@@ -385,7 +382,7 @@ mod tests {
         let s = spec(
             json!({"type":"Public","target":{"resourceAppRef":{"name":"fhir"}},"redirectUris":["http://localhost:3000"],"scopes":["patient/*.read"]}),
         );
-        let app = desired_application(&s, &ID, &target()).unwrap();
+        let app = desired_application(&s, &ID, &target()).unwrap().body();
         assert_eq!(app["spa"]["redirectUris"], json!(["http://localhost:3000"]));
         assert_eq!(
             app["requiredResourceAccess"][0]["resourceAccess"],
@@ -395,7 +392,7 @@ mod tests {
         let m = spec(
             json!({"type":"Public","publicPlatform":"MobileDesktop","target":{"resourceAppRef":{"name":"fhir"}},"redirectUris":["myapp://auth"]}),
         );
-        let app = desired_application(&m, &ID, &target()).unwrap();
+        let app = desired_application(&m, &ID, &target()).unwrap().body();
         assert_eq!(app["publicClient"]["redirectUris"], json!(["myapp://auth"]));
         assert_eq!(app["isFallbackPublicClient"], true);
     }
@@ -405,7 +402,7 @@ mod tests {
         let s = spec(
             json!({"type":"Service","target":{"resourceAppRef":{"name":"fhir"}},"roles":["globalReader"]}),
         );
-        let app = desired_application(&s, &ID, &target()).unwrap();
+        let app = desired_application(&s, &ID, &target()).unwrap().body();
         assert_eq!(
             app["requiredResourceAccess"][0]["resourceAccess"],
             json!([{"id":"r1","type":"Role"}])
@@ -421,6 +418,7 @@ mod tests {
             "redirectUris":["https://p/cb"],"scopes":["records.read","user_impersonation"],"roles":["globalReader"]}),
         );
         let (app, unknown) = desired_application_partial(&s, &ID, &target());
+        let app = app.body();
         assert_eq!(
             app["requiredResourceAccess"],
             json!([{"resourceAppId": "res-app", "resourceAccess": [
@@ -452,6 +450,7 @@ mod tests {
             "roles":["globalReader"]}),
         );
         let (app, unknown) = desired_application_partial(&s, &ID, &t);
+        let app = app.body();
         assert_eq!(app["requiredResourceAccess"], json!([]));
         assert_eq!(unknown.len(), 1);
         assert_eq!(unknown[0].kind, "app role");
@@ -476,7 +475,7 @@ mod tests {
         let s = spec(
             json!({"type":"Public","target":{"resourceAppRef":{"name":"fhir"}},"redirectUris":["https://app.example/cb"],"smartProxyCallback":true}),
         );
-        let app = desired_application(&s, &ID, &target()).unwrap();
+        let app = desired_application(&s, &ID, &target()).unwrap().body();
         assert_eq!(app["spa"]["redirectUris"].as_array().unwrap().len(), 2);
     }
 
@@ -493,7 +492,7 @@ mod tests {
             json!({"type":"Service","target":{"managed":{"fhirUrl":"https://ws-fhir.fhir.azurehealthcareapis.com"}}}),
         );
         assert_eq!(
-            desired_application(&s, &ID, &t).unwrap()["requiredResourceAccess"],
+            desired_application(&s, &ID, &t).unwrap().body()["requiredResourceAccess"],
             json!([])
         );
     }

@@ -1,12 +1,15 @@
 //! The desired state, computed by pure functions: spec (+ observed state) → the Graph objects, the
 //! Kubernetes outputs and the conditions the operator wants. `controller/` applies it.
 
+pub mod application;
 pub mod certificate;
 pub mod client;
 pub mod conditions;
 pub mod credentials;
 pub mod diff;
 pub mod duration;
+pub mod managed;
 pub mod naming;
+pub mod policy;
 pub mod resource;
 pub mod smart;

@@ -2,8 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
-
+use super::application::{Api, AppRole, Application, PermissionScope};
 use super::naming::ResourceIdentity;
 use super::smart;
 use crate::api::{APP_ID_URI, FhirResourceAppSpec, MemberType, ScopeConsentType};
@@ -46,7 +45,7 @@ pub fn token_version(spec: &FhirResourceAppSpec) -> i32 {
 type RoleInput = (String, Option<String>, Option<String>, Vec<MemberType>);
 
 /// The app roles the resource publishes, with stable IDs.
-pub fn app_roles(spec: &FhirResourceAppSpec, id: &ResourceIdentity<'_>) -> Vec<Value> {
+pub fn app_roles(spec: &FhirResourceAppSpec, id: &ResourceIdentity<'_>) -> Vec<AppRole> {
     let roles: Vec<RoleInput> = match &spec.app_roles {
         Some(r) => r
             .iter()
@@ -85,20 +84,20 @@ pub fn app_roles(spec: &FhirResourceAppSpec, id: &ResourceIdentity<'_>) -> Vec<V
                 .collect();
             members.sort();
             members.dedup();
-            json!({
-                "id": id.entitlement_id("role", &value).to_string(),
-                "value": value,
-                "displayName": display.unwrap_or_else(|| value.clone()),
-                "description": desc.unwrap_or_else(|| value.clone()),
-                "allowedMemberTypes": members,
-                "isEnabled": true,
-            })
+            AppRole {
+                id: id.entitlement_id("role", &value).to_string(),
+                display_name: display.unwrap_or_else(|| value.clone()),
+                description: desc.unwrap_or_else(|| value.clone()),
+                value,
+                allowed_member_types: members,
+                is_enabled: true,
+            }
         })
         .collect()
 }
 
 /// The delegated scopes the resource publishes (plain scopes + mapped SMART scopes), with stable IDs.
-pub fn scopes(spec: &FhirResourceAppSpec, id: &ResourceIdentity<'_>) -> Vec<Value> {
+pub fn scopes(spec: &FhirResourceAppSpec, id: &ResourceIdentity<'_>) -> Vec<PermissionScope> {
     let mut out: Vec<(String, ScopeConsentType, Option<String>, Option<String>)> =
         match &spec.scopes {
             Some(s) => s
@@ -144,30 +143,38 @@ pub fn scopes(spec: &FhirResourceAppSpec, id: &ResourceIdentity<'_>) -> Vec<Valu
         .map(|(value, ty, display, desc)| {
             let display = display.unwrap_or_else(|| format!("Access the FHIR server ({value})"));
             let desc = desc.unwrap_or_else(|| format!("Allows the application to access the FHIR server on behalf of the signed-in user ({value})."));
-            json!({
-                "id": id.entitlement_id("scope", &value).to_string(),
-                "value": value,
-                "type": match ty { ScopeConsentType::User => "User", ScopeConsentType::Admin => "Admin" },
-                "isEnabled": true,
-                "adminConsentDisplayName": display,
-                "adminConsentDescription": desc,
-                "userConsentDisplayName": display,
-                "userConsentDescription": desc,
-            })
+            PermissionScope {
+                id: id.entitlement_id("scope", &value).to_string(),
+                value,
+                r#type: match ty {
+                    ScopeConsentType::User => "User",
+                    ScopeConsentType::Admin => "Admin",
+                },
+                is_enabled: true,
+                admin_consent_display_name: display.clone(),
+                admin_consent_description: desc.clone(),
+                user_consent_display_name: display,
+                user_consent_description: desc,
+            }
         })
         .collect()
 }
 
-/// Entitlements (value → id) of a list built by [`app_roles`] or [`scopes`].
-pub fn entitlements(list: &[Value]) -> Vec<Entitlement> {
-    list.iter()
-        .filter_map(|v| {
-            Some(Entitlement {
-                id: v["id"].as_str()?.to_string(),
-                value: v["value"].as_str()?.to_string(),
-            })
-        })
-        .collect()
+/// What a resource app publishes: its scopes and its app roles, value → stable ID.
+pub fn published(
+    spec: &FhirResourceAppSpec,
+    id: &ResourceIdentity<'_>,
+) -> (Vec<Entitlement>, Vec<Entitlement>) {
+    (
+        scopes(spec, id)
+            .iter()
+            .map(PermissionScope::entitlement)
+            .collect(),
+        app_roles(spec, id)
+            .iter()
+            .map(AppRole::entitlement)
+            .collect(),
+    )
 }
 
 /// Desired Graph application body for a resource app (only the properties the operator manages).
@@ -175,21 +182,22 @@ pub fn desired_application(
     spec: &FhirResourceAppSpec,
     id: &ResourceIdentity<'_>,
     app_id: Option<&str>,
-) -> Value {
-    let mut app = json!({
-        "displayName": spec.display_name.clone().unwrap_or_else(|| spec.fhir_url.clone()),
-        "signInAudience": spec.sign_in_audience.unwrap_or_default().as_str(),
-        "tags": id.tags(),
-        "api": {
-            "requestedAccessTokenVersion": token_version(spec),
-            "oauth2PermissionScopes": scopes(spec, id),
-        },
-        "appRoles": app_roles(spec, id),
-    });
-    if let Some(uri) = identifier_uri(spec, app_id) {
-        app["identifierUris"] = json!([uri]);
+) -> Application {
+    Application {
+        display_name: spec
+            .display_name
+            .clone()
+            .unwrap_or_else(|| spec.fhir_url.clone()),
+        sign_in_audience: spec.sign_in_audience.unwrap_or_default().as_str(),
+        tags: id.tags(),
+        api: Some(Api {
+            requested_access_token_version: token_version(spec),
+            oauth2_permission_scopes: scopes(spec, id),
+        }),
+        app_roles: Some(app_roles(spec, id)),
+        identifier_uris: identifier_uri(spec, app_id).map(|uri| vec![uri]),
+        ..Default::default()
     }
-    app
 }
 
 /// Token-validation settings of the FHIR server for a registered resource app.
@@ -265,6 +273,7 @@ mod tests {
     use super::*;
     use crate::api::{AppRoleSpec, SmartSpec};
     use crate::desired::naming::AppKind;
+    use serde_json::{Value, json};
 
     pub(crate) fn spec(url: &str) -> FhirResourceAppSpec {
         serde_json::from_value(json!({ "fhirUrl": url })).unwrap()
@@ -278,7 +287,7 @@ mod tests {
 
     #[test]
     fn defaults_follow_the_oss_fhir_server() {
-        let app = desired_application(&spec("https://FHIR.Contoso.example/"), &ID, None);
+        let app = desired_application(&spec("https://FHIR.Contoso.example/"), &ID, None).body();
         assert_eq!(
             app["identifierUris"],
             json!(["https://fhir.contoso.example"])
@@ -305,7 +314,7 @@ mod tests {
     #[test]
     fn ids_are_stable_across_rebuilds_and_order() {
         let mut s = spec("https://fhir.contoso.example");
-        let a = desired_application(&s, &ID, None);
+        let a = desired_application(&s, &ID, None).body();
         s.app_roles = Some(vec![
             AppRoleSpec {
                 value: "globalWriter".into(),
@@ -320,7 +329,7 @@ mod tests {
                 allowed_member_types: None,
             },
         ]);
-        let b = desired_application(&s, &ID, None);
+        let b = desired_application(&s, &ID, None).body();
         let id_of = |app: &Value, v: &str| {
             app["appRoles"]
                 .as_array()
@@ -338,13 +347,9 @@ mod tests {
     fn app_id_uri_needs_the_app_id() {
         let mut s = spec("https://fhir.unverified.example");
         s.identifier_uri = Some(APP_ID_URI.into());
-        assert!(
-            desired_application(&s, &ID, None)
-                .get("identifierUris")
-                .is_none()
-        );
+        assert!(desired_application(&s, &ID, None).identifier_uris.is_none());
         assert_eq!(
-            desired_application(&s, &ID, Some("abc"))["identifierUris"],
+            desired_application(&s, &ID, Some("abc")).body()["identifierUris"],
             json!(["api://abc"])
         );
     }
@@ -355,16 +360,13 @@ mod tests {
         assert!(
             !scopes(&s, &ID)
                 .iter()
-                .any(|v| v["value"] == "patient.all.read")
+                .any(|v| v.value == "patient.all.read")
         );
         s.smart = Some(SmartSpec {
             enabled: true,
             scopes: None,
         });
-        let vals: Vec<String> = scopes(&s, &ID)
-            .iter()
-            .map(|v| v["value"].as_str().unwrap().to_string())
-            .collect();
+        let vals: Vec<String> = scopes(&s, &ID).iter().map(|v| v.value.clone()).collect();
         for want in [
             "user_impersonation",
             "launch",

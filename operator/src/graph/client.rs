@@ -155,6 +155,8 @@ pub struct GraphClient {
     tenant_id: String,
     credential: Credential,
     token: Arc<Mutex<Option<(String, Instant)>>>,
+    /// Tokens of the same credential for other audiences (Azure Resource Manager), by scope.
+    other_tokens: Arc<Mutex<std::collections::HashMap<String, (String, Instant)>>>,
     limiter: Arc<RateLimiter>,
     metrics: Arc<Metrics>,
     retry: RetryPolicy,
@@ -211,6 +213,7 @@ impl GraphClient {
             tenant_id,
             credential,
             token: Arc::new(Mutex::new(None)),
+            other_tokens: Arc::default(),
             limiter,
             metrics,
             retry: RetryPolicy::default(),
@@ -231,6 +234,10 @@ impl GraphClient {
     pub fn tenant_id(&self) -> &str {
         &self.tenant_id
     }
+    /// The client ID this client signs in as.
+    pub fn client_id(&self) -> &str {
+        self.credential.client_id()
+    }
     pub fn endpoints(&self) -> &Endpoints {
         &self.endpoints
     }
@@ -243,7 +250,33 @@ impl GraphClient {
         {
             return Ok(tok.clone());
         }
-        let scope = self.endpoints.graph_scope.clone();
+        let (tok, exp) = self.request_token(&self.endpoints.graph_scope).await?;
+        *cached = Some((tok.clone(), exp));
+        Ok(tok)
+    }
+
+    /// An access token of the same credential for another resource, e.g. Azure Resource Manager's
+    /// `https://management.azure.com/.default` (cached per scope until 5 minutes before expiry).
+    pub async fn token_for(&self, scope: &str) -> Result<String, GraphError> {
+        let mut cached = self.other_tokens.lock().await;
+        if let Some((tok, exp)) = cached.get(scope)
+            && Instant::now() + Duration::from_secs(300) < *exp
+        {
+            return Ok(tok.clone());
+        }
+        let (tok, exp) = self.request_token(scope).await?;
+        cached.insert(scope.to_string(), (tok.clone(), exp));
+        Ok(tok)
+    }
+
+    /// Forgets the cached token for `scope` (the resource refused it as expired or revoked).
+    pub async fn forget_token_for(&self, scope: &str) {
+        self.other_tokens.lock().await.remove(scope);
+    }
+
+    /// One client_credentials request for `scope`: the token and when it expires.
+    async fn request_token(&self, scope: &str) -> Result<(String, Instant), GraphError> {
+        let scope = scope.to_string();
         let mut form: Vec<(&str, String)> = vec![
             ("grant_type", "client_credentials".into()),
             ("client_id", self.credential.client_id().to_string()),
@@ -301,8 +334,7 @@ impl GraphClient {
         let tr: TokenResponse = serde_json::from_str(&body)
             .map_err(|e| GraphError::Decode(format!("token response: {e}")))?;
         let exp = Instant::now() + Duration::from_secs(tr.expires_in.max(60));
-        *cached = Some((tr.access_token.clone(), exp));
-        Ok(tr.access_token)
+        Ok((tr.access_token, exp))
     }
 
     async fn send(
@@ -699,6 +731,57 @@ impl GraphClient {
             )
             .await,
         )
+    }
+
+    /// The principals (users, groups, service principals) assigned app roles of `resource_sp`.
+    pub async fn list_assigned_to(
+        &self,
+        resource_sp: &str,
+    ) -> Result<Vec<AppRoleAssignment>, GraphError> {
+        self.list_all(
+            "listAppRoleAssignedTo",
+            &format!("/servicePrincipals/{resource_sp}/appRoleAssignedTo"),
+            Lag::Retry,
+        )
+        .await
+    }
+
+    /// Removes an assignment of `resource_sp`'s app role (to a user, group or service principal).
+    pub async fn remove_assigned_to(
+        &self,
+        resource_sp: &str,
+        assignment_id: &str,
+    ) -> Result<(), GraphError> {
+        ignore_not_found(
+            self.send(
+                "removeAppRoleAssignedTo",
+                Method::DELETE,
+                &format!("/servicePrincipals/{resource_sp}/appRoleAssignedTo/{assignment_id}"),
+                None,
+                &[],
+                Lag::NoRetry,
+            )
+            .await,
+        )
+    }
+
+    /// Sets `appRoleAssignmentRequired` on a service principal.
+    pub async fn set_assignment_required(
+        &self,
+        sp: &str,
+        required: bool,
+    ) -> Result<(), GraphError> {
+        let body = json!({"appRoleAssignmentRequired": required});
+        self.send(
+            "patchServicePrincipal",
+            Method::PATCH,
+            &format!("/servicePrincipals/{sp}"),
+            Some(&body),
+            &[],
+            Lag::Retry,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Delegated grants of a client service principal.

@@ -78,6 +78,8 @@ pub struct ServicePrincipal {
     pub id: String,
     pub app_id: String,
     pub display_name: Option<String>,
+    /// Only assigned principals get tokens for it.
+    pub app_role_assignment_required: bool,
     pub app_roles: Vec<AppRole>,
     pub oauth2_permission_scopes: Vec<PermissionScope>,
 }
@@ -105,6 +107,8 @@ pub struct AppRoleAssignment {
     pub app_role_id: String,
     pub principal_id: String,
     pub resource_id: String,
+    /// User, Group or ServicePrincipal.
+    pub principal_type: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Debug, Default, PartialEq)]

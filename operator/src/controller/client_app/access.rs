@@ -190,6 +190,7 @@ mod tests {
             app_role_id: role.into(),
             principal_id: "client-sp".into(),
             resource_id: resource.into(),
+            principal_type: None,
         }
     }
 

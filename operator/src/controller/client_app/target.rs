@@ -8,7 +8,7 @@ use crate::controller::application::WRITE_APPS;
 use crate::controller::{Context, Error, needs};
 use crate::desired::client::{MANAGED_FHIR_APP_ID, MANAGED_FHIR_AUDIENCE, ResolvedTarget};
 use crate::desired::conditions::is_ready;
-use crate::desired::resource::{Entitlement, app_roles, entitlements, scopes};
+use crate::desired::resource::{self, Entitlement};
 use crate::graph::GraphClient;
 
 /// The target and its service principal object ID (for grants/assignments), or why we must wait.
@@ -27,14 +27,44 @@ pub fn effective_tenant(
         .cloned()
 }
 
+/// [`effective_tenant`] for `obj`. A client in another namespace than its resource app follows
+/// that app's tenant ID but never its `credentialsSecretRef`: a Secret of the FHIR server's owner is
+/// not used on behalf of another namespace (its own `spec.tenant`, or the operator's credentials).
+pub fn tenant_for(obj: &FhirClientApp, target_app: Option<&FhirResourceApp>) -> Option<TenantSpec> {
+    let mut t = effective_tenant(obj.spec.tenant.as_ref(), target_app)?;
+    let own_ns = obj.namespace().unwrap_or_default();
+    let cross = obj
+        .spec
+        .target
+        .resource_app_ref
+        .as_ref()
+        .is_some_and(|r| r.namespace_or(&own_ns) != own_ns);
+    if cross && obj.spec.tenant.is_none() {
+        t.credentials_secret_ref = None;
+    }
+    Some(t)
+}
+
+/// `namespace/name` of the client's FhirResourceApp (empty for the managed service).
+pub fn reference(obj: &FhirClientApp) -> String {
+    let own_ns = obj.namespace().unwrap_or_default();
+    obj.spec
+        .target
+        .resource_app_ref
+        .as_ref()
+        .map(|r| format!("{}/{}", r.namespace_or(&own_ns), r.name))
+        .unwrap_or_default()
+}
+
 pub async fn resolve(
     obj: &FhirClientApp,
     ctx: &Context,
     target_app: Option<FhirResourceApp>,
     graph: &GraphClient,
 ) -> Result<Target, Error> {
-    let ns = obj.namespace().unwrap_or_default();
+    let own_ns = obj.namespace().unwrap_or_default();
     if let Some(r) = &obj.spec.target.resource_app_ref {
+        let ns = r.namespace_or(&own_ns);
         let Some(ra) = target_app else {
             return Ok(Target::Wait(format!(
                 "waiting for FhirResourceApp {ns}/{} to exist",
@@ -96,10 +126,7 @@ fn published(
         Some(p) => (list(&p.scopes), list(&p.app_roles)),
         None => {
             let rid = crate::controller::resource_app::identity(ctx, ra);
-            (
-                entitlements(&scopes(&ra.spec, &rid)),
-                entitlements(&app_roles(&ra.spec, &rid)),
-            )
+            resource::published(&ra.spec, &rid)
         }
     }
 }
@@ -135,20 +162,43 @@ async fn resolve_managed(obj: &FhirClientApp, graph: &GraphClient) -> Result<Tar
         .iter()
         .filter_map(|s| entitlement(&s.id, &s.value))
         .collect();
+    let (fhir_url, audience) = managed_endpoints(&m)?;
     Ok(Target::Resolved(
         ResolvedTarget {
             app_id: MANAGED_FHIR_APP_ID.into(),
-            fhir_url: m.fhir_url.clone(),
-            audience: m
-                .audience
-                .clone()
-                .unwrap_or_else(|| MANAGED_FHIR_AUDIENCE.into()),
+            fhir_url,
+            audience,
             scopes,
             roles,
             managed: true,
         },
         Some(sp.id),
     ))
+}
+
+/// The managed service's URL and audience: as the spec gives them, else derived from its resource id.
+fn managed_endpoints(m: &crate::api::ManagedTarget) -> Result<(String, String), Error> {
+    let id = match m.resource_id.as_deref() {
+        Some(r) => Some(
+            crate::desired::managed::parse_resource_id(r).ok_or_else(|| {
+                Error::InvalidSpec(format!(
+                    "target.managed.resourceId is not a FHIR service's resource id: {r}"
+                ))
+            })?,
+        ),
+        None => None,
+    };
+    let fhir_url = m
+        .fhir_url
+        .clone()
+        .or_else(|| id.as_ref().map(|i| i.fhir_url()))
+        .ok_or_else(|| Error::InvalidSpec("target.managed needs resourceId or fhirUrl".into()))?;
+    let audience = m
+        .audience
+        .clone()
+        .or_else(|| id.as_ref().and_then(|i| i.audience()))
+        .unwrap_or_else(|| MANAGED_FHIR_AUDIENCE.into());
+    Ok((fhir_url, audience))
 }
 
 /// A published scope or role, as far as a client can request it (one without a value cannot be).

@@ -1,0 +1,378 @@
+//! The managed FHIR service end to end: a client with `target.managed.dataRoles` gets Azure RBAC role
+//! assignments on the FHIR service through Azure Resource Manager (the emulator's ARM surface), and
+//! the emulator's stand-in for the service's authorisation decision answers its FHIR requests by
+//! them — through ARM's replication lag, adoption of an existing assignment, removal, deletion and a
+//! missing permission.
+
+use std::time::Duration;
+
+use fhir_app_operator::api::FhirClientApp;
+use fhir_app_operator_tests::operator::{Harness, client_app, condition, secret_data};
+use serde_json::{Value, json};
+
+const T: Duration = Duration::from_secs(90);
+const SCOPE: &str = "/subscriptions/6a1b2c3d-0000-4000-8000-000000000016/resourceGroups/health/providers/Microsoft.HealthcareApis/workspaces/ws1/fhirservices/fhir1";
+const READER: &str = "4c8d0bbc-75d3-4935-991f-5f3c56d81508";
+const WRITER: &str = "3f88fce4-5892-4214-ae73-ba5294559913";
+
+/// The "constrain roles" condition for FHIR Data Reader and Writer (docs/permissions.md).
+fn condition_for(guids: &[&str]) -> String {
+    let set = guids.join(", ");
+    format!(
+        "((!(ActionMatches{{'Microsoft.Authorization/roleAssignments/write'}})) OR (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {{{set}}})) AND ((!(ActionMatches{{'Microsoft.Authorization/roleAssignments/delete'}})) OR (@Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {{{set}}}))"
+    )
+}
+
+/// An emulator with the FHIR service, ARM's replication lag, a data-plane propagation delay and,
+/// when `grant`, the operator's least-privilege right to assign FHIR Data Reader and Writer there.
+async fn harness(prefix: &str, grant: bool, lag_ms: u64) -> Harness {
+    let mut h = Harness::with_emulator(prefix, |cfg, _| {
+        let operator = cfg.tenants[0].apps[0].client_id.clone();
+        cfg.arm.principal_lag_ms = lag_ms;
+        cfg.arm.propagation_ms = 1500;
+        cfg.arm.fhir_services = vec![entra_emulator::FhirServiceConfig {
+            resource_id: SCOPE.into(),
+            audience: None,
+        }];
+        if grant {
+            cfg.arm.role_assignments = vec![entra_emulator::SeedAssignment {
+                scope: SCOPE.into(),
+                role: "Role Based Access Control Administrator".into(),
+                principal_client_id: Some(operator),
+                condition: Some(condition_for(&[READER, WRITER])),
+                ..Default::default()
+            }];
+        }
+    })
+    .await;
+    let mut cfg = h.config();
+    cfg.arm_url = h.emu.base_url();
+    cfg.stalled_retry = Duration::from_secs(3);
+    h.start_operator(cfg).await;
+    h
+}
+
+fn managed(h: &Harness, roles: &[&str]) -> Value {
+    json!({"type": "Service", "target": {"managed": {
+        "resourceId": SCOPE,
+        "fhirUrl": format!("{}/fhir/ws1-fhir1", h.emu.base_url()),
+        "dataRoles": roles,
+    }}})
+}
+
+/// Applies client `svc` wanting `roles` and waits until it is Ready; returns it and its service
+/// principal's object id.
+async fn apply_ready(h: &Harness, roles: &[&str]) -> (Value, String) {
+    h.apply::<FhirClientApp>(client_app("svc", managed(h, roles)))
+        .await
+        .unwrap();
+    let ready = h
+        .wait_condition::<FhirClientApp>("svc", "Ready", "True", T)
+        .await;
+    let sp = ready["status"]["servicePrincipalObjectId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (ready, sp)
+}
+
+/// Every live role assignment in the emulator's ARM.
+async fn arm_assignments(h: &Harness) -> Vec<Value> {
+    let v: Value = h
+        .http
+        .get(format!(
+            "{}/_emulator/arm/role-assignments",
+            h.emu.base_url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["value"].as_array().cloned().unwrap_or_default()
+}
+
+fn of_principal(all: &[Value], principal: &str) -> Vec<Value> {
+    all.iter()
+        .filter(|a| a["properties"]["principalId"] == principal)
+        .cloned()
+        .collect()
+}
+
+/// A FHIR request with a token got with nothing but the Secret's values; returns the status.
+async fn fhir(
+    h: &Harness,
+    data: &std::collections::BTreeMap<String, String>,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> u16 {
+    let tok: Value = h
+        .http
+        .post(format!(
+            "{}{}/oauth2/v2.0/token",
+            data["AZURE_AUTHORITY_HOST"], data["AZURE_TENANT_ID"]
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", data["AZURE_CLIENT_ID"].as_str()),
+            ("client_secret", data["AZURE_CLIENT_SECRET"].as_str()),
+            ("scope", data["FHIR_SCOPE"].as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = tok["access_token"].as_str().expect("a token").to_string();
+    let url = format!("{}/{path}", data["FHIR_URL"].trim_end_matches('/'));
+    let mut req = h.http.request(method, url).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn a_service_client_reads_a_patient_with_its_secret_alone_and_is_refused_once_its_roles_are_removed()
+ {
+    let h = harness("op-rbac-e2e", true, 3000).await;
+    let (ready, sp) = apply_ready(&h, &["FHIR Data Reader", "FHIR Data Writer"]).await;
+    // ARM did not see the new service principal at first; the operator retried until it did.
+    let lagged = h
+        .emu
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "arm.roleAssignments.put" && c.status == 400)
+        .count();
+    assert!(
+        lagged >= 1,
+        "expected PrincipalNotFound answers: {:?}",
+        h.call_counts()
+    );
+    let recorded = ready["status"]["roleAssignments"].as_array().unwrap();
+    assert_eq!(recorded.len(), 2, "{}", ready["status"]);
+    assert_eq!(recorded[0]["role"], "FHIR Data Reader");
+    assert_eq!(recorded[0]["scope"], SCOPE);
+    let arm = of_principal(&arm_assignments(&h).await, &sp);
+    assert_eq!(arm.len(), 2, "{arm:?}");
+    for a in &arm {
+        assert_eq!(a["properties"]["principalType"], "ServicePrincipal");
+        assert!(recorded.iter().any(|r| r["name"] == a["name"]), "{a}");
+    }
+    let data = secret_data(&h.client, &h.ns.name, "svc-fhir-client")
+        .await
+        .unwrap();
+    assert_eq!(
+        data["FHIR_AUDIENCE"],
+        "https://ws1-fhir1.fhir.azurehealthcareapis.com"
+    );
+    // After the propagation delay the service answers the client's write and read.
+    let patient = json!({"resourceType": "Patient", "id": "p1", "name": [{"family": "Chalmers"}]});
+    h.eventually("the Patient write is allowed", T, || async {
+        let s = fhir(
+            &h,
+            &data,
+            reqwest::Method::PUT,
+            "Patient/p1",
+            Some(patient.clone()),
+        )
+        .await;
+        if s == 201 || s == 200 {
+            Ok(Some(()))
+        } else {
+            Err(format!("PUT {s}"))
+        }
+    })
+    .await;
+    assert_eq!(
+        fhir(&h, &data, reqwest::Method::GET, "Patient/p1", None).await,
+        200
+    );
+    // Roles no longer wanted are removed; the service then refuses the client.
+    let (done, _) = apply_ready(&h, &[]).await;
+    assert!(
+        done["status"]["roleAssignments"].is_null(),
+        "{}",
+        done["status"]
+    );
+    assert!(of_principal(&arm_assignments(&h).await, &sp).is_empty());
+    h.eventually("the Patient read is refused", T, || async {
+        let s = fhir(&h, &data, reqwest::Method::GET, "Patient/p1", None).await;
+        if s == 403 {
+            Ok(Some(()))
+        } else {
+            Err(format!("GET {s}"))
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn without_the_right_to_assign_roles_the_client_stalls_naming_it_and_recovers_once_granted() {
+    let h = harness("op-rbac-denied", false, 0).await;
+    h.apply::<FhirClientApp>(client_app("svc", managed(&h, &["FHIR Data Reader"])))
+        .await
+        .unwrap();
+    let stalled = h
+        .wait_condition::<FhirClientApp>("svc", "Stalled", "True", T)
+        .await;
+    let c = condition(&stalled, "Stalled");
+    assert_eq!(c["reason"], "RoleAssignmentPermissionMissing", "{c}");
+    let msg = c["message"].as_str().unwrap();
+    for needle in [
+        "Microsoft.Authorization/roleAssignments/write",
+        "Role Based Access Control Administrator",
+        "az role assignment create",
+        SCOPE,
+    ] {
+        assert!(msg.contains(needle), "{needle} not in: {msg}");
+    }
+    assert_ne!(condition(&stalled, "Ready")["status"], "True");
+    // The administrator grants it (constrained to the FHIR data roles); the next retry succeeds.
+    let r = h
+        .http
+        .post(format!("{}/_emulator/arm/role-assignments", h.emu.base_url()))
+        .json(&json!({"scope": SCOPE, "role": "Role Based Access Control Administrator",
+            "principal_client_id": h.emu.client_id(), "condition": condition_for(&[READER, WRITER])}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let ready = h
+        .wait_condition::<FhirClientApp>("svc", "Ready", "True", T)
+        .await;
+    assert_eq!(
+        ready["status"]["roleAssignments"][0]["role"],
+        "FHIR Data Reader"
+    );
+}
+
+#[tokio::test]
+async fn an_existing_assignment_is_adopted_and_deletion_leaves_no_assignment() {
+    let h = harness("op-rbac-adopt", true, 0).await;
+    let (_, sp) = apply_ready(&h, &[]).await;
+    // Someone assigned FHIR Data Reader by hand, under a name of their own.
+    let made: Value = h
+        .http
+        .post(format!(
+            "{}/_emulator/arm/role-assignments",
+            h.emu.base_url()
+        ))
+        .json(&json!({"scope": SCOPE, "role": "FHIR Data Reader", "principal_id": sp}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    h.apply::<FhirClientApp>(client_app(
+        "svc",
+        managed(&h, &["FHIR Data Reader", "FHIR Data Writer"]),
+    ))
+    .await
+    .unwrap();
+    let ready = h
+        .eventually("both roles recorded", T, || async {
+            let o = h
+                .api::<FhirClientApp>()
+                .get("svc")
+                .await
+                .map_err(|e| e.to_string())?;
+            let v = serde_json::to_value(&o).unwrap();
+            let n = v["status"]["roleAssignments"]
+                .as_array()
+                .map_or(0, Vec::len);
+            if n == 2 {
+                Ok(Some(v))
+            } else {
+                Err(v["status"].to_string())
+            }
+        })
+        .await;
+    let reader = &ready["status"]["roleAssignments"][0];
+    assert_eq!(reader["role"], "FHIR Data Reader");
+    assert_eq!(
+        reader["name"], made["name"],
+        "the existing assignment is adopted"
+    );
+    assert_eq!(of_principal(&arm_assignments(&h).await, &sp).len(), 2);
+    // Deleting the client removes every assignment of its service principal.
+    h.delete::<FhirClientApp>("svc").await.unwrap();
+    h.eventually("the client is gone", T, || async {
+        match h
+            .api::<FhirClientApp>()
+            .get_opt("svc")
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            None => Ok(Some(())),
+            Some(_) => Err("still there".into()),
+        }
+    })
+    .await;
+    let left = of_principal(&arm_assignments(&h).await, &sp);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// ARM calls per managed client: on create (a list, one PUT per role) and per resync (one list, no
+/// write), counted in the emulator's request log. Prints the figures the closing note quotes.
+#[tokio::test]
+async fn arm_calls_per_managed_client_on_create_and_per_resync() {
+    const N: usize = 5;
+    let h = harness("op-rbac-count", true, 0).await;
+    for i in 0..N {
+        h.apply::<FhirClientApp>(client_app(
+            &format!("c{i}"),
+            managed(&h, &["FHIR Data Reader", "FHIR Data Writer"]),
+        ))
+        .await
+        .unwrap();
+    }
+    for i in 0..N {
+        h.wait_condition::<FhirClientApp>(&format!("c{i}"), "Ready", "True", T)
+            .await;
+    }
+    let arm = |calls: &[entra_emulator::CallRecord]| {
+        let mut m = std::collections::BTreeMap::<String, usize>::new();
+        for c in calls.iter().filter(|c| c.operation.starts_with("arm.")) {
+            *m.entry(format!("{} {}", c.operation, c.status))
+                .or_default() += 1;
+        }
+        m
+    };
+    let create = arm(&h.emu.calls());
+    println!("ARM calls for {N} managed clients with 2 roles each, on create: {create:?}");
+    assert_eq!(create.get("arm.roleAssignments.put 201"), Some(&(2 * N)));
+    assert_eq!(create.get("arm.roleAssignments.list 200"), Some(&N));
+    // Resyncs (every 3 s in the tests): one list per client each, nothing written.
+    let before = h.emu.calls().len();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let calls = h.emu.calls();
+    let resync = arm(&calls[before..]);
+    let lists = resync
+        .get("arm.roleAssignments.list 200")
+        .copied()
+        .unwrap_or(0);
+    let graph = calls[before..]
+        .iter()
+        .filter(|c| !c.operation.starts_with("arm.") && c.operation != "token")
+        .count();
+    println!(
+        "ARM calls in 10 s of resyncs (3 s period) for {N} clients: {resync:?}; Graph calls meanwhile: {graph}"
+    );
+    assert!(
+        lists >= N,
+        "each client's resync lists its assignments: {resync:?}"
+    );
+    assert_eq!(
+        resync
+            .keys()
+            .filter(|k| !k.starts_with("arm.roleAssignments.list"))
+            .count(),
+        0,
+        "{resync:?}"
+    );
+}
