@@ -190,11 +190,18 @@ fn the_servers_authorization_rules() {
 
 /// A Service client reads a Patient with nothing but its Secret (azure-identity), and writes one only
 /// where its role allows: globalReader reads (a write is 403), globalWriter reads and writes, a client
-/// without an app role is kept out (403).
+/// without an app role (the API not requiring assignment, so it gets a token) is kept out (403).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_clients_read_and_write_as_their_roles_allow() {
     let tools = installed();
-    let (h, port) = harness("fhir-svc", json!({}), |_| {}).await;
+    // Assignment not required, so that a client holding no app role gets a token at all (without
+    // roles) and the server is what keeps it out.
+    let (h, port) = harness(
+        "fhir-svc",
+        json!({"appRoleAssignmentRequired": false}),
+        |_| {},
+    )
+    .await;
     for (name, role) in [
         ("reader", Some("globalReader")),
         ("writer", Some("globalWriter")),
