@@ -488,6 +488,7 @@ fn clinician() -> entra_emulator::UserConfig {
 /// would allow a write; the token's SMART scope does not, so the app's create is 403.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smart_standalone_launch_with_fhirclient_in_chromium() {
+    let _browser = one_browser_at_a_time().await;
     let tools = installed();
     if !tools.contains_key("BROWSER_NODE_MODULES") {
         eprintln!(
@@ -543,6 +544,13 @@ async fn smart_standalone_launch_with_fhirclient_in_chromium() {
         r["write"]["status"], 403,
         "the SMART scope allows no write: {r}"
     );
+}
+
+/// The tests that drive Chromium run one at a time: on a small machine several browsers at once
+/// starve each other past their timeouts (as in the interop suite).
+async fn one_browser_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
 }
 
 /// Runs one of the apps a user signs in to (`interop/fhir-server/{script}`: the SMART app, the web
@@ -609,6 +617,7 @@ async fn signed_in_app(
 /// allow a write, so the app's create is 403 whatever its scopes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confidential_web_app_reads_a_patient_for_the_signed_in_user() {
+    let _browser = one_browser_at_a_time().await;
     let tools = installed();
     if !tools.contains_key("BROWSER_NODE_MODULES") {
         eprintln!(
@@ -655,6 +664,7 @@ async fn confidential_web_app_reads_a_patient_for_the_signed_in_user() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: run it with --ignored"]
 async fn bench_apply_to_first_fhir_request() {
+    let _browser = one_browser_at_a_time().await;
     let runs: usize = std::env::var("FHIR_BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
