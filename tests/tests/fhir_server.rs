@@ -488,6 +488,21 @@ fn clinician() -> entra_emulator::UserConfig {
 /// would allow a write; the token's SMART scope does not, so the app's create is 403.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smart_standalone_launch_with_fhirclient_in_chromium() {
+    smart_launch("fhir-smart", false).await;
+}
+
+/// The same launch through the FHIR server's SMART proxy (microsoft/fhir-server's
+/// AadSmartOnFhirProxy, `interop/fhir-server/smart-proxy.mjs`): the client registers the proxy's
+/// callback (`smartProxyCallback`) and the proxy redeems the code server-side, without an Origin.
+/// Regression test for the platform the operator registers that callback under: under `spa` (as it
+/// did) Entra refuses that redemption (AADSTS9002327, tokens for a SPA redirect are redeemable only
+/// cross-origin); under mobile/desktop it is a public client's redemption and succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smart_launch_through_the_fhir_servers_smart_proxy() {
+    smart_launch("fhir-proxy", true).await;
+}
+
+async fn smart_launch(prefix: &str, proxy: bool) {
     let _browser = one_browser_at_a_time().await;
     let tools = installed();
     if !tools.contains_key("BROWSER_NODE_MODULES") {
@@ -496,20 +511,27 @@ async fn smart_standalone_launch_with_fhirclient_in_chromium() {
         );
         return;
     }
-    let (h, port) = harness("fhir-smart", json!({}), |cfg| {
+    let (h, port) = harness(prefix, json!({}), |cfg| {
         cfg.tenants[0].users = vec![clinician()]
     })
     .await;
     let redirect = format!("http://localhost:{}/callback", free_port());
     h.apply::<FhirClientApp>(client_app(
         "smart",
-        json!({"type": "Public", "target": {"resourceAppRef": {"name": "fhir"}},
+        json!({"type": "Public", "target": {"resourceAppRef": {"name": "fhir"}}, "smartProxyCallback": proxy,
                "redirectUris": [redirect], "scopes": ["patient/*.read", "launch/patient", "fhirUser"]}),
     ))
     .await
     .unwrap();
     let data = secret(&h, "smart").await;
-    let cm = config_map(&h, "fhir").await;
+    let mut cm = config_map(&h, "fhir").await;
+    if proxy {
+        // The server's own setting (microsoft/fhir-server's appsettings default), not the operator's.
+        cm.insert(
+            "FhirServer__Security__EnableAadSmartOnFhirProxy".into(),
+            "true".into(),
+        );
+    }
     let server = serve(&h, &tools, &cm, port).await;
     let (status, smart, _) = server
         .get(&h, ".well-known/smart-configuration", None)
@@ -519,14 +541,17 @@ async fn smart_standalone_launch_with_fhirclient_in_chromium() {
         "{}{}",
         data["AZURE_AUTHORITY_HOST"], data["AZURE_TENANT_ID"]
     );
-    assert_eq!(
-        smart["authorization_endpoint"],
-        format!("{authority}/oauth2/v2.0/authorize")
-    );
-    assert_eq!(
-        smart["token_endpoint"],
-        format!("{authority}/oauth2/v2.0/token")
-    );
+    let (authorize, token) = if proxy {
+        let p = format!("{}/AadSmartOnFhirProxy", server.base);
+        (format!("{p}/authorize"), format!("{p}/token"))
+    } else {
+        (
+            format!("{authority}/oauth2/v2.0/authorize"),
+            format!("{authority}/oauth2/v2.0/token"),
+        )
+    };
+    assert_eq!(smart["authorization_endpoint"], authorize);
+    assert_eq!(smart["token_endpoint"], token);
     assert_eq!(smart["code_challenge_methods_supported"], json!(["S256"]));
     assign_user_role(&h, &cm["CLIENT_ID"], USER_OID, "globalWriter").await;
 
