@@ -19,13 +19,16 @@ use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(90);
 const PATIENT: &str = "pat-1";
+/// The patient an EHR launch puts in context (through the SMART proxy).
+const IN_CONTEXT: &str = "pat-2";
 /// What jose says of a token for another audience or issuer (in the WWW-Authenticate challenge).
 const WRONG_AUD: &str = r#"unexpected "aud" claim value"#;
 const WRONG_ISS: &str = r#"unexpected "iss" claim value"#;
 
 fn seed() -> Value {
     json!([{"resourceType": "Patient", "id": PATIENT,
-            "name": [{"family": "Chalmers", "given": ["Peter"]}], "birthDate": "1974-12-25"}])
+            "name": [{"family": "Chalmers", "given": ["Peter"]}], "birthDate": "1974-12-25"},
+           {"resourceType": "Patient", "id": IN_CONTEXT, "name": [{"family": "Lee", "given": ["Ann"]}]}])
 }
 
 /// A harness with the operator running and a Ready FhirResourceApp `fhir` whose FHIR URL is a local
@@ -555,12 +558,24 @@ async fn smart_launch(prefix: &str, proxy: bool) {
     assert_eq!(smart["code_challenge_methods_supported"], json!(["S256"]));
     assign_user_role(&h, &cm["CLIENT_ID"], USER_OID, "globalWriter").await;
 
-    let r = signed_in_app(&h, &tools, "smart-app.mjs", &data, &cm).await;
+    // Through the proxy, an EHR launch: the launch context names the patient.
+    let launch = match proxy {
+        true => vec![("LAUNCH", json!({"patient": IN_CONTEXT}).to_string())],
+        false => vec![],
+    };
+    let r = signed_in_app(&h, &tools, "smart-app.mjs", &data, &cm, &launch).await;
     assert_eq!(
         r["browser"]["consentShown"], true,
         "the user consented: {r}"
     );
-    assert_eq!(r["patient"]["id"], PATIENT, "{r}");
+    // Entra has no launch context: only the proxy's EHR launch puts a patient in context.
+    let (read, context) = if proxy {
+        (IN_CONTEXT, json!(IN_CONTEXT))
+    } else {
+        (PATIENT, Value::Null)
+    };
+    assert_eq!(r["context"]["patient"], context, "{r}");
+    assert_eq!(r["patient"]["id"], read, "{r}");
     assert_eq!(r["token"]["aud"], cm["AUDIENCE"], "{r}");
     let scp = r["token"]["scp"].as_str().unwrap_or_default();
     assert!(scp.split(' ').any(|s| s == "patient.all.read"), "{r}");
@@ -587,6 +602,7 @@ async fn signed_in_app(
     script: &str,
     data: &BTreeMap<String, String>,
     cm: &BTreeMap<String, String>,
+    extra: &[(&str, String)],
 ) -> Value {
     let dir = tempfile::tempdir().unwrap();
     for (sub, files) in [("secret", data), ("configmap", cm)] {
@@ -624,6 +640,7 @@ async fn signed_in_app(
         .env("PATIENT_ID", PATIENT)
         .env("USER_NAME", USER)
         .env("USER_PASSWORD", PASSWORD)
+        .envs(extra.iter().cloned())
         .output()
         .await
         .unwrap_or_else(|e| panic!("run {script}: {e}"));
@@ -668,7 +685,7 @@ async fn confidential_web_app_reads_a_patient_for_the_signed_in_user() {
     let _server = serve(&h, &tools, &cm, port).await;
     assign_user_role(&h, &cm["CLIENT_ID"], USER_OID, "globalReader").await;
 
-    let r = signed_in_app(&h, &tools, "web-app.mjs", &data, &cm).await;
+    let r = signed_in_app(&h, &tools, "web-app.mjs", &data, &cm, &[]).await;
     assert_eq!(
         r["browser"]["consentShown"], false,
         "admin consent was granted: {r}"
@@ -725,24 +742,25 @@ async fn bench_apply_to_first_fhir_request() {
                 .await
                 .unwrap();
             let data = secret(&h, &name).await;
-            let read = match kind {
-                "Service" => service_calls(&h, &tools, &data, &[&format!("read:{PATIENT}")]).await
-                    [0]["status"]
-                    .clone(),
-                "Confidential" => {
-                    signed_in_app(&h, &tools, "web-app.mjs", &data, &cm).await["patient"]["status"]
-                        .clone()
-                }
-                _ => json!(
-                    if signed_in_app(&h, &tools, "smart-app.mjs", &data, &cm).await["patient"]["id"]
-                        == PATIENT
-                    {
-                        200
-                    } else {
-                        0
-                    }
-                ),
-            };
+            let read =
+                match kind {
+                    "Service" => service_calls(&h, &tools, &data, &[&format!("read:{PATIENT}")])
+                        .await[0]["status"]
+                        .clone(),
+                    "Confidential" => signed_in_app(&h, &tools, "web-app.mjs", &data, &cm, &[])
+                        .await["patient"]["status"]
+                        .clone(),
+                    _ => json!(
+                        if signed_in_app(&h, &tools, "smart-app.mjs", &data, &cm, &[]).await["patient"]
+                            ["id"]
+                            == PATIENT
+                        {
+                            200
+                        } else {
+                            0
+                        }
+                    ),
+                };
             assert_eq!(read, 200, "{kind} run {i}");
             times
                 .entry(kind)
