@@ -350,6 +350,77 @@ async fn other_tenant_client(h: &Harness, name: &str) -> BTreeMap<String, String
     secret(h, &reader).await
 }
 
+/// The other issuer form: the resource app asks for v2 tokens now. The ConfigMap and the client's
+/// Secret follow; a server started from the new ConfigMap takes v2 tokens only, and the one still on
+/// the old ConfigMap v1 tokens only.
+async fn the_other_issuer_form(
+    h: &Harness,
+    tools: &BTreeMap<String, PathBuf>,
+    port: u16,
+    server: &FhirServer,
+    reader: &BTreeMap<String, String>,
+    token: &str,
+) {
+    h.apply::<FhirResourceApp>(resource_app(
+        "fhir",
+        json!({
+        "fhirUrl": format!("http://127.0.0.1:{port}/4_0_1"), "identifierUri": "api://{appId}",
+        "smart": {"enabled": true}, "requestedAccessTokenVersion": 2}),
+    ))
+    .await
+    .unwrap();
+    let v2 = h
+        .eventually("the ConfigMap names the v2.0 authority", T, || async {
+            let cm = config_map(h, "fhir").await;
+            Ok(cm["FhirServer__Security__Authentication__Authority"]
+                .ends_with("/v2.0")
+                .then_some(cm))
+        })
+        .await;
+    assert_eq!(
+        v2["AUDIENCE"], v2["CLIENT_ID"],
+        "v2 tokens' audience is the app ID"
+    );
+    // The client's Secret follows: its FHIR_AUDIENCE is what v2 tokens carry.
+    h.eventually("the reader's Secret names the v2 audience", T, || async {
+        let d = fhir_app_operator_tests::operator::secret_data(
+            &h.client,
+            &h.ns.name,
+            "reader-fhir-client",
+        )
+        .await
+        .ok_or_else(|| "no Secret yet".to_string())?;
+        Ok((d["FHIR_AUDIENCE"] == v2["AUDIENCE"]).then_some(()))
+    })
+    .await;
+    let v2_server = serve(h, tools, &v2, free_port()).await;
+    assert!(v2_server.issuer.ends_with("/v2.0"), "{}", v2_server.issuer);
+    let new = raw_token(h, reader).await;
+    let (status, body, _) = v2_server
+        .get(h, &format!("Patient/{PATIENT}"), Some(&new))
+        .await;
+    assert_eq!(
+        status, 200,
+        "a v2 token at the server configured for v2: {body}"
+    );
+    assert_refused(
+        &v2_server,
+        h,
+        Some(token),
+        WRONG_ISS,
+        "a v1 token at the v2 server",
+    )
+    .await;
+    assert_refused(
+        server,
+        h,
+        Some(&new),
+        WRONG_ISS,
+        "a v2 token at the v1 server",
+    )
+    .await;
+}
+
 /// The wrong tokens are kept out with 401 and the reason: none, not a JWT, for another audience,
 /// from another tenant, with the other issuer form (v1 vs v2, after `requestedAccessTokenVersion`
 /// changes; the ConfigMap follows it and a server restarted from it takes the new form only), expired.
@@ -405,65 +476,7 @@ async fn tokens_the_server_must_refuse() {
     let foreign = raw_token(&h, &other_tenant_client(&h, "fabrikam").await).await;
     assert_refused(&server, &h, Some(&foreign), WRONG_ISS, "another tenant").await;
 
-    // The other issuer form: the resource app asks for v2 tokens now.
-    h.apply::<FhirResourceApp>(resource_app(
-        "fhir",
-        json!({
-        "fhirUrl": format!("http://127.0.0.1:{port}/4_0_1"), "identifierUri": "api://{appId}",
-        "smart": {"enabled": true}, "requestedAccessTokenVersion": 2}),
-    ))
-    .await
-    .unwrap();
-    let v2 = h
-        .eventually("the ConfigMap names the v2.0 authority", T, || async {
-            let cm = config_map(&h, "fhir").await;
-            Ok(cm["FhirServer__Security__Authentication__Authority"]
-                .ends_with("/v2.0")
-                .then_some(cm))
-        })
-        .await;
-    assert_eq!(
-        v2["AUDIENCE"], v2["CLIENT_ID"],
-        "v2 tokens' audience is the app ID"
-    );
-    // The client's Secret follows: its FHIR_AUDIENCE is what v2 tokens carry.
-    h.eventually("the reader's Secret names the v2 audience", T, || async {
-        let d = fhir_app_operator_tests::operator::secret_data(
-            &h.client,
-            &h.ns.name,
-            "reader-fhir-client",
-        )
-        .await
-        .ok_or_else(|| "no Secret yet".to_string())?;
-        Ok((d["FHIR_AUDIENCE"] == v2["AUDIENCE"]).then_some(()))
-    })
-    .await;
-    let v2_server = serve(&h, &tools, &v2, free_port()).await;
-    assert!(v2_server.issuer.ends_with("/v2.0"), "{}", v2_server.issuer);
-    let new = raw_token(&h, &reader).await;
-    let (status, body, _) = v2_server
-        .get(&h, &format!("Patient/{PATIENT}"), Some(&new))
-        .await;
-    assert_eq!(
-        status, 200,
-        "a v2 token at the server configured for v2: {body}"
-    );
-    assert_refused(
-        &v2_server,
-        &h,
-        Some(&token),
-        WRONG_ISS,
-        "a v1 token at the v2 server",
-    )
-    .await;
-    assert_refused(
-        &server,
-        &h,
-        Some(&new),
-        WRONG_ISS,
-        "a v2 token at the v1 server",
-    )
-    .await;
+    the_other_issuer_form(&h, &tools, port, &server, &reader, &token).await;
 
     let wait = Duration::from_secs(lifetime + 2).saturating_sub(issued.elapsed());
     tokio::time::sleep(wait).await;
