@@ -143,6 +143,8 @@ impl Harness {
             &self.emu.authority_host(),
         );
         c.extra_ca_file = Some(self.emu.ca_file());
+        // Azure Resource Manager is the emulator's too: no test reaches a real endpoint.
+        c.arm_url = self.emu.base_url();
         c.watch_namespace = Some(self.ns.name.clone());
         c.cluster_name = "it".into();
         c.resync = Duration::from_secs(3);

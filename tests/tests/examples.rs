@@ -19,6 +19,9 @@ use serde_json::Value;
 const T: Duration = Duration::from_secs(90);
 
 /// The example manifests of our kinds (and the ServiceAccounts they use), one file per entry.
+/// `examples/clients/managed-fhir-service.yaml`'s `target.managed.resourceId`.
+const MANAGED_FHIR_SERVICE: &str = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/health/providers/Microsoft.HealthcareApis/workspaces/contoso/fhirservices/fhir";
+
 fn example_files() -> Vec<PathBuf> {
     let mut files = vec![root().join("examples/fhir-server/fhir-resource-app.yaml")];
     let mut clients: Vec<PathBuf> = std::fs::read_dir(root().join("examples/clients"))
@@ -66,7 +69,19 @@ fn kubectl_apply(ns: &str, files: &[PathBuf]) -> String {
 
 #[tokio::test]
 async fn examples_reconcile_to_ready_and_reapplying_them_is_a_no_op() {
-    let mut h = Harness::new("examples", full_permissions()).await;
+    // The managed example's FHIR service, where the operator may assign data roles (its operator
+    // identity holds Role Based Access Control Administrator there, as docs/permissions.md says).
+    let mut h = Harness::with_emulator("examples", |cfg, _| {
+        cfg.tenants[0].apps[0].permissions = full_permissions();
+        let operator = cfg.tenants[0].apps[0].client_id.clone();
+        cfg.arm.role_assignments = vec![entra_emulator::SeedAssignment {
+            scope: MANAGED_FHIR_SERVICE.into(),
+            role: "Role Based Access Control Administrator".into(),
+            principal_client_id: Some(operator),
+            ..Default::default()
+        }];
+    })
+    .await;
     let mut cfg = h.config();
     // The workload-identity example needs the cluster's issuer; the federated credential is registered
     // for it (signing in with it is covered by operator_identity).
