@@ -15,6 +15,7 @@ pub struct Metrics {
     errors: CounterVec,
     graph_calls: CounterVec,
     throttled: CounterVec,
+    arm_calls: CounterVec,
     stalled: GaugeVec,
     expiry: GaugeVec,
     /// credential expiry (unix seconds) by `namespace/name`: the gauge is "seconds until", so it is
@@ -68,6 +69,12 @@ impl Default for Metrics {
                 "Graph responses 429/503 that asked us to wait.",
                 &["operation"],
             ),
+            arm_calls: counter(
+                &r,
+                "fhir_operator_arm_calls_total",
+                "Azure Resource Manager calls (role assignments on the managed FHIR service) by operation and HTTP status.",
+                &["operation", "status"],
+            ),
             expiry: gauge(
                 &r,
                 "fhir_operator_credential_expiry_seconds",
@@ -102,6 +109,12 @@ impl Metrics {
         if status == 429 || status == 503 {
             self.throttled.with_label_values(&[operation]).inc();
         }
+    }
+    pub fn arm_call(&self, operation: &str, status: u16) {
+        let code = status.to_string();
+        (self.arm_calls)
+            .with_label_values(&[operation, code.as_str()])
+            .inc();
     }
     pub fn set_credential_expiry(&self, key: &str, unix: Option<i64>) {
         let mut e = self.expiries.lock().unwrap_or_else(|e| e.into_inner());

@@ -347,6 +347,12 @@ async fn arm_calls_per_managed_client_on_create_and_per_resync() {
     println!("ARM calls for {N} managed clients with 2 roles each, on create: {create:?}");
     assert_eq!(create.get("arm.roleAssignments.put 201"), Some(&(2 * N)));
     assert_eq!(create.get("arm.roleAssignments.list 200"), Some(&N));
+    // The operator's own metric agrees with the emulator's log.
+    assert_eq!(
+        h.metrics
+            .counter_sum("fhir_operator_arm_calls_total", "putRoleAssignment"),
+        (2 * N) as f64
+    );
     // Resyncs (every 3 s in the tests): one list per client each, nothing written.
     let before = h.emu.calls().len();
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -375,4 +381,81 @@ async fn arm_calls_per_managed_client_on_create_and_per_resync() {
         0,
         "{resync:?}"
     );
+}
+
+/// ARM's replication lag longer than one reconcile's retries: the client reports Reconciling with
+/// reason PrincipalNotFound (not Stalled, not Ready), then becomes Ready by itself.
+#[tokio::test]
+async fn a_long_replication_lag_is_reported_as_reconciling_and_then_ready() {
+    let h = harness("op-rbac-lag", true, 15_000).await;
+    h.apply::<FhirClientApp>(client_app("svc", managed(&h, &["FHIR Data Reader"])))
+        .await
+        .unwrap();
+    let waiting = h
+        .wait_condition::<FhirClientApp>("svc", "Reconciling", "True", T)
+        .await;
+    let c = condition(&waiting, "Reconciling");
+    assert_eq!(c["reason"], "PrincipalNotFound", "{c}");
+    assert_ne!(condition(&waiting, "Stalled")["status"], "True");
+    assert_ne!(condition(&waiting, "Ready")["status"], "True");
+    let ready = h
+        .wait_condition::<FhirClientApp>("svc", "Ready", "True", T)
+        .await;
+    assert_eq!(
+        ready["status"]["roleAssignments"][0]["role"],
+        "FHIR Data Reader"
+    );
+}
+
+/// An assignment removed out of band (in the portal, by `az role assignment delete`) is put back
+/// under the same name at the next resync.
+#[tokio::test]
+async fn an_assignment_removed_out_of_band_is_restored_at_the_next_resync() {
+    let h = harness("op-rbac-drift", true, 0).await;
+    let (ready, sp) = apply_ready(&h, &["FHIR Data Reader"]).await;
+    let name = ready["status"]["roleAssignments"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Deleted through ARM itself, with the operator's own identity (it may delete FHIR roles there).
+    let tok: Value = h
+        .http
+        .post(format!(
+            "{}{}/oauth2/v2.0/token",
+            h.emu.authority_host(),
+            h.emu.tenant_id()
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", h.emu.client_id().as_str()),
+            ("client_secret", h.emu.client_secret().as_str()),
+            ("scope", "https://management.azure.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!(
+        "{}{SCOPE}/providers/Microsoft.Authorization/roleAssignments/{name}?api-version=2022-04-01",
+        h.emu.base_url()
+    );
+    let r = h
+        .http
+        .delete(&url)
+        .bearer_auth(tok["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(of_principal(&arm_assignments(&h).await, &sp).is_empty());
+    h.eventually("the assignment is back", T, || async {
+        let now = of_principal(&arm_assignments(&h).await, &sp);
+        match now.as_slice() {
+            [a] if a["name"] == name.as_str() => Ok(Some(())),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
 }

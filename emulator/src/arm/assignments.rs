@@ -198,32 +198,8 @@ fn put(sh: &Shared, caller: &Caller, scope: &str, name: &str, body: &[u8]) -> Re
         .to_string();
     let mut arm = sh.arm.lock().unwrap();
     let key = name.to_ascii_lowercase();
-    if let Some(a) = arm.assignments.get(&key).filter(|a| a.deleted_ms.is_none()) {
-        let same = a.scope.eq_ignore_ascii_case(scope)
-            && a.principal_id.eq_ignore_ascii_case(principal)
-            && roles::by_definition_id(&a.role_definition_id).map(|r| r.guid) == Some(role.guid);
-        if !same {
-            return arm_error(
-                StatusCode::BAD_REQUEST,
-                "RoleAssignmentUpdateNotPermitted",
-                "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.",
-            );
-        }
-        return json_response(StatusCode::OK, &to_json(a));
-    }
-    if let Some(other) = arm.live().find(|a| {
-        a.scope.eq_ignore_ascii_case(scope)
-            && a.principal_id.eq_ignore_ascii_case(principal)
-            && roles::by_definition_id(&a.role_definition_id).map(|r| r.guid) == Some(role.guid)
-    }) {
-        let id = other.name.replace('-', "");
-        return arm_error(
-            StatusCode::CONFLICT,
-            "RoleAssignmentExists",
-            &format!(
-                "The role assignment already exists. The ID of the existing role assignment is {id}."
-            ),
-        );
+    if let Some(answer) = existing(&arm, &key, scope, principal, role.guid) {
+        return answer;
     }
     let a = Assignment {
         name: name.to_string(),
@@ -246,6 +222,41 @@ fn put(sh: &Shared, caller: &Caller, scope: &str, name: &str, body: &[u8]) -> Re
     stored.created_by = Some(caller.oid.clone());
     arm.assignments.insert(key, stored);
     json_response(StatusCode::CREATED, &out)
+}
+
+/// The answer when the name or the grant exists already: the same PUT again is 200; the name for
+/// another grant is 400 (names are never reused); the grant under another name is 409.
+fn existing(
+    arm: &super::ArmState,
+    key: &str,
+    scope: &str,
+    principal: &str,
+    guid: &str,
+) -> Option<Response> {
+    let grants = |a: &Assignment| {
+        a.scope.eq_ignore_ascii_case(scope)
+            && a.principal_id.eq_ignore_ascii_case(principal)
+            && roles::by_definition_id(&a.role_definition_id).map(|r| r.guid) == Some(guid)
+    };
+    if let Some(a) = arm.assignments.get(key).filter(|a| a.deleted_ms.is_none()) {
+        if !grants(a) {
+            return Some(arm_error(
+                StatusCode::BAD_REQUEST,
+                "RoleAssignmentUpdateNotPermitted",
+                "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.",
+            ));
+        }
+        return Some(json_response(StatusCode::OK, &to_json(a)));
+    }
+    let other = arm.live().find(|a| grants(a))?;
+    let id = other.name.replace('-', "");
+    Some(arm_error(
+        StatusCode::CONFLICT,
+        "RoleAssignmentExists",
+        &format!(
+            "The role assignment already exists. The ID of the existing role assignment is {id}."
+        ),
+    ))
 }
 
 /// The principal must be in the caller's directory and visible to ARM's replica, which sees a new

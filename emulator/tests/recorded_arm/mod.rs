@@ -5,7 +5,7 @@
 //! principal of the emulator's tenant; the caller holds Owner on the subscription); status, ARM's
 //! header names and the JSON shape are compared as for Graph.
 use super::compare_shape;
-use crate::common::{client_for, secret_token};
+use crate::common::secret_token;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 
@@ -81,6 +81,26 @@ fn load(text: &str) -> Vec<Exchange> {
     out
 }
 
+/// The differences between a recorded answer and the emulator's: status, ARM's header names, JSON shape.
+fn compare(e: &Exchange, st: u16, names: &[String], ours: Option<&Value>) -> Vec<String> {
+    let mut diffs = vec![];
+    let mut why = vec![];
+    if st != e.status {
+        diffs.push(format!("status {st}, recorded {}", e.status));
+    }
+    for h in ARM_HEADERS {
+        if e.headers.iter().any(|x| x == h) && !names.iter().any(|x| x == h) {
+            diffs.push(format!("missing header `{h}`"));
+        }
+    }
+    match (&e.resp, ours) {
+        (Some(rv), Some(ov)) => compare_shape("", rv, ov, &mut diffs, &mut why),
+        (Some(_), None) => diffs.push("no JSON body".into()),
+        _ => {}
+    }
+    diffs
+}
+
 /// Differences that are right, and why.
 fn explained(d: &str) -> Option<&'static str> {
     let added = [
@@ -150,13 +170,10 @@ pub async fn report() -> Report {
     }
 }
 
-async fn replay(
-    file: &str,
-    ex: &[Exchange],
-    rows: &mut String,
-    unexplained: &mut Vec<String>,
-    notes: &mut Vec<String>,
-) -> (usize, usize) {
+/// A fresh emulator whose bootstrap app (the caller, with an ARM token) is Owner of the
+/// subscription, and the object id of a service principal created now, as ASO's test created its
+/// identity just before assigning it a role.
+async fn fixture() -> (entra_emulator::Running, reqwest::Client, String, String) {
     let mut cfg = crate::common::config();
     let caller = cfg.tenants[0].apps[0].client_id.clone();
     cfg.arm.role_assignments = vec![entra_emulator::SeedAssignment {
@@ -166,7 +183,6 @@ async fn replay(
         ..Default::default()
     }];
     let (emu, c) = crate::common::start(cfg).await;
-    let _ = client_for(&emu);
     let (_, tok) = secret_token(
         &c,
         &emu,
@@ -180,7 +196,6 @@ async fn replay(
         .expect("an ARM token")
         .to_string();
     let admin = emu.admin_token(&emu.tenant_id());
-    // The assignee: a service principal created now, as ASO's test created its identity just before.
     let graph = |path: &str, body: Value| {
         c.post(format!("{}{path}", emu.graph_url()))
             .bearer_auth(&admin)
@@ -200,6 +215,17 @@ async fn replay(
         .await
         .unwrap();
     let principal = sp["id"].as_str().unwrap().to_string();
+    (emu, c, token, principal)
+}
+
+async fn replay(
+    file: &str,
+    ex: &[Exchange],
+    rows: &mut String,
+    unexplained: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) -> (usize, usize) {
+    let (emu, c, token, principal) = fixture().await;
     let (mut matched, mut n) = (0, 0);
     for (i, e) in ex.iter().enumerate() {
         n += 1;
@@ -232,21 +258,7 @@ async fn replay(
         let st = r.status().as_u16();
         let names: Vec<String> = r.headers().keys().map(|k| k.as_str().to_string()).collect();
         let ours: Option<Value> = r.json().await.ok();
-        let mut diffs = vec![];
-        let mut why = vec![];
-        if st != e.status {
-            diffs.push(format!("status {st}, recorded {}", e.status));
-        }
-        for h in ARM_HEADERS {
-            if e.headers.iter().any(|x| x == h) && !names.iter().any(|x| x == h) {
-                diffs.push(format!("missing header `{h}`"));
-            }
-        }
-        match (&e.resp, &ours) {
-            (Some(rv), Some(ov)) => compare_shape("", rv, ov, &mut diffs, &mut why),
-            (Some(_), None) => diffs.push("no JSON body".into()),
-            _ => {}
-        }
+        let diffs = compare(e, st, &names, ours.as_ref());
         let (ok, rest): (Vec<String>, Vec<String>) =
             diffs.into_iter().partition(|d| explained(d).is_some());
         for d in &ok {

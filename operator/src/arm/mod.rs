@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 pub use error::ArmError;
 
 use crate::graph::GraphClient;
+use crate::metrics::Metrics;
 
 /// ARM's endpoint in the public cloud.
 pub const DEFAULT_ARM_URL: &str = "https://management.azure.com";
@@ -58,16 +59,24 @@ pub struct ArmClient {
     base: String,
     scope: String,
     credential: GraphClient,
+    metrics: std::sync::Arc<Metrics>,
     retry_base: Duration,
 }
 
 impl ArmClient {
-    pub fn new(http: reqwest::Client, base: &str, scope: &str, credential: GraphClient) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        base: &str,
+        scope: &str,
+        credential: GraphClient,
+        metrics: std::sync::Arc<Metrics>,
+    ) -> Self {
         Self {
             http,
             base: crate::url::without_slash(base).to_string(),
             scope: scope.to_string(),
             credential,
+            metrics,
             retry_base: Duration::from_secs(1),
         }
     }
@@ -98,7 +107,7 @@ impl ArmClient {
         let mut out = vec![];
         loop {
             let page = self
-                .send(Method::GET, &url, None)
+                .send("listRoleAssignments", Method::GET, &url, None)
                 .await?
                 .unwrap_or_default();
             let items: Vec<RoleAssignment> =
@@ -134,7 +143,10 @@ impl ArmClient {
             "description": "Managed by fhir-app-operator",
         }});
         let url = format!("{}{}", self.base, Self::url(scope, Some(name)));
-        match self.send(Method::PUT, &url, Some(&body)).await {
+        match self
+            .send("putRoleAssignment", Method::PUT, &url, Some(&body))
+            .await
+        {
             Ok(_) => Ok(Put::Done),
             Err(ArmError::Exists { .. }) => Ok(Put::ExistsElsewhere),
             Err(e) => Err(e),
@@ -144,7 +156,10 @@ impl ArmClient {
     /// DELETE the assignment `name`: 200, 204 (already gone) and 404 all mean it is gone.
     pub async fn delete(&self, scope: &str, name: &str) -> Result<(), ArmError> {
         let url = format!("{}{}", self.base, Self::url(scope, Some(name)));
-        match self.send(Method::DELETE, &url, None).await {
+        match self
+            .send("deleteRoleAssignment", Method::DELETE, &url, None)
+            .await
+        {
             Ok(_) | Err(ArmError::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
         }
@@ -152,6 +167,7 @@ impl ArmClient {
 
     async fn send(
         &self,
+        op: &'static str,
         method: Method,
         url: &str,
         body: Option<&Value>,
@@ -172,6 +188,7 @@ impl ArmClient {
                 Err(e) => ArmError::Transport(e.without_url().to_string()),
                 Ok(resp) => {
                     let status = resp.status().as_u16();
+                    self.metrics.arm_call(op, status);
                     let retry_after = resp
                         .headers()
                         .get("retry-after")

@@ -149,6 +149,7 @@ impl Context {
             &self.config.arm_url,
             &self.config.arm_scope,
             graph.clone(),
+            self.metrics.clone(),
         )
     }
 
