@@ -118,7 +118,6 @@ echo $! >>"$demo/pids"
 for _ in $(seq 100); do grep -qs listening "$demo/fhir-server.out" && break; sleep 0.1; done
 grep -q listening "$demo/fhir-server.out" || { cat "$demo/fhir-server.log"; exit 1; }
 python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print("  %s: issuer %s, audience %s" % (v["base"], v["issuer"], v["audience"]))' "$demo/fhir-server.out"
-python3 hack/demo_assign.py "$(cat "$demo/configmap/CLIENT_ID")" clinician@contoso.example globalReader
 
 step "The service client reads a Patient from the FHIR server with nothing but its Secret"
 (set -a; source <(for f in "$demo"/secrets/nightly-export/[A-Z]*; do echo "$(basename "$f")=$(printf %q "$(cat "$f")")"; done); set +a
