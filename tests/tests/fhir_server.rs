@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use fhir_app_operator::api::{FhirClientApp, FhirResourceApp};
-use fhir_app_operator_tests::fhir::{FhirServer, assign_user_role, free_port, installed};
+use fhir_app_operator_tests::fhir::{
+    self, FhirServer, assign_user_role, free_port, installed, last_json_line, modules,
+};
 use fhir_app_operator_tests::operator::{Harness, client_app, full_permissions, resource_app};
 use fhir_app_operator_tests::repo_root;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -67,13 +69,6 @@ async fn config_map(h: &Harness, name: &str) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-fn modules(tools: &BTreeMap<String, PathBuf>, key: &str) -> PathBuf {
-    tools
-        .get(key)
-        .cloned()
-        .unwrap_or_else(|| panic!("install.sh printed no {key}"))
-}
-
 /// The FHIR server on `port`, configured from the ConfigMap `cm`, holding the seed Patient.
 async fn serve(
     h: &Harness,
@@ -104,62 +99,15 @@ async fn secret(h: &Harness, client: &str) -> BTreeMap<String, String> {
     .expect("the client's Secret")
 }
 
-/// Runs `interop/python/fhir_service.py` with only the Secret (as envFrom and as a volume) and the
-/// emulator's CA: azure-identity's EnvironmentCredential, then the FHIR calls `calls`.
+/// [`fhir::service_calls`] with the resource app `fhir`'s ConfigMap.
 async fn service_calls(
     h: &Harness,
     tools: &BTreeMap<String, PathBuf>,
     data: &BTreeMap<String, String>,
     calls: &[&str],
 ) -> Vec<Value> {
-    let dir = tempfile::tempdir().unwrap();
-    let sd = dir.path().join("secret");
-    std::fs::create_dir(&sd).unwrap();
-    for (k, v) in data {
-        std::fs::write(sd.join(k), v).unwrap();
-    }
-    let cm = dir.path().join("configmap");
-    std::fs::create_dir(&cm).unwrap();
-    for (k, v) in config_map(h, "fhir").await {
-        std::fs::write(cm.join(k), v).unwrap();
-    }
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, h.emu.ca_pem()).unwrap();
-    let env = data.iter().filter(|(k, _)| {
-        k.chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-    });
-    let out = tokio::process::Command::new(modules(tools, "INTEROP_PYTHON"))
-        .arg(repo_root().join("interop/python/fhir_service.py"))
-        .args(calls)
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", dir.path())
-        .envs(env)
-        .env("SECRET_DIR", &sd)
-        .env("CONFIGMAP_DIR", &cm)
-        .env("CA_FILE", &ca)
-        .env("REQUESTS_CA_BUNDLE", &ca)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .await
-        .expect("run fhir_service.py");
-    let v = last_json_line(&out, "fhir_service.py");
-    assert_eq!(v["ok"], true, "{v}");
-    v["calls"].as_array().cloned().unwrap_or_default()
-}
-
-/// A consumer's result: the last line it printed, as JSON.
-fn last_json_line(out: &std::process::Output, what: &str) -> Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        panic!(
-            "{what} ({}): {e}\nstdout: {stdout}\nstderr: {stderr}",
-            out.status
-        )
-    })
+    let cm = config_map(h, "fhir").await;
+    fhir::service_calls(h, tools, data, &cm, calls).await
 }
 
 fn statuses(calls: &[Value]) -> Vec<u64> {
