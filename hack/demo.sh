@@ -118,9 +118,6 @@ echo $! >>"$demo/pids"
 for _ in $(seq 100); do grep -qs listening "$demo/fhir-server.out" && break; sleep 0.1; done
 grep -q listening "$demo/fhir-server.out" || { cat "$demo/fhir-server.log"; exit 1; }
 python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print("  %s: issuer %s, audience %s" % (v["base"], v["issuer"], v["audience"]))' "$demo/fhir-server.out"
-# The demo user's role comes from the FhirResourceApp (spec.appRoleAssignments: group fhir-readers), which
-# owns the API's user and group assignments: a hand-made Graph assignment would be removed.
-kubectl get fra -n fhir-demo fhir-server -o jsonpath='{range .spec.appRoleAssignments[*]}  {.principalType} {.principalId} holds {.appRole} on the FHIR API (the demo user is in group fhir-readers){"\n"}{end}'
 
 step "The service client reads a Patient from the FHIR server with nothing but its Secret"
 (set -a; source <(for f in "$demo"/secrets/nightly-export/[A-Z]*; do echo "$(basename "$f")=$(printf %q "$(cat "$f")")"; done); set +a

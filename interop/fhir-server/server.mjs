@@ -5,12 +5,16 @@
 // document gives the issuer and JWKS, as microsoft/fhir-server's JwtBearer setup does; jose validates.
 // Authorization: auth.mjs (roles.json's meaning, SMART scopes for delegated tokens).
 //
-// Server settings (not authentication): PORT (0 = any), HOST (default 127.0.0.1), SEED_PATIENTS (JSON array of Patient resources), FHIR_SERVER_NODE_MODULES (the installed packages).
+// Server settings (not authentication): PORT (0 = any), HOST (default 127.0.0.1), SEED_PATIENTS (JSON
+// array of Patient resources), FHIR_SERVER_NODE_MODULES (the installed packages),
+// FhirServer__Security__EnableAadSmartOnFhirProxy (true: microsoft/fhir-server's SMART proxy,
+// smart-proxy.mjs; default false).
 // Prints one JSON line when listening: {"listening": port, "base": ".../4_0_1"}.
 import { createRequire } from 'node:module';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { authorize, smartConfiguration } from './auth.mjs';
+import { smartProxy } from './smart-proxy.mjs';
 
 const require = createRequire(`${process.env.FHIR_SERVER_NODE_MODULES}/`);
 const { initialize, constants, ServerError } = require('@asymmetrik/node-fhir-server-core');
@@ -19,10 +23,11 @@ const express = require('express');
 const jose = await import(require.resolve('jose'));
 
 /** A ConfigMap key: from the environment (envFrom) or the mounted ConfigMap. */
-function setting(key) {
+function setting(key, fallback = undefined) {
   if (process.env[key]) return process.env[key];
   const file = process.env.CONFIGMAP_DIR && join(process.env.CONFIGMAP_DIR, key);
   if (file && existsSync(file)) return readFileSync(file, 'utf8');
+  if (fallback !== undefined) return fallback;
   throw new Error(`${key} is not set: give the server the operator's ConfigMap (envFrom or CONFIGMAP_DIR)`);
 }
 
@@ -92,9 +97,16 @@ const patientService = {
 const { VERSIONS } = constants;
 const app = express();
 const cors = (res) => res.set('Access-Control-Allow-Origin', '*');
-// SMART App Launch discovery at the FHIR base (where fhirclient looks: {iss}/.well-known/...).
-app.get(['/.well-known/smart-configuration', `/${VERSIONS['4_0_1']}/.well-known/smart-configuration`],
-  (req, res) => cors(res).json(smartConfiguration(v2)));
+// microsoft/fhir-server's SMART proxy, off unless enabled as there (its appsettings default is true).
+const proxied = setting('FhirServer__Security__EnableAadSmartOnFhirProxy', 'false').toLowerCase() === 'true';
+if (proxied) app.use(`/${VERSIONS['4_0_1']}/AadSmartOnFhirProxy`, smartProxy(VERSIONS['4_0_1'], v2));
+// SMART App Launch discovery at the FHIR base (where fhirclient looks: {iss}/.well-known/...); with the
+// proxy on, its authorize and token endpoints are the proxy's.
+app.get(['/.well-known/smart-configuration', `/${VERSIONS['4_0_1']}/.well-known/smart-configuration`], (req, res) => {
+  const proxy = `${req.protocol}://${req.get('host')}/${VERSIONS['4_0_1']}/AadSmartOnFhirProxy`;
+  const endpoints = proxied ? { authorization_endpoint: `${proxy}/authorize`, token_endpoint: `${proxy}/token` } : {};
+  cors(res).json({ ...smartConfiguration(v2), ...endpoints });
+});
 const config = {
   auth: { strategy: { name: 'bearer', service: new URL('./strategy.cjs', import.meta.url).pathname, useSession: false } },
   server: {

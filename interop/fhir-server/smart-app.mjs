@@ -5,7 +5,7 @@
 // browser) reads the Patient PATIENT_ID and tries to create one.
 // This program is the app's web server, on the origin of the Secret's REDIRECT_URI (a SPA redirect).
 // env SECRET_DIR (the Public client's Secret), FHIR_SERVER_NODE_MODULES, PATIENT_ID, and the user's part
-// (USER_NAME, USER_PASSWORD, BROWSER_NODE_MODULES, SIGNIN_SCRIPT; interop/node/user.mjs).
+// (USER_NAME, USER_PASSWORD, BROWSER_NODE_MODULES, SIGNIN_SCRIPT; interop/node/user.mjs); LAUNCH (below).
 // `node smart-app.mjs serve` only serves the app (for a person: make demo with DEMO_KEEP=1).
 // Prints {ok, patient, write, token: {scp, roles, aud} (claims, never the token)} or {ok: false, ...}.
 import { readdirSync, readFileSync } from 'node:fs';
@@ -20,9 +20,13 @@ const SECRET = Object.fromEntries(readdirSync(process.env.SECRET_DIR).filter((k)
 const redirect = new URL(SECRET.REDIRECT_URI);
 // The scopes as the operator mapped them (FHIR_DELEGATED_SCOPES: `{audience}/patient.Patient.read`, …)
 // and OpenID Connect's own; fhirclient passes them on as they are.
+// With LAUNCH (a JSON launch context such as {"patient": "pat-1"}), an EHR launch as microsoft/fhir-server's
+// SMART proxy takes it: `launch` = base64url of that JSON; the proxy returns its fields with the token.
+const launch = process.env.LAUNCH ? Buffer.from(process.env.LAUNCH).toString('base64url') : undefined;
 const settings = {
   iss: SECRET.FHIR_URL, clientId: SECRET.AZURE_CLIENT_ID, redirectUri: SECRET.REDIRECT_URI,
   scope: `openid profile offline_access ${SECRET.FHIR_DELEGATED_SCOPES}`, pkceMode: 'required',
+  ...(launch ? { launch } : {}),
 };
 const page = `<!doctype html><html><head><meta charset="utf-8"><title>SMART app</title>
 <script src="/fhir-client.js"></script></head><body><h1>SMART app</h1><pre id="result"></pre><script>
@@ -34,7 +38,9 @@ const out = (v) => { document.getElementById('result').textContent = JSON.string
       return;
     }
     const client = await FHIR.oauth2.ready();
-    const patient = await client.request('Patient/${process.env.PATIENT_ID || 'pat-1'}');
+    // The patient in context when the launch gave one, else the one this app is told to read.
+    const patient = client.patient.id ? await client.patient.read()
+      : await client.request('Patient/${process.env.PATIENT_ID || 'pat-1'}');
     let write;
     try {
       const created = await client.create({ resourceType: 'Patient', name: [{ family: 'Written', given: ['By', 'SMART'] }] });

@@ -171,3 +171,71 @@ pub async fn assign_user_role(h: &Harness, resource_app_id: &str, principal: &st
         .await;
     assert_eq!(code, 201, "{v}");
 }
+
+/// A path `hack/interop/install.sh` printed under `key`.
+pub fn modules(tools: &BTreeMap<String, PathBuf>, key: &str) -> PathBuf {
+    tools
+        .get(key)
+        .cloned()
+        .unwrap_or_else(|| panic!("install.sh printed no {key}"))
+}
+
+/// Runs `interop/python/fhir_service.py` with only the Secret (as envFrom and as a volume) and the
+/// emulator's CA: azure-identity's EnvironmentCredential, then the FHIR calls `calls`. `config_map`
+/// is the resource app's ConfigMap as a volume (empty for the managed service, which has none).
+pub async fn service_calls(
+    h: &Harness,
+    tools: &BTreeMap<String, PathBuf>,
+    data: &BTreeMap<String, String>,
+    config_map: &BTreeMap<String, String>,
+    calls: &[&str],
+) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let sd = dir.path().join("secret");
+    std::fs::create_dir(&sd).unwrap();
+    for (k, v) in data {
+        std::fs::write(sd.join(k), v).unwrap();
+    }
+    let cm = dir.path().join("configmap");
+    std::fs::create_dir(&cm).unwrap();
+    for (k, v) in config_map {
+        std::fs::write(cm.join(k), v).unwrap();
+    }
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, h.emu.ca_pem()).unwrap();
+    let env = data.iter().filter(|(k, _)| {
+        k.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    });
+    let out = tokio::process::Command::new(modules(tools, "INTEROP_PYTHON"))
+        .arg(repo_root().join("interop/python/fhir_service.py"))
+        .args(calls)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .envs(env)
+        .env("SECRET_DIR", &sd)
+        .env("CONFIGMAP_DIR", &cm)
+        .env("CA_FILE", &ca)
+        .env("REQUESTS_CA_BUNDLE", &ca)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .await
+        .expect("run fhir_service.py");
+    let v = last_json_line(&out, "fhir_service.py");
+    assert_eq!(v["ok"], true, "{v}");
+    v["calls"].as_array().cloned().unwrap_or_default()
+}
+
+/// A consumer's result: the last line it printed, as JSON.
+pub fn last_json_line(out: &std::process::Output, what: &str) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        panic!(
+            "{what} ({}): {e}\nstdout: {stdout}\nstderr: {stderr}",
+            out.status
+        )
+    })
+}

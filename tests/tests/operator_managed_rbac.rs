@@ -191,6 +191,20 @@ async fn a_service_client_reads_a_patient_with_its_secret_alone_and_is_refused_o
         fhir(&h, &data, reqwest::Method::GET, "Patient/p1", None).await,
         200
     );
+    // The consumer a job would use, with nothing but the Secret: azure-identity's
+    // EnvironmentCredential and requests (the same Service client as against the open-source server).
+    let tools = fhir_app_operator_tests::fhir::installed();
+    let calls = fhir_app_operator_tests::fhir::service_calls(
+        &h,
+        &tools,
+        &data,
+        &Default::default(),
+        &["read:p1", "write"],
+    )
+    .await;
+    let statuses: Vec<_> = calls.iter().map(|c| c["status"].clone()).collect();
+    assert_eq!(statuses, [json!(200), json!(201)], "{calls:?}");
+    assert_eq!(calls[0]["resourceType"], "Patient", "{calls:?}");
     // Roles no longer wanted are removed; the service then refuses the client.
     let (done, _) = apply_ready(&h, &[]).await;
     assert!(

@@ -57,7 +57,9 @@ pub struct FhirClientAppSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_platform: Option<PublicPlatform>,
     /// Also register the FHIR server's SMART proxy callback
-    /// `{fhirUrl}/AadSmartOnFhirProxy/callback/{base64url(redirectUri)}` for each redirect URI.
+    /// `{fhirUrl}/AadSmartOnFhirProxy/callback/{base64url(redirectUri)}` for each redirect URI. The proxy
+    /// redeems the code there itself, so the callbacks go under web for a Confidential client (the proxy
+    /// passes its secret on) and under mobile/desktop for a Public one, whatever its platform.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smart_proxy_callback: Option<bool>,
     /// Delegated scopes requested on the target (values as published, e.g. `user_impersonation`,

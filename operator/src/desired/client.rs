@@ -158,21 +158,28 @@ pub fn desired_application_partial(
     id: &ResourceIdentity<'_>,
     target: &ResolvedTarget,
 ) -> (Application, Vec<UnknownEntitlement>) {
-    let mut uris: Vec<String> = spec.redirect_uris.clone().unwrap_or_default();
-    if spec.smart_proxy_callback == Some(true) {
-        let extra: Vec<String> = uris
-            .iter()
+    let uris: Vec<String> = spec.redirect_uris.clone().unwrap_or_default();
+    // The FHIR server's SMART proxy redeems codes at its callback server-side, with no Origin: under
+    // spa Entra refuses that (AADSTS9002327, SPA codes are redeemable only cross-origin), so a Public
+    // client's callbacks are mobile/desktop redirects (a public client's redemption, no credential) and
+    // a Confidential client's are web redirects (the proxy passes the app's secret on).
+    let callbacks: Vec<String> = match spec.smart_proxy_callback {
+        Some(true) => (uris.iter())
             .map(|u| smart_proxy_callback(&target.fhir_url, u))
-            .collect();
-        uris.extend(extra);
-    }
-    let (web, spa, public, fallback) = match (spec.r#type, spec.public_platform.unwrap_or_default())
-    {
-        (ClientType::Confidential, _) => (uris, vec![], vec![], false),
-        (ClientType::Service, _) => (vec![], vec![], vec![], false),
-        (ClientType::Public, PublicPlatform::Spa) => (vec![], uris, vec![], false),
-        (ClientType::Public, PublicPlatform::MobileDesktop) => (vec![], vec![], uris, true),
+            .collect(),
+        _ => vec![],
     };
+    let (mut web, spa, mut public, fallback) =
+        match (spec.r#type, spec.public_platform.unwrap_or_default()) {
+            (ClientType::Confidential, _) => (uris, vec![], vec![], false),
+            (ClientType::Service, _) => (vec![], vec![], vec![], false),
+            (ClientType::Public, PublicPlatform::Spa) => (vec![], uris, vec![], false),
+            (ClientType::Public, PublicPlatform::MobileDesktop) => (vec![], vec![], uris, true),
+        };
+    match spec.r#type {
+        ClientType::Public => public.extend(callbacks),
+        _ => web.extend(callbacks),
+    }
     let (access, unknown) = resource_access(spec, target);
     let platform = |redirect_uris| Some(RedirectUris { redirect_uris });
     let app = Application {
@@ -476,7 +483,23 @@ mod tests {
             json!({"type":"Public","target":{"resourceAppRef":{"name":"fhir"}},"redirectUris":["https://app.example/cb"],"smartProxyCallback":true}),
         );
         let app = desired_application(&s, &ID, &target()).unwrap().body();
-        assert_eq!(app["spa"]["redirectUris"].as_array().unwrap().len(), 2);
+        // The proxy redeems server-side: a Public client's callback is a mobile/desktop redirect.
+        assert_eq!(
+            app["spa"]["redirectUris"],
+            json!(["https://app.example/cb"])
+        );
+        assert_eq!(
+            app["publicClient"]["redirectUris"],
+            json!([
+                "https://fhir.contoso.example/AadSmartOnFhirProxy/callback/aHR0cHM6Ly9hcHAuZXhhbXBsZS9jYg"
+            ])
+        );
+        let s = spec(
+            json!({"type":"Confidential","target":{"resourceAppRef":{"name":"fhir"}},"redirectUris":["https://app.example/cb"],"smartProxyCallback":true}),
+        );
+        let app = desired_application(&s, &ID, &target()).unwrap().body();
+        assert_eq!(app["web"]["redirectUris"].as_array().unwrap().len(), 2);
+        assert_eq!(app["publicClient"]["redirectUris"], json!([]));
     }
 
     #[test]
