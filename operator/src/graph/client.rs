@@ -697,8 +697,31 @@ impl GraphClient {
         resource_sp: &str,
         role_id: &str,
     ) -> Result<(), GraphError> {
+        self.assign(client_sp, resource_sp, role_id, Lag::Retry)
+            .await
+    }
+
+    /// Assigns a user or group (given by object ID in the spec) an app role of `resource_sp`. A 404
+    /// is retried only briefly: it is far more often a wrong ID than a group created moments ago.
+    pub async fn assign_app_role_to_principal(
+        &self,
+        principal: &str,
+        resource_sp: &str,
+        role_id: &str,
+    ) -> Result<(), GraphError> {
+        self.assign(principal, resource_sp, role_id, Lag::Brief)
+            .await
+    }
+
+    async fn assign(
+        &self,
+        principal: &str,
+        resource_sp: &str,
+        role_id: &str,
+        lag: Lag,
+    ) -> Result<(), GraphError> {
         let body =
-            json!({"principalId": client_sp, "resourceId": resource_sp, "appRoleId": role_id});
+            json!({"principalId": principal, "resourceId": resource_sp, "appRoleId": role_id});
         match self
             .send(
                 "assignAppRole",
@@ -706,7 +729,7 @@ impl GraphClient {
                 &format!("/servicePrincipals/{resource_sp}/appRoleAssignedTo"),
                 Some(&body),
                 &[],
-                Lag::Retry,
+                lag,
             )
             .await
         {

@@ -216,3 +216,74 @@ pub fn refusal(ra: &str, refused: &[AccessEntry]) -> Error {
         list.join("; ")
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(spec: serde_json::Value) -> FhirClientApp {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "fhirapps.io/v1alpha1", "kind": "FhirClientApp",
+            "metadata": {"name": "web", "namespace": "portal"}, "spec": spec}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_refused_default_scope_becomes_an_explicit_empty_request() {
+        let c = client(serde_json::json!({"type": "Confidential",
+            "target": {"resourceAppRef": {"name": "fhir", "namespace": "fhir"}},
+            "redirectUris": ["https://evil.example/cb"]}));
+        let n = narrowed(&c, &Request::default());
+        assert_eq!(
+            n.spec.scopes,
+            Some(vec![]),
+            "not the default user_impersonation"
+        );
+        assert_eq!(n.spec.redirect_uris, Some(vec![]));
+        assert_eq!(n.spec.roles, None, "an absent list stays absent");
+        assert!(b::requested_scopes(&n.spec).is_empty());
+    }
+
+    #[test]
+    fn smart_notation_is_kept_as_written_when_its_entra_value_is_allowed() {
+        let c = client(serde_json::json!({"type": "Public",
+            "target": {"resourceAppRef": {"name": "fhir"}},
+            "scopes": ["patient/*.read", "patient/*.write", "openid"]}));
+        let allowed = Request {
+            scopes: vec!["patient.all.read".into()],
+            ..Default::default()
+        };
+        let n = narrowed(&c, &allowed);
+        assert_eq!(
+            n.spec.scopes,
+            Some(vec!["patient/*.read".to_string(), "openid".to_string()])
+        );
+    }
+
+    #[test]
+    fn only_what_was_granted_and_is_now_refused_is_announced_as_revoked() {
+        let e = |kind: &str, v: &str| AccessEntry {
+            kind: kind.into(),
+            value: v.into(),
+            reason: None,
+        };
+        let before = stamp(
+            vec![e(policy::ROLE, "globalReader"), e(policy::SCOPE, "s")],
+            vec![],
+        );
+        let now = stamp(
+            vec![e(policy::SCOPE, "s")],
+            vec![
+                e(policy::ROLE, "globalReader"),
+                e(policy::ROLE, "globalAdmin"),
+            ],
+        );
+        let note = revoked_note(Some(&before), &now).unwrap();
+        assert!(
+            note.contains("AppRole globalReader") && !note.contains("globalAdmin"),
+            "{note}"
+        );
+        assert_eq!(revoked_note(Some(&now), &now), None);
+        assert_eq!(revoked_note(None, &now), None);
+    }
+}

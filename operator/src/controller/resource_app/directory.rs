@@ -91,7 +91,10 @@ pub async fn apply(
         .map_err(needs("list app role assignments", ROLES_PERM))?;
     let plan = plan(&want, &have);
     for (principal, role) in &plan.assign {
-        match graph.assign_app_role(principal, &sp.id, role).await {
+        match graph
+            .assign_app_role_to_principal(principal, &sp.id, role)
+            .await
+        {
             // Graph's 404 names the principal: a typo in the spec, not an object to recreate.
             Err(crate::graph::GraphError::NotFound { .. }) => {
                 return Err(Error::InvalidSpec(format!(
