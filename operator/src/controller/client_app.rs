@@ -29,7 +29,7 @@ use super::{
     Context, DesiredSecret, Error, FINALIZER, Outcome, Verdict, apply_secret, finish,
     managed_labels, needs,
 };
-use crate::api::{AppStatus, FhirClientApp, FhirResourceApp, TenantSpec};
+use crate::api::{AccessEntry, AppStatus, FhirClientApp, FhirResourceApp, TenantSpec};
 use crate::desired::client::{self as b, ResolvedTarget};
 use crate::desired::credentials::Rotation;
 use crate::desired::duration;
@@ -215,6 +215,66 @@ async fn output_secret(obj: &FhirClientApp, ctx: &Context) -> Result<OutputSecre
     })
 }
 
+/// What the admission step lets through: the client narrowed to what its target's access policy
+/// allows, what the policy refused, and the revocation message when its namespace is no longer
+/// admitted at all.
+struct Admitted {
+    client: Box<FhirClientApp>,
+    refused: Vec<AccessEntry>,
+    revoked: Option<String>,
+}
+
+/// The admission step; `Err` before any Graph call when nothing may be registered.
+fn admit(
+    obj: &FhirClientApp,
+    target_app: Option<&FhirResourceApp>,
+    status: &mut AppStatus,
+) -> Result<Admitted, Error> {
+    let registered = status.client_id.is_some();
+    match admission::admit(obj, target_app, registered) {
+        admission::Admission::Go {
+            client,
+            refused,
+            revoked,
+        } => Ok(Admitted {
+            client,
+            refused,
+            revoked,
+        }),
+        admission::Admission::Stop(e, refused) => {
+            // A registered client keeps its account until the revocation has actually run.
+            if !registered {
+                status.access = Some(admission::stopped(refused));
+            }
+            Err(e)
+        }
+    }
+}
+
+/// What was granted and refused, into the status; an Event for what was revoked; `NotPermitted`
+/// when the policy refused anything (the allowed part is in place by now).
+async fn report_access(
+    ctx: &Context,
+    obj: &FhirClientApp,
+    target: &ResolvedTarget,
+    status: &mut AppStatus,
+    refused: &[AccessEntry],
+    revoked: Option<String>,
+) -> Result<(), Error> {
+    let access = admission::status(obj, target, refused);
+    if let Some(note) = admission::revoked_note(status.access.as_ref(), &access) {
+        ctx.event(obj, true, "AccessRevoked", note).await;
+    }
+    status.access = Some(access);
+    if let Some(message) = revoked {
+        return Err(Error::NotPermitted(message));
+    }
+    if !refused.is_empty() {
+        return Err(admission::refusal(&target::reference(obj), refused));
+    }
+    Ok(())
+}
+
 async fn converge(
     obj: &FhirClientApp,
     ctx: &Context,
@@ -222,21 +282,11 @@ async fn converge(
     status: &mut AppStatus,
 ) -> Result<Converged, Error> {
     // Admission: the rest of the pipeline sees only what the target's access policy allows.
-    let registered = status.client_id.is_some();
-    let (client, refused, revoked) = match admission::admit(obj, target_app.as_ref(), registered) {
-        admission::Admission::Go {
-            client,
-            refused,
-            revoked,
-        } => (client, refused, revoked),
-        admission::Admission::Stop(e, refused) => {
-            // A registered client keeps its account until the revocation has actually run.
-            if !registered {
-                status.access = Some(admission::stopped(refused));
-            }
-            return Err(e);
-        }
-    };
+    let Admitted {
+        client,
+        refused,
+        revoked,
+    } = admit(obj, target_app.as_ref(), status)?;
     let obj = client.as_ref();
     // Dereference.
     let ns = obj.namespace().unwrap_or_default();
@@ -244,17 +294,7 @@ async fn converge(
     let graph = ctx.graph_for(&ns, tenant.as_ref()).await?;
     let (target, target_sp) = match target::resolve(obj, ctx, target_app, &graph).await? {
         Target::Resolved(t, sp) => (t, sp),
-        Target::Wait(message) => {
-            let outcome = Outcome::Waiting {
-                reason: "WaitingForResourceApp".into(),
-                message,
-                requeue: Duration::from_secs(10),
-            };
-            return Ok(Converged {
-                outcome,
-                secret_version: None,
-            });
-        }
+        Target::Wait(message) => return Ok(waiting_for_resource_app(message)),
     };
     // Validate and build.
     let rotation = rotation(obj)?;
@@ -296,39 +336,58 @@ async fn converge(
     status.notes = target
         .managed
         .then(|| managed_note(status.role_assignments.is_empty()));
-    let access = admission::status(obj, &target, &refused);
-    if let Some(note) = admission::revoked_note(status.access.as_ref(), &access) {
-        ctx.event(obj, true, "AccessRevoked", note).await;
-    }
-    status.access = Some(access);
-    if let Some(message) = revoked {
-        return Err(Error::NotPermitted(message));
-    }
-    if !refused.is_empty() {
-        return Err(admission::refusal(&target::reference(obj), &refused));
-    }
+    report_access(ctx, obj, &target, status, &refused, revoked).await?;
     // The registration and grants hold what the target publishes; what it does not is reported.
     if !unknown.is_empty() {
         return Err(Error::UnknownEntitlement(b::UnknownEntitlements(unknown)));
     }
-    let holds = if kind.is_some() {
+    Ok(ready(
+        ctx,
+        kind.is_some(),
+        &app.app_id,
+        &out.name,
+        &prepared,
+        secret_version,
+    ))
+}
+
+fn waiting_for_resource_app(message: String) -> Converged {
+    let outcome = Outcome::Waiting {
+        reason: "WaitingForResourceApp".into(),
+        message,
+        requeue: Duration::from_secs(10),
+    };
+    Converged {
+        outcome,
+        secret_version: None,
+    }
+}
+
+/// Ready: what the Secret holds, and when to look again (the credential's next check, at the
+/// latest the resync).
+fn ready(
+    ctx: &Context,
+    has_credential: bool,
+    app_id: &str,
+    secret_name: &str,
+    prepared: &credential::Prepared,
+    secret_version: Option<String>,
+) -> Converged {
+    let holds = if has_credential {
         "credentials and endpoints"
     } else {
         "client ID and endpoints (a public client has no credential)"
     };
     let outcome = Outcome::Ready {
-        message: format!(
-            "client {} ready; {holds} in Secret {}",
-            app.app_id, out.name
-        ),
+        message: format!("client {app_id} ready; {holds} in Secret {secret_name}"),
         requeue: prepared
             .next_check
             .map_or(ctx.config.resync, |n| n.min(ctx.config.resync)),
     };
-    Ok(Converged {
+    Converged {
         outcome,
         secret_version,
-    })
+    }
 }
 
 /// The register step: the application converged to `desired` and its service principal (and
