@@ -130,6 +130,28 @@ impl Harness {
         }
     }
 
+    /// A projected ServiceAccount token for `api://AzureADTokenExchange` from the real API server:
+    /// what the AKS workload-identity webhook mounts for ServiceAccount `sa` of this namespace.
+    pub async fn federated_token(&self, sa: &str) -> String {
+        use k8s_openapi::api::authentication::v1::TokenRequest;
+        use k8s_openapi::api::core::v1::ServiceAccount;
+        let tr: TokenRequest = serde_json::from_value(json!({"spec": {
+            "audiences": ["api://AzureADTokenExchange"], "expirationSeconds": 3600}}))
+        .unwrap();
+        self.api::<ServiceAccount>()
+            .create_subresource::<TokenRequest, TokenRequest>(
+                "token",
+                sa,
+                &kube::api::PostParams::default(),
+                &tr,
+            )
+            .await
+            .expect("a ServiceAccount token")
+            .status
+            .and_then(|s| s.token)
+            .expect("a token in the TokenRequest's status")
+    }
+
     /// Operator configuration pointing at the emulator, scoped to this namespace, fast resync.
     pub fn config(&self) -> OperatorConfig {
         let cred = Credential::Secret {
@@ -436,10 +458,33 @@ impl Harness {
 }
 
 impl Harness {
-    /// Waits until FhirClientApp `name` is Ready for its generation with an application object ID
-    /// other than `old_oid` (its application was deleted out of band and recreated); returns it.
-    pub async fn wait_recreated_ready(&self, name: &str, old_oid: &str) -> Value {
+    /// What an admin does in the portal: deletes FhirClientApp `name`'s application in Graph (out of
+    /// band); then waits until the operator has recreated it and the client is Ready again, and
+    /// returns the object then.
+    pub async fn delete_application_out_of_band(&self, name: &str) -> Value {
         let api = self.api::<fhir_app_operator::api::FhirClientApp>();
+        let obj = api.get(name).await.expect("the FhirClientApp");
+        let oid = (obj.status.and_then(|s| s.application_object_id))
+            .expect("a registered client names its application");
+        let (code, body) = self
+            .graph(
+                reqwest::Method::DELETE,
+                &format!("/applications/{oid}"),
+                None,
+            )
+            .await;
+        assert_eq!(code, 204, "{body}");
+        self.wait_recreated(&api, name, &oid).await
+    }
+
+    /// Waits until FhirClientApp `name` is Ready for its generation with an application object ID
+    /// other than `old_oid`; returns it.
+    async fn wait_recreated(
+        &self,
+        api: &Api<fhir_app_operator::api::FhirClientApp>,
+        name: &str,
+        old_oid: &str,
+    ) -> Value {
         self.eventually("recreated and Ready", Duration::from_secs(60), || {
             let api = api.clone();
             async move {

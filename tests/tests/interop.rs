@@ -340,17 +340,7 @@ async fn a_recreated_application_works_with_azure_identity_once_ready_again() {
     .await
     .unwrap();
     let before = outputs(&h, "daemon", "fhir").await;
-    let obj = h.api::<FhirClientApp>().get("daemon").await.unwrap();
-    let oid = obj.status.and_then(|s| s.application_object_id).unwrap();
-    let (code, _) = h
-        .graph(
-            reqwest::Method::DELETE,
-            &format!("/applications/{oid}"),
-            None,
-        )
-        .await;
-    assert_eq!(code, 204);
-    h.wait_recreated_ready("daemon", &oid).await;
+    h.delete_application_out_of_band("daemon").await;
     let after = outputs(&h, "daemon", "fhir").await;
     assert_ne!(
         after.secret["AZURE_CLIENT_ID"],
@@ -714,7 +704,6 @@ async fn public_spa_with_msal_browser_in_chromium() {
 /// else but the Secret's keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_identity_with_a_projected_service_account_token() {
-    use k8s_openapi::api::authentication::v1::TokenRequest;
     use k8s_openapi::api::core::v1::ServiceAccount;
     use kube::api::PostParams;
 
@@ -771,22 +760,8 @@ async fn workload_identity_with_a_projected_service_account_token() {
     assert!(o.secret.contains_key("AZURE_FEDERATED_TOKEN_FILE"));
 
     // The projected token the AKS webhook would mount, from the real API server.
-    let tr: TokenRequest = serde_json::from_value(
-        json!({"spec": {"audiences": ["api://AzureADTokenExchange"], "expirationSeconds": 3600}}),
-    )
-    .unwrap();
-    let tr = h
-        .api::<ServiceAccount>()
-        .create_subresource::<TokenRequest, TokenRequest>(
-            "token",
-            "exporter",
-            &PostParams::default(),
-            &tr,
-        )
-        .await
-        .unwrap();
     let token_file = o.dir.path().join("azure-identity-token");
-    std::fs::write(&token_file, tr.status.unwrap().token.expect("token")).unwrap();
+    std::fs::write(&token_file, h.federated_token("exporter").await).unwrap();
     let env = [
         ("INTEROP_NODE_MODULES", c.node_modules.display().to_string()),
         // The projected volume, mounted here rather than at the webhook's default path.

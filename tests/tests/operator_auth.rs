@@ -7,7 +7,6 @@ use fhir_app_operator::graph::Credential;
 use fhir_app_operator::graph::assertion::CertificateCredential;
 use fhir_app_operator_tests::kube_client;
 use fhir_app_operator_tests::operator::{Harness, resource_app};
-use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
@@ -94,23 +93,7 @@ async fn operator_signs_in_with_a_federated_token_file_reread_per_request() {
     )
     .await
     .unwrap();
-    let tr: TokenRequest = serde_json::from_value(
-        json!({"spec": {"audiences": ["api://AzureADTokenExchange"], "expirationSeconds": 3600}}),
-    )
-    .unwrap();
-    let token = sas
-        .create_subresource::<TokenRequest, TokenRequest>(
-            "token",
-            "operator",
-            &PostParams::default(),
-            &tr,
-        )
-        .await
-        .unwrap()
-        .status
-        .unwrap()
-        .token
-        .unwrap();
+    let token = h.federated_token("operator").await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("azure-identity-token");
     std::fs::write(&file, "stale-token-that-will-be-replaced").unwrap();

@@ -264,18 +264,9 @@ async fn a_recreated_application_gets_the_held_certificate_before_it_is_ready() 
     ))
     .await
     .unwrap();
-    let obj = h
-        .wait_condition::<FhirClientApp>("etl", "Ready", "True", T)
+    h.wait_condition::<FhirClientApp>("etl", "Ready", "True", T)
         .await;
-    let oid = obj["status"]["applicationObjectId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (code, _) = h
-        .graph(Method::DELETE, &format!("/applications/{oid}"), None)
-        .await;
-    assert_eq!(code, 204);
-    let new = h.wait_recreated_ready("etl", &oid).await;
+    let new = h.delete_application_out_of_band("etl").await;
     let d = secret_data(&h.client, &h.ns.name, "etl-fhir-client")
         .await
         .unwrap();

@@ -208,19 +208,10 @@ async fn a_recreated_application_gets_its_credential_in_the_same_reconcile() {
     h.apply::<FhirClientApp>(client_app("etl", service(json!({}))))
         .await
         .unwrap();
-    let obj = h
-        .wait_condition::<FhirClientApp>("etl", "Ready", "True", T)
+    h.wait_condition::<FhirClientApp>("etl", "Ready", "True", T)
         .await;
-    let oid = obj["status"]["applicationObjectId"]
-        .as_str()
-        .unwrap()
-        .to_string();
     // An admin deletes the application out of band, well within the 120 s replication grace.
-    let (code, _) = h
-        .graph(Method::DELETE, &format!("/applications/{oid}"), None)
-        .await;
-    assert_eq!(code, 204);
-    let new = h.wait_recreated_ready("etl", &oid).await;
+    let new = h.delete_application_out_of_band("etl").await;
     // Ready means the Secret works now, not after another resync.
     let data = secret_data(&h.client, &h.ns.name, "etl-fhir-client")
         .await

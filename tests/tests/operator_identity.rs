@@ -6,7 +6,6 @@ use fhir_app_operator::api::{FhirClientApp, FhirResourceApp};
 use fhir_app_operator_tests::operator::{
     Harness, claims, client_app, condition, full_permissions, resource_app, secret_data,
 };
-use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::PostParams;
 use reqwest::Method;
@@ -72,21 +71,7 @@ async fn workload_identity_client_gets_a_token_with_its_service_account_token_on
     assert!(data.contains_key("AZURE_FEDERATED_TOKEN_FILE"));
 
     // What the pod would do: a projected token for api://AzureADTokenExchange exchanged for a FHIR token.
-    let tr: TokenRequest = serde_json::from_value(
-        json!({"spec": {"audiences": ["api://AzureADTokenExchange"], "expirationSeconds": 3600}}),
-    )
-    .unwrap();
-    let tr = h
-        .api::<ServiceAccount>()
-        .create_subresource::<TokenRequest, TokenRequest>(
-            "token",
-            "fhir-reader",
-            &PostParams::default(),
-            &tr,
-        )
-        .await
-        .unwrap();
-    let sa_token = tr.status.unwrap().token.expect("token");
+    let sa_token = h.federated_token("fhir-reader").await;
     let form = [
         ("grant_type", "client_credentials"),
         ("client_id", data["AZURE_CLIENT_ID"].as_str()),

@@ -193,8 +193,7 @@ impl ArmClient {
                         .headers()
                         .get("retry-after")
                         .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
+                        .and_then(crate::graph::error::parse_retry_after);
                     let text = resp
                         .text()
                         .await

@@ -161,7 +161,7 @@ async fn apply_inner(
     let out = outputs(obj, ctx).await?;
     let (app, sp) = register(obj, ctx, &graph, status).await?;
     // Who may get tokens for the API, and the users and groups assigned its roles.
-    let (_, roles) = b::published(spec, &identity(ctx, obj));
+    let (scopes, roles) = b::published(spec, &identity(ctx, obj));
     directory::apply(&graph, spec, &sp, &roles).await?;
     // The identifier URI (the audience), derived once the app ID is known.
     let identifier_uri = b::identifier_uri(spec, Some(&app.app_id)).unwrap_or_default();
@@ -179,7 +179,7 @@ async fn apply_inner(
     let data = b::config_map_data(&ts, graph.tenant_id(), &app.app_id);
     write_outputs(ctx, obj, &out, data).await?;
     status.service_principal_object_id = Some(sp.id.clone());
-    status.published = Some(published(obj, ctx));
+    status.published = Some(published(scopes, roles));
     status.audience = Some(ts.audience.clone());
     status.output_name = Some(out.config_map.clone());
     Ok(Outcome::Ready {
@@ -192,9 +192,7 @@ async fn apply_inner(
 }
 
 /// What this resource app publishes, as the status tells its clients.
-fn published(obj: &FhirResourceApp, ctx: &Context) -> crate::api::Published {
-    let id = identity(ctx, obj);
-    let (scopes, app_roles) = b::published(&obj.spec, &id);
+fn published(scopes: Vec<b::Entitlement>, app_roles: Vec<b::Entitlement>) -> crate::api::Published {
     let list = |e: Vec<b::Entitlement>| {
         e.into_iter()
             .map(|e| crate::api::PublishedEntitlement {
