@@ -2,208 +2,33 @@
 //! entra-emulator: a local, stateful stand-in for Microsoft Entra ID — the Microsoft Graph v1.0
 //! application-registration surface and the identity platform's token endpoint — served over HTTPS
 //! with a CA generated at start. See README.md.
-use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
+//!
+//! Layers, bottom up (no module imports one above it):
+//! - [`config`] (what an operator sets), `crypto`, `request` (the request context, the call-log
+//!   entry, the caller), `state` (the store, each surface's in-memory part, the call log, realism,
+//!   seeding) and `bearer` (the one bearer-token check);
+//! - the surfaces, one folder each: `identity` (login.microsoftonline.com), `graph` (Microsoft
+//!   Graph), `arm` (Azure Resource Manager and the FHIR stand-ins), `admin` (`/_emulator/…`);
+//! - `server`: the listener, the route table naming every operation, and the request pipeline.
 use std::path::PathBuf;
 use std::sync::Arc;
 
 mod admin;
 mod arm;
-mod authorize;
-mod consent;
+mod bearer;
+pub mod config;
 pub mod crypto;
-mod device;
-pub mod directory;
-mod flows;
-mod grants;
 mod graph;
-mod login;
-mod pages;
-mod query;
+mod identity;
+mod request;
 mod server;
-mod signout;
-mod state_file;
-pub mod store;
+mod state;
 
-pub use arm::{ArmConfig, FhirServiceConfig, SeedAssignment};
-pub use directory::{GroupConfig, UserConfig};
-pub use server::CallRecord;
-
-/// How the emulator is set up. Every field has a default (`Config::default()`); a config file
-/// (YAML or JSON) may give any subset of the fields.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Config {
-    /// Address to listen on; port 0 picks a free port.
-    pub listen: SocketAddr,
-    pub tenants: Vec<TenantConfig>,
-    /// Persist the directory here (JSON), saved on every change and loaded at start.
-    pub state_file: Option<PathBuf>,
-    /// Where to write the CA certificate (PEM) at start. Default: none is written; the PEM stays in
-    /// memory ([`Running::ca_pem`]) and [`Running::ca_file`] writes one on demand into a directory
-    /// of its own that is removed when the [`Running`] is dropped.
-    pub ca_file: Option<PathBuf>,
-    pub realism: Realism,
-    /// Token-bucket sizes for `realism.throttling`.
-    pub throttle_limits: ThrottleLimits,
-    /// External OIDC issuers trusted for federated-credential assertions.
-    pub trusted_issuers: Vec<TrustedIssuer>,
-    /// The token-signing key (RSA, PEM). Default: one key generated per process.
-    pub signing_key_pem: Option<String>,
-    /// `signInAudience` of an application created without one.
-    pub default_sign_in_audience: String,
-    /// Extra DNS names / IPs for the serving certificate (localhost and 127.0.0.1 are always in).
-    pub hostnames: Vec<String>,
-    /// Lifetime of issued access tokens, seconds.
-    pub token_lifetime_secs: u64,
-    /// Azure Resource Manager (role assignments) and the managed FHIR services' data-plane stand-in.
-    pub arm: ArmConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            tenants: vec![TenantConfig::default()],
-            state_file: None,
-            ca_file: None,
-            realism: Realism::default(),
-            throttle_limits: ThrottleLimits::default(),
-            trusted_issuers: vec![],
-            signing_key_pem: None,
-            default_sign_in_audience: "AzureADMyOrg".into(),
-            hostnames: vec![],
-            token_lifetime_secs: 3599,
-            arm: ArmConfig::default(),
-        }
-    }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(default)]
-pub struct TenantConfig {
-    pub tenant_id: String,
-    pub verified_domains: Vec<String>,
-    pub apps: Vec<BootstrapApp>,
-    /// Whether the "Azure Healthcare APIs" first-party service principal is in the tenant (it is
-    /// once someone has used Azure Health Data Services there, or ran `az ad sp create --id …`).
-    pub healthcare_service_principal: bool,
-    /// Directory users who can sign in (none by default).
-    pub users: Vec<UserConfig>,
-    /// Security groups (users name theirs in `UserConfig::groups` too).
-    pub groups: Vec<GroupConfig>,
-}
-
-impl Default for TenantConfig {
-    /// A tenant with a random id, domains `contoso.onmicrosoft.com` and `contoso.example`, and a
-    /// bootstrap operator app holding `Application.ReadWrite.OwnedBy`.
-    fn default() -> Self {
-        TenantConfig {
-            tenant_id: uuid::Uuid::new_v4().to_string(),
-            verified_domains: vec!["contoso.onmicrosoft.com".into(), "contoso.example".into()],
-            apps: vec![BootstrapApp::default()],
-            healthcare_service_principal: true,
-            users: vec![],
-            groups: vec![],
-        }
-    }
-}
-
-/// An application registration present from the start (the operator's own identity).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(default)]
-pub struct BootstrapApp {
-    pub client_id: String,
-    pub display_name: String,
-    pub client_secret: Option<String>,
-    /// A certificate (PEM) registered as a key credential, for `client_assertion` sign-in.
-    pub certificate_pem: Option<String>,
-    pub federated: Vec<FederatedTrust>,
-    /// Graph application permissions granted (app role assignments on Microsoft Graph).
-    pub permissions: Vec<String>,
-}
-
-impl Default for BootstrapApp {
-    fn default() -> Self {
-        BootstrapApp {
-            client_id: uuid::Uuid::new_v4().to_string(),
-            display_name: "fhir-app-operator".into(),
-            client_secret: Some(random_secret()),
-            certificate_pem: None,
-            federated: vec![],
-            permissions: vec!["Application.ReadWrite.OwnedBy".into()],
-        }
-    }
-}
-
-/// A federated identity credential of a bootstrap app (named `bootstrap-N`).
-#[derive(Clone, Debug, Serialize, Deserialize, Default)]
-#[serde(default)]
-pub struct FederatedTrust {
-    pub issuer: String,
-    pub subject: String,
-    /// Empty means `api://AzureADTokenExchange`.
-    pub audience: String,
-}
-
-/// An external issuer (e.g. a Kubernetes service-account issuer). Without `jwks`, the emulator
-/// fetches `{issuer}/.well-known/openid-configuration` and its `jwks_uri`.
-#[derive(Clone, Debug, Serialize, Deserialize, Default)]
-#[serde(default)]
-pub struct TrustedIssuer {
-    pub issuer: String,
-    pub jwks: Option<serde_json::Value>,
-}
-
-/// Realism knobs; all off by default. Changeable at run time via `PUT /_emulator/realism`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
-#[serde(default)]
-pub struct Realism {
-    /// Added to every Graph and login call.
-    pub latency_ms: u64,
-    /// New objects (and new secrets) are invisible to other requests for this long.
-    pub replication_lag_ms: u64,
-    /// Graph's token buckets (per app+tenant; sizes in `Config::throttle_limits`) with 429 + Retry-After.
-    pub throttling: bool,
-    /// Fraction of Graph/login calls answered with a random 5xx.
-    pub error_rate: f64,
-    /// Fraction of Graph/login calls whose connection is dropped without an answer.
-    pub drop_rate: f64,
-    /// Seed of the fault generator: same seed and same call sequence, same faults.
-    pub seed: u64,
-}
-
-/// Sizes of Graph's token buckets used when `Realism::throttling` is on. Also changeable through
-/// `PUT /_emulator/realism` (fields `throttle_resource_units_per_10s`, `throttle_writes_per_150s`).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct ThrottleLimits {
-    /// Resource units per 10 s per app+tenant (Graph: 3,500 for a small tenant).
-    pub throttle_resource_units_per_10s: u64,
-    /// Writes per 150 s per app+tenant (Graph: 3,000).
-    pub throttle_writes_per_150s: u64,
-}
-
-impl Default for ThrottleLimits {
-    fn default() -> Self {
-        ThrottleLimits {
-            throttle_resource_units_per_10s: 3500,
-            throttle_writes_per_150s: 3000,
-        }
-    }
-}
-
-/// A random client secret in Entra's style (40 characters with `~`).
-pub fn random_secret() -> String {
-    use rand::Rng;
-    const ALPHA: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~";
-    let mut r = rand::thread_rng();
-    let mut out: String = (0..3).map(|_| ALPHA[r.gen_range(0..52)] as char).collect();
-    out.push_str(&r.gen_range(0..10).to_string());
-    out.push_str("Q~");
-    out.extend((0..34).map(|_| ALPHA[r.gen_range(0..ALPHA.len())] as char));
-    out
-}
+pub use config::{
+    ArmConfig, BootstrapApp, Config, FederatedTrust, FhirServiceConfig, GroupConfig, Realism,
+    SeedAssignment, TenantConfig, ThrottleLimits, TrustedIssuer, UserConfig, random_secret,
+};
+pub use state::calls::CallRecord;
 
 /// The emulator's CA certificate: kept in memory, written to a file only when one is asked for.
 struct CaFile {
@@ -249,7 +74,7 @@ impl Drop for CaFile {
 
 /// A running emulator.
 pub struct Running {
-    shared: Arc<server::Shared>,
+    shared: Arc<state::Shared>,
     ca: CaFile,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -266,6 +91,11 @@ impl Running {
     /// `base_url + "/v1.0"`
     pub fn graph_url(&self) -> String {
         format!("{}/v1.0", self.shared.base_url)
+    }
+    /// Azure Resource Manager's endpoint (role assignments under `/subscriptions/…` and
+    /// `/providers/…` on the same listener): `base_url`, as the operator's `FHIR_OP_ARM_URL` wants it.
+    pub fn arm_url(&self) -> String {
+        self.shared.base_url.clone()
     }
     /// `base_url + "/"`
     pub fn authority_host(&self) -> String {
@@ -293,7 +123,7 @@ impl Running {
     /// A Graph token for `tenant` with Application.ReadWrite.All, AppRoleAssignment.ReadWrite.All and
     /// DelegatedPermissionGrant.ReadWrite.All (same as `POST /_emulator/tenants/{tid}/admin-token`).
     pub fn admin_token(&self, tenant: &str) -> String {
-        login::admin_token(&self.shared, tenant)
+        identity::token::admin_token(&self.shared, tenant)
     }
     /// Current realism knobs.
     pub fn realism(&self) -> Realism {
@@ -320,25 +150,21 @@ impl Running {
 
 /// Start the emulator; returns once it is listening.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
-    server::start(config).await
-}
-
-#[doc(hidden)]
-pub fn __running(
-    shared: Arc<server::Shared>,
-    ca_file: Option<PathBuf>,
-    ca_pem: String,
-    shutdown: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-    first: (String, String, String),
-) -> Running {
+    let ca_file = config.ca_file.clone();
+    let server::Started {
+        shared,
+        ca_pem,
+        shutdown,
+        task,
+        first,
+    } = server::start(config).await?;
     let port = shared
         .base_url
         .rsplit(':')
         .next()
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
-    Running {
+    Ok(Running {
         shared,
         ca: CaFile {
             pem: ca_pem,
@@ -351,7 +177,7 @@ pub fn __running(
         first_tenant: first.0,
         first_client_id: first.1,
         first_client_secret: first.2,
-    }
+    })
 }
 
 #[cfg(test)]

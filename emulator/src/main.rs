@@ -17,7 +17,8 @@ use std::path::PathBuf;
 ///   GRAPH_URL=https://127.0.0.1:PORT/v1.0
 ///   AZURE_AUTHORITY_HOST=https://127.0.0.1:PORT/
 ///   AZURE_TENANT_ID=…  AZURE_CLIENT_ID=…  AZURE_CLIENT_SECRET=…
-///   FHIR_OP_GRAPH_URL=…  FHIR_OP_EXTRA_CA_FILE=…  CA_FILE=… (printed last: once it is there, all are)
+///   FHIR_OP_GRAPH_URL=…  FHIR_OP_ARM_URL=…  FHIR_OP_EXTRA_CA_FILE=…
+///   CA_FILE=… (printed last: once it is there, all are)
 ///
 /// so `set -a; eval "$(entra-emulator …)"` configures fhir-app-operator directly (it reads the
 /// AZURE_* and FHIR_OP_* names).
@@ -129,6 +130,21 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let a = Args::parse();
+    let cfg = config(&a)?;
+    let running = entra_emulator::start(cfg).await?;
+    print_settings(&running)?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("entra-emulator: shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+/// The config: the file's (or the defaults), with the flags given on top.
+fn config(a: &Args) -> anyhow::Result<Config> {
     let mut cfg = match &a.config {
         Some(p) => load_config(p)?,
         None => Config::default(),
@@ -141,45 +157,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         a.listen
     };
-    {
-        let t = &mut cfg.tenants[0];
-        if let Some(tid) = &a.tenant_id {
-            t.tenant_id = tid.clone();
-        }
-        if !a.verified_domains.is_empty() {
-            t.verified_domains = a.verified_domains.clone();
-        }
-        if t.apps.is_empty() {
-            t.apps.push(BootstrapApp::default());
-        }
-        let app = &mut t.apps[0];
-        if let Some(c) = &a.client_id {
-            app.client_id = c.clone();
-        }
-        if let Some(sec) = &a.client_secret {
-            app.client_secret = Some(sec.clone());
-        }
-        if let Some(p) = &a.client_certificate {
-            app.certificate_pem = Some(std::fs::read_to_string(p)?);
-        }
-        for f in &a.federated {
-            let parts: Vec<&str> = f.splitn(3, ',').collect();
-            if parts.len() < 2 {
-                anyhow::bail!("--federated needs ISSUER,SUBJECT[,AUDIENCE]");
-            }
-            app.federated.push(FederatedTrust {
-                issuer: parts[0].into(),
-                subject: parts[1].into(),
-                audience: parts.get(2).map(|s| s.to_string()).unwrap_or_default(),
-            });
-        }
-        if !a.permissions.is_empty() {
-            app.permissions = a.permissions.clone();
-        }
-        for u in &a.users {
-            t.users.push(entra_emulator::directory::parse_user_flag(u)?);
-        }
-    }
+    first_tenant_flags(a, &mut cfg.tenants[0])?;
     for ti in &a.trust_issuers {
         let (issuer, jwks) = match ti.split_once('=') {
             Some((i, f)) => (
@@ -197,6 +175,53 @@ async fn main() -> anyhow::Result<()> {
         cfg.ca_file = a.ca_file.clone();
     }
     cfg.hostnames.extend(a.hostnames.iter().cloned());
+    realism_flags(a, &mut cfg);
+    Ok(cfg)
+}
+
+/// The flags about the first tenant and its bootstrap app.
+fn first_tenant_flags(a: &Args, t: &mut TenantConfig) -> anyhow::Result<()> {
+    if let Some(tid) = &a.tenant_id {
+        t.tenant_id = tid.clone();
+    }
+    if !a.verified_domains.is_empty() {
+        t.verified_domains = a.verified_domains.clone();
+    }
+    if t.apps.is_empty() {
+        t.apps.push(BootstrapApp::default());
+    }
+    let app = &mut t.apps[0];
+    if let Some(c) = &a.client_id {
+        app.client_id = c.clone();
+    }
+    if let Some(sec) = &a.client_secret {
+        app.client_secret = Some(sec.clone());
+    }
+    if let Some(p) = &a.client_certificate {
+        app.certificate_pem = Some(std::fs::read_to_string(p)?);
+    }
+    for f in &a.federated {
+        let parts: Vec<&str> = f.splitn(3, ',').collect();
+        if parts.len() < 2 {
+            anyhow::bail!("--federated needs ISSUER,SUBJECT[,AUDIENCE]");
+        }
+        app.federated.push(FederatedTrust {
+            issuer: parts[0].into(),
+            subject: parts[1].into(),
+            audience: parts.get(2).map(|s| s.to_string()).unwrap_or_default(),
+        });
+    }
+    if !a.permissions.is_empty() {
+        app.permissions = a.permissions.clone();
+    }
+    for u in &a.users {
+        t.users.push(entra_emulator::UserConfig::parse_flag(u)?);
+    }
+    Ok(())
+}
+
+/// The realism and throttling flags.
+fn realism_flags(a: &Args, cfg: &mut Config) {
     if let Some(v) = a.latency_ms {
         cfg.realism.latency_ms = v
     }
@@ -221,8 +246,11 @@ async fn main() -> anyhow::Result<()> {
     if let Some(v) = a.seed {
         cfg.realism.seed = v
     }
+}
 
-    let running = entra_emulator::start(cfg).await?;
+/// The settings an operator (fhir-app-operator, or a shell) reads, as `eval`-able lines; `CA_FILE`
+/// last, so a reader that has it has them all.
+fn print_settings(running: &entra_emulator::Running) -> anyhow::Result<()> {
     println!("GRAPH_URL={}", running.graph_url());
     println!("AZURE_AUTHORITY_HOST={}", running.authority_host());
     println!("AZURE_TENANT_ID={}", running.tenant_id());
@@ -234,6 +262,7 @@ async fn main() -> anyhow::Result<()> {
     let ca_file = shell_quote(&running.ca_file().display().to_string());
     // The same values under the names fhir-app-operator reads.
     println!("FHIR_OP_GRAPH_URL={}", running.graph_url());
+    println!("FHIR_OP_ARM_URL={}", running.arm_url());
     println!("FHIR_OP_EXTRA_CA_FILE={ca_file}");
     println!("CA_FILE={ca_file}");
     use std::io::Write;
@@ -244,13 +273,6 @@ async fn main() -> anyhow::Result<()> {
         running.ca_file().display()
     );
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    eprintln!("entra-emulator: shutting down");
-    running.shutdown().await;
     Ok(())
 }
 

@@ -43,6 +43,9 @@ async fn binary_prints_env_and_serves() {
     // The operator's own variable names carry the same values, so the output configures it as is.
     assert_eq!(env["FHIR_OP_GRAPH_URL"], env["GRAPH_URL"]);
     assert_eq!(env["FHIR_OP_EXTRA_CA_FILE"], env["CA_FILE"]);
+    // The operator's ARM client (FHIR_OP_ARM_URL) is pointed at the emulator's ARM too.
+    let base = env["GRAPH_URL"].trim_end_matches("/v1.0").to_string();
+    assert_eq!(env["FHIR_OP_ARM_URL"], base);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cert = reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();
     let c = reqwest::Client::builder()
@@ -69,6 +72,18 @@ async fn binary_prints_env_and_serves() {
     let r = c.post(format!("{}/applications", env["GRAPH_URL"])).bearer_auth(tok["access_token"].as_str().unwrap())
         .json(&serde_json::json!({"displayName": "from-binary", "identifierUris": ["https://fabrikam.example/api"]})).send().await.unwrap();
     assert_eq!(r.status(), 201);
+    // ARM answers at FHIR_OP_ARM_URL: a role-assignment list without a token is ARM's 401, not a 404.
+    let arm = c
+        .get(format!(
+            "{}/subscriptions/00000000-0000-0000-0000-000000000001/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01",
+            env["FHIR_OP_ARM_URL"]
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(arm.status(), 401);
+    let body: serde_json::Value = arm.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "AuthenticationFailed");
     unsafe { libc_kill(child.id() as i32) };
     let st = child.wait().unwrap();
     assert!(st.success(), "stops cleanly on SIGTERM: {st:?}");

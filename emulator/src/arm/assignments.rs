@@ -2,101 +2,17 @@
 //! and list (`$filter=atScope()`, `principalId eq '…'`, both), with ARM's checks in ARM's order —
 //! api-version, token, request shape, the caller's permission at the scope (or a parent), the
 //! principal in the directory replica, then name and duplicate rules.
-use super::{Assignment, Caller, arm_error, json_response, roles, with_op};
-use crate::server::Shared;
-use axum::extract::{Request, State};
+use super::routes::Call;
+use super::{Assignment, arm_error, json_response, roles};
+use crate::request::Caller;
+use crate::state::Shared;
 use axum::response::Response;
-use http::{Method, StatusCode};
+use http::StatusCode;
 use serde_json::{Value, json};
-use std::sync::Arc;
 
-const ASSIGNMENTS: &str = "/providers/microsoft.authorization/roleassignments";
-const DEFINITIONS: &str = "/providers/microsoft.authorization/roledefinitions";
 const WRITE: &str = "Microsoft.Authorization/roleAssignments/write";
 const DELETE: &str = "Microsoft.Authorization/roleAssignments/delete";
 const READ: &str = "Microsoft.Authorization/roleAssignments/read";
-
-/// Every ARM request (`/subscriptions/…`, `/providers/…`).
-pub async fn handle(State(sh): State<Arc<Shared>>, req: Request) -> Response {
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or("").to_string();
-    let method = req.method().clone();
-    let headers = req.headers().clone();
-    let body = axum::body::to_bytes(req.into_body(), 1 << 20)
-        .await
-        .unwrap_or_default();
-    let lower = path.to_ascii_lowercase();
-    let (kind, at) = match (lower.rfind(ASSIGNMENTS), lower.rfind(DEFINITIONS)) {
-        (Some(i), _) => ("assignments", i),
-        (None, Some(i)) => ("definitions", i),
-        _ => {
-            return with_op(
-                arm_error(
-                    StatusCode::NOT_FOUND,
-                    "InvalidResourceType",
-                    "The resource type could not be found in the namespace of this emulator.",
-                ),
-                "arm.unknown",
-                "",
-                "",
-            );
-        }
-    };
-    if super::api_version(&query).is_none() {
-        return with_op(super::missing_api_version(), "arm.noApiVersion", "", "");
-    }
-    let caller = match super::verify(&sh, &headers, super::ARM_AUDIENCES) {
-        Ok(c) => c,
-        Err((code, message)) => {
-            let mut r = arm_error(StatusCode::UNAUTHORIZED, code, &message);
-            r.headers_mut().insert(
-                "WWW-Authenticate",
-                http::HeaderValue::from_static("Bearer authorization_uri=\"https://login.windows.net/\", error=\"invalid_token\""),
-            );
-            return with_op(r, "arm.unauthorized", "", "");
-        }
-    };
-    let scope = path[..at].trim_end_matches('/').to_string();
-    let tail = path[at..]
-        .splitn(5, '/')
-        .nth(4)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string);
-    let filter = super::query_param(&query, "$filter");
-    let (op, resp) = match (kind, &method, tail) {
-        ("definitions", &Method::GET, Some(guid)) => {
-            ("arm.roleDefinitions.get", definition(&scope, &guid))
-        }
-        ("definitions", &Method::GET, None) => (
-            "arm.roleDefinitions.list",
-            definitions(&scope, filter.as_deref()),
-        ),
-        ("assignments", &Method::PUT, Some(name)) => (
-            "arm.roleAssignments.put",
-            put(&sh, &caller, &scope, &name, &body),
-        ),
-        ("assignments", &Method::GET, Some(name)) => {
-            ("arm.roleAssignments.get", get(&sh, &caller, &scope, &name))
-        }
-        ("assignments", &Method::DELETE, Some(name)) => (
-            "arm.roleAssignments.delete",
-            delete(&sh, &caller, &scope, &name),
-        ),
-        ("assignments", &Method::GET, None) => (
-            "arm.roleAssignments.list",
-            list(&sh, &caller, &scope, filter.as_deref()),
-        ),
-        _ => (
-            "arm.unsupported",
-            arm_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "HttpMethodNotAllowed",
-                &format!("The HTTP method '{method}' is not supported at '{path}'."),
-            ),
-        ),
-    };
-    with_op(resp, op, &caller.tenant, &caller.app_id)
-}
 
 /// An assignment in ARM's JSON shape (as recorded by Azure Service Operator).
 pub fn to_json(a: &Assignment) -> Value {
@@ -150,7 +66,8 @@ fn denied(caller: &Caller, action: &str, scope: &str) -> Response {
     )
 }
 
-fn put(sh: &Shared, caller: &Caller, scope: &str, name: &str, body: &[u8]) -> Response {
+pub fn put(sh: &Shared, c: &Call) -> Response {
+    let (caller, scope, name, body) = (c.caller, c.scope.as_str(), c.item(), c.body);
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return arm_error(
             StatusCode::BAD_REQUEST,
@@ -207,10 +124,9 @@ fn put(sh: &Shared, caller: &Caller, scope: &str, name: &str, body: &[u8]) -> Re
         role_definition_id: role_def.to_string(),
         principal_id: principal.to_string(),
         principal_type,
-        tenant: caller.tenant.clone(),
         description: p["description"].as_str().map(str::to_string),
         condition: p["condition"].as_str().map(str::to_string),
-        created_on: crate::store::fmt_7(chrono::Utc::now()),
+        created_on: crate::state::store::fmt_7(chrono::Utc::now()),
         // ARM fills createdBy only on later reads (recorded: null in the 201, the caller after).
         created_by: None,
         updated_by: Some(caller.oid.clone()),
@@ -227,7 +143,7 @@ fn put(sh: &Shared, caller: &Caller, scope: &str, name: &str, body: &[u8]) -> Re
 /// The answer when the name or the grant exists already: the same PUT again is 200; the name for
 /// another grant is 400 (names are never reused); the grant under another name is 409.
 fn existing(
-    arm: &super::ArmState,
+    arm: &crate::state::arm::ArmState,
     key: &str,
     scope: &str,
     principal: &str,
@@ -271,10 +187,10 @@ fn principal_unknown(sh: &Shared, caller: &Caller, principal: &str) -> Option<Re
         sp || t
             .users
             .iter()
-            .any(|u| crate::store::s(&u.body, "id").eq_ignore_ascii_case(principal))
+            .any(|u| crate::state::store::s(&u.body, "id").eq_ignore_ascii_case(principal))
             || t.groups
                 .iter()
-                .any(|g| crate::store::s(&g.body, "id").eq_ignore_ascii_case(principal))
+                .any(|g| crate::state::store::s(&g.body, "id").eq_ignore_ascii_case(principal))
     });
     if visible {
         return None;
@@ -298,7 +214,8 @@ fn not_found(name: &str) -> Response {
     )
 }
 
-fn get(sh: &Shared, caller: &Caller, scope: &str, name: &str) -> Response {
+pub fn get(sh: &Shared, c: &Call) -> Response {
+    let (caller, scope, name) = (c.caller, c.scope.as_str(), c.item());
     if !allowed(sh, caller, scope, READ, None) {
         return denied(caller, READ, scope);
     }
@@ -313,7 +230,8 @@ fn get(sh: &Shared, caller: &Caller, scope: &str, name: &str) -> Response {
     }
 }
 
-fn delete(sh: &Shared, caller: &Caller, scope: &str, name: &str) -> Response {
+pub fn delete(sh: &Shared, c: &Call) -> Response {
+    let (caller, scope, name) = (c.caller, c.scope.as_str(), c.item());
     let role_guid = {
         let arm = sh.arm.lock().unwrap();
         arm.assignments
@@ -380,7 +298,8 @@ fn parse_filter(f: Option<&str>) -> Result<Filter, String> {
     Ok(out)
 }
 
-fn list(sh: &Shared, caller: &Caller, scope: &str, filter: Option<&str>) -> Response {
+pub fn list(sh: &Shared, c: &Call) -> Response {
+    let (caller, scope, filter) = (c.caller, c.scope.as_str(), c.filter.as_deref());
     let f = match parse_filter(filter) {
         Ok(f) => f,
         Err(m) => return arm_error(StatusCode::BAD_REQUEST, "InvalidFilterParameter", &m),
@@ -405,7 +324,8 @@ fn list(sh: &Shared, caller: &Caller, scope: &str, filter: Option<&str>) -> Resp
     json_response(StatusCode::OK, &json!({"value": v}))
 }
 
-fn definition(scope: &str, guid: &str) -> Response {
+pub fn definition(_sh: &Shared, c: &Call) -> Response {
+    let (scope, guid) = (c.scope.as_str(), c.item());
     match roles::by_definition_id(guid) {
         Some(r) => json_response(StatusCode::OK, &r.to_json(super::subscription_of(scope))),
         None => arm_error(
@@ -416,7 +336,8 @@ fn definition(scope: &str, guid: &str) -> Response {
     }
 }
 
-fn definitions(scope: &str, filter: Option<&str>) -> Response {
+pub fn definitions(_sh: &Shared, c: &Call) -> Response {
+    let (scope, filter) = (c.scope.as_str(), c.filter.as_deref());
     let name = filter
         .and_then(|f| f.trim().strip_prefix("roleName eq "))
         .map(|v| v.trim().trim_matches('\'').to_string());

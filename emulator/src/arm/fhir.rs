@@ -4,55 +4,14 @@
 //! grant that data action — counted from `propagation_ms` after the ARM write, until
 //! `propagation_ms` after its deletion — and 403 otherwise. Resources are kept in memory, enough for
 //! a client to write and read back a Patient; this is not a FHIR server.
-use super::{FhirServiceConfig, roles};
-use crate::server::Shared;
+use super::roles;
+use crate::request::OpInfo;
+use crate::state::Shared;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::sync::Arc;
-
-pub struct Service {
-    pub key: String,
-    pub scope: String,
-    pub audience: String,
-    /// `Microsoft.HealthcareApis/workspaces/fhirservices` or `…/services/fhir`: the data actions' prefix.
-    action_prefix: &'static str,
-    /// (type, id) → resource.
-    resources: BTreeMap<(String, String), Value>,
-}
-
-impl Service {
-    pub fn new(c: &FhirServiceConfig) -> anyhow::Result<Self> {
-        let segs: Vec<&str> = c.resource_id.trim_matches('/').split('/').collect();
-        let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
-        let (key, default_aud, prefix) = match lower.as_slice() {
-            [_, _, _, _, _, p, w, ws, f, name]
-                if p == "microsoft.healthcareapis" && w == "workspaces" && f == "fhirservices" =>
-            {
-                (
-                    format!("{ws}-{name}"),
-                    format!("https://{ws}-{name}.fhir.azurehealthcareapis.com"),
-                    "Microsoft.HealthcareApis/workspaces/fhirservices",
-                )
-            }
-            [_, _, _, _, _, p, s, name] if p == "microsoft.healthcareapis" && s == "services" => (
-                name.clone(),
-                format!("https://{name}.azurehealthcareapis.com"),
-                "Microsoft.HealthcareApis/services/fhir",
-            ),
-            _ => anyhow::bail!("not a FHIR service resource id: {}", c.resource_id),
-        };
-        Ok(Service {
-            key,
-            scope: format!("/{}", segs.join("/")),
-            audience: c.audience.clone().unwrap_or(default_aud),
-            action_prefix: prefix,
-            resources: BTreeMap::new(),
-        })
-    }
-}
 
 fn outcome(status: StatusCode, code: &str, text: &str) -> Response {
     let body = json!({"resourceType": "OperationOutcome", "id": uuid::Uuid::new_v4().to_string(),
@@ -106,18 +65,17 @@ pub async fn handle(
             .map(|s| (s.scope.clone(), s.audience.clone(), s.action_prefix))
     };
     let Some((scope, audience, prefix)) = found else {
-        return super::with_op(
-            outcome(StatusCode::NOT_FOUND, "not-found", "No such FHIR service."),
-            "fhir.unknown",
-            "",
-            "",
-        );
+        return OpInfo::named("fhir.unknown", "", "").on(outcome(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "No such FHIR service.",
+        ));
     };
     let parts: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     if parts == ["metadata"] && method == Method::GET {
         let cs = json!({"resourceType": "CapabilityStatement", "status": "active", "kind": "instance", "fhirVersion": "4.0.1",
             "format": ["json"], "rest": [{"mode": "server", "security": {"service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "OAuth"}]}]}}]});
-        return super::with_op(fhir_json(StatusCode::OK, &cs), "fhir.metadata", "", "");
+        return OpInfo::named("fhir.metadata", "", "").on(fhir_json(StatusCode::OK, &cs));
     }
     let caller = match super::verify(&sh, &headers, &[audience.as_str()]) {
         Ok(c) => c,
@@ -130,7 +88,7 @@ pub async fn handle(
             if let Ok(v) = HeaderValue::from_str(&challenge) {
                 r.headers_mut().insert("WWW-Authenticate", v);
             }
-            return super::with_op(r, "fhir.unauthorized", "", "");
+            return OpInfo::named("fhir.unauthorized", "", "").on(r);
         }
     };
     let verb = match method {
@@ -140,20 +98,14 @@ pub async fn handle(
     };
     let action = format!("{prefix}/resources/{verb}");
     if !granted(&sh, &caller.oid, &scope, &action) {
-        return super::with_op(
-            outcome(StatusCode::FORBIDDEN, "forbidden", "Authorization failed."),
-            "fhir.forbidden",
-            &caller.tenant,
-            &caller.app_id,
-        );
+        return OpInfo::named("fhir.forbidden", &caller.tenant, &caller.app_id).on(outcome(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Authorization failed.",
+        ));
     }
     let resp = resource(&sh, &key.to_ascii_lowercase(), &method, &parts, &body);
-    super::with_op(
-        resp,
-        &format!("fhir.{verb}"),
-        &caller.tenant,
-        &caller.app_id,
-    )
+    OpInfo::named(&format!("fhir.{verb}"), &caller.tenant, &caller.app_id).on(resp)
 }
 
 /// Create (POST `/{type}`), update (PUT `/{type}/{id}`), read (GET `/{type}/{id}`), delete.
@@ -183,8 +135,7 @@ fn resource(sh: &Shared, key: &str, method: &Method, parts: &[&str], body: &[u8]
                 _ => uuid::Uuid::new_v4().to_string(),
             };
             v["id"] = json!(id);
-            v["meta"] =
-                json!({"versionId": "1", "lastUpdated": crate::store::fmt_7(chrono::Utc::now())});
+            v["meta"] = json!({"versionId": "1", "lastUpdated": crate::state::store::fmt_7(chrono::Utc::now())});
             let created = svc
                 .resources
                 .insert((ty.to_string(), id), v.clone())

@@ -4,7 +4,7 @@
 use super::credentials::normalise_key_credentials;
 use super::errors::GErr;
 use super::odata::deep_merge;
-use crate::store::{AppRec, s};
+use crate::state::store::{AppRec, s};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 

@@ -1,6 +1,6 @@
 //! The rules an application must keep after a create, update or restore, with Graph's errors.
 use super::errors::{GErr, bad, err, invalid_value};
-use crate::store::{Tenant, s};
+use crate::state::store::{Tenant, s};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use std::collections::HashSet;

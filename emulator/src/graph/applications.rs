@@ -6,7 +6,7 @@ use super::errors::{GErr, R, denied, not_found};
 use super::odata::{self, check_writable, created, entity, location, no_content, with_location};
 use super::routes::{Ident, Params};
 use super::service_principals::remove_sp;
-use crate::store::{self, AppRec, Tenant, fmt_7, fmt_secs, now_ms, s};
+use crate::state::store::{self, AppRec, Tenant, fmt_7, fmt_secs, now_ms, s};
 use axum::http::HeaderValue;
 use serde_json::{Value, json};
 
@@ -106,7 +106,7 @@ fn create_app(r: &Req, t: &mut Tenant, unique_name: Option<&str>) -> R {
         rec.body["api"]["requestedAccessTokenVersion"] = json!(2);
     }
     validate_app(t, &rec.body, None, "")?;
-    if r.caller.oid != crate::login::ADMIN_OID {
+    if r.caller.oid != crate::state::ADMIN_OID {
         rec.owners.push(r.caller.oid.clone());
     }
     rec.visible_from_ms = now_ms() + r.lag;

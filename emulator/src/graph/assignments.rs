@@ -5,7 +5,7 @@ use super::errors::{GErr, R, bad, denied, not_found};
 use super::odata::{check_writable, created, entity, list_response, no_content};
 use super::routes::Params;
 use super::service_principals::find_sp;
-use crate::store::{Assignment, Tenant, s, to_json};
+use crate::state::store::{Assignment, Tenant, s, to_json};
 use serde_json::Value;
 
 /// Which side of the assignments the path is on.
@@ -183,7 +183,7 @@ fn principal(r: &Req, t: &Tenant, id: &str, side: Side) -> Result<(&'static str,
         .filter(|j| r.visible(t.sps[*j].visible_from_ms))
     {
         Some(pi) => Some(("ServicePrincipal", s(&t.sps[pi].body, "displayName"))),
-        None if side == Side::AssignedTo => crate::directory::principal(t, id),
+        None if side == Side::AssignedTo => crate::state::directory::principal(t, id),
         None => None,
     };
     found.ok_or_else(|| not_found(id))

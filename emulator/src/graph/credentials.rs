@@ -6,8 +6,8 @@ use super::errors::{GErr, R, bad, denied, invalid_value, not_found};
 use super::odata::{entity, no_content, with_location};
 use super::routes::Params;
 use crate::crypto;
-use crate::server::random_guid;
-use crate::store::{self, AppRec, Tenant, fmt_7, fmt_secs, now_ms, s};
+use crate::state::random_guid;
+use crate::state::store::{self, AppRec, Tenant, fmt_7, fmt_secs, now_ms, s};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -36,7 +36,7 @@ pub fn add_password(r: &Req, t: &mut Tenant, p: &Params) -> R {
         .map(str::to_string)
         .unwrap_or_else(random_guid);
     check_room(&t.apps[i], &key_id)?;
-    let secret = crate::random_secret();
+    let secret = crate::config::random_secret();
     let cred = json!({"customKeyIdentifier": null, "displayName": pc.get("displayName").cloned().unwrap_or(Value::Null),
         "endDateTime": fmt_7(end), "hint": secret.chars().take(3).collect::<String>(), "keyId": key_id,
         "secretText": secret, "startDateTime": fmt_7(start)});

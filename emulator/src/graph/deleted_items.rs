@@ -5,7 +5,7 @@ use super::applications::APP_FILTERABLE;
 use super::errors::{GErr, R, denied, not_found};
 use super::odata::{entity, list_response, no_content, with_context_type};
 use super::routes::Params;
-use crate::store::{self, Tenant, s};
+use crate::state::store::{self, Tenant, s};
 use serde_json::Value;
 
 /// GET `…/deletedItems/microsoft.graph.{type}` (only applications are kept).

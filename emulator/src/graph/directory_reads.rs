@@ -4,8 +4,8 @@ use super::Req;
 use super::errors::{GErr, R, denied, not_found, unsupported};
 use super::odata::{entity, list_response};
 use super::routes::Params;
-use crate::directory::{GroupRec, UserRec};
-use crate::store::{Tenant, s, to_json};
+use crate::state::directory::{GroupRec, UserRec};
+use crate::state::store::{Tenant, s, to_json};
 use serde_json::{Value, json};
 
 fn check_read(r: &Req) -> Result<(), GErr> {

@@ -1,5 +1,5 @@
 //! Graph's errors: the error the handlers return, and the `{"error": …}` body Graph answers with.
-use crate::server::ReqCtx;
+use crate::request::ReqCtx;
 use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::Response;

@@ -7,8 +7,8 @@ use super::odata::{
     check_writable, created, deep_merge, entity, list_response, no_content, with_location,
 };
 use super::routes::Params;
-use crate::server::random_guid;
-use crate::store::{AppRec, Tenant, s};
+use crate::state::random_guid;
+use crate::state::store::{AppRec, Tenant, s};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 

@@ -16,15 +16,16 @@ mod federated;
 mod odata;
 mod owners;
 mod permission_grants;
+pub mod query;
 mod routes;
 mod service_principals;
 
 pub use errors::graph_error;
 
-use crate::login::{Caller, verify_graph_token};
-use crate::query::{self, Query};
-use crate::server::{OpInfo, ReqCtx, Shared};
-use crate::store::{self, now_ms, s};
+use crate::bearer::{self, Refusal};
+use crate::request::{Caller, OpInfo, ReqCtx};
+use crate::state::Shared;
+use crate::state::store::{self, now_ms, s};
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -32,6 +33,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use errors::{R, error_body, error_response};
+use query::Query;
 use routes::{Params, Route};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -172,9 +174,84 @@ fn parse_path(path: &str) -> (&'static str, Vec<String>) {
     (version, segs)
 }
 
-fn with_info(mut r: Response, info: OpInfo) -> Response {
-    r.extensions_mut().insert(info);
-    r
+fn with_info(r: Response, info: OpInfo) -> Response {
+    info.on(r)
+}
+
+/// Graph's token check: the caller, or the message of a 401 `InvalidAuthenticationToken`.
+/// Verified tokens are remembered until they expire (signature checks are the costliest part of
+/// a Graph call).
+fn verify_graph_token(sh: &Shared, headers: &HeaderMap) -> Result<Caller, String> {
+    let token = bearer::token(headers).map(str::trim).unwrap_or("");
+    if token.is_empty() {
+        return Err("Access token is empty.".into());
+    }
+    if let Some((c, exp)) = sh.token_cache.lock().unwrap().get(token).cloned()
+        && exp >= crate::state::now_secs()
+    {
+        return Ok(c);
+    }
+    let audience_ok = |aud: &str| {
+        matches!(
+            aud,
+            "https://graph.microsoft.com" | "https://graph.microsoft.com/" | store::GRAPH_APP_ID
+        )
+    };
+    let rules = bearer::Rules {
+        audience_ok: &audience_ok,
+        nbf_skew_secs: Some(300),
+    };
+    let (caller, exp) = bearer::check(sh, token, &rules).map_err(|r| {
+        match r {
+            Refusal::Malformed => "IDX14100: JWT is not well formed, there are no dots (.).",
+            Refusal::Signature => "Access token validation failure. Invalid signature.",
+            Refusal::Audience(_) => "Access token validation failure. Invalid audience.",
+            Refusal::Lifetime => "Access token has expired or is not yet valid.",
+            Refusal::Tenant => "Access token validation failure. Invalid tenant.",
+        }
+        .to_string()
+    })?;
+    let mut cache = sh.token_cache.lock().unwrap();
+    if cache.len() > 10_000 {
+        cache.clear();
+    }
+    cache.insert(token.to_string(), (caller.clone(), exp));
+    Ok(caller)
+}
+
+/// A 5xx the pipeline injects (`realism.error_rate`), in Graph's error shape.
+pub fn fault(ctx: &ReqCtx, status: StatusCode) -> Response {
+    let (c, m) = match status.as_u16() {
+        503 => ("serviceNotAvailable", "Service unavailable"),
+        504 => ("gatewayTimeout", "The request timed out."),
+        502 => ("badGateway", "Bad gateway."),
+        _ => ("generalException", "An unexpected error occurred."),
+    };
+    graph_error(ctx, status, c, m, None)
+}
+
+/// The headers Graph puts on every answer (recorded): `request-id`, `client-request-id` only
+/// when the client sent one, the diagnostic and resource-unit headers.
+pub fn response_headers(h: &mut HeaderMap, ctx: &ReqCtx, echo_client_request_id: bool) {
+    h.insert(
+        "request-id",
+        HeaderValue::from_str(&ctx.request_id).unwrap(),
+    );
+    if echo_client_request_id {
+        h.insert(
+            "client-request-id",
+            HeaderValue::from_str(&ctx.client_request_id).unwrap_or(HeaderValue::from_static("")),
+        );
+    }
+    h.insert("x-ms-ags-diagnostic", HeaderValue::from_static(r#"{"ServerInfo":{"DataCenter":"Local","Slice":"E","Ring":"0","ScaleUnit":"000","RoleInstance":"entra-emulator"}}"#));
+    h.entry("x-ms-resource-unit")
+        .or_insert(HeaderValue::from_static("1"));
+    h.insert("Cache-Control", HeaderValue::from_static("no-cache"));
+    h.insert(
+        "Strict-Transport-Security",
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    h.insert("Vary", HeaderValue::from_static("Accept-Encoding"));
 }
 
 /// A 401 for a missing or bad token.

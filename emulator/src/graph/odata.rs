@@ -2,9 +2,9 @@
 //! (`$filter`, `$orderby`, `$search`, `$count`, `$top`, `$skiptoken`, `$select`).
 use super::Req;
 use super::errors::{GErr, R, bad, denied, err};
+use super::query::{self, Query};
 use crate::crypto;
-use crate::query::{self, Query};
-use crate::store;
+use crate::state::store;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;

@@ -6,7 +6,7 @@ use super::errors::{GErr, R, bad, denied, not_found};
 use super::odata::{list_response, no_content, with_context_type};
 use super::routes::Params;
 use super::service_principals::find_sp;
-use crate::store::Tenant;
+use crate::state::store::Tenant;
 use serde_json::Value;
 
 #[derive(Clone, Copy)]

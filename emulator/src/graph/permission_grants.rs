@@ -4,7 +4,7 @@ use super::Req;
 use super::errors::{GErr, R, denied, err, invalid_value, not_found};
 use super::odata::{check_writable, created, entity, list_response, no_content};
 use super::routes::Params;
-use crate::store::{Grant, Tenant, s, to_json};
+use crate::state::store::{Grant, Tenant, s, to_json};
 use axum::http::StatusCode;
 use serde_json::Value;
 

@@ -15,7 +15,7 @@ use super::{
     Req, applications as apps, assignments, credentials, deleted_items, directory_reads as dir,
     federated, owners, permission_grants as grants, service_principals as sps,
 };
-use crate::store::Tenant;
+use crate::state::store::Tenant;
 use axum::http::Method;
 
 pub type Handler = fn(&Req, &mut Tenant, &Params) -> R;

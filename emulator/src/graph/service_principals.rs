@@ -8,7 +8,7 @@ use super::odata::{
     with_location,
 };
 use super::routes::{Ident, Params};
-use crate::store::{self, SpRec, Tenant, now_ms, s, to_json};
+use crate::state::store::{self, SpRec, Tenant, now_ms, s, to_json};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
@@ -220,7 +220,7 @@ fn new_sp(r: &Req, app_body: &Value, home_tenant: &str) -> Value {
 /// The caller (unless it is the tenant admin) and the application's owners.
 fn sp_owners(r: &Req, app_owners: Vec<String>) -> Vec<String> {
     let mut owners = vec![];
-    if r.caller.oid != crate::login::ADMIN_OID {
+    if r.caller.oid != crate::state::ADMIN_OID {
         owners.push(r.caller.oid.clone());
     }
     for o in app_owners {

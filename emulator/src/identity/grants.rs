@@ -3,14 +3,15 @@
 //! Facts: interactive-flows.md sections 1.6, 2 and 3.
 // Entra's error answers are the `Err` values here, as in graph/.
 #![allow(clippy::result_large_err)]
-use crate::consent;
-use crate::directory;
-use crate::flows::{self, Grant, Platform, Refresh};
-use crate::login::{Client, aadsts_error, authenticate};
-use crate::server::{ReqCtx, Shared, now_secs, random_guid};
-use crate::store::{self, s};
+use super::client_auth::{Client, authenticate};
+use super::user_tokens::issue;
+use super::{aadsts_error, consent};
+use crate::request::ReqCtx;
+use crate::state::sign_in::{self as flows, Grant, Platform};
+use crate::state::store::s;
+use crate::state::{Shared, now_secs};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::json;
 use std::collections::HashMap;
 
@@ -30,7 +31,7 @@ pub fn is_user_grant(g: &str) -> bool {
 type Out = (Response, String);
 type Form = HashMap<String, String>;
 
-fn err(ctx: &ReqCtx, status: u16, error: &str, code: u32, text: &str) -> Response {
+pub(super) fn err(ctx: &ReqCtx, status: u16, error: &str, code: u32, text: &str) -> Response {
     aadsts_error(
         ctx,
         StatusCode::from_u16(status).unwrap(),
@@ -38,176 +39,6 @@ fn err(ctx: &ReqCtx, status: u16, error: &str, code: u32, text: &str) -> Respons
         code,
         text,
     )
-}
-
-/// Pairwise `sub`: stable per user and app, different between apps (D-ATC).
-fn pairwise(user_id: &str, app_id: &str) -> String {
-    let d = crate::crypto::sha256(format!("{user_id}|{app_id}").as_bytes());
-    crate::crypto::b64url(&d)[..43].to_string()
-}
-
-/// `client_info`: base64url of `{"uid","utid"}` (2.2, recorded).
-pub fn client_info(g: &Grant) -> String {
-    crate::crypto::b64url(
-        json!({"uid": g.user_id, "utid": g.tenant})
-            .to_string()
-            .as_bytes(),
-    )
-}
-
-fn user_of(sh: &Shared, g: &Grant) -> Option<directory::UserRec> {
-    let st = sh.store.lock().unwrap();
-    directory::user_by_id(st.tenants.get(&g.tenant)?, &g.user_id).cloned()
-}
-
-/// An ID token for the client: version per endpoint used (D-IDT), `nonce` when sent, `c_hash`
-/// only when issued with a code from /authorize.
-pub fn id_token(sh: &Shared, g: &Grant, code: Option<&str>) -> String {
-    let u = user_of(sh, g).map(|u| u.body).unwrap_or_default();
-    let now = now_secs();
-    let tid = &g.tenant;
-    let mut c = json!({"aud": g.client_id, "iat": now, "nbf": now, "exp": now + sh.token_lifetime_secs as i64,
-        "aio": "emulator", "name": u["displayName"], "oid": g.user_id, "rh": "0.emulator.",
-        "sub": pairwise(&g.user_id, &g.client_id), "tid": tid, "uti": random_guid()});
-    if g.v1 {
-        c["iss"] = json!(format!("https://sts.windows.net/{tid}/"));
-        c["amr"] = json!(["pwd"]);
-        c["unique_name"] = u["userPrincipalName"].clone();
-        c["upn"] = u["userPrincipalName"].clone();
-        c["ver"] = json!("1.0");
-    } else {
-        c["iss"] = json!(format!("{}/{tid}/v2.0", sh.base_url));
-        c["preferred_username"] = u["userPrincipalName"].clone();
-        c["ver"] = json!("2.0");
-    }
-    if let Some(n) = &g.nonce {
-        c["nonce"] = json!(n);
-    }
-    if let Some(code) = code {
-        let h = crate::crypto::sha256(code.as_bytes());
-        c["c_hash"] = json!(crate::crypto::b64url(&h[..16]));
-    }
-    sh.signing.sign(&c)
-}
-
-/// A delegated access token: v1 or v2 as the *resource* asks (`requestedAccessTokenVersion`, D-AT).
-fn access_token(sh: &Shared, g: &Grant, acr: &str) -> Option<(String, String)> {
-    let st = sh.store.lock().unwrap();
-    let t = st.tenants.get(&g.tenant)?;
-    let rsp = t
-        .sps
-        .iter()
-        .find(|x| s(&x.body, "id") == g.resource_sp)?
-        .body
-        .clone();
-    let u = directory::user_by_id(t, &g.user_id)?.body.clone();
-    let roles = directory::user_roles(t, &g.user_id, &rsp);
-    let r_app = s(&rsp, "appId");
-    let version = st
-        .tenants
-        .values()
-        .find_map(|t| {
-            t.app_idx_by_app_id(&r_app)
-                .map(|i| t.apps[i].body["api"]["requestedAccessTokenVersion"].as_i64())
-        })
-        .flatten()
-        .unwrap_or(1);
-    drop(st);
-    let now = now_secs();
-    let tid = &g.tenant;
-    let resource_uri = g
-        .requested
-        .first()
-        .and_then(|r| r.rsplit_once('/'))
-        .map(|x| x.0.to_string())
-        .unwrap_or(r_app.clone());
-    let mut c = json!({"iat": now, "nbf": now, "exp": now + sh.token_lifetime_secs as i64, "aio": "emulator",
-        "name": u["displayName"], "oid": g.user_id, "rh": "0.emulator.", "scp": g.scopes.join(" "),
-        "sub": pairwise(&g.user_id, &r_app), "tid": tid, "uti": random_guid()});
-    if version == 2 {
-        c["aud"] = json!(r_app);
-        c["iss"] = json!(format!("{}/{tid}/v2.0", sh.base_url));
-        c["azp"] = json!(g.client_id);
-        c["azpacr"] = json!(acr);
-        c["preferred_username"] = u["userPrincipalName"].clone();
-        c["ver"] = json!("2.0");
-    } else {
-        // v1 `aud` is the resource URI the client used (D-ATC); Graph's is its well-known URI.
-        c["aud"] = json!(if r_app == store::GRAPH_APP_ID {
-            consent::GRAPH_RESOURCE.to_string()
-        } else {
-            resource_uri.trim_end_matches('/').to_string()
-        });
-        c["iss"] = json!(format!("https://sts.windows.net/{tid}/"));
-        c["idp"] = c["iss"].clone();
-        c["acr"] = json!("1");
-        c["amr"] = json!(["pwd"]);
-        c["appid"] = json!(g.client_id);
-        c["appidacr"] = json!(acr);
-        c["unique_name"] = u["userPrincipalName"].clone();
-        c["upn"] = u["userPrincipalName"].clone();
-        c["ver"] = json!("1.0");
-    }
-    if !roles.is_empty() {
-        c["roles"] = json!(roles);
-    }
-    Some((sh.signing.sign(&c), resource_uri))
-}
-
-/// The token response: access token, refresh token (v2: only with `offline_access`, D-SC), ID token
-/// (with `openid`), `client_info` when asked (MSAL sends `client_info=1`).
-fn issue(call: Call, g: &Grant, platform: Platform, spa_issued: i64) -> Response {
-    let Call { sh, ctx, form, .. } = call;
-    let acr = call.c.acr.unwrap_or("0");
-    // The ID token follows the endpoint version the flow started on or redeems at (D-IDT).
-    let v1 = call.v1 || g.v1;
-    let Some((at, resource)) = access_token(sh, g, acr) else {
-        return err(
-            ctx,
-            400,
-            "invalid_grant",
-            50034,
-            "The user account does not exist in the directory.",
-        );
-    };
-    let life = sh.token_lifetime_secs;
-    let mut body = if v1 {
-        let exp = now_secs() + life as i64;
-        json!({"token_type": "Bearer", "scope": g.scopes.join(" "), "expires_in": life.to_string(), "ext_expires_in": life.to_string(),
-               "expires_on": exp.to_string(), "not_before": (exp - life as i64).to_string(), "resource": resource, "access_token": at})
-    } else {
-        // `scope` lists the resource's scopes only, not openid/profile/offline_access (recorded, 2.2).
-        json!({"token_type": "Bearer", "scope": g.requested.join(" "), "expires_in": life, "ext_expires_in": life, "access_token": at})
-    };
-    if v1 || g.oidc.iter().any(|x| x == "offline_access") {
-        let rt = flows::handle();
-        let expires = if platform == Platform::Spa {
-            spa_issued + flows::SPA_RT_LIFETIME_SECS
-        } else {
-            now_secs() + flows::RT_LIFETIME_SECS
-        };
-        let mut f = sh.flows.lock().unwrap();
-        f.sweep();
-        f.refresh.insert(
-            rt.clone(),
-            Refresh {
-                grant: g.clone(),
-                platform,
-                expires,
-                spa_issued,
-            },
-        );
-        body["refresh_token"] = json!(rt);
-    }
-    if v1 || g.oidc.iter().any(|x| x == "openid") {
-        body["id_token"] = json!(id_token(sh, g, None));
-    }
-    if form.get("client_info").map(String::as_str) == Some("1") {
-        body["client_info"] = json!(client_info(g));
-    }
-    let mut r = (StatusCode::OK, axum::Json(body)).into_response();
-    crate::login::login_headers(&mut r);
-    r
 }
 
 /// Who may redeem what was issued for a platform (D-AC, 2.5): a web redirect needs a client
@@ -281,14 +112,14 @@ fn pkce_ok(challenge: &str, method: &str, verifier: &str) -> bool {
 
 /// One token request, as the grants see it.
 #[derive(Clone, Copy)]
-struct Call<'a> {
-    sh: &'a Shared,
-    ctx: &'a ReqCtx,
-    tid: &'a str,
-    form: &'a Form,
-    c: &'a Client,
-    origin: Option<&'a str>,
-    v1: bool,
+pub(super) struct Call<'a> {
+    pub sh: &'a Shared,
+    pub ctx: &'a ReqCtx,
+    pub tid: &'a str,
+    pub form: &'a Form,
+    pub c: &'a Client,
+    pub origin: Option<&'a str>,
+    pub v1: bool,
 }
 
 /// Entry from the token endpoint for the grants above.
@@ -405,36 +236,53 @@ fn by_code(call: Call) -> Result<Response, Response> {
             r
         }
     };
+    check_code(ctx, tid, form, c, &k, redirect).map_err(spa)?;
+    if let Some(x) = sh.flows.lock().unwrap().codes.get_mut(code) {
+        x.redeemed = true;
+    }
+    Ok(spa(issue(call, &k.grant, k.platform, now_secs())))
+}
+
+/// Entra's checks of a code, in order: its tenant, not yet redeemed, not expired, the same
+/// redirect URI, the PKCE verifier.
+fn check_code(
+    ctx: &ReqCtx,
+    tid: &str,
+    form: &Form,
+    c: &Client,
+    k: &flows::Code,
+    redirect: &str,
+) -> Result<(), Response> {
     if k.grant.tenant != tid {
-        return Err(spa(err(
+        return Err(err(
             ctx,
             400,
             "invalid_grant",
             700005,
             "Provided Authorization Code is intended to use against other tenant, thus rejected.",
-        )));
+        ));
     }
     if k.redeemed {
-        return Err(spa(err(
+        return Err(err(
             ctx,
             400,
             "invalid_grant",
             54005,
             "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
-        )));
+        ));
     }
     if now_secs() - k.issued > flows::CODE_LIFETIME_SECS {
-        return Err(spa(err(
+        return Err(err(
             ctx,
             400,
             "invalid_grant",
             70008,
             "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.",
-        )));
+        ));
     }
     if redirect != k.redirect_uri {
         // The exact code Entra uses here is not recorded; AADSTS50011 names the mismatch (D-ERR InvalidReplyTo).
-        return Err(spa(err(
+        return Err(err(
             ctx,
             400,
             "invalid_grant",
@@ -443,36 +291,33 @@ fn by_code(call: Call) -> Result<Response, Response> {
                 "The redirect URI '{redirect}' specified in the request does not match the redirect URI used to request the authorization code for the application '{}'.",
                 c.client_id
             ),
-        )));
+        ));
     }
     if let Some((ch, method)) = &k.pkce {
         match form.get("code_verifier") {
             // Which code Entra gives for a missing verifier is not verified (1.6); both are seen in the wild.
             None => {
-                return Err(spa(err(
+                return Err(err(
                     ctx,
                     400,
                     "invalid_grant",
                     501481,
                     "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
-                )));
+                ));
             }
             Some(v) if !pkce_ok(ch, method, v) => {
-                return Err(spa(err(
+                return Err(err(
                     ctx,
                     400,
                     "invalid_grant",
                     50148,
                     "The code_verifier does not match the code_challenge supplied in the authorization request for PKCE.",
-                )));
+                ));
             }
             _ => {}
         }
     }
-    if let Some(x) = sh.flows.lock().unwrap().codes.get_mut(code) {
-        x.redeemed = true;
-    }
-    Ok(spa(issue(call, &k.grant, k.platform, now_secs())))
+    Ok(())
 }
 
 fn by_refresh(call: Call) -> Result<Response, Response> {
@@ -648,34 +493,4 @@ fn by_device_code(call: Call) -> Result<Response, Response> {
         x.redeemed = true;
     }
     Ok(issue(call, &g, Platform::PublicClient, now_secs()))
-}
-
-/// `GET` on the token endpoint (AADSTS900561, D-ERR).
-pub async fn wrong_verb(
-    axum::Extension(ctx): axum::Extension<ReqCtx>,
-    method: axum::http::Method,
-) -> Response {
-    let text =
-        format!("The endpoint only accepts POST, OPTIONS requests. Received a {method} request.");
-    err(&ctx, 400, "invalid_request", 900561, &text)
-}
-
-/// `OPTIONS` on the token endpoint: the CORS preflight a browser sends before MSAL.js's POST
-/// (it adds non-simple headers such as `X-AnchorMailbox`, 2.1). Entra's exact answer is not
-/// recorded; this one allows what the browser asks for.
-pub async fn preflight(headers: HeaderMap) -> Response {
-    let mut r = StatusCode::NO_CONTENT.into_response();
-    let h = r.headers_mut();
-    h.insert("Access-Control-Allow-Origin", HeaderValue::from_static("*"));
-    h.insert(
-        "Access-Control-Allow-Methods",
-        HeaderValue::from_static("POST, OPTIONS"),
-    );
-    let asked = headers
-        .get("access-control-request-headers")
-        .cloned()
-        .unwrap_or(HeaderValue::from_static("content-type"));
-    h.insert("Access-Control-Allow-Headers", asked);
-    h.insert("Access-Control-Max-Age", HeaderValue::from_static("86400"));
-    r
 }

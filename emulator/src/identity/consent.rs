@@ -2,7 +2,8 @@
 //! an admin already granted (oAuth2PermissionGrant, consentType AllPrincipals or Principal), and
 //! recording a new grant when the user (or an admin, for everyone) accepts the consent page.
 //! Facts: interactive-flows.md section 4 (D-CON, D-SC, G-GRANT).
-use crate::store::{self, Grant, Tenant, s};
+use crate::state::sign_in::{Requested, ResourceScopes};
+use crate::state::store::{self, Grant, Tenant, s};
 use serde_json::{Value, json};
 
 /// Scopes handled by the identity platform itself; never consented one by one.
@@ -14,26 +15,6 @@ const GRAPH_SCOPES: &[(&str, &str)] = &[
     ("User.ReadBasic.All", "User"),
     ("Directory.Read.All", "Admin"),
 ];
-
-/// One resource a request asks scopes of.
-#[derive(Clone, Debug)]
-pub struct ResourceScopes {
-    /// Index of the resource's service principal in the tenant.
-    pub sp_id: String,
-    pub display_name: String,
-    /// Delegated scope values (for `scp` and consent).
-    pub values: Vec<String>,
-    /// The scopes as requested (`{resource}/{value}` or `{resource}/.default`).
-    pub requested: Vec<String>,
-}
-
-/// What a request's `scope` (v2) or `resource` (v1) resolves to.
-#[derive(Clone, Debug)]
-pub struct Requested {
-    /// The first is the one the code's access token is for.
-    pub resources: Vec<ResourceScopes>,
-    pub oidc: Vec<String>,
-}
 
 /// An Entra error for a bad scope: (AADSTS code, `error`, text).
 pub type ScopeErr = (u32, &'static str, String);

@@ -1,25 +1,17 @@
 //! The rest of what the discovery documents advertise for signed-in users: `end_session_endpoint`
 //! (`/{tenant}/oauth2/v2.0/logout`, v1 `/oauth2/logout`) ends the browser session; the OIDC
 //! `userinfo_endpoint` (`/oidc/userinfo`) answers for a user's Microsoft Graph access token.
-use crate::authorize::{self, SESSION_COOKIE};
+use super::auth_request;
+use super::authorize::{self, SESSION_COOKIE};
+use super::{pages, resolve_tenant};
 use crate::crypto::Jwt;
-use crate::directory;
-use crate::pages;
-use crate::server::{OpInfo, Shared};
+use crate::request::by;
+use crate::state::{Shared, directory};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::sync::Arc;
-
-fn op(mut r: Response, name: &str, tenant: &str) -> Response {
-    r.extensions_mut().insert(OpInfo {
-        operation: name.into(),
-        tenant: tenant.into(),
-        caller: String::new(),
-    });
-    r
-}
 
 /// Ends the session; goes to `post_logout_redirect_uri` when it is a redirect URI registered in
 /// the tenant (Entra checks it against the app's registration), else shows a signed-out page.
@@ -31,7 +23,7 @@ pub async fn logout(
 ) -> Response {
     let p: Vec<(String, String)> =
         serde_urlencoded::from_str(&q.unwrap_or_default()).unwrap_or_default();
-    let tid = crate::login::resolve_tenant(&sh.store.lock().unwrap(), &seg).unwrap_or_default();
+    let tid = resolve_tenant(&sh.store.lock().unwrap(), &seg).unwrap_or_default();
     if let Some(h) = authorize::session_handle(&headers) {
         sh.flows.lock().unwrap().sessions.remove(&h);
     }
@@ -44,7 +36,7 @@ pub async fn logout(
         st.tenants.get(&tid).is_some_and(|tn| {
             tn.apps
                 .iter()
-                .any(|a| authorize::match_redirect(&a.body, t).is_some())
+                .any(|a| auth_request::match_redirect(&a.body, t).is_some())
         })
     });
     let mut r = match target.filter(|_| registered) {
@@ -62,7 +54,7 @@ pub async fn logout(
     );
     r.headers_mut()
         .append("Set-Cookie", HeaderValue::from_str(&expired).unwrap());
-    op(r, "logout", &tid)
+    by(r, &tid, "")
 }
 
 /// `GET /oidc/userinfo` with a user's Graph token: `sub`, `name`, `email` (OIDC Core 5.3).
@@ -77,7 +69,7 @@ pub async fn userinfo(State(sh): State<Arc<Shared>>, headers: HeaderMap) -> Resp
         .filter(|j| j.verify(&sh.signing.public).is_ok());
     let claims = jwt
         .map(|j| j.claims)
-        .filter(|c| c["aud"] == json!(crate::consent::GRAPH_RESOURCE) && c["scp"].is_string());
+        .filter(|c| c["aud"] == json!(super::consent::GRAPH_RESOURCE) && c["scp"].is_string());
     let found = claims.and_then(|c| {
         let st = sh.store.lock().unwrap();
         let t = st.tenants.get(c["tid"].as_str()?)?;
@@ -98,5 +90,5 @@ pub async fn userinfo(State(sh): State<Arc<Shared>>, headers: HeaderMap) -> Resp
             r
         }
     };
-    op(r, "userinfo", "")
+    by(r, "", "")
 }

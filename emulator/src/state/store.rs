@@ -1,8 +1,13 @@
 //! The directory state: tenants, applications, service principals, grants, assignments.
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+
+pub use super::objects::{
+    APP_WRITABLE, arm_sp, graph_sp, healthcare_sp, new_application, new_service_principal,
+    sync_sp_from_app,
+};
 
 pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 pub const HEALTHCARE_APP_ID: &str = "4f6778d8-5aef-43dc-a1ff-b073724b9495";
@@ -188,9 +193,9 @@ pub struct Tenant {
     #[serde(default)]
     pub grants: Vec<Grant>,
     #[serde(default)]
-    pub users: Vec<crate::directory::UserRec>,
+    pub users: Vec<crate::state::directory::UserRec>,
     #[serde(default)]
-    pub groups: Vec<crate::directory::GroupRec>,
+    pub groups: Vec<crate::state::directory::GroupRec>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, Default)]
@@ -276,194 +281,6 @@ impl Tenant {
     }
 }
 
-pub fn new_application(tenant: &Tenant, now: DateTime<Utc>) -> Value {
-    json!({
-        "id": uuid::Uuid::new_v4().to_string(),
-        "deletedDateTime": null,
-        "appId": uuid::Uuid::new_v4().to_string(),
-        "applicationTemplateId": null,
-        "disabledByMicrosoftStatus": null,
-        "createdDateTime": fmt_secs(now),
-        "displayName": null,
-        "description": null,
-        "groupMembershipClaims": null,
-        "identifierUris": [],
-        "isDeviceOnlyAuthSupported": null,
-        "isFallbackPublicClient": null,
-        "notes": null,
-        "publisherDomain": tenant.publisher_domain(),
-        "serviceManagementReference": null,
-        "signInAudience": "AzureADMyOrg",
-        "tags": [],
-        "tokenEncryptionKeyId": null,
-        "uniqueName": null,
-        "samlMetadataUrl": null,
-        "defaultRedirectUri": null,
-        "certification": null,
-        "optionalClaims": null,
-        "servicePrincipalLockConfiguration": null,
-        "requestSignatureVerification": null,
-        "addIns": [],
-        "api": {
-            "acceptMappedClaims": null,
-            "knownClientApplications": [],
-            "requestedAccessTokenVersion": null,
-            "oauth2PermissionScopes": [],
-            "preAuthorizedApplications": []
-        },
-        "appRoles": [],
-        "info": {"logoUrl": null, "marketingUrl": null, "privacyStatementUrl": null, "supportUrl": null, "termsOfServiceUrl": null},
-        "keyCredentials": [],
-        "parentalControlSettings": {"countriesBlockedForMinors": [], "legalAgeGroupRule": "Allow"},
-        "passwordCredentials": [],
-        "publicClient": {"redirectUris": []},
-        "requiredResourceAccess": [],
-        "verifiedPublisher": {"displayName": null, "verifiedPublisherId": null, "addedDateTime": null},
-        "web": {
-            "homePageUrl": null, "logoutUrl": null, "redirectUris": [],
-            "implicitGrantSettings": {"enableAccessTokenIssuance": false, "enableIdTokenIssuance": false},
-            "redirectUriSettings": []
-        },
-        "spa": {"redirectUris": []}
-    })
-}
-
-/// The writable top-level properties of an application.
-pub const APP_WRITABLE: &[&str] = &[
-    "displayName",
-    "description",
-    "groupMembershipClaims",
-    "identifierUris",
-    "isDeviceOnlyAuthSupported",
-    "isFallbackPublicClient",
-    "nativeAuthenticationApisEnabled",
-    "notes",
-    "serviceManagementReference",
-    "signInAudience",
-    "tags",
-    "tokenEncryptionKeyId",
-    "uniqueName",
-    "samlMetadataUrl",
-    "defaultRedirectUri",
-    "certification",
-    "optionalClaims",
-    "servicePrincipalLockConfiguration",
-    "requestSignatureVerification",
-    "addIns",
-    "api",
-    "appRoles",
-    "info",
-    "keyCredentials",
-    "parentalControlSettings",
-    "passwordCredentials",
-    "publicClient",
-    "requiredResourceAccess",
-    "verifiedPublisher",
-    "web",
-    "spa",
-    "applicationTemplateId",
-    "disabledByMicrosoftStatus",
-];
-
-pub fn new_service_principal(app: &Value, owner_tenant: &str, now: DateTime<Utc>) -> Value {
-    let mut names = vec![app["appId"].clone()];
-    if let Some(u) = app["identifierUris"].as_array() {
-        names.extend(u.iter().cloned());
-    }
-    json!({
-        "id": uuid::Uuid::new_v4().to_string(),
-        "deletedDateTime": null,
-        "accountEnabled": true,
-        "alternativeNames": [],
-        "appDisplayName": app["displayName"],
-        "appDescription": app["description"],
-        "appId": app["appId"],
-        "applicationTemplateId": null,
-        "appOwnerOrganizationId": owner_tenant,
-        "appRoleAssignmentRequired": false,
-        "createdDateTime": fmt_secs(now),
-        "description": null,
-        "disabledByMicrosoftStatus": null,
-        "displayName": app["displayName"],
-        "homepage": app["web"]["homePageUrl"],
-        "loginUrl": null,
-        "logoutUrl": app["web"]["logoutUrl"],
-        "notes": null,
-        "notificationEmailAddresses": [],
-        "preferredSingleSignOnMode": null,
-        "preferredTokenSigningKeyThumbprint": null,
-        "replyUrls": app["web"]["redirectUris"],
-        "servicePrincipalNames": names,
-        "servicePrincipalType": "Application",
-        "signInAudience": app["signInAudience"],
-        "tags": app["tags"],
-        "tokenEncryptionKeyId": null,
-        "samlSingleSignOnSettings": null,
-        "addIns": [],
-        "appRoles": app["appRoles"],
-        "info": app["info"],
-        "keyCredentials": [],
-        "oauth2PermissionScopes": app["api"]["oauth2PermissionScopes"],
-        "passwordCredentials": [],
-        "resourceSpecificApplicationPermissions": [],
-        "verifiedPublisher": {"displayName": null, "verifiedPublisherId": null, "addedDateTime": null}
-    })
-}
-
-/// Keeps an SP in step with its application (names, roles, scopes, tags), as Entra does.
-pub fn sync_sp_from_app(sp: &mut Value, app: &Value) {
-    let mut names = vec![app["appId"].clone()];
-    if let Some(u) = app["identifierUris"].as_array() {
-        names.extend(u.iter().cloned());
-    }
-    sp["servicePrincipalNames"] = Value::Array(names);
-    sp["appRoles"] = app["appRoles"].clone();
-    sp["oauth2PermissionScopes"] = app["api"]["oauth2PermissionScopes"].clone();
-    sp["appDisplayName"] = app["displayName"].clone();
-    sp["signInAudience"] = app["signInAudience"].clone();
-    sp["replyUrls"] = app["web"]["redirectUris"].clone();
-}
-
-fn first_party_app(app_id: &str, name: &str, tenant: &str) -> Value {
-    let now = DateTime::parse_from_rfc3339("2019-01-01T00:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc);
-    let mut app = json!({"appId": app_id, "displayName": name, "description": null, "identifierUris": [],
-        "web": {"homePageUrl": null, "logoutUrl": null, "redirectUris": []}, "signInAudience": "AzureADMultipleOrgs",
-        "tags": [], "appRoles": [], "info": {"logoUrl": null, "marketingUrl": null, "privacyStatementUrl": null, "supportUrl": null, "termsOfServiceUrl": null},
-        "api": {"oauth2PermissionScopes": []}});
-    let _ = tenant;
-    let mut sp = new_service_principal(&app.take(), MICROSOFT_TENANT, now);
-    sp["id"] = Value::String(uuid::Uuid::new_v4().to_string());
-    sp
-}
-
-pub fn graph_sp(tenant: &str) -> Value {
-    let mut sp = first_party_app(GRAPH_APP_ID, "Microsoft Graph", tenant);
-    sp["servicePrincipalNames"] = json!([
-        "https://graph.microsoft.com",
-        "https://graph.microsoft.com/",
-        "https://dod-graph.microsoft.us",
-        "https://graph.microsoft.us",
-        "https://canary.graph.microsoft.com",
-        GRAPH_APP_ID
-    ]);
-    let roles: Vec<Value> = GRAPH_ROLES
-        .iter()
-        .map(|(v, id)| {
-            json!({"allowedMemberTypes": ["Application"], "description": format!("Allows the app to use {v} without a signed-in user."),
-                   "displayName": v.to_string(), "id": id, "isEnabled": true, "origin": "Application", "value": v})
-        })
-        .collect();
-    sp["appRoles"] = Value::Array(roles);
-    sp["oauth2PermissionScopes"] = json!([{
-        "adminConsentDescription": "Allows users to sign-in to the app, and allows the app to read the profile of signed-in users.",
-        "adminConsentDisplayName": "Sign in and read user profile", "id": "e1fe6dd8-ba31-4d61-89e7-88639da4683d",
-        "isEnabled": true, "type": "User", "userConsentDescription": "Allows you to sign in to the app with your organizational account and let the app read your profile.",
-        "userConsentDisplayName": "Sign you in and read your profile", "value": "User.Read"}]);
-    sp
-}
-
 /// `https://*.example.com` matches `https://anything.example.com` (first-party resources such as
 /// the managed FHIR services, whose hosts are per instance).
 fn wildcard_host(pattern: &str, name: &str) -> bool {
@@ -474,38 +291,6 @@ fn wildcard_host(pattern: &str, name: &str) -> bool {
             host.strip_suffix(domain)
                 .is_some_and(|sub| sub.ends_with('.') && sub.len() > 1 && !sub.contains('/'))
         })
-}
-
-/// Azure Resource Manager's first-party application ("Windows Azure Service Management API"), in
-/// every tenant.
-pub fn arm_sp(tenant: &str) -> Value {
-    let mut sp = first_party_app(
-        "797f4846-ba00-4fd7-ba43-dac1f8f63013",
-        "Windows Azure Service Management API",
-        tenant,
-    );
-    sp["servicePrincipalNames"] = json!([
-        "797f4846-ba00-4fd7-ba43-dac1f8f63013",
-        "https://management.azure.com/",
-        "https://management.core.windows.net/"
-    ]);
-    sp
-}
-
-pub fn healthcare_sp(tenant: &str) -> Value {
-    let mut sp = first_party_app(HEALTHCARE_APP_ID, "Azure Healthcare APIs", tenant);
-    sp["servicePrincipalNames"] = json!([
-        HEALTHCARE_APP_ID,
-        "https://azurehealthcareapis.com",
-        "https://azurehealthcareapis.com/",
-        "https://*.azurehealthcareapis.com"
-    ]);
-    sp["oauth2PermissionScopes"] = json!([{
-        "adminConsentDescription": "Allow the application to access Azure Healthcare APIs on behalf of the signed-in user.",
-        "adminConsentDisplayName": "Access Azure Healthcare APIs", "id": HEALTHCARE_SCOPE_ID,
-        "isEnabled": true, "type": "User", "userConsentDescription": "Allow the application to access Azure Healthcare APIs on your behalf.",
-        "userConsentDisplayName": "Access Azure Healthcare APIs", "value": "user_impersonation"}]);
-    sp
 }
 
 /// Removes `key` from certificate credentials and never shows secret text: what Graph returns on reads.
@@ -563,6 +348,7 @@ pub fn guid_bytes_le(id: &str) -> [u8; 16] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn keys(v: &Value) -> Vec<&str> {
         v.as_object().unwrap().keys().map(String::as_str).collect()

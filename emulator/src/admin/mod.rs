@@ -1,7 +1,10 @@
-//! The admin API under `/_emulator/` (no auth; a local test tool).
-use crate::server::{Shared, add_tenant as add_tenant_to_store};
-use crate::store::{self, s};
-use crate::{Realism, TenantConfig, ThrottleLimits};
+//! The admin API under `/_emulator/` (no auth; a local test tool): the state, the call log,
+//! realism, tenants, users and groups, trusted issuers, ARM's settings and seeded role assignments
+//! (those two handlers live with ARM, [`crate::arm`]), and the sign-in clock. Not in the call log.
+use crate::config::{GroupConfig, Realism, TenantConfig, ThrottleLimits, UserConfig};
+use crate::state::Shared;
+use crate::state::seed::add_tenant as add_tenant_to_store;
+use crate::state::store::{self, s};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -138,7 +141,7 @@ pub async fn admin_token(State(sh): State<Arc<Shared>>, Path(tid): Path<String>)
         )
             .into_response();
     }
-    Json(json!({"access_token": crate::login::admin_token(&sh, &tid), "token_type": "Bearer", "expires_in": sh.token_lifetime_secs})).into_response()
+    Json(json!({"access_token": crate::identity::token::admin_token(&sh, &tid), "token_type": "Bearer", "expires_in": sh.token_lifetime_secs})).into_response()
 }
 
 pub async fn trust_issuer(State(sh): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
@@ -199,9 +202,9 @@ pub async fn add_user(
     Path(tid): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    change_tenant(&sh, &tid, &body, |t, u: crate::UserConfig| {
-        let id = crate::directory::add_user(t, &u)?;
-        Ok(crate::directory::user_by_id(t, &id)
+    change_tenant(&sh, &tid, &body, |t, u: UserConfig| {
+        let id = crate::state::directory::add_user(t, &u)?;
+        Ok(crate::state::directory::user_by_id(t, &id)
             .map(|u| u.body.clone())
             .unwrap_or_default())
     })
@@ -213,8 +216,8 @@ pub async fn add_group(
     Path(tid): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    change_tenant(&sh, &tid, &body, |t, g: crate::GroupConfig| {
-        let id = crate::directory::add_group(t, &g)?;
+    change_tenant(&sh, &tid, &body, |t, g: GroupConfig| {
+        let id = crate::state::directory::add_group(t, &g)?;
         Ok(json!({"id": id, "displayName": g.display_name}))
     })
 }

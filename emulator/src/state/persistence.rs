@@ -1,7 +1,7 @@
 //! The state file: the store saved after every change. A snapshot is taken under the store lock
 //! and written after the lock is released; snapshots are numbered in the order they were taken,
 //! so a request that reaches the writer late never overwrites a newer state with an older one.
-use crate::store::Store;
+use crate::state::store::Store;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,8 +1,9 @@
 //! Sign-in state kept in memory only (a restart signs everyone out, as a new Entra session would):
 //! authorization requests waiting for the user, browser sessions, authorization codes, refresh
 //! tokens and device codes. Every handle is a random 256-bit value; none is ever logged.
-use crate::server::now_secs;
+use super::now_secs;
 use rand::RngCore;
+use serde_json::Value;
 use std::collections::HashMap;
 
 /// Entra's codes "typically expire after about 10 minutes" (D-AC, interactive-flows.md 1.3).
@@ -41,7 +42,6 @@ pub struct Grant {
     pub oidc: Vec<String>,
     /// Authorize / token endpoint version the flow started on.
     pub v1: bool,
-    pub auth_time: i64,
     pub nonce: Option<String>,
 }
 
@@ -87,9 +87,65 @@ pub struct DeviceCode {
     pub redeemed: bool,
 }
 
+/// How the answer goes back to the app (`response_mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Query,
+    Fragment,
+    FormPost,
+}
+
+/// A validated authorization request, waiting for the user (sign-in, consent) or a device.
+#[derive(Clone, Debug)]
+pub struct AuthRequest {
+    pub created: i64,
+    pub tenant: String,
+    pub v1: bool,
+    pub client_id: String,
+    pub client_name: String,
+    pub client_sp: Value,
+    pub redirect_uri: String,
+    pub platform: Platform,
+    pub mode: Mode,
+    pub id_token: bool,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub login_hint: String,
+    pub prompt: String,
+    pub pkce: Option<(String, String)>,
+    pub requested: Requested,
+    pub client_info: bool,
+    /// Signed in on this request's sign-in page (prompt=login asks again even with a session).
+    pub user_id: Option<String>,
+    pub auth_time: i64,
+    pub consented: bool,
+    /// The device code this sign-in completes (device-code flow: no redirect).
+    pub device: Option<String>,
+}
+
+/// One resource a request asks scopes of.
+#[derive(Clone, Debug)]
+pub struct ResourceScopes {
+    /// Index of the resource's service principal in the tenant.
+    pub sp_id: String,
+    pub display_name: String,
+    /// Delegated scope values (for `scp` and consent).
+    pub values: Vec<String>,
+    /// The scopes as requested (`{resource}/{value}` or `{resource}/.default`).
+    pub requested: Vec<String>,
+}
+
+/// What a request's `scope` (v2) or `resource` (v1) resolves to.
+#[derive(Clone, Debug)]
+pub struct Requested {
+    /// The first is the one the code's access token is for.
+    pub resources: Vec<ResourceScopes>,
+    pub oidc: Vec<String>,
+}
+
 #[derive(Default)]
 pub struct Flows {
-    pub pending: HashMap<String, crate::authorize::AuthRequest>,
+    pub pending: HashMap<String, AuthRequest>,
     pub sessions: HashMap<String, Session>,
     pub codes: HashMap<String, Code>,
     pub refresh: HashMap<String, Refresh>,

@@ -1,35 +1,12 @@
 //! Directory users and groups of a tenant (from the config file, `--user`/`--group` flags and the
 //! admin API), the passwords users sign in with, and the app roles a user holds on a resource —
 //! assigned directly or through a group.
+use crate::config::{GroupConfig, UserConfig};
 use crate::crypto;
-use crate::server::random_guid;
-use crate::store::{Tenant, s};
+use crate::state::random_guid;
+use crate::state::store::{Tenant, s};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-
-/// A user of a tenant, as given in the config file or `POST /_emulator/tenants/{tid}/users`.
-#[derive(Clone, Debug, Serialize, Deserialize, Default)]
-#[serde(default)]
-pub struct UserConfig {
-    pub user_principal_name: String,
-    pub password: String,
-    /// Default: the part of the user principal name before `@`.
-    pub display_name: String,
-    /// Default: a random GUID.
-    pub object_id: Option<String>,
-    /// Groups (display name or object id) the user is a member of; created when missing.
-    pub groups: Vec<String>,
-    /// A tenant administrator: may consent to Admin-type scopes for the whole organisation.
-    pub admin: bool,
-}
-
-/// A security group, as given in the config file or `POST /_emulator/tenants/{tid}/groups`.
-#[derive(Clone, Debug, Serialize, Deserialize, Default)]
-#[serde(default)]
-pub struct GroupConfig {
-    pub display_name: String,
-    pub object_id: Option<String>,
-}
 
 /// A stored user: its Graph entity and a salted password hash (the password itself is not kept).
 #[derive(Clone, Debug, Serialize, Deserialize, Default)]
@@ -223,31 +200,6 @@ pub fn principal(t: &Tenant, id: &str) -> Option<(&'static str, String)> {
         .map(|g| ("Group", s(&g.body, "displayName")))
 }
 
-/// Parses a `--user UPN:PASSWORD[:DISPLAY NAME[:GROUP,GROUP…]]` flag.
-pub fn parse_user_flag(v: &str) -> anyhow::Result<UserConfig> {
-    let mut parts = v.splitn(4, ':');
-    let upn = parts.next().unwrap_or_default().to_string();
-    let password = parts.next().unwrap_or_default().to_string();
-    if upn.is_empty() || password.is_empty() {
-        anyhow::bail!("--user wants UPN:PASSWORD[:DISPLAY NAME[:GROUP,GROUP…]]");
-    }
-    Ok(UserConfig {
-        user_principal_name: upn,
-        password,
-        display_name: parts.next().unwrap_or_default().to_string(),
-        groups: parts
-            .next()
-            .map(|g| {
-                g.split(',')
-                    .filter(|x| !x.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default(),
-        ..Default::default()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,7 +236,7 @@ mod tests {
             )
             .is_err()
         );
-        let f = parse_user_flag("bob@contoso.example:s3cret:Bob B:g1,g2").unwrap();
+        let f = UserConfig::parse_flag("bob@contoso.example:s3cret:Bob B:g1,g2").unwrap();
         assert_eq!((f.display_name.as_str(), f.groups.len()), ("Bob B", 2));
     }
 }

@@ -2,13 +2,12 @@
 //! hands out a device code and a user code; the user enters the user code on `/devicelogin`,
 //! signs in and consents there; the device polls the token endpoint meanwhile
 //! (`authorization_pending` until then). Shape recorded in TestDeviceCodeCredential_Live.
-use crate::authorize::{self, AuthRequest, Mode};
-use crate::consent::{self, Requested};
-use crate::flows::{self, DeviceCode, Platform};
-use crate::login::{aadsts_error, resolve_tenant};
-use crate::pages;
-use crate::server::{OpInfo, ReqCtx, Shared, now_secs};
-use crate::store::s;
+use super::authorize;
+use super::{aadsts_error, consent, pages, resolve_tenant};
+use crate::request::{ReqCtx, by};
+use crate::state::sign_in::{self as flows, AuthRequest, DeviceCode, Mode, Platform, Requested};
+use crate::state::store::s;
+use crate::state::{Shared, now_secs};
 use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -17,15 +16,6 @@ use rand::Rng;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-fn op(mut r: Response, name: &str, tenant: &str, caller: &str) -> Response {
-    r.extensions_mut().insert(OpInfo {
-        operation: name.into(),
-        tenant: tenant.into(),
-        caller: caller.into(),
-    });
-    r
-}
 
 /// Nine characters from an alphabet without look-alikes, as Entra's user codes look.
 fn user_code() -> String {
@@ -81,27 +71,25 @@ pub async fn devicecode(
     };
     let tid = { resolve_tenant(&sh.store.lock().unwrap(), &seg) };
     let Some(tid) = tid else {
-        return op(
+        return by(
             bad(
                 400,
                 "invalid_request",
                 90002,
                 &format!("Tenant '{seg}' not found."),
             ),
-            "devicecode",
             "",
             "",
         );
     };
     let Some(client_id) = form.get("client_id").map(|c| c.to_ascii_lowercase()) else {
-        return op(
+        return by(
             bad(
                 400,
                 "invalid_request",
                 900144,
                 "The request body must contain the following parameter: 'client_id'.",
             ),
-            "devicecode",
             &tid,
             "",
         );
@@ -111,20 +99,19 @@ pub async fn devicecode(
         .cloned()
         .unwrap_or_default();
     if !v1 && scope.trim().is_empty() {
-        return op(
+        return by(
             bad(
                 400,
                 "invalid_request",
                 900144,
                 "The request body must contain the following parameter: 'scope'.",
             ),
-            "devicecode",
             &tid,
             &client_id,
         );
     }
     if let Err((st, e, code, text)) = resolve(&sh, &tid, &client_id, &scope, v1) {
-        return op(bad(st, e, code, &text), "devicecode", &tid, &client_id);
+        return by(bad(st, e, code, &text), &tid, &client_id);
     }
     let (dc, uc) = (flows::handle(), user_code());
     {
@@ -155,28 +142,18 @@ pub async fn devicecode(
         json!({"user_code": uc, "device_code": dc, "verification_uri": page, "expires_in": flows::DEVICE_CODE_LIFETIME_SECS, "interval": 5, "message": message})
     };
     let mut r = (StatusCode::OK, axum::Json(body)).into_response();
-    crate::login::login_headers(&mut r);
-    op(r, "devicecode", &tid, &client_id)
+    super::login_headers(&mut r);
+    by(r, &tid, &client_id)
 }
 
 fn code_didnt_work() -> Response {
     let msg = "That code didn't work. Check the code and try again.";
-    op(
-        pages::device_code("/devicelogin", Some(msg)),
-        "devicelogin",
-        "",
-        "",
-    )
+    by(pages::device_code("/devicelogin", Some(msg)), "", "")
 }
 
 /// `GET /devicelogin`: the code page.
 pub async fn page() -> Response {
-    op(
-        pages::device_code("/devicelogin", None),
-        "devicelogin",
-        "",
-        "",
-    )
+    by(pages::device_code("/devicelogin", None), "", "")
 }
 
 /// `POST /devicelogin` (`otc`): starts the sign-in for that device.
@@ -216,7 +193,6 @@ pub async fn enter(
         client_id: d.client_id.clone(),
         client_name: s(&app, "displayName"),
         client_sp: sp,
-        client_app: app,
         redirect_uri: String::new(),
         platform: Platform::PublicClient,
         mode: Mode::Query,
@@ -234,9 +210,8 @@ pub async fn enter(
         device: Some(dc),
     };
     let session = authorize::session_of(&sh, &headers, &d.tenant);
-    op(
+    by(
         authorize::proceed(&sh, &ctx, req, session),
-        "devicelogin",
         &d.tenant,
         &d.client_id,
     )

@@ -1,0 +1,34 @@
+//! The token-signing keys (JWKS) of a tenant, and of `common`.
+use super::{discovery_headers, resolve_tenant, unknown_tenant};
+use crate::request::{ReqCtx, by};
+use crate::state::Shared;
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::sync::Arc;
+
+pub async fn jwks(
+    State(sh): State<Arc<Shared>>,
+    Extension(ctx): Extension<ReqCtx>,
+    Path(t): Path<String>,
+) -> Response {
+    let tid = { resolve_tenant(&sh.store.lock().unwrap(), &t) };
+    let Some(tid) = tid else {
+        return by(unknown_tenant(&ctx, &t), "", "");
+    };
+    let mut r =
+        axum::Json(json!({"keys": [sh.signing.jwk(&format!("{}/{tid}/v2.0", sh.base_url))]}))
+            .into_response();
+    discovery_headers(&mut r);
+    by(r, &tid, "")
+}
+
+pub async fn jwks_common(State(sh): State<Arc<Shared>>) -> Response {
+    let mut r = axum::Json(
+        json!({"keys": [sh.signing.jwk(&format!("{}/{{tenantid}}/v2.0", sh.base_url))]}),
+    )
+    .into_response();
+    discovery_headers(&mut r);
+    by(r, "", "")
+}
