@@ -1,6 +1,6 @@
 //! Discovery documents: instance discovery (MSAL's first call) and the tenant's OpenID
 //! configuration, v2.0 and v1, in the recorded shapes.
-use super::{discovery_headers, resolve_tenant, unknown_tenant};
+use super::{discovery_headers, tenant_or_unknown};
 use crate::request::{ReqCtx, by};
 use crate::state::Shared;
 use axum::Extension;
@@ -42,9 +42,9 @@ pub async fn openid_v2(
     Extension(ctx): Extension<ReqCtx>,
     Path(t): Path<String>,
 ) -> Response {
-    let tid = { resolve_tenant(&sh.store.lock().unwrap(), &t) };
-    let Some(tid) = tid else {
-        return by(unknown_tenant(&ctx, &t), "", "");
+    let tid = match tenant_or_unknown(&sh, &ctx, &t) {
+        Ok(tid) => tid,
+        Err(r) => return by(r, "", ""),
     };
     let b = &sh.base_url;
     let mut r = axum::Json(json!({
@@ -85,9 +85,9 @@ pub async fn openid_v1(
     Extension(ctx): Extension<ReqCtx>,
     Path(t): Path<String>,
 ) -> Response {
-    let tid = { resolve_tenant(&sh.store.lock().unwrap(), &t) };
-    let Some(tid) = tid else {
-        return by(unknown_tenant(&ctx, &t), "", "");
+    let tid = match tenant_or_unknown(&sh, &ctx, &t) {
+        Ok(tid) => tid,
+        Err(r) => return by(r, "", ""),
     };
     let b = &sh.base_url;
     let mut r = axum::Json(json!({

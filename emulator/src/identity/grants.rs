@@ -4,13 +4,13 @@
 // Entra's error answers are the `Err` values here, as in graph/.
 #![allow(clippy::result_large_err)]
 use super::client_auth::{Client, authenticate};
-use super::user_tokens::issue;
-use super::{aadsts_error, consent};
+use super::user_tokens::{Call, issue};
+use super::{consent, err};
 use crate::request::ReqCtx;
 use crate::state::sign_in::{self as flows, Grant, Platform};
 use crate::state::store::s;
 use crate::state::{Shared, now_secs};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use serde_json::json;
 use std::collections::HashMap;
@@ -30,16 +30,6 @@ pub fn is_user_grant(g: &str) -> bool {
 
 type Out = (Response, String);
 type Form = HashMap<String, String>;
-
-pub(super) fn err(ctx: &ReqCtx, status: u16, error: &str, code: u32, text: &str) -> Response {
-    aadsts_error(
-        ctx,
-        StatusCode::from_u16(status).unwrap(),
-        error,
-        code,
-        text,
-    )
-}
 
 /// Who may redeem what was issued for a platform (D-AC, 2.5): a web redirect needs a client
 /// credential; spa and mobile/desktop redirects make the client public (no credential allowed);
@@ -108,18 +98,6 @@ fn pkce_ok(challenge: &str, method: &str, verifier: &str) -> bool {
     } else {
         verifier == challenge
     }
-}
-
-/// One token request, as the grants see it.
-#[derive(Clone, Copy)]
-pub(super) struct Call<'a> {
-    pub sh: &'a Shared,
-    pub ctx: &'a ReqCtx,
-    pub tid: &'a str,
-    pub form: &'a Form,
-    pub c: &'a Client,
-    pub origin: Option<&'a str>,
-    pub v1: bool,
 }
 
 /// Entry from the token endpoint for the grants above.

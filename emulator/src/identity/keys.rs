@@ -1,5 +1,5 @@
 //! The token-signing keys (JWKS) of a tenant, and of `common`.
-use super::{discovery_headers, resolve_tenant, unknown_tenant};
+use super::{discovery_headers, tenant_or_unknown};
 use crate::request::{ReqCtx, by};
 use crate::state::Shared;
 use axum::Extension;
@@ -13,9 +13,9 @@ pub async fn jwks(
     Extension(ctx): Extension<ReqCtx>,
     Path(t): Path<String>,
 ) -> Response {
-    let tid = { resolve_tenant(&sh.store.lock().unwrap(), &t) };
-    let Some(tid) = tid else {
-        return by(unknown_tenant(&ctx, &t), "", "");
+    let tid = match tenant_or_unknown(&sh, &ctx, &t) {
+        Ok(tid) => tid,
+        Err(r) => return by(r, "", ""),
     };
     let mut r =
         axum::Json(json!({"keys": [sh.signing.jwk(&format!("{}/{tid}/v2.0", sh.base_url))]}))

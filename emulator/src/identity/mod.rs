@@ -147,3 +147,25 @@ pub fn response_headers(h: &mut HeaderMap, ctx: &ReqCtx, echo_client_request_id:
         );
     }
 }
+
+/// [`aadsts_error`] with the status as a number.
+pub(crate) fn err(ctx: &ReqCtx, status: u16, error: &str, code: u32, text: &str) -> Response {
+    aadsts_error(
+        ctx,
+        StatusCode::from_u16(status).unwrap(),
+        error,
+        code,
+        text,
+    )
+}
+
+/// The tenant of a path segment (id or verified domain), or Entra's AADSTS90002 answer.
+#[allow(clippy::result_large_err)] // the Err is the answer
+pub(crate) fn tenant_or_unknown(
+    sh: &crate::state::Shared,
+    ctx: &ReqCtx,
+    seg: &str,
+) -> Result<String, Response> {
+    let tid = { resolve_tenant(&sh.store.lock().unwrap(), seg) };
+    tid.ok_or_else(|| unknown_tenant(ctx, seg))
+}

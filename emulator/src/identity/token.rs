@@ -2,7 +2,7 @@
 //! client-credentials grant here, the user grants in [`super::grants`]; the endpoint's CORS
 //! preflight and its answer to a GET.
 use super::client_auth::{Client, Refused, authenticate};
-use super::{aadsts_error, login_headers, resolve_tenant, unknown_tenant};
+use super::{aadsts_error, login_headers, tenant_or_unknown};
 use crate::request::{ReqCtx, by};
 use crate::state::store::{self, s};
 use crate::state::{ADMIN_OID, Shared, directory, now_secs, random_guid};
@@ -41,9 +41,9 @@ pub async fn token(
 ) -> Response {
     let v1 = uri.path().ends_with("/oauth2/token");
     let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    let tid = { resolve_tenant(&sh.store.lock().unwrap(), &t) };
-    let Some(tid) = tid else {
-        return by(unknown_tenant(&ctx, &t), "", "");
+    let tid = match tenant_or_unknown(&sh, &ctx, &t) {
+        Ok(tid) => tid,
+        Err(r) => return by(r, "", ""),
     };
     let (resp, caller) = token_inner(&sh, &ctx, &tid, &form, &headers, v1).await;
     by(resp, &tid, &caller)
@@ -56,7 +56,7 @@ pub async fn wrong_verb(
 ) -> Response {
     let text =
         format!("The endpoint only accepts POST, OPTIONS requests. Received a {method} request.");
-    super::grants::err(&ctx, 400, "invalid_request", 900561, &text)
+    super::err(&ctx, 400, "invalid_request", 900561, &text)
 }
 
 /// `OPTIONS` on the token endpoint: the CORS preflight a browser sends before MSAL.js's POST

@@ -1,7 +1,9 @@
 //! The tokens a signed-in user's grant yields: delegated access token (v1 or v2 as the resource
 //! asks), ID token, refresh token, `client_info`. Facts: interactive-flows.md sections 2 and 3.
+use super::client_auth::Client;
 use super::consent;
-use super::grants::{Call, err};
+use super::err;
+use crate::request::ReqCtx;
 use crate::state::directory;
 use crate::state::sign_in::{self as flows, Grant, Platform, Refresh};
 use crate::state::store::{self, s};
@@ -9,6 +11,7 @@ use crate::state::{Shared, now_secs, random_guid};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use std::collections::HashMap;
 
 /// Pairwise `sub`: stable per user and app, different between apps (D-ATC).
 fn pairwise(user_id: &str, app_id: &str) -> String {
@@ -122,6 +125,18 @@ fn access_token(sh: &Shared, g: &Grant, acr: &str) -> Option<(String, String)> {
         c["roles"] = json!(roles);
     }
     Some((sh.signing.sign(&c), resource_uri))
+}
+
+/// One token request redeeming a user's grant (a code, a refresh token, a device code).
+#[derive(Clone, Copy)]
+pub(super) struct Call<'a> {
+    pub sh: &'a Shared,
+    pub ctx: &'a ReqCtx,
+    pub tid: &'a str,
+    pub form: &'a HashMap<String, String>,
+    pub c: &'a Client,
+    pub origin: Option<&'a str>,
+    pub v1: bool,
 }
 
 /// The token response: access token, refresh token (v2: only with `offline_access`, D-SC), ID token

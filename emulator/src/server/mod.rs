@@ -46,7 +46,12 @@ pub async fn start(config: Config) -> anyhow::Result<Started> {
     }
     let shared = Arc::new(shared_state(&config, base_url.clone())?);
     shared.persist(shared.store.lock().unwrap());
-    let router = routes::router(shared.clone());
+    let router = routes::table()
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            pipeline::pipeline,
+        ))
+        .with_state(shared.clone());
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config.clone());
     let (tx, rx) = watch::channel(false);
     let task = tokio::spawn(serve(listener, acceptor, router, rx));

@@ -5,7 +5,6 @@
 //! [`crate::graph`]'s `routes::ROUTES` and [`crate::arm::routes`], as the FHIR stand-ins name theirs.
 //! `unknown` is what the call log showed before the table existed for answers no operation owns
 //! (the token endpoint's CORS preflight and its answer to a GET).
-use super::pipeline::pipeline;
 use crate::identity::{authorize, device, discovery, forms, keys, signout, token};
 use crate::request::{OpInfo, ReqCtx};
 use crate::state::Shared;
@@ -88,7 +87,7 @@ impl Table {
 }
 
 #[rustfmt::skip]
-pub fn router(shared: Arc<Shared>) -> axum::Router {
+pub fn table() -> axum::Router<S> {
     Table(axum::Router::new())
         // The admin API (not in the call log).
         .row("/_emulator/state", "admin.state", get(admin::state))
@@ -136,8 +135,6 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
         .row("/oidc/userinfo", "userinfo", get(signout::userinfo))
         .0
         .fallback(fallback)
-        .layer(axum::middleware::from_fn_with_state(shared.clone(), pipeline))
-        .with_state(shared)
 }
 
 /// Puts the row's operation name on the answer (a handler's own name stays).
