@@ -25,7 +25,8 @@ pub use errors::graph_error;
 use crate::bearer::{self, Refusal};
 use crate::request::{Caller, OpInfo, ReqCtx};
 use crate::state::Shared;
-use crate::state::store::{self, now_ms, s};
+use crate::state::store::{self, now_ms};
+use crate::state::views::GraphObject;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -382,8 +383,8 @@ fn foreign_apps(st: &store::Store, tid: &str) -> HashMap<String, (Value, String)
         .flat_map(|t| {
             t.apps
                 .iter()
-                .filter(|a| s(&a.body, "signInAudience") != "AzureADMyOrg")
-                .map(move |a| (s(&a.body, "appId"), (a.body.clone(), t.id.clone())))
+                .filter(|a| a.is_multi_tenant())
+                .map(move |a| (a.app_id().to_string(), (a.body.clone(), t.id.clone())))
         })
         .collect()
 }

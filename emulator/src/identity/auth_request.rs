@@ -8,6 +8,7 @@ use crate::state::Shared;
 use crate::state::now_secs;
 use crate::state::sign_in::{AuthRequest, Mode, Platform, Requested};
 use crate::state::store::{Store, s};
+use crate::state::views::GraphObject;
 use serde_json::{Value, json};
 
 /// What went wrong, and where the user sees it.
@@ -92,13 +93,13 @@ fn find_client(st: &Store, seg: &str, client_id: &str) -> Result<(String, Value,
     });
     let tid = if multi {
         match &home {
-            Some((h, app)) if s(app, "signInAudience") != "AzureADMyOrg" => h.clone(),
+            Some((h, app)) if app.is_multi_tenant() => h.clone(),
             Some((_, app)) => {
                 return Err(Fail::Page(
                     50194,
                     format!(
                         "Application '{client_id}'({}) is not configured as a multi-tenant application. Usage of the /common endpoint is not supported for such applications created after '10/15/2018'. Use a tenant-specific endpoint or configure the application to be multi-tenant.",
-                        s(app, "displayName")
+                        app.display_name()
                     ),
                 ));
             }
@@ -111,7 +112,7 @@ fn find_client(st: &Store, seg: &str, client_id: &str) -> Result<(String, Value,
     let t = st.tenants.get(&tid);
     let sp = t.and_then(|t| t.sp_idx_by_app_id(client_id).map(|i| t.sps[i].body.clone()));
     let app = home
-        .filter(|(h, a)| *h == tid || s(a, "signInAudience") != "AzureADMyOrg")
+        .filter(|(h, a)| *h == tid || a.is_multi_tenant())
         .map(|x| x.1);
     match (app, sp) {
         (Some(app), Some(sp)) => Ok((tid, app, sp)),
@@ -307,7 +308,7 @@ pub fn build(
         tenant: tid.clone(),
         v1,
         client_id: s(&app, "appId"),
-        client_name: s(&app, "displayName"),
+        client_name: app.display_name().to_string(),
         client_sp: sp,
         redirect_uri,
         platform,

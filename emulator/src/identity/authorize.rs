@@ -11,12 +11,12 @@ use super::{consent, pages};
 use crate::request::{ReqCtx, by};
 use crate::state::sign_in::{self as flows, AuthRequest, Code, Grant, Session};
 use crate::state::store::{Tenant, s};
+use crate::state::views::GraphObject;
 use crate::state::{Shared, directory, now_secs};
 use axum::Extension;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
-use serde_json::json;
 use std::sync::Arc;
 
 pub const SESSION_COOKIE: &str = "ESTSAUTH";
@@ -164,10 +164,9 @@ fn assignment_check(t: &Tenant, req: &AuthRequest, user: &directory::UserRec) ->
             .iter()
             .filter_map(|r| t.sp_idx(&r.sp_id).map(|i| t.sps[i].body.clone())),
     );
-    let blocked = sps.iter().find(|sp| {
-        sp["appRoleAssignmentRequired"] == json!(true)
-            && !directory::assigned(t, &uid, &s(sp, "id"))
-    })?;
+    let blocked = sps
+        .iter()
+        .find(|sp| sp.assignment_required() && !directory::assigned(t, &uid, sp.id()))?;
     Some(Fail::Page(
         50105,
         format!(

@@ -7,6 +7,7 @@ use super::aadsts_error;
 use crate::crypto::{self, Jwt};
 use crate::request::ReqCtx;
 use crate::state::store::{self, AppRec, s};
+use crate::state::views::GraphObject;
 use crate::state::{Shared, now_secs};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -202,7 +203,7 @@ fn find_application(
         st.tenants.values().filter(|t| t.id != tid).find_map(|t| {
             t.app_idx_by_app_id(client_id)
                 .map(|i| t.apps[i].clone())
-                .filter(|a| s(&a.body, "signInAudience") != "AzureADMyOrg" && visible_sp.is_some())
+                .filter(|a| a.is_multi_tenant() && visible_sp.is_some())
         })
     });
     if let Some(app) = app.filter(|a| a.visible_from_ms <= now_ms) {
@@ -238,13 +239,11 @@ fn check_secret(
     let ok = app.secrets.iter().any(|x| {
         x.text == sec
             && x.usable_from_ms <= now_ms
-            && app.body["passwordCredentials"].as_array().is_some_and(|p| {
-                p.iter().any(|c| {
-                    s(c, "keyId") == x.key_id
-                        && store::parse_time(&s(c, "endDateTime")).is_none_or(|e| e > now)
-                        && store::parse_time(&s(c, "startDateTime"))
-                            .is_none_or(|st| st <= now + chrono::Duration::minutes(5))
-                })
+            && app.password_credentials().any(|c| {
+                c.key_id == x.key_id
+                    && c.end.is_none_or(|e| e > now)
+                    && c.start
+                        .is_none_or(|st| st <= now + chrono::Duration::minutes(5))
             })
     });
     if ok {
@@ -376,12 +375,9 @@ fn check_certificate_assertion(
     let now_dt = Utc::now();
     let found = app.cert_keys.iter().find_map(|(key_id, der_b64)| {
         let der = crypto::b64_any(der_b64)?;
-        let active = app.body["keyCredentials"].as_array().is_some_and(|k| {
-            k.iter().any(|c| {
-                s(c, "keyId") == *key_id
-                    && store::parse_time(&s(c, "endDateTime")).is_none_or(|e| e > now_dt)
-            })
-        });
+        let active = app
+            .key_credentials()
+            .any(|c| c.key_id == *key_id && c.end.is_none_or(|e| e > now_dt));
         (cert.matches(&der) && active).then_some(der)
     });
     let Some(der) = found else {

@@ -4,7 +4,8 @@
 //! Facts: interactive-flows.md section 4 (D-CON, D-SC, G-GRANT).
 use crate::state::sign_in::{Requested, ResourceScopes};
 use crate::state::store::{self, Grant, Tenant, s};
-use serde_json::{Value, json};
+use crate::state::views::GraphObject;
+use serde_json::Value;
 
 /// Scopes handled by the identity platform itself; never consented one by one.
 pub const OIDC: &[&str] = &["openid", "profile", "email", "offline_access"];
@@ -30,21 +31,16 @@ fn resource_of(scope: &str) -> (String, String) {
 
 /// The resource's delegated scopes: (value, type "User"|"Admin").
 pub fn scopes_of(sp: &Value) -> Vec<(String, String)> {
-    if s(sp, "appId") == store::GRAPH_APP_ID {
+    if sp.app_id() == store::GRAPH_APP_ID {
         return GRAPH_SCOPES
             .iter()
             .map(|(v, t)| (v.to_string(), t.to_string()))
             .collect();
     }
-    sp["oauth2PermissionScopes"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|x| x["isEnabled"] != json!(false))
-                .map(|x| (s(x, "value"), s(x, "type")))
-                .collect()
-        })
-        .unwrap_or_default()
+    sp.scopes()
+        .filter(|x| x.enabled)
+        .map(|x| (x.value.to_string(), x.kind.to_string()))
+        .collect()
 }
 
 /// Scope values the client's registration lists for the resource (`requiredResourceAccess`): what

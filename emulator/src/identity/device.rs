@@ -113,6 +113,14 @@ pub async fn devicecode(
     if let Err((st, e, code, text)) = resolve(&sh, &tid, &client_id, &scope, v1) {
         return by(bad(st, e, code, &text), &tid, &client_id);
     }
+    let body = hand_out(&sh, &tid, &client_id, scope, v1);
+    let mut r = (StatusCode::OK, axum::Json(body)).into_response();
+    super::login_headers(&mut r);
+    by(r, &tid, &client_id)
+}
+
+/// Keeps a new device code and its user code; the answer's body (v1 spells it the older way).
+fn hand_out(sh: &Shared, tid: &str, client_id: &str, scope: String, v1: bool) -> serde_json::Value {
     let (dc, uc) = (flows::handle(), user_code());
     {
         let mut f = sh.flows.lock().unwrap();
@@ -120,8 +128,8 @@ pub async fn devicecode(
         f.devices.insert(
             dc.clone(),
             DeviceCode {
-                tenant: tid.clone(),
-                client_id: client_id.clone(),
+                tenant: tid.to_string(),
+                client_id: client_id.to_string(),
                 user_code: uc.clone(),
                 scope,
                 v1,
@@ -136,14 +144,11 @@ pub async fn devicecode(
     let message = format!(
         "To sign in, use a web browser to open the page {page} and enter the code {uc} to authenticate."
     );
-    let body = if v1 {
+    if v1 {
         json!({"user_code": uc, "device_code": dc, "verification_url": page, "expires_in": flows::DEVICE_CODE_LIFETIME_SECS.to_string(), "interval": "5", "message": message})
     } else {
         json!({"user_code": uc, "device_code": dc, "verification_uri": page, "expires_in": flows::DEVICE_CODE_LIFETIME_SECS, "interval": 5, "message": message})
-    };
-    let mut r = (StatusCode::OK, axum::Json(body)).into_response();
-    super::login_headers(&mut r);
-    by(r, &tid, &client_id)
+    }
 }
 
 fn code_didnt_work() -> Response {

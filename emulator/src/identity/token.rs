@@ -4,7 +4,8 @@
 use super::client_auth::{Client, Refused, authenticate};
 use super::{aadsts_error, login_headers, tenant_or_unknown};
 use crate::request::{ReqCtx, by};
-use crate::state::store::{self, s};
+use crate::state::store;
+use crate::state::views::GraphObject;
 use crate::state::{ADMIN_OID, Shared, directory, now_secs, random_guid};
 use axum::Extension;
 use axum::extract::{Path, State};
@@ -248,18 +249,18 @@ fn app_token(
         ));
     };
     let rsp = &tenant.sps[ri].body;
-    let r_app_id = s(rsp, "appId");
-    let csp_id = s(app.sp, "id");
+    let r_app_id = rsp.app_id().to_string();
+    let csp_id = app.sp.id().to_string();
     let roles = directory::role_values(tenant, std::slice::from_ref(&csp_id), rsp);
-    if rsp["appRoleAssignmentRequired"] == json!(true) && roles.is_empty() {
+    if rsp.assignment_required() && roles.is_empty() {
         return Err((
             "invalid_grant",
             501051,
             format!(
                 "Application '{}'({}) is not assigned to a role for the application '{resource}'({}).",
                 app.client_id,
-                s(app.sp, "displayName"),
-                s(rsp, "displayName")
+                app.sp.display_name(),
+                rsp.display_name()
             ),
         ));
     }
@@ -268,7 +269,7 @@ fn app_token(
         .values()
         .find_map(|t| {
             t.app_idx_by_app_id(&r_app_id)
-                .map(|i| t.apps[i].body["api"]["requestedAccessTokenVersion"].as_i64())
+                .map(|i| t.apps[i].requested_token_version())
         })
         .flatten()
         .unwrap_or(1);

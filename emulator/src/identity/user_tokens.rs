@@ -7,6 +7,7 @@ use crate::request::ReqCtx;
 use crate::state::directory;
 use crate::state::sign_in::{self as flows, Grant, Platform, Refresh};
 use crate::state::store::{self, s};
+use crate::state::views::GraphObject;
 use crate::state::{Shared, now_secs, random_guid};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -81,7 +82,7 @@ fn access_token(sh: &Shared, g: &Grant, acr: &str) -> Option<(String, String)> {
         .values()
         .find_map(|t| {
             t.app_idx_by_app_id(&r_app)
-                .map(|i| t.apps[i].body["api"]["requestedAccessTokenVersion"].as_i64())
+                .map(|i| t.apps[i].requested_token_version())
         })
         .flatten()
         .unwrap_or(1);

@@ -1,6 +1,7 @@
 //! Directory users and groups of a tenant (from the config file, `--user`/`--group` flags and the
 //! admin API), the passwords users sign in with, and the app roles a user holds on a resource —
 //! assigned directly or through a group.
+use super::views::GraphObject;
 use crate::config::{GroupConfig, UserConfig};
 use crate::crypto;
 use crate::state::random_guid;
@@ -171,17 +172,16 @@ pub fn user_roles(t: &Tenant, user_id: &str, resource_sp: &Value) -> Vec<String>
 
 /// Values of the enabled app roles of `resource_sp` assigned to any of `principals`, sorted.
 pub fn role_values(t: &Tenant, principals: &[String], resource_sp: &Value) -> Vec<String> {
-    let rid = s(resource_sp, "id");
+    let rid = resource_sp.id();
     let mut roles: Vec<String> = t
         .assignments
         .iter()
         .filter(|a| a.resource_id == rid && principals.contains(&a.principal_id))
         .filter_map(|a| {
-            resource_sp["appRoles"]
-                .as_array()?
-                .iter()
-                .find(|r| s(r, "id") == a.app_role_id && r["isEnabled"] != json!(false))
-                .map(|r| s(r, "value"))
+            resource_sp
+                .app_roles()
+                .find(|r| r.id == a.app_role_id && r.enabled)
+                .map(|r| r.value.to_string())
         })
         .collect();
     roles.sort();

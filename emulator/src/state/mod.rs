@@ -12,6 +12,7 @@ pub mod realism;
 pub mod seed;
 pub mod sign_in;
 pub mod store;
+pub mod views;
 
 use crate::config::{Realism, ThrottleLimits};
 use crate::crypto;

@@ -1,4 +1,5 @@
 //! The directory state: tenants, applications, service principals, grants, assignments.
+use super::views::GraphObject;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -248,35 +249,29 @@ impl Tenant {
             .unwrap_or_else(|| "contoso.onmicrosoft.com".into())
     }
     pub fn app_idx(&self, id: &str) -> Option<usize> {
-        self.apps.iter().position(|a| s(&a.body, "id") == id)
+        self.apps.iter().position(|a| a.id() == id)
     }
     pub fn app_idx_by_app_id(&self, app_id: &str) -> Option<usize> {
-        self.apps.iter().position(|a| s(&a.body, "appId") == app_id)
+        self.apps.iter().position(|a| a.app_id() == app_id)
     }
     pub fn app_idx_by_unique_name(&self, n: &str) -> Option<usize> {
-        self.apps
-            .iter()
-            .position(|a| a.body.get("uniqueName").and_then(Value::as_str) == Some(n))
+        self.apps.iter().position(|a| a.unique_name() == Some(n))
     }
     pub fn sp_idx(&self, id: &str) -> Option<usize> {
-        self.sps.iter().position(|a| s(&a.body, "id") == id)
+        self.sps.iter().position(|a| a.id() == id)
     }
     pub fn sp_idx_by_app_id(&self, app_id: &str) -> Option<usize> {
-        self.sps.iter().position(|a| s(&a.body, "appId") == app_id)
+        self.sps.iter().position(|a| a.app_id() == app_id)
     }
     /// The SP whose servicePrincipalNames contain `name` (case-insensitive).
     pub fn sp_idx_by_name(&self, name: &str) -> Option<usize> {
         let n = name.trim_end_matches('/').to_ascii_lowercase();
         self.sps.iter().position(|sp| {
-            s(&sp.body, "appId").eq_ignore_ascii_case(&n)
-                || sp.body["servicePrincipalNames"]
-                    .as_array()
-                    .is_some_and(|a| {
-                        a.iter().filter_map(Value::as_str).any(|x| {
-                            let x = x.trim_end_matches('/').to_ascii_lowercase();
-                            x == n || wildcard_host(&x, &n)
-                        })
-                    })
+            sp.app_id().eq_ignore_ascii_case(&n)
+                || sp.service_principal_names().any(|x| {
+                    let x = x.trim_end_matches('/').to_ascii_lowercase();
+                    x == n || wildcard_host(&x, &n)
+                })
         })
     }
 }
