@@ -8,8 +8,9 @@ Prints, for emulator/src (or the directory given):
     of the graph "module A names crate::B" (a `use crate::…` or a `crate::…` path anywhere in A,
     and `super::…` paths resolved), with one module per file (`graph/mod.rs` is `graph`).
 
-Test modules (`#[cfg(test)] mod tests { … }` at the end of a file) count towards the file's lines
-but not towards a function's: each `fn` is measured from its line to its closing brace.
+Test modules (`#[cfg(test)] mod tests { … }`) count towards the file's lines, and their functions
+are listed like any other (each `fn` is measured from its line to its closing brace); their imports
+make no cycle.
 
 Usage: hack/emulator-shape.py [DIR] [--fn-lines N] [--file-lines N]
 """
@@ -120,7 +121,8 @@ def resolve(path, modules):
 
 
 def use_paths(tree):
-    """Expands a use tree (`a::{b, c::{d, e}}`) into its paths."""
+    """Expands a use tree (`a::{b, c::{d, e as f}}`) into its paths."""
+    tree = re.sub(r"\s+as\s+\w+", "", tree)
     tree = re.sub(r"\s+", "", tree)
     out, depth, start = [], 0, 0
     if "{" not in tree:
@@ -138,6 +140,30 @@ def use_paths(tree):
             if part:
                 out += [head + p for p in use_paths(part)]
     return out
+
+
+def without_tests(code):
+    """The code without its `#[cfg(test)]` items: what only a test imports makes no cycle."""
+    out, i = [], 0
+    for m in re.finditer(r"#\[cfg\(test\)\]", code):
+        if m.start() < i:
+            continue
+        j = code.find("{", m.end())
+        semi = code.find(";", m.end())
+        if semi != -1 and (j == -1 or semi < j):
+            end = semi + 1  # `#[cfg(test)] use …;`
+        else:
+            depth, end = 0, j
+            while end < len(code):
+                depth += {"{": 1, "}": -1}.get(code[end], 0)
+                end += 1
+                if depth == 0:
+                    break
+        out.append(code[i : m.start()])
+        out.append(re.sub(r"[^\n]", " ", code[m.start() : end]))
+        i = end
+    out.append(code[i:])
+    return "".join(out)
 
 
 def imports(mod, code, modules):
@@ -248,7 +274,8 @@ def main():
         if rel == "main.rs":
             continue  # the binary uses the library by its crate name, not crate::
         mod = module_of(rel)
-        graph.setdefault(mod, set()).update(imports(mod, strip_code(text), modules))
+        code = without_tests(strip_code(text))
+        graph.setdefault(mod, set()).update(imports(mod, code, modules))
     cycles = [c for c in sccs(graph) if len(c) > 1]
     print(f"\n== import cycles between modules ({len(cycles)} cycles; {len(graph)} modules) ==")
     for c in sorted(cycles, key=len, reverse=True):

@@ -1,6 +1,8 @@
 //! The admin API under `/_emulator/` (no auth; a local test tool): the state, the call log,
 //! realism, tenants, users and groups, trusted issuers, ARM's settings and seeded role assignments
-//! (those two handlers live with ARM, [`crate::arm`]), and the sign-in clock. Not in the call log.
+//! ([`arm`]), and the sign-in clock. Not in the call log.
+pub mod arm;
+
 use crate::config::{GroupConfig, Realism, TenantConfig, ThrottleLimits, UserConfig};
 use crate::state::Shared;
 use crate::state::seed::add_tenant as add_tenant_to_store;

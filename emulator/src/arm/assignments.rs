@@ -2,8 +2,7 @@
 //! and list (`$filter=atScope()`, `principalId eq '…'`, both), with ARM's checks in ARM's order —
 //! api-version, token, request shape, the caller's permission at the scope (or a parent), the
 //! principal in the directory replica, then name and duplicate rules.
-use super::routes::Call;
-use super::{Assignment, arm_error, json_response, roles};
+use super::{Assignment, Call, arm_error, json_response, roles};
 use crate::request::Caller;
 use crate::state::Shared;
 use axum::response::Response;

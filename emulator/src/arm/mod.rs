@@ -7,7 +7,8 @@
 //!
 //! [`routes`] is ARM's route table (its operations by name, for the call log); [`arm_error`],
 //! [`fault`] and [`response_headers`] are its error and header rules. ARM's state (assignments,
-//! role definitions, FHIR services) lives in [`crate::state::arm`].
+//! role definitions, FHIR services) lives in [`crate::state::arm`]; its admin API
+//! (`/_emulator/arm…`) in [`crate::admin`].
 pub mod assignments;
 pub mod fhir;
 pub mod routes;
@@ -15,7 +16,6 @@ pub mod routes;
 pub use crate::state::arm::{Assignment, covers, now, roles, subscription_of};
 
 use crate::bearer::{self, Refusal};
-use crate::config::SeedAssignment;
 use crate::request::{Caller, ReqCtx};
 use crate::state::Shared;
 use axum::response::{IntoResponse, Response};
@@ -30,6 +30,23 @@ pub const ARM_AUDIENCES: &[&str] = &[
     "https://management.core.windows.net",
     ARM_APP_ID,
 ];
+
+/// One ARM request, as the handlers see it.
+pub struct Call<'a> {
+    pub caller: &'a Caller,
+    /// The scope (the path before `/providers/Microsoft.Authorization/…`), as sent.
+    pub scope: String,
+    /// The assignment name or definition GUID of an item request.
+    pub(super) item: Option<String>,
+    pub filter: Option<String>,
+    pub body: &'a [u8],
+}
+
+impl Call<'_> {
+    pub fn item(&self) -> &str {
+        self.item.as_deref().unwrap_or("")
+    }
+}
 
 /// ARM's error envelope with its usual headers.
 pub fn arm_error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -123,44 +140,6 @@ pub fn response_headers(h: &mut HeaderMap, ctx: &ReqCtx, _echo_client_request_id
         "x-ms-request-id",
         HeaderValue::from_str(&ctx.request_id).unwrap(),
     );
-}
-
-/// `PUT /_emulator/arm`: replaces the lag and propagation settings (body: [`ArmConfig`] fields
-/// `principal_lag_ms`, `propagation_ms`).
-pub async fn put_settings(
-    axum::extract::State(sh): axum::extract::State<std::sync::Arc<Shared>>,
-    axum::Json(body): axum::Json<Value>,
-) -> Response {
-    let mut arm = sh.arm.lock().unwrap();
-    if let Some(v) = body.get("principal_lag_ms").and_then(Value::as_u64) {
-        arm.config.principal_lag_ms = v;
-    }
-    if let Some(v) = body.get("propagation_ms").and_then(Value::as_u64) {
-        arm.config.propagation_ms = v;
-    }
-    axum::Json(json!({"principal_lag_ms": arm.config.principal_lag_ms, "propagation_ms": arm.config.propagation_ms})).into_response()
-}
-
-/// `POST /_emulator/arm/role-assignments`: a role assignment without permission checks (body:
-/// [`SeedAssignment`]); answers its name. `GET` lists every live assignment (for tests and debugging).
-pub async fn seed_assignment(
-    axum::extract::State(sh): axum::extract::State<std::sync::Arc<Shared>>,
-    axum::Json(body): axum::Json<SeedAssignment>,
-) -> Response {
-    let store = sh.store.lock().unwrap();
-    let res = sh.arm.lock().unwrap().seed(&body, &store);
-    match res {
-        Ok(name) => (StatusCode::CREATED, axum::Json(json!({"name": name}))).into_response(),
-        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
-    }
-}
-
-pub async fn list_all(
-    axum::extract::State(sh): axum::extract::State<std::sync::Arc<Shared>>,
-) -> Response {
-    let arm = sh.arm.lock().unwrap();
-    let v: Vec<Value> = arm.live().map(assignments::to_json).collect();
-    axum::Json(json!({"value": v})).into_response()
 }
 
 /// The `api-version` query parameter, required on every ARM call.

@@ -4,8 +4,8 @@
 //! `/providers/Microsoft.Authorization/…` of the path (assignments before definitions), then the
 //! row for the method and the item/collection form names the operation (the call log's) and
 //! answers it. Before the row runs, ARM's own order of checks: resource type, `api-version`, token.
-use super::{arm_error, assignments as a, missing_api_version, query_param, verify};
-use crate::request::{Caller, OpInfo};
+use super::{Call, arm_error, assignments as a, missing_api_version, query_param, verify};
+use crate::request::OpInfo;
 use crate::state::Shared;
 use axum::extract::{Request, State};
 use axum::response::Response;
@@ -38,23 +38,6 @@ enum Form {
     Collection,
 }
 use Form::*;
-
-/// One ARM request, as the handlers see it.
-pub struct Call<'a> {
-    pub caller: &'a Caller,
-    /// The scope (the path before `/providers/Microsoft.Authorization/…`), as sent.
-    pub scope: String,
-    /// The assignment name or definition GUID of an item request.
-    item: Option<String>,
-    pub filter: Option<String>,
-    pub body: &'a [u8],
-}
-
-impl Call<'_> {
-    pub fn item(&self) -> &str {
-        self.item.as_deref().unwrap_or("")
-    }
-}
 
 type Handler = fn(&Shared, &Call) -> Response;
 

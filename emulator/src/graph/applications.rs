@@ -1,10 +1,11 @@
 //! `/applications`: list, count, create, get, update (and upsert by uniqueName), delete.
-use super::Req;
 use super::app_payload::apply_app_payload;
 use super::app_validation::validate_app;
-use super::errors::{GErr, R, denied, not_found};
+use super::errors::{GErr, R, denied};
+use super::lookup::find_app;
 use super::odata::{self, check_writable, created, entity, location, no_content, with_location};
-use super::routes::{Ident, Params};
+use super::pattern::Params;
+use super::req::Req;
 use super::service_principals::remove_sp;
 use crate::state::store::{self, AppRec, Tenant, fmt_7, fmt_secs, now_ms, s};
 use axum::http::HeaderValue;
@@ -34,23 +35,6 @@ pub const APP_FILTERABLE: &[&str] = &[
     "isFallbackPublicClient",
     "deletedDateTime",
 ];
-
-/// Index of an application for this request; `authoritative` ignores replication lag.
-pub fn find_app(r: &Req, t: &Tenant, a: &Ident, authoritative: bool) -> Result<usize, GErr> {
-    let idx = match a {
-        Ident::Id(id) => t.app_idx(id),
-        Ident::Key(_, v) if a.is_key("appId") => t.app_idx_by_app_id(v),
-        Ident::Key(_, v) if a.is_key("uniqueName") => t.app_idx_by_unique_name(v),
-        Ident::Key(_, v) if a.is_key("id") => t.app_idx(v),
-        Ident::Key(k, _) => {
-            return Err(super::errors::bad(format!("Invalid alternate key '{k}'.")));
-        }
-    };
-    match idx {
-        Some(i) if authoritative || r.visible(t.apps[i].visible_from_ms) => Ok(i),
-        _ => Err(not_found(a.value())),
-    }
-}
 
 /// `{app}` of the route, found (404 otherwise).
 fn app(r: &Req, t: &Tenant, p: &Params) -> Result<usize, GErr> {
@@ -88,7 +72,7 @@ fn create_app(r: &Req, t: &mut Tenant, unique_name: Option<&str>) -> R {
         return Err(denied());
     }
     check_writable(&r.body, store::APP_WRITABLE, "Application")?;
-    let mut body = store::new_application(t, r.now);
+    let mut body = store::new_application(&t.publisher_domain(), r.now);
     body["signInAudience"] = json!(r.sh.default_sign_in_audience);
     let mut rec = AppRec {
         body,

@@ -1,10 +1,10 @@
 //! App role assignments of a service principal: `appRoleAssignedTo` (the principals assigned its
 //! roles: service principals, users, groups) and `appRoleAssignments` (the roles it holds).
-use super::Req;
 use super::errors::{GErr, R, bad, denied, not_found};
+use super::lookup::find_sp;
 use super::odata::{check_writable, created, entity, list_response, no_content};
-use super::routes::Params;
-use super::service_principals::find_sp;
+use super::pattern::Params;
+use super::req::Req;
 use crate::state::store::{Assignment, Tenant, s, to_json};
 use serde_json::Value;
 

@@ -1,10 +1,10 @@
 //! An application's password and key credentials: addPassword, removePassword, removeKey, and the
 //! keyCredentials of a create or update payload.
-use super::Req;
-use super::applications::find_app;
 use super::errors::{GErr, R, bad, denied, invalid_value, not_found};
+use super::lookup::find_app;
 use super::odata::{entity, no_content, with_location};
-use super::routes::Params;
+use super::pattern::Params;
+use super::req::Req;
 use crate::crypto;
 use crate::state::random_guid;
 use crate::state::store::{self, AppRec, Tenant, fmt_7, fmt_secs, now_ms, s};

@@ -1,10 +1,10 @@
 //! `/directory/deletedItems`: deleted applications, listed by type, read, purged or restored.
-use super::Req;
 use super::app_validation::validate_app;
 use super::applications::APP_FILTERABLE;
 use super::errors::{GErr, R, denied, not_found};
 use super::odata::{entity, list_response, no_content, with_context_type};
-use super::routes::Params;
+use super::pattern::Params;
+use super::req::Req;
 use crate::state::store::{self, Tenant, s};
 use serde_json::Value;
 

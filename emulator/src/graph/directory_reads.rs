@@ -1,9 +1,9 @@
 //! `GET /users`, `/users/{id|upn}`, `/users/{id}/appRoleAssignments`, `/groups`, `/groups/{id}`,
 //! `/groups/{id}/members` (read-only; users and groups come from the config and the admin API).
-use super::Req;
 use super::errors::{GErr, R, denied, not_found, unsupported};
 use super::odata::{entity, list_response};
-use super::routes::Params;
+use super::pattern::Params;
+use super::req::Req;
 use crate::state::directory::{GroupRec, UserRec};
 use crate::state::store::{Tenant, s, to_json};
 use serde_json::{Value, json};

@@ -1,12 +1,12 @@
 //! An application's federatedIdentityCredentials: list, create, get, update (or create with
 //! `Prefer: create-if-missing`), delete. An item is found by id or by name.
-use super::Req;
-use super::applications::find_app;
 use super::errors::{GErr, R, bad, denied, err, invalid_value, not_found};
+use super::lookup::find_app;
 use super::odata::{
     check_writable, created, deep_merge, entity, list_response, no_content, with_location,
 };
-use super::routes::Params;
+use super::pattern::Params;
+use super::req::Req;
 use crate::state::random_guid;
 use crate::state::store::{AppRec, Tenant, s};
 use axum::http::StatusCode;

@@ -13,10 +13,13 @@ mod deleted_items;
 mod directory_reads;
 mod errors;
 mod federated;
+mod lookup;
 mod odata;
 mod owners;
+mod pattern;
 mod permission_grants;
 pub mod query;
+mod req;
 mod routes;
 mod service_principals;
 
@@ -25,86 +28,21 @@ pub use errors::graph_error;
 use crate::bearer::{self, Refusal};
 use crate::request::{Caller, OpInfo, ReqCtx};
 use crate::state::Shared;
-use crate::state::store::{self, now_ms};
+use crate::state::store::{self};
 use crate::state::views::GraphObject;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use errors::{R, error_body, error_response};
-use query::Query;
-use routes::{Params, Route};
+use pattern::Params;
+use req::Req;
+use routes::Route;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// One Graph request, as the handlers see it.
-pub struct Req<'a> {
-    sh: &'a Shared,
-    caller: Caller,
-    method: Method,
-    q: Query,
-    headers: &'a HeaderMap,
-    body: Value,
-    /// `https://host:port/v1.0` (or `/beta`).
-    g: String,
-    now: DateTime<Utc>,
-    lag: i64,
-    /// Multi-tenant applications of other tenants by appId: (application, home tenant). Filled
-    /// for `servicePrincipals.create` only, which may instantiate one in the caller's tenant.
-    foreign_apps: HashMap<String, (Value, String)>,
-}
-
-impl Req<'_> {
-    fn ctx(&self, frag: &str) -> String {
-        format!("{}/$metadata#{frag}", self.g)
-    }
-    fn has_any(&self, roles: &[&str]) -> bool {
-        roles.iter().any(|r| self.caller.has(r))
-    }
-    fn can_read(&self) -> bool {
-        self.has_any(&[
-            "Application.ReadWrite.OwnedBy",
-            "Application.ReadWrite.All",
-            "Application.Read.All",
-            "Directory.Read.All",
-            "Directory.ReadWrite.All",
-        ])
-    }
-    fn all(&self) -> bool {
-        self.has_any(&["Application.ReadWrite.All", "Directory.ReadWrite.All"])
-    }
-    fn can_create(&self) -> bool {
-        self.has_any(&[
-            "Application.ReadWrite.OwnedBy",
-            "Application.ReadWrite.All",
-            "Directory.ReadWrite.All",
-        ])
-    }
-    fn can_write(&self, owners: &[String]) -> bool {
-        self.all()
-            || (self.caller.has("Application.ReadWrite.OwnedBy")
-                && owners.contains(&self.caller.oid))
-    }
-    fn visible(&self, from: i64) -> bool {
-        from <= now_ms()
-    }
-    fn eventual(&self) -> bool {
-        self.headers
-            .get("consistencylevel")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("eventual"))
-    }
-    fn prefer_create(&self) -> bool {
-        self.headers
-            .get_all("prefer")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.to_ascii_lowercase().contains("create-if-missing"))
-    }
-}
 
 pub async fn handle(
     State(sh): State<Arc<Shared>>,

@@ -1,8 +1,8 @@
 //! OData on the wire: response bodies, `@odata.context`, path keys, and the list query options
 //! (`$filter`, `$orderby`, `$search`, `$count`, `$top`, `$skiptoken`, `$select`).
-use super::Req;
 use super::errors::{GErr, R, bad, denied, err};
 use super::query::{self, Query};
+use super::req::Req;
 use crate::crypto;
 use crate::state::store;
 use axum::body::Body;

@@ -1,11 +1,11 @@
 //! Owners of an application or a service principal: list, add (`POST …/owners/$ref`), remove
 //! (`DELETE …/owners/{id}/$ref`). Owners are service principals here.
-use super::Req;
-use super::applications::find_app;
 use super::errors::{GErr, R, bad, denied, not_found};
+use super::lookup::find_app;
+use super::lookup::find_sp;
 use super::odata::{list_response, no_content, with_context_type};
-use super::routes::Params;
-use super::service_principals::find_sp;
+use super::pattern::Params;
+use super::req::Req;
 use crate::state::store::Tenant;
 use serde_json::Value;
 

@@ -1,9 +1,9 @@
 //! `/oauth2PermissionGrants`: delegated permission grants (admin consent for all principals, or a
 //! user's own). Not to be confused with `crate::grants`, the token endpoint's grant types.
-use super::Req;
 use super::errors::{GErr, R, denied, err, invalid_value, not_found};
 use super::odata::{check_writable, created, entity, list_response, no_content};
-use super::routes::Params;
+use super::pattern::Params;
+use super::req::Req;
 use crate::state::store::{Grant, Tenant, s, to_json};
 use axum::http::StatusCode;
 use serde_json::Value;

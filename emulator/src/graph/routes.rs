@@ -9,10 +9,13 @@
 //!   (the last `*` segment is the handler's [`Params::wild`]).
 //! - `{p}` after a segment: its key (`applications(appId='…')`) or else the next segment
 //!   (`applications/{id}`); `name({p})` only the key form; `name(key={p})` only that key.
-use super::errors::{GErr, R, bad, method_not_allowed, segment_not_found, unsupported};
+use super::errors::{R, bad, method_not_allowed, segment_not_found, unsupported};
+use super::lookup::find_parent;
 use super::odata::split_key;
+use super::pattern::{Params, matches};
+use super::req::Req;
 use super::{
-    Req, applications as apps, assignments, credentials, deleted_items, directory_reads as dir,
+    applications as apps, assignments, credentials, deleted_items, directory_reads as dir,
     federated, owners, permission_grants as grants, service_principals as sps,
 };
 use crate::state::store::Tenant;
@@ -164,16 +167,6 @@ fn unsupported_request(_: &Req, _: &mut Tenant, _: &Params) -> R {
 fn method_not_allowed_request(_: &Req, _: &mut Tenant, _: &Params) -> R {
     Err(method_not_allowed())
 }
-/// The application or service principal of the path must exist (404) before anything else.
-fn find_parent(r: &Req, t: &Tenant, p: &Params) -> Result<(), GErr> {
-    if let Some(a) = p.get("app") {
-        apps::find_app(r, t, a, false)?;
-    }
-    if let Some(sp) = p.get("sp") {
-        sps::find_sp(r, t, sp)?;
-    }
-    Ok(())
-}
 /// A method a sub-resource does not have.
 fn parent_then_method_not_allowed(r: &Req, t: &mut Tenant, p: &Params) -> R {
     find_parent(r, t, p)?;
@@ -183,50 +176,6 @@ fn parent_then_method_not_allowed(r: &Req, t: &mut Tenant, p: &Params) -> R {
 fn parent_then_segment_not_found(r: &Req, t: &mut Tenant, p: &Params) -> R {
     find_parent(r, t, p)?;
     Err(segment_not_found(p.wild()))
-}
-
-/// An item's key in the path: `/{id}`, or `(key='value')` (`('value')` is key `id`).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Ident {
-    Id(String),
-    Key(String, String),
-}
-
-impl Ident {
-    /// The id, or the key's value.
-    pub fn value(&self) -> &str {
-        match self {
-            Ident::Id(v) | Ident::Key(_, v) => v,
-        }
-    }
-    /// Whether this is the alternate key `name` (case-insensitive).
-    pub fn is_key(&self, name: &str) -> bool {
-        matches!(self, Ident::Key(k, _) if k.eq_ignore_ascii_case(name))
-    }
-}
-
-/// What a pattern captured.
-#[derive(Debug, Default)]
-pub struct Params {
-    ids: Vec<(&'static str, Ident)>,
-    wild: Option<String>,
-    /// The first segment's name (for the answer to a path nothing matches).
-    root: Option<String>,
-}
-
-impl Params {
-    /// The `{name}` of the route's pattern (a route names only what its pattern has).
-    pub fn id(&self, name: &str) -> &Ident {
-        self.get(name)
-            .unwrap_or_else(|| panic!("route pattern has no {{{name}}}"))
-    }
-    pub fn get(&self, name: &str) -> Option<&Ident> {
-        self.ids.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
-    }
-    /// The segment the pattern's last `*` matched, as the request spelled it.
-    pub fn wild(&self) -> &str {
-        self.wild.as_deref().unwrap_or("")
-    }
 }
 
 /// The entry for a request (or [`UNMATCHED`]) and what its pattern captured.
@@ -239,80 +188,13 @@ pub fn find(method: &Method, segs: &[String]) -> (&'static Route, Params) {
         }
     }
     let root = segs.first().map(|s| split_key(s).0);
-    let p = Params {
-        root,
-        ..Params::default()
-    };
+    let p = Params::unmatched(root);
     (&UNMATCHED, p)
-}
-
-fn matches(pattern: &'static str, segs: &[String]) -> Option<Params> {
-    let mut out = Params::default();
-    let mut next = 0;
-    // The key of the last segment matched, for a `{p}` that follows.
-    let mut key: Option<(String, String)> = None;
-    for p in pattern.split('/') {
-        if let Some(name) = braced(p) {
-            let ident = match key.take() {
-                Some((k, v)) => Ident::Key(k, v),
-                None => {
-                    let s = segs.get(next)?;
-                    next += 1;
-                    Ident::Id(s.clone())
-                }
-            };
-            out.ids.push((name, ident));
-            continue;
-        }
-        let seg = segs.get(next)?;
-        next += 1;
-        let (name, seg_key) = split_key(seg);
-        let (lit, key_pattern) = match p.find('(') {
-            Some(open) => (&p[..open], Some(&p[open + 1..p.len() - 1])),
-            None => (p, None),
-        };
-        if !literal_matches(lit, &name) {
-            return None;
-        }
-        if lit.ends_with('*') {
-            out.wild = Some(seg.clone());
-        }
-        key = None;
-        match key_pattern {
-            None => key = seg_key,
-            Some(kp) => {
-                let (k, v) = seg_key?;
-                let (want, pname) = match kp.split_once('=') {
-                    Some((want, pname)) => (Some(want), pname),
-                    None => (None, kp),
-                };
-                if want.is_some_and(|w| !w.eq_ignore_ascii_case(&k)) {
-                    return None;
-                }
-                out.ids.push((braced(pname)?, Ident::Key(k, v)));
-            }
-        }
-    }
-    Some(out)
-}
-
-/// `{name}` -> `name`
-fn braced(p: &'static str) -> Option<&'static str> {
-    p.strip_prefix('{')?.strip_suffix('}')
-}
-
-fn literal_matches(lit: &str, name: &str) -> bool {
-    if lit == "*" {
-        return true;
-    }
-    if let Some(prefix) = lit.strip_suffix('*') {
-        return name.starts_with(prefix);
-    }
-    lit.split('|').any(|alt| alt == name)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::pattern::{Ident, braced};
     use super::*;
 
     fn op(m: Method, p: &str) -> String {

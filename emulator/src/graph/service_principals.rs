@@ -1,13 +1,14 @@
 //! `/servicePrincipals`: list, count, create (for an application of this tenant, Microsoft's
 //! healthcare app, or another tenant's multi-tenant app), get, update, delete, and the service
 //! principal's delegated permission grants.
-use super::Req;
-use super::errors::{GErr, R, bad, denied, err, not_found};
+use super::errors::{GErr, R, bad, denied, err};
+use super::lookup::find_sp;
 use super::odata::{
     self, check_writable, created, deep_merge, entity, list_response, location, no_content,
     with_location,
 };
-use super::routes::{Ident, Params};
+use super::pattern::Params;
+use super::req::Req;
 use crate::state::store::{self, SpRec, Tenant, now_ms, s, to_json};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -55,28 +56,6 @@ const SP_WRITABLE: &[&str] = &[
     "info",
     "addIns",
 ];
-
-/// Index of a (replicated) service principal: by id, or `(appId='…')`.
-pub fn find_sp(r: &Req, t: &Tenant, sp: &Ident) -> Result<usize, GErr> {
-    let (idx, shown) = match sp {
-        Ident::Id(id) => (t.sp_idx(id), id.clone()),
-        Ident::Key(_, v) => {
-            let idx = if sp.is_key("appId") {
-                t.sp_idx_by_app_id(v)
-            } else {
-                t.sp_idx(v)
-            };
-            (
-                idx,
-                idx.map(|i| s(&t.sps[i].body, "id")).unwrap_or(v.clone()),
-            )
-        }
-    };
-    match idx {
-        Some(i) if r.visible(t.sps[i].visible_from_ms) => Ok(i),
-        _ => Err(not_found(&shown)),
-    }
-}
 
 fn sp(r: &Req, t: &Tenant, p: &Params) -> Result<usize, GErr> {
     find_sp(r, t, p.id("sp"))

@@ -8,9 +8,10 @@ mod routes;
 use crate::config::Config;
 use crate::crypto;
 use crate::request::DropHandle;
-use crate::state::{Shared, arm::ArmState, calls::CallSummary, persistence::StateFile, seed};
+use crate::state::{
+    Shared, arm::ArmState, calls::CallSummary, persistence::StateFile, realism::Faults, seed,
+};
 use axum::body::Body;
-use rand::SeedableRng;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
@@ -90,13 +91,12 @@ fn shared_state(config: &Config, base_url: String) -> anyhow::Result<Shared> {
         store: Mutex::new(store),
         signing,
         base_url,
-        faults: Mutex::new(rand::rngs::StdRng::seed_from_u64(config.realism.seed)),
+        faults: Faults::new(config.realism.seed),
         realism: Mutex::new(config.realism.clone()),
         limits: Mutex::new(config.throttle_limits.clone()),
         calls: Mutex::new(vec![]),
         token_cache: Mutex::new(HashMap::new()),
         summary: Mutex::new(CallSummary::default()),
-        buckets: Mutex::new(HashMap::new()),
         state_file: config.state_file.clone().map(StateFile::new),
         http,
         default_sign_in_audience: config.default_sign_in_audience.clone(),

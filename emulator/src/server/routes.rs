@@ -100,8 +100,8 @@ pub fn table() -> axum::Router<S> {
         .row("/_emulator/tenants/{tid}/groups", "admin.groups.add", post(admin::add_group))
         .row("/_emulator/sign-in/age", "admin.signIn.age", post(admin::age_flows))
         .row("/_emulator/trusted-issuers", "admin.trustedIssuers.add", post(admin::trust_issuer))
-        .row("/_emulator/arm", "admin.arm.settings", put(arm::put_settings))
-        .row("/_emulator/arm/role-assignments", "admin.arm.roleAssignments", post(arm::seed_assignment).get(arm::list_all))
+        .row("/_emulator/arm", "admin.arm.settings", put(admin::arm::put_settings))
+        .row("/_emulator/arm/role-assignments", "admin.arm.roleAssignments", post(admin::arm::seed_assignment).get(admin::arm::list_all))
         // Azure Resource Manager and the FHIR stand-ins.
         .surface("/subscriptions/{*rest}", any(arm::routes::handle))
         .surface("/providers/{*rest}", any(arm::routes::handle))

@@ -1,30 +1,13 @@
 //! Directory users and groups of a tenant (from the config file, `--user`/`--group` flags and the
 //! admin API), the passwords users sign in with, and the app roles a user holds on a resource —
 //! assigned directly or through a group.
+use super::basics::random_guid;
+pub use super::store::{GroupRec, UserRec};
+use super::store::{Tenant, s};
 use super::views::GraphObject;
 use crate::config::{GroupConfig, UserConfig};
 use crate::crypto;
-use crate::state::random_guid;
-use crate::state::store::{Tenant, s};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-
-/// A stored user: its Graph entity and a salted password hash (the password itself is not kept).
-#[derive(Clone, Debug, Serialize, Deserialize, Default)]
-pub struct UserRec {
-    pub body: Value,
-    pub salt: String,
-    pub password_sha256: String,
-    #[serde(default)]
-    pub admin: bool,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, Default)]
-pub struct GroupRec {
-    pub body: Value,
-    /// Object ids of the member users.
-    pub members: Vec<String>,
-}
 
 fn hash(salt: &str, password: &str) -> String {
     let d = crypto::sha256(format!("{salt}:{password}").as_bytes());

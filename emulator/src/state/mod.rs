@@ -4,6 +4,7 @@
 //! pipeline its call log ([`calls`]) and realism ([`realism`]). [`seed`] fills the store from the
 //! config. Nothing here imports a surface or the server.
 pub mod arm;
+pub mod basics;
 pub mod calls;
 pub mod directory;
 pub mod objects;
@@ -22,18 +23,19 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use store::Store;
 
+pub use basics::{now_secs, random_guid};
+
 pub struct Shared {
     pub store: Mutex<Store>,
     pub signing: crypto::SigningKey,
     pub base_url: String,
     pub realism: Mutex<Realism>,
     pub limits: Mutex<ThrottleLimits>,
-    pub(crate) faults: Mutex<rand::rngs::StdRng>,
+    pub(crate) faults: realism::Faults,
     pub calls: Mutex<Vec<CallRecord>>,
     pub summary: Mutex<CallSummary>,
     /// Bearer tokens already verified (signature checks are the costliest part of a Graph call).
     pub token_cache: Mutex<HashMap<String, (crate::request::Caller, i64)>>,
-    pub(crate) buckets: Mutex<HashMap<String, realism::Bucket>>,
     pub(crate) state_file: Option<StateFile>,
     pub http: reqwest::Client,
     pub default_sign_in_audience: String,
@@ -45,6 +47,23 @@ pub struct Shared {
 }
 
 impl Shared {
+    pub fn set_realism(&self, r: Realism) {
+        self.faults.reset(r.seed);
+        *self.realism.lock().unwrap() = r;
+    }
+    /// Draws this request's fault: the same seed and call sequence give the same faults.
+    pub fn draw_fault(&self, realism: &Realism) -> realism::Fault {
+        self.faults.draw(realism)
+    }
+    /// Graph's token buckets when `realism.throttling` is on: `Err(retry_after_secs, scope)` when
+    /// throttled, else the share of the resource-unit bucket used.
+    pub fn throttle(&self, key: &str, ru: u64, write: bool) -> Result<f64, (u64, &'static str)> {
+        if !self.realism.lock().unwrap().throttling {
+            return Ok(0.0);
+        }
+        let limits = self.limits.lock().unwrap().clone();
+        self.faults.take(&limits, key, ru, write)
+    }
     /// Appends to the call log (the newest 100,000 calls are kept) and to the summary counters.
     pub fn record_call(&self, c: CallRecord) {
         self.summary.lock().unwrap().count(&c);
@@ -75,11 +94,3 @@ impl Shared {
 /// The object id of the emulator's own admin principal (`Running::admin_token`, `POST
 /// /_emulator/tenants/{tid}/admin-token`): Graph lets it do what no application may.
 pub const ADMIN_OID: &str = "a11ad000-0000-4000-8000-00000000ad01";
-
-pub fn random_guid() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
-pub fn now_secs() -> i64 {
-    store::now_ms() / 1000
-}

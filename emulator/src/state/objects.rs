@@ -2,14 +2,50 @@
 //! service principal for an application, the first-party service principals every tenant holds
 //! (Microsoft Graph with its app roles, Azure Resource Manager, Azure Healthcare APIs), and
 //! keeping an SP's copy of its application's fields in step.
-use super::store::{
-    GRAPH_APP_ID, GRAPH_ROLES, HEALTHCARE_APP_ID, HEALTHCARE_SCOPE_ID, MICROSOFT_TENANT, Tenant,
-    fmt_secs,
-};
+use super::basics::fmt_secs;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-pub fn new_application(tenant: &Tenant, now: DateTime<Utc>) -> Value {
+pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
+
+pub const HEALTHCARE_APP_ID: &str = "4f6778d8-5aef-43dc-a1ff-b073724b9495";
+
+/// The tenant that owns Microsoft's first-party applications.
+pub const MICROSOFT_TENANT: &str = "f8cdef31-a31e-4b4a-93e4-5f571e91255a";
+
+/// Graph application permissions the emulator knows: (value, app role id).
+pub const GRAPH_ROLES: &[(&str, &str)] = &[
+    (
+        "Application.ReadWrite.OwnedBy",
+        "18a4783c-866b-4cc7-a460-3d5e5662c884",
+    ),
+    (
+        "Application.ReadWrite.All",
+        "1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9",
+    ),
+    (
+        "Application.Read.All",
+        "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30",
+    ),
+    (
+        "AppRoleAssignment.ReadWrite.All",
+        "06b708a9-e830-4db3-a914-8e69da51d44f",
+    ),
+    (
+        "DelegatedPermissionGrant.ReadWrite.All",
+        "8e8e4742-1d95-4f68-9d56-6ee75648c72a",
+    ),
+    ("Directory.Read.All", "7ab1d382-f21e-4acd-a863-ba3e13f7da61"),
+    (
+        "Directory.ReadWrite.All",
+        "19dbc75e-c2e2-444c-a770-ec69d8559fc7",
+    ),
+];
+
+pub const HEALTHCARE_SCOPE_ID: &str = "7bea26bb-8a0a-4e4b-8c77-e2e7e7dc4b3e";
+
+/// A new application registration of a tenant whose publisher domain is `publisher_domain`.
+pub fn new_application(publisher_domain: &str, now: DateTime<Utc>) -> Value {
     json!({
         "id": uuid::Uuid::new_v4().to_string(),
         "deletedDateTime": null,
@@ -24,7 +60,7 @@ pub fn new_application(tenant: &Tenant, now: DateTime<Utc>) -> Value {
         "isDeviceOnlyAuthSupported": null,
         "isFallbackPublicClient": null,
         "notes": null,
-        "publisherDomain": tenant.publisher_domain(),
+        "publisherDomain": publisher_domain,
         "serviceManagementReference": null,
         "signInAudience": "AzureADMyOrg",
         "tags": [],

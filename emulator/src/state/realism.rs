@@ -1,8 +1,9 @@
 //! Realism the pipeline applies: Graph's token buckets (429 with `Retry-After`) and the seeded
 //! fault generator (dropped connections, random 5xx).
-use super::Shared;
-use crate::config::Realism;
+use crate::config::{Realism, ThrottleLimits};
 use rand::{Rng, SeedableRng};
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 pub struct Bucket {
     ru: f64,
@@ -18,15 +19,28 @@ pub struct Fault {
     pub code: u16,
 }
 
-impl Shared {
-    pub fn set_realism(&self, r: Realism) {
-        *self.faults.lock().unwrap() = rand::rngs::StdRng::seed_from_u64(r.seed);
+/// The fault generator and the token buckets (per app+tenant).
+pub struct Faults {
+    rng: Mutex<rand::rngs::StdRng>,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+impl Faults {
+    pub fn new(seed: u64) -> Self {
+        Faults {
+            rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Reseeds the generator and refills every bucket (new realism settings).
+    pub fn reset(&self, seed: u64) {
+        *self.rng.lock().unwrap() = rand::rngs::StdRng::seed_from_u64(seed);
         self.buckets.lock().unwrap().clear();
-        *self.realism.lock().unwrap() = r;
     }
 
     /// Draws this request's fault: the same seed and call sequence give the same faults.
-    pub fn draw_fault(&self, realism: &Realism) -> Fault {
+    pub fn draw(&self, realism: &Realism) -> Fault {
         if realism.drop_rate <= 0.0 && realism.error_rate <= 0.0 {
             return Fault {
                 drop: false,
@@ -34,7 +48,7 @@ impl Shared {
                 code: 500,
             };
         }
-        let mut rng = self.faults.lock().unwrap();
+        let mut rng = self.rng.lock().unwrap();
         let d: f64 = rng.r#gen();
         let e: f64 = rng.r#gen();
         let code = [500u16, 502, 503, 504][rng.gen_range(0..4)];
@@ -47,11 +61,13 @@ impl Shared {
 
     /// Token-bucket check; `Err(retry_after_secs, scope)` when throttled, else the share of the
     /// resource-unit bucket used.
-    pub fn throttle(&self, key: &str, ru: u64, write: bool) -> Result<f64, (u64, &'static str)> {
-        if !self.realism.lock().unwrap().throttling {
-            return Ok(0.0);
-        }
-        let r = self.limits.lock().unwrap().clone();
+    pub fn take(
+        &self,
+        r: &ThrottleLimits,
+        key: &str,
+        ru: u64,
+        write: bool,
+    ) -> Result<f64, (u64, &'static str)> {
         let ru_cap = r.throttle_resource_units_per_10s.max(1) as f64;
         let w_cap = r.throttle_writes_per_150s.max(1) as f64;
         let mut b = self.buckets.lock().unwrap();

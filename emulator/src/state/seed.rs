@@ -1,8 +1,9 @@
 //! Filling the store from the config (at start, and `POST /_emulator/tenants`): tenants, their
 //! bootstrap applications with credentials, service principals and Graph permissions, users and
 //! groups, trusted issuers.
+use super::basics::random_guid;
+use super::directory;
 use super::store::{self, AppRec, SpRec, Store, Tenant, fmt_secs};
-use super::{directory, random_guid};
 use crate::config::{BootstrapApp, Config, FederatedTrust, TenantConfig};
 use crate::crypto;
 use chrono::{DateTime, Utc};
@@ -100,7 +101,7 @@ fn app_record(
     if let Some(i) = tenant.app_idx_by_app_id(&b.client_id) {
         return i;
     }
-    let mut body = store::new_application(tenant, now);
+    let mut body = store::new_application(&tenant.publisher_domain(), now);
     body["appId"] = json!(b.client_id);
     body["displayName"] = json!(b.display_name);
     body["signInAudience"] = json!(default_aud);

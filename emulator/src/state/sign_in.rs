@@ -1,7 +1,7 @@
 //! Sign-in state kept in memory only (a restart signs everyone out, as a new Entra session would):
 //! authorization requests waiting for the user, browser sessions, authorization codes, refresh
 //! tokens and device codes. Every handle is a random 256-bit value; none is ever logged.
-use super::now_secs;
+use super::basics::now_secs;
 use rand::RngCore;
 use serde_json::Value;
 use std::collections::HashMap;

@@ -1,69 +1,15 @@
 //! The directory state: tenants, applications, service principals, grants, assignments.
 use super::views::GraphObject;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
+pub use super::basics::{fmt_7, fmt_secs, now_ms, parse_time};
 pub use super::objects::{
-    APP_WRITABLE, arm_sp, graph_sp, healthcare_sp, new_application, new_service_principal,
-    sync_sp_from_app,
+    APP_WRITABLE, GRAPH_APP_ID, HEALTHCARE_APP_ID, arm_sp, graph_sp, healthcare_sp,
+    new_application, new_service_principal, sync_sp_from_app,
 };
-
-pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
-pub const HEALTHCARE_APP_ID: &str = "4f6778d8-5aef-43dc-a1ff-b073724b9495";
-/// The tenant that owns Microsoft's first-party applications.
-pub const MICROSOFT_TENANT: &str = "f8cdef31-a31e-4b4a-93e4-5f571e91255a";
-
-/// Graph application permissions the emulator knows: (value, app role id).
-pub const GRAPH_ROLES: &[(&str, &str)] = &[
-    (
-        "Application.ReadWrite.OwnedBy",
-        "18a4783c-866b-4cc7-a460-3d5e5662c884",
-    ),
-    (
-        "Application.ReadWrite.All",
-        "1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9",
-    ),
-    (
-        "Application.Read.All",
-        "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30",
-    ),
-    (
-        "AppRoleAssignment.ReadWrite.All",
-        "06b708a9-e830-4db3-a914-8e69da51d44f",
-    ),
-    (
-        "DelegatedPermissionGrant.ReadWrite.All",
-        "8e8e4742-1d95-4f68-9d56-6ee75648c72a",
-    ),
-    ("Directory.Read.All", "7ab1d382-f21e-4acd-a863-ba3e13f7da61"),
-    (
-        "Directory.ReadWrite.All",
-        "19dbc75e-c2e2-444c-a770-ec69d8559fc7",
-    ),
-];
-pub const HEALTHCARE_SCOPE_ID: &str = "7bea26bb-8a0a-4e4b-8c77-e2e7e7dc4b3e";
-
-pub fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
-}
-pub fn fmt_secs(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-/// `2022-05-07T06:52:40.8313021Z` (7 fractional digits, as Graph returns on create).
-pub fn fmt_7(t: DateTime<Utc>) -> String {
-    format!(
-        "{}.{:07}Z",
-        t.format("%Y-%m-%dT%H:%M:%S"),
-        t.timestamp_subsec_nanos() / 100
-    )
-}
-pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|d| d.with_timezone(&Utc))
-}
 
 #[derive(Clone, Debug, Serialize, Deserialize, Default)]
 pub struct Secret {
@@ -97,6 +43,18 @@ pub struct SpRec {
     pub owners: Vec<String>,
     #[serde(default)]
     pub visible_from_ms: i64,
+}
+
+impl GraphObject for AppRec {
+    fn body(&self) -> &Value {
+        &self.body
+    }
+}
+
+impl GraphObject for SpRec {
+    fn body(&self) -> &Value {
+        &self.body
+    }
 }
 
 /// An app role assignment, in Graph's shape (Graph answers with it as it is serialised).
@@ -194,9 +152,26 @@ pub struct Tenant {
     #[serde(default)]
     pub grants: Vec<Grant>,
     #[serde(default)]
-    pub users: Vec<crate::state::directory::UserRec>,
+    pub users: Vec<UserRec>,
     #[serde(default)]
-    pub groups: Vec<crate::state::directory::GroupRec>,
+    pub groups: Vec<GroupRec>,
+}
+
+/// A stored user: its Graph entity and a salted password hash (the password itself is not kept).
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
+pub struct UserRec {
+    pub body: Value,
+    pub salt: String,
+    pub password_sha256: String,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
+pub struct GroupRec {
+    pub body: Value,
+    /// Object ids of the member users.
+    pub members: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, Default)]

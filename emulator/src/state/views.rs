@@ -4,7 +4,7 @@
 //! answers with it as stored (every property a client sent, in its order), so a view only reads it,
 //! never copies or rewrites it. A missing or mistyped field reads as Graph's default (empty, false,
 //! none), as `store::s` did.
-use super::store::parse_time;
+use super::basics::parse_time;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -93,18 +93,6 @@ pub trait GraphObject {
 impl GraphObject for Value {
     fn body(&self) -> &Value {
         self
-    }
-}
-
-impl GraphObject for super::store::AppRec {
-    fn body(&self) -> &Value {
-        &self.body
-    }
-}
-
-impl GraphObject for super::store::SpRec {
-    fn body(&self) -> &Value {
-        &self.body
     }
 }
 
