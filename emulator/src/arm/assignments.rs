@@ -5,6 +5,7 @@
 use super::{Assignment, Call, arm_error, json_response, roles};
 use crate::request::Caller;
 use crate::state::Shared;
+use crate::state::views::GraphObject;
 use axum::response::Response;
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -186,10 +187,10 @@ fn principal_unknown(sh: &Shared, caller: &Caller, principal: &str) -> Option<Re
         sp || t
             .users
             .iter()
-            .any(|u| crate::state::store::s(&u.body, "id").eq_ignore_ascii_case(principal))
+            .any(|u| u.body.id().eq_ignore_ascii_case(principal))
             || t.groups
                 .iter()
-                .any(|g| crate::state::store::s(&g.body, "id").eq_ignore_ascii_case(principal))
+                .any(|g| g.body.id().eq_ignore_ascii_case(principal))
     });
     if visible {
         return None;

@@ -1,6 +1,7 @@
 //! The rules an application must keep after a create, update or restore, with Graph's errors.
 use super::errors::{GErr, bad, err, invalid_value};
-use crate::state::store::{Tenant, s};
+use crate::state::store::Tenant;
+use crate::state::views::GraphObject;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -121,7 +122,7 @@ fn check_verified_domain(t: &Tenant, u: &str, rest: &str) -> Result<(), GErr> {
 
 fn check_uri_free(t: &Tenant, u: &str, self_id: &str) -> Result<(), GErr> {
     let clash = t.apps.iter().any(|a| {
-        s(&a.body, "id") != self_id
+        a.body.id() != self_id
             && a.body["identifierUris"].as_array().is_some_and(|x| {
                 x.iter().filter_map(Value::as_str).any(|x| {
                     x.trim_end_matches('/')
@@ -158,7 +159,7 @@ fn check_unique_name(
         ));
     }
     if t.apps.iter().any(|a| {
-        s(&a.body, "id") != self_id
+        a.body.id() != self_id
             && a.body["uniqueName"]
                 .as_str()
                 .is_some_and(|x| x.eq_ignore_ascii_case(un))

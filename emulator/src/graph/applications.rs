@@ -8,6 +8,7 @@ use super::pattern::Params;
 use super::req::Req;
 use super::service_principals::remove_sp;
 use crate::state::store::{self, AppRec, Tenant, fmt_7, fmt_secs, now_ms, s};
+use crate::state::views::GraphObject;
 use axum::http::HeaderValue;
 use serde_json::{Value, json};
 
@@ -150,7 +151,7 @@ pub fn update(r: &Req, t: &mut Tenant, p: &Params) -> R {
     let app_id = s(&rec.body, "appId");
     t.apps[i] = rec;
     let body = t.apps[i].body.clone();
-    for sp in t.sps.iter_mut().filter(|sp| s(&sp.body, "appId") == app_id) {
+    for sp in t.sps.iter_mut().filter(|sp| sp.body.app_id() == app_id) {
         store::sync_sp_from_app(&mut sp.body, &body);
     }
     Ok(no_content())
@@ -168,7 +169,7 @@ pub fn delete(r: &Req, t: &mut Tenant, p: &Params) -> R {
     let sp_ids: Vec<String> = t
         .sps
         .iter()
-        .filter(|sp| s(&sp.body, "appId") == app_id)
+        .filter(|sp| sp.body.app_id() == app_id)
         .map(|sp| s(&sp.body, "id"))
         .collect();
     for id in &sp_ids {

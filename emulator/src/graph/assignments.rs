@@ -6,6 +6,7 @@ use super::odata::{check_writable, created, entity, list_response, no_content};
 use super::pattern::Params;
 use super::req::Req;
 use crate::state::store::{Assignment, Tenant, s, to_json};
+use crate::state::views::GraphObject;
 use serde_json::Value;
 
 /// Which side of the assignments the path is on.
@@ -194,7 +195,7 @@ fn role_allowed(resource: &Value, role_id: &str, member: &str) -> bool {
     role_id == "00000000-0000-0000-0000-000000000000"
         || resource["appRoles"].as_array().is_some_and(|roles| {
             roles.iter().any(|x| {
-                s(x, "id") == role_id
+                x.id() == role_id
                     && x["allowedMemberTypes"]
                         .as_array()
                         .is_some_and(|m| m.iter().any(|m| m == member))

@@ -6,6 +6,7 @@ use super::odata::{entity, list_response, no_content, with_context_type};
 use super::pattern::Params;
 use super::req::Req;
 use crate::state::store::{self, Tenant, s};
+use crate::state::views::GraphObject;
 use serde_json::Value;
 
 /// GET `…/deletedItems/microsoft.graph.{type}` (only applications are kept).
@@ -41,7 +42,7 @@ fn find(t: &Tenant, p: &Params) -> Result<usize, GErr> {
     let id = p.id("deleted").value();
     t.deleted_apps
         .iter()
-        .position(|a| s(&a.body, "id") == id)
+        .position(|a| a.body.id() == id)
         .ok_or_else(|| not_found(id))
 }
 

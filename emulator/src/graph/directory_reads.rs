@@ -6,6 +6,7 @@ use super::pattern::Params;
 use super::req::Req;
 use crate::state::directory::{GroupRec, UserRec};
 use crate::state::store::{Tenant, s, to_json};
+use crate::state::views::GraphObject;
 use serde_json::{Value, json};
 
 fn check_read(r: &Req) -> Result<(), GErr> {
@@ -18,9 +19,7 @@ fn user<'t>(r: &Req, t: &'t Tenant, p: &Params) -> Result<&'t UserRec, GErr> {
     let id = p.id("user").value();
     t.users
         .iter()
-        .find(|u| {
-            s(&u.body, "id") == id || s(&u.body, "userPrincipalName").eq_ignore_ascii_case(id)
-        })
+        .find(|u| u.body.id() == id || s(&u.body, "userPrincipalName").eq_ignore_ascii_case(id))
         .ok_or_else(|| not_found(id))
 }
 
@@ -29,7 +28,7 @@ fn group<'t>(r: &Req, t: &'t Tenant, p: &Params) -> Result<&'t GroupRec, GErr> {
     let id = p.id("group").value();
     t.groups
         .iter()
-        .find(|g| s(&g.body, "id") == id)
+        .find(|g| g.body.id() == id)
         .ok_or_else(|| not_found(id))
 }
 

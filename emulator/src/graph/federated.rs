@@ -9,6 +9,7 @@ use super::pattern::Params;
 use super::req::Req;
 use crate::state::random_guid;
 use crate::state::store::{AppRec, Tenant, s};
+use crate::state::views::GraphObject;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
@@ -44,7 +45,7 @@ fn writable_app(r: &Req, t: &Tenant, p: &Params) -> Result<(usize, String), GErr
 fn find(app: &AppRec, k: &str) -> Option<usize> {
     app.fics
         .iter()
-        .position(|f| s(f, "id") == k || s(f, "name") == k)
+        .position(|f| f.id() == k || s(f, "name") == k)
 }
 
 pub fn list(r: &Req, t: &mut Tenant, p: &Params) -> R {

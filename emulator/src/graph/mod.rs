@@ -58,17 +58,13 @@ pub async fn handle(
         Ok(c) => c,
         Err(msg) => return unauthorized(&ctx, &msg, route.name),
     };
-    let info = OpInfo {
-        operation: route.name.to_string(),
-        tenant: caller.tenant.clone(),
-        caller: caller.app_id.clone(),
-    };
+    let info = OpInfo::named(route.name, &caller.tenant, &caller.app_id);
     let write = method != Method::GET;
     let ru = resource_units(route.name, write, uri.query());
     let throttle_key = format!("{}/{}", caller.tenant, caller.app_id);
     let pct = match sh.throttle(&throttle_key, ru, write) {
         Ok(p) => p,
-        Err((secs, kind)) => return with_info(throttled(&ctx, secs, kind, write, &caller), info),
+        Err((secs, kind)) => return info.on(throttled(&ctx, secs, kind, write, &caller)),
     };
     let version_url = format!("{}/{version}", sh.base_url);
     let mut req = match parse_request(&sh, &ctx, caller, method, &uri, &headers, &body) {
@@ -76,7 +72,7 @@ pub async fn handle(
             g: version_url,
             ..r
         },
-        Err(r) => return with_info(r, info),
+        Err(r) => return info.on(r),
     };
     let result = dispatch(&sh, &mut req, route, &params);
     let mut resp = match result {
@@ -91,7 +87,7 @@ pub async fn handle(
             HeaderValue::from_str(&format!("{:.1}", pct)).unwrap(),
         );
     }
-    with_info(resp, info)
+    info.on(resp)
 }
 
 /// `("v1.0" | "beta", percent-decoded segments after it)`.
@@ -111,10 +107,6 @@ fn parse_path(path: &str) -> (&'static str, Vec<String>) {
         })
         .collect();
     (version, segs)
-}
-
-fn with_info(r: Response, info: OpInfo) -> Response {
-    info.on(r)
 }
 
 /// Graph's token check: the caller, or the message of a 401 `InvalidAuthenticationToken`.
@@ -203,11 +195,7 @@ fn unauthorized(ctx: &ReqCtx, msg: &str, operation: &str) -> Response {
         None,
     );
     r.headers_mut().insert("WWW-Authenticate", HeaderValue::from_static("Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\""));
-    let info = OpInfo {
-        operation: operation.to_string(),
-        ..Default::default()
-    };
-    with_info(r, info)
+    OpInfo::named(operation, "", "").on(r)
 }
 
 /// Graph's resource-unit cost of a request: lists of applications and grants cost 2 (1 with

@@ -10,6 +10,7 @@ use super::odata::{
 use super::pattern::Params;
 use super::req::Req;
 use crate::state::store::{self, SpRec, Tenant, now_ms, s, to_json};
+use crate::state::views::GraphObject;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
@@ -254,7 +255,7 @@ pub fn delete(r: &Req, t: &mut Tenant, p: &Params) -> R {
 
 /// Removes a service principal with its assignments and grants (either side).
 pub fn remove_sp(t: &mut Tenant, id: &str) {
-    t.sps.retain(|sp| s(&sp.body, "id") != id);
+    t.sps.retain(|sp| sp.body.id() != id);
     t.assignments
         .retain(|a| a.principal_id != id && a.resource_id != id);
     t.grants

@@ -180,7 +180,7 @@ pub fn resolve_v1(
     })?;
     let sp = &t.sps[i].body;
     let mut values = static_scopes(client_app, sp);
-    if values.is_empty() && s(sp, "appId") == store::GRAPH_APP_ID {
+    if values.is_empty() && sp.app_id() == store::GRAPH_APP_ID {
         values.push("User.Read".into());
     }
     Ok(Requested {
@@ -213,7 +213,7 @@ pub fn granted(t: &Tenant, client_sp: &Value, resource_sp_id: &str, user_id: &st
                 .collect::<Vec<_>>()
         })
         .collect();
-    if let Some(rsp) = t.sps.iter().find(|x| s(&x.body, "id") == resource_sp_id)
+    if let Some(rsp) = t.sps.iter().find(|x| x.body.id() == resource_sp_id)
         && let Some(app) = t
             .app_idx_by_app_id(&s(&rsp.body, "appId"))
             .map(|i| &t.apps[i].body)
@@ -222,10 +222,7 @@ pub fn granted(t: &Tenant, client_sp: &Value, resource_sp_id: &str, user_id: &st
             .as_array()
             .cloned()
             .unwrap_or_default();
-        for p in pre
-            .iter()
-            .filter(|p| s(p, "appId") == s(client_sp, "appId"))
-        {
+        for p in pre.iter().filter(|p| p.app_id() == s(client_sp, "appId")) {
             let ids: Vec<String> = p["delegatedPermissionIds"]
                 .as_array()
                 .into_iter()
@@ -259,7 +256,7 @@ pub fn missing(
         let sp = t
             .sps
             .iter()
-            .find(|x| s(&x.body, "id") == r.sp_id)
+            .find(|x| x.body.id() == r.sp_id)
             .map(|x| x.body.clone())
             .unwrap_or_default();
         let types = scopes_of(&sp);

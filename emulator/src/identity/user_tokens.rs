@@ -71,7 +71,7 @@ fn access_token(sh: &Shared, g: &Grant, acr: &str) -> Option<(String, String)> {
     let rsp = t
         .sps
         .iter()
-        .find(|x| s(&x.body, "id") == g.resource_sp)?
+        .find(|x| x.body.id() == g.resource_sp)?
         .body
         .clone();
     let u = directory::user_by_id(t, &g.user_id)?.body.clone();

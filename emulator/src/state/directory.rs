@@ -25,7 +25,7 @@ fn object_id(given: &Option<String>) -> anyhow::Result<String> {
 /// Adds a group (or finds the one with this display name or id); returns its object id.
 pub fn add_group(t: &mut Tenant, g: &GroupConfig) -> anyhow::Result<String> {
     if let Some(found) = t.groups.iter().find(|x| {
-        s(&x.body, "displayName") == g.display_name
+        x.body.display_name() == g.display_name
             || g.object_id.as_deref() == Some(s(&x.body, "id").as_str())
     }) {
         return Ok(s(&found.body, "id"));
@@ -91,11 +91,7 @@ pub fn add_user(t: &mut Tenant, u: &UserConfig) -> anyhow::Result<String> {
                 object_id: None,
             },
         )?;
-        let grp = t
-            .groups
-            .iter_mut()
-            .find(|x| s(&x.body, "id") == gid)
-            .unwrap();
+        let grp = t.groups.iter_mut().find(|x| x.body.id() == gid).unwrap();
         if !grp.members.contains(&id) {
             grp.members.push(id.clone());
         }
@@ -112,7 +108,7 @@ pub fn user_by_upn<'a>(t: &'a Tenant, upn: &str) -> Option<&'a UserRec> {
 }
 
 pub fn user_by_id<'a>(t: &'a Tenant, id: &str) -> Option<&'a UserRec> {
-    t.users.iter().find(|u| s(&u.body, "id") == id)
+    t.users.iter().find(|u| u.body.id() == id)
 }
 
 /// Whether `password` is this user's password.
@@ -179,7 +175,7 @@ pub fn principal(t: &Tenant, id: &str) -> Option<(&'static str, String)> {
     }
     t.groups
         .iter()
-        .find(|g| s(&g.body, "id") == id)
+        .find(|g| g.body.id() == id)
         .map(|g| ("Group", s(&g.body, "displayName")))
 }
 

@@ -174,6 +174,18 @@ pub struct GroupRec {
     pub members: Vec<String>,
 }
 
+impl GraphObject for UserRec {
+    fn body(&self) -> &Value {
+        &self.body
+    }
+}
+
+impl GraphObject for GroupRec {
+    fn body(&self) -> &Value {
+        &self.body
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, Default)]
 pub struct Store {
     pub tenants: BTreeMap<String, Tenant>,
