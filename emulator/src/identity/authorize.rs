@@ -85,24 +85,7 @@ pub fn proceed(
         req.auth_time = sess.auth_time;
     }
     let Some(user_id) = req.user_id.clone() else {
-        if req.prompt == "none" {
-            return fail(
-                ctx,
-                Some(&req),
-                Fail::Redirect(
-                    "login_required",
-                    50058,
-                    "A silent sign-in request was sent but no user is signed in.".into(),
-                ),
-            );
-        }
-        let (action, hint, name) = (
-            format!("/{}/login", req.tenant),
-            req.login_hint.clone(),
-            req.client_name.clone(),
-        );
-        let id = park(sh, req);
-        return pages::sign_in(&action, &id, &name, &hint, None);
+        return sign_in_page(sh, ctx, req);
     };
     let st = sh.store.lock().unwrap();
     let t = &st.tenants[&req.tenant];
@@ -152,6 +135,28 @@ pub fn proceed(
     }
     drop(st);
     finish(sh, req, &user_id)
+}
+
+/// No user yet: the sign-in page (a silent request, `prompt=none`, fails instead).
+fn sign_in_page(sh: &Shared, ctx: &ReqCtx, req: AuthRequest) -> Response {
+    if req.prompt == "none" {
+        return fail(
+            ctx,
+            Some(&req),
+            Fail::Redirect(
+                "login_required",
+                50058,
+                "A silent sign-in request was sent but no user is signed in.".into(),
+            ),
+        );
+    }
+    let (action, hint, name) = (
+        format!("/{}/login", req.tenant),
+        req.login_hint.clone(),
+        req.client_name.clone(),
+    );
+    let id = park(sh, req);
+    pages::sign_in(&action, &id, &name, &hint, None)
 }
 
 /// AADSTS50105: the app (or the resource) requires assignment and the user holds none.

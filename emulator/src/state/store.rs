@@ -45,18 +45,6 @@ pub struct SpRec {
     pub visible_from_ms: i64,
 }
 
-impl GraphObject for AppRec {
-    fn body(&self) -> &Value {
-        &self.body
-    }
-}
-
-impl GraphObject for SpRec {
-    fn body(&self) -> &Value {
-        &self.body
-    }
-}
-
 /// An app role assignment, in Graph's shape (Graph answers with it as it is serialised).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -174,17 +162,17 @@ pub struct GroupRec {
     pub members: Vec<String>,
 }
 
-impl GraphObject for UserRec {
-    fn body(&self) -> &Value {
-        &self.body
-    }
+/// The records whose `body` is a Graph object, read through [`GraphObject`].
+macro_rules! graph_objects {
+    ($($record:ty),*) => {$(
+        impl GraphObject for $record {
+            fn body(&self) -> &Value {
+                &self.body
+            }
+        }
+    )*};
 }
-
-impl GraphObject for GroupRec {
-    fn body(&self) -> &Value {
-        &self.body
-    }
-}
+graph_objects!(AppRec, SpRec, UserRec, GroupRec);
 
 #[derive(Clone, Debug, Serialize, Deserialize, Default)]
 pub struct Store {
