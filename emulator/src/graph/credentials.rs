@@ -44,16 +44,7 @@ pub fn add_password(r: &Req, t: &mut Tenant, p: &Params) -> R {
     stored["secretText"] = Value::Null;
     stored["endDateTime"] = json!(fmt_secs(end));
     stored["startDateTime"] = json!(fmt_secs(start));
-    let app = &mut t.apps[i];
-    app.body["passwordCredentials"]
-        .as_array_mut()
-        .unwrap()
-        .insert(0, stored);
-    app.secrets.push(store::Secret {
-        key_id,
-        text: secret,
-        usable_from_ms: now_ms() + r.lag,
-    });
+    t.apps[i].add_secret(stored, key_id, secret, now_ms() + r.lag);
     let resp = entity(r, "microsoft.graph.passwordCredential", &cred);
     Ok(with_location(resp, &r.sh.base_url))
 }

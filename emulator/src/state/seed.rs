@@ -119,15 +119,7 @@ fn add_secret(app: &mut AppRec, secret: &str, now: DateTime<Utc>) {
     let key_id = random_guid();
     let cred = json!({"customKeyIdentifier": null, "displayName": "bootstrap", "endDateTime": fmt_secs(now + chrono::Duration::days(730)),
             "hint": secret.chars().take(3).collect::<String>(), "keyId": key_id, "secretText": null, "startDateTime": fmt_secs(now)});
-    app.body["passwordCredentials"]
-        .as_array_mut()
-        .unwrap()
-        .insert(0, cred);
-    app.secrets.push(store::Secret {
-        key_id,
-        text: secret.to_string(),
-        usable_from_ms: 0,
-    });
+    app.add_secret(cred, key_id, secret.to_string(), 0);
 }
 
 fn add_certificate(app: &mut AppRec, pem: &str, now: DateTime<Utc>) -> anyhow::Result<()> {

@@ -36,6 +36,22 @@ pub struct AppRec {
     pub visible_from_ms: i64,
 }
 
+impl AppRec {
+    /// Registers a secret: its credential as Graph keeps it (no `secretText`) first in
+    /// `passwordCredentials`, its text usable at the token endpoint from `usable_from_ms`.
+    pub fn add_secret(&mut self, stored: Value, key_id: String, text: String, usable_from_ms: i64) {
+        self.body["passwordCredentials"]
+            .as_array_mut()
+            .unwrap()
+            .insert(0, stored);
+        self.secrets.push(Secret {
+            key_id,
+            text,
+            usable_from_ms,
+        });
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, Default)]
 pub struct SpRec {
     pub body: Value,
