@@ -76,8 +76,8 @@ fn check_identifier_uris(
     if uris.len() > 50 {
         return Err(invalid_value("identifierUris", "Application"));
     }
-    let old_uris: Vec<Value> = old
-        .and_then(|o| o["identifierUris"].as_array().cloned())
+    let old_uris: Vec<&str> = old
+        .map(|o| o.identifier_uris().collect())
         .unwrap_or_default();
     let mut seen = HashSet::new();
     for u in &uris {
@@ -94,7 +94,7 @@ fn check_identifier_uris(
         if u.len() > 256 || rest.is_empty() || u.contains('*') {
             return Err(invalid_value("identifierUris", "Application"));
         }
-        if scheme != "api" && !old_uris.iter().any(|o| o.as_str() == Some(u)) {
+        if scheme != "api" && !old_uris.contains(&u) {
             check_verified_domain(t, u, rest)?;
         }
         check_uri_free(t, u, self_id)?;
@@ -122,12 +122,10 @@ fn check_verified_domain(t: &Tenant, u: &str, rest: &str) -> Result<(), GErr> {
 
 fn check_uri_free(t: &Tenant, u: &str, self_id: &str) -> Result<(), GErr> {
     let clash = t.apps.iter().any(|a| {
-        a.body.id() != self_id
-            && a.body["identifierUris"].as_array().is_some_and(|x| {
-                x.iter().filter_map(Value::as_str).any(|x| {
-                    x.trim_end_matches('/')
-                        .eq_ignore_ascii_case(u.trim_end_matches('/'))
-                })
+        a.id() != self_id
+            && a.identifier_uris().any(|x| {
+                x.trim_end_matches('/')
+                    .eq_ignore_ascii_case(u.trim_end_matches('/'))
             })
     });
     if !clash {

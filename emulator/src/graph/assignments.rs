@@ -193,14 +193,9 @@ fn principal(r: &Req, t: &Tenant, id: &str, side: Side) -> Result<(&'static str,
 /// The role is the default role (all zeros) or an app role of the resource open to `member`.
 fn role_allowed(resource: &Value, role_id: &str, member: &str) -> bool {
     role_id == "00000000-0000-0000-0000-000000000000"
-        || resource["appRoles"].as_array().is_some_and(|roles| {
-            roles.iter().any(|x| {
-                x.id() == role_id
-                    && x["allowedMemberTypes"]
-                        .as_array()
-                        .is_some_and(|m| m.iter().any(|m| m == member))
-            })
-        })
+        || resource
+            .app_roles()
+            .any(|r| r.id == role_id && r.allowed_member_types.contains(&member))
 }
 
 /// Whether the assignment is `aid` and the path's service principal is on either side of it.

@@ -12,7 +12,7 @@ use serde_json::Value;
 pub const SINGLE_TENANT: &str = "AzureADMyOrg";
 
 /// An app role (`appRoles[]`) or a delegated scope (`oauth2PermissionScopes[]`).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Permission<'a> {
     pub id: &'a str,
     pub value: &'a str,
@@ -20,6 +20,8 @@ pub struct Permission<'a> {
     pub kind: &'a str,
     /// `isEnabled`: only an explicit `false` disables.
     pub enabled: bool,
+    /// An app role's `allowedMemberTypes` (`Application`, `User`); empty for a scope.
+    pub allowed_member_types: Vec<&'a str>,
 }
 
 /// A password or key credential's id and validity.
@@ -68,6 +70,10 @@ pub trait GraphObject {
     fn requested_token_version(&self) -> Option<i64> {
         self.body()["api"]["requestedAccessTokenVersion"].as_i64()
     }
+    /// `identifierUris` (applications).
+    fn identifier_uris(&self) -> impl Iterator<Item = &str> {
+        strings(&self.body()["identifierUris"])
+    }
     /// `servicePrincipalNames` (service principals).
     fn service_principal_names(&self) -> impl Iterator<Item = &str> {
         strings(&self.body()["servicePrincipalNames"])
@@ -110,6 +116,7 @@ fn permissions(v: &Value) -> impl Iterator<Item = Permission<'_>> {
         value: text(p, "value"),
         kind: text(p, "type"),
         enabled: p["isEnabled"] != Value::Bool(false),
+        allowed_member_types: strings(&p["allowedMemberTypes"]).collect(),
     })
 }
 
@@ -130,7 +137,7 @@ mod tests {
     fn views_read_graphs_fields_and_defaults() {
         let sp = json!({"id": "o1", "appId": "a1", "appRoleAssignmentRequired": true,
             "servicePrincipalNames": ["api://x", 7, "a1"],
-            "appRoles": [{"id": "r1", "value": "Read", "isEnabled": false}, {"id": "r2", "value": "Write"}],
+            "appRoles": [{"id": "r1", "value": "Read", "isEnabled": false}, {"id": "r2", "value": "Write", "allowedMemberTypes": ["Application"]}],
             "oauth2PermissionScopes": [{"id": "s1", "value": "user_impersonation", "type": "User"}]});
         assert_eq!((sp.id(), sp.app_id(), sp.display_name()), ("o1", "a1", ""));
         assert!(sp.assignment_required() && sp.is_multi_tenant());
@@ -140,10 +147,17 @@ mod tests {
         );
         let roles: Vec<_> = sp.app_roles().map(|r| (r.value, r.enabled)).collect();
         assert_eq!(roles, [("Read", false), ("Write", true)]);
+        let members: Vec<_> = sp.app_roles().map(|r| r.allowed_member_types).collect();
+        assert_eq!(members, [vec![], vec!["Application"]]);
         assert_eq!(sp.scopes().next().map(|s| s.kind), Some("User"));
         let app = json!({"signInAudience": "AzureADMyOrg", "api": {"requestedAccessTokenVersion": 2},
             "passwordCredentials": [{"keyId": "k", "endDateTime": "2030-01-01T00:00:00Z"}]});
         assert!(!app.is_multi_tenant());
+        let uris = json!({"identifierUris": ["api://a", null, "https://b"]});
+        assert_eq!(
+            uris.identifier_uris().collect::<Vec<_>>(),
+            ["api://a", "https://b"]
+        );
         assert_eq!(app.requested_token_version(), Some(2));
         assert_eq!(app.unique_name(), None);
         let c = app.password_credentials().next().unwrap();
