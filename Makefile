@@ -25,10 +25,14 @@ crds: ## Regenerate crds/ from the Rust types, and the chart's copy of them
 
 .PHONY: test
 test: kube-bins browser-deps judges interop-deps ## Unit tests, then integration tests against a real local control plane
-	$(CARGO) test --workspace --exclude fhir-app-operator-tests
-	$(CARGO) build -p fhir-app-operator -p kube-local --bin fhir-app-operator --bin kube-local
-	$(CARGO) test -p fhir-app-operator-tests --no-run
-	$(KUBE_LOCAL) run -- $(CARGO) test -p fhir-app-operator-tests
+	@# Every test file runs and every failure is reported, even after one fails (--no-fail-fast;
+	@# the integration tests run also when a unit test failed); the exit status is the worst.
+	rc=0; \
+	$(CARGO) test --workspace --exclude fhir-app-operator-tests --no-fail-fast || rc=1; \
+	{ $(CARGO) build -p fhir-app-operator -p kube-local --bin fhir-app-operator --bin kube-local && \
+	  $(CARGO) test -p fhir-app-operator-tests --no-run && \
+	  $(KUBE_LOCAL) run -- $(CARGO) test -p fhir-app-operator-tests --no-fail-fast; } || rc=1; \
+	exit $$rc
 
 BENCH_N ?= 500
 BENCH_ARGS ?= --tenfold

@@ -42,6 +42,8 @@ pub struct OperatorConfig {
     pub arm_url: String,
     /// Token scope requested for Azure Resource Manager.
     pub arm_scope: String,
+    /// How long a stopping operator waits for in-flight reconciles before it exits without them.
+    pub shutdown_grace: Duration,
 }
 
 impl OperatorConfig {
@@ -83,6 +85,7 @@ impl OperatorConfig {
             watch_namespace: None,
             arm_url: crate::arm::DEFAULT_ARM_URL.into(),
             arm_scope: crate::arm::DEFAULT_ARM_SCOPE.into(),
+            shutdown_grace: Duration::from_secs(20),
         }
     }
 }
@@ -152,6 +155,10 @@ pub struct Cli {
     /// Issuer URL of this cluster's service-account tokens (needed for WorkloadIdentity credentials).
     #[arg(long, env = "FHIR_OP_SERVICE_ACCOUNT_ISSUER")]
     pub service_account_issuer: Option<String>,
+    /// On SIGTERM, how long in-flight reconciles may finish before the operator exits without them
+    /// (each is idempotent; the next leader redoes it). Below Kubernetes' default 30 s grace period.
+    #[arg(long, env = "FHIR_OP_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
     /// Period of the drift check of every resource.
     #[arg(long, env = "FHIR_OP_RESYNC", default_value = "5m", value_parser = parse_duration)]
     pub resync: Duration,
@@ -265,6 +272,7 @@ impl Cli {
         c.watch_namespace = self.watch_namespace;
         c.arm_url = self.arm_url;
         c.arm_scope = self.arm_scope;
+        c.shutdown_grace = self.shutdown_grace;
         Ok(c)
     }
 }

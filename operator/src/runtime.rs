@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::api::{FhirClientApp, FhirResourceApp};
 use crate::config::OperatorConfig;
-use crate::controller::{Caches, Context, client_app, resource_app};
+use crate::controller::{Caches, Context, client_app, credentials_hold, resource_app};
 use crate::desired::naming::MANAGED_BY_SELECTOR;
 use crate::metrics::Metrics;
 use crate::watch_backoff::watch_backoff;
@@ -99,10 +99,13 @@ pub async fn run_with(
         stop_tx.clone(),
         stop_rx.clone(),
     );
-    let (resources, clients) = controllers(&client, &config, &metrics, &stop_rx)?;
+    let (resources, clients, holds) = controllers(&client, &config, &metrics, &stop_rx)?;
     ready.store(true, Ordering::SeqCst);
     tracing::info!("fhir-app-operator started");
-    futures::join!(resources, clients, renew);
+    stop_within_grace(&config, stop_rx.clone(), async {
+        futures::join!(resources, clients, holds, renew);
+    })
+    .await;
     ready.store(false, Ordering::SeqCst);
     if config.leader_election {
         release_lease(&client, &config).await;
@@ -110,6 +113,29 @@ pub async fn run_with(
     drop(http_task);
     tracing::info!("fhir-app-operator stopped");
     Ok(())
+}
+
+/// Runs `work` (the controllers) to its end; once a stop is asked for, waits at most the shutdown
+/// grace period for the reconciles in flight (a Graph call may take up to its 30 s timeout, and
+/// retries add to it), then returns without them: Kubernetes kills a pod 30 s after SIGTERM by
+/// default, and a reconcile cut short is redone by the next leader (each step is idempotent).
+async fn stop_within_grace(
+    config: &OperatorConfig,
+    mut stop: watch::Receiver<bool>,
+    work: impl Future<Output = ()>,
+) {
+    let grace = config.shutdown_grace;
+    let deadline = async move {
+        let _ = stop.wait_for(|s| *s).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        _ = work => {}
+        _ = deadline => tracing::warn!(
+            grace_secs = grace.as_secs_f64(),
+            "reconciles still in flight after the shutdown grace period; stopping without them"
+        ),
+    }
 }
 
 /// The health/metrics endpoint, when an address is configured.
@@ -189,6 +215,7 @@ fn controllers(
 ) -> anyhow::Result<(
     impl Future<Output = ()> + use<>,
     impl Future<Output = ()> + use<>,
+    impl Future<Output = ()> + use<>,
 )> {
     let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
     // The client controller reads its output Secret and target FhirResourceApp on every reconcile:
@@ -204,12 +231,18 @@ fn controllers(
     )
     .reflect(resource_apps_writer)
     .touched_objects();
+    let clients = Controller::new(
+        api_for::<FhirClientApp>(client, config),
+        watcher::Config::default(),
+    );
+    let store = clients.store();
     let ctx = Arc::new(
         Context::new(client.clone(), config.clone(), metrics.clone())
             .map_err(|e| anyhow::anyhow!(e))?
             .with_caches(Caches {
                 secrets: Some(secrets_cache),
                 resource_apps: Some(resource_apps_cache),
+                client_apps: Some(store.clone()),
             }),
     );
     let cfg = controller::Config::default().concurrency(config.concurrency);
@@ -231,11 +264,6 @@ fn controllers(
         ctx.clone(),
     )
     .for_each(|_| futures::future::ready(()));
-    let clients = Controller::new(
-        api_for::<FhirClientApp>(client, config),
-        watcher::Config::default(),
-    );
-    let store = clients.store();
     let clients = clients
         .owns_stream(output_secrets)
         .watches_stream(resource_apps, move |ra: FhirResourceApp| {
@@ -244,9 +272,43 @@ fn controllers(
         .trigger_backoff(watch_backoff())
         .with_config(cfg)
         .graceful_shutdown_on(stopped(stop.clone()))
-        .run(client_app::reconcile, client_app::error_policy, ctx)
+        .run(client_app::reconcile, client_app::error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
-    Ok((resources, clients))
+    let holds = holds(client, config, ctx, stop);
+    Ok((resources, clients, holds))
+}
+
+/// The hold on tenant credentials Secrets (`controller::credentials_hold`): only Secrets it labelled
+/// are watched; a FhirResourceApp or FhirClientApp that changes or goes re-checks the Secret it uses.
+fn holds(
+    client: &Client,
+    config: &OperatorConfig,
+    ctx: Arc<Context>,
+    stop: &watch::Receiver<bool>,
+) -> impl Future<Output = ()> + use<> {
+    let held = watcher::Config::default().labels(credentials_hold::HOLD_SELECTOR);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    Controller::new(api_for::<Secret>(client, config), held)
+        .watches(
+            api_for::<FhirResourceApp>(client, config),
+            watcher::Config::default(),
+            |ra| credentials_hold::secret_ref_of(ra.namespace(), ra.spec.tenant.as_ref()),
+        )
+        .watches(
+            api_for::<FhirClientApp>(client, config),
+            watcher::Config::default(),
+            |c| credentials_hold::secret_ref_of(c.namespace(), c.spec.tenant.as_ref()),
+        )
+        .trigger_backoff(watch_backoff())
+        .graceful_shutdown_on(stopped(stop.clone()))
+        .run(
+            credentials_hold::reconcile,
+            credentials_hold::error_policy,
+            ctx,
+        )
+        .for_each(|_| futures::future::ready(()))
 }
 
 /// The clients (from the controller's store) that target FhirResourceApp `ra`.

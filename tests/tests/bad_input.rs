@@ -532,7 +532,23 @@ async fn invalid_manifests_are_refused_with_messages_a_user_understands() {
         (
             'C',
             json!({"type": "Service", "target": target, "credential": {"type": "ClientSecret", "rotation": {"validity": "24h", "renewBefore": "24h"}}}),
-            Refused("rotation.renewBefore must be shorter than rotation.validity"),
+            Refused(
+                "rotation.renewBefore (default 720h) must be shorter than rotation.validity (default 8760h)",
+            ),
+        ),
+        (
+            'C',
+            json!({"type": "Service", "target": target, "credential": {"type": "ClientSecret", "rotation": {"renewBefore": "9000h"}}}),
+            Refused(
+                "rotation.renewBefore (default 720h) must be shorter than rotation.validity (default 8760h)",
+            ),
+        ),
+        (
+            'C',
+            json!({"type": "Service", "target": target, "credential": {"type": "ClientSecret", "rotation": {"validity": "24h"}}}),
+            Refused(
+                "rotation.renewBefore (default 720h) must be shorter than rotation.validity (default 8760h)",
+            ),
         ),
         (
             'C',

@@ -181,6 +181,19 @@ async fn assignments(h: &Harness, app_id: &str) -> Vec<Value> {
     v["value"].as_array().cloned().unwrap_or_default()
 }
 
+/// Waits until the client whose app ID is `app_id` holds no app role assignment.
+async fn holds_nothing(h: &Harness, what: &str, app_id: &str, within: Duration) {
+    h.eventually(what, within, || async move {
+        let left = assignments(h, app_id).await;
+        if left.is_empty() {
+            Ok(Some(()))
+        } else {
+            Err(format!("{left:?}"))
+        }
+    })
+    .await;
+}
+
 async fn reasons(h: &Harness, ns: &str) -> Vec<String> {
     Api::<k8s_openapi::api::events::v1::Event>::namespaced(h.client.clone(), ns)
         .list(&Default::default())
@@ -257,17 +270,12 @@ async fn a_client_in_another_namespace_is_refused_until_a_rule_admits_it_and_rev
     // Revocation: the rule goes; the assignment follows within 10 s.
     let start = Instant::now();
     set_resource_app(&h, json!({})).await;
-    h.eventually("the assignment is removed", Duration::from_secs(10), || {
-        let (h, app_id) = (&h, app_id.clone());
-        async move {
-            let left = assignments(h, &app_id).await;
-            if left.is_empty() {
-                Ok(Some(()))
-            } else {
-                Err(format!("{left:?}"))
-            }
-        }
-    })
+    holds_nothing(
+        &h,
+        "the assignment is removed",
+        &app_id,
+        Duration::from_secs(10),
+    )
     .await;
     eprintln!("revoked in {:?}", start.elapsed());
     let etl = wait_in(&h, &b, "etl", "Stalled", "True").await;
@@ -606,6 +614,200 @@ async fn a_team_developer_cannot_obtain_a_role_outside_the_policy() {
     assert!(
         secrets.get_opt("etl-fhir-client").await.unwrap().is_none(),
         "the Secret is in team-b only"
+    );
+    teardown(h, team).await;
+}
+
+/// Issue 23 item 1: emptying the rules takes every grant away from team-b's clients, whatever the
+/// team did to them first — turned `assignAppRoles` off, broke its spec (a tenant credentials
+/// Secret that does not exist), took its output Secret over, pointed it at a resource app of its
+/// own, orphaned and deleted it — and a client of a second resource app whose owner's same edit
+/// also broke that resource app (a typo in appRoleAssignments: Stalled) loses its role too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emptying_the_rules_takes_every_grant_away_whatever_the_team_did_first() {
+    let _serial = one_at_a_time().await;
+    let rule = |b: &str| json!({"accessPolicy": {"rules": [{"namespaces": [b], "appRoles": ["globalWriter"]}]}});
+    let (h, team) = platform("ap-rev", json!({})).await;
+    let (fhir_ns, b) = (h.ns.name.clone(), team.name.clone());
+    set_resource_app(&h, rule(&b)).await;
+    let mut second = rule(&b);
+    merge(
+        &mut second,
+        json!({"fhirUrl": format!("https://{fhir_ns}-2.contoso.example")}),
+    );
+    h.apply::<FhirResourceApp>(resource_app("fhir2", second.clone()))
+        .await
+        .unwrap();
+    h.wait_condition::<FhirResourceApp>("fhir2", "Ready", "True", T)
+        .await;
+    let names = ["alone", "optout", "broken", "taken", "moved", "orphan"];
+    for n in names {
+        apply_in(&h.client, &b, service(n, &fhir_ns, &["globalWriter"]))
+            .await
+            .unwrap();
+    }
+    let mut other = service("other", &fhir_ns, &["globalWriter"]);
+    other["spec"]["target"]["resourceAppRef"]["name"] = json!("fhir2");
+    apply_in(&h.client, &b, other).await.unwrap();
+    let mut app_ids = BTreeMap::new();
+    for n in names.iter().chain(&["other"]) {
+        let c = wait_in(&h, &b, n, "Ready", "True").await;
+        assert_eq!(
+            assignments(&h, c["status"]["clientId"].as_str().unwrap())
+                .await
+                .len(),
+            1
+        );
+        assert_eq!(
+            c["status"]["grantedOn"][0]["resourceApp"],
+            format!("{fhir_ns}/{}", if *n == "other" { "fhir2" } else { "fhir" }),
+            "status records where it holds grants: {c}"
+        );
+        app_ids.insert(*n, c["status"]["clientId"].as_str().unwrap().to_string());
+    }
+
+    // The team's moves, each before the owner's edit.
+    let clients = Api::<FhirClientApp>::namespaced(h.client.clone(), &b);
+    let merge_patch = |v: Value| Patch::Merge(v);
+    clients
+        .patch(
+            "optout",
+            &PatchParams::default(),
+            &merge_patch(json!({"spec": {"assignAppRoles": false}})),
+        )
+        .await
+        .unwrap();
+    clients
+        .patch(
+            "broken",
+            &PatchParams::default(),
+            &merge_patch(
+                json!({"spec": {"tenant": {"tenantId": h.emu.tenant_id(), "credentialsSecretRef": {"name": "no-such-secret"}}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    Api::<Secret>::namespaced(h.client.clone(), &b)
+        .patch(
+            "taken-fhir-client",
+            &PatchParams::default(),
+            &merge_patch(json!({"metadata": {"ownerReferences": null}})),
+        )
+        .await
+        .unwrap();
+    let own = json!({"fhirUrl": format!("https://{b}.contoso.example")});
+    Api::<FhirResourceApp>::namespaced(h.client.clone(), &b)
+        .patch(
+            "own",
+            &PatchParams::apply("access-policy-test").force(),
+            &Patch::Apply(&resource_app("own", own)),
+        )
+        .await
+        .unwrap();
+    clients
+        .patch("moved", &PatchParams::default(), &merge_patch(json!({"spec": {"target": {"resourceAppRef": {"name": "own", "namespace": null}}, "roles": []}})))
+        .await
+        .unwrap();
+    clients
+        .patch(
+            "orphan",
+            &PatchParams::default(),
+            &merge_patch(json!({"spec": {"deletionPolicy": "Orphan"}})),
+        )
+        .await
+        .unwrap();
+    wait_in(&h, &b, "orphan", "Ready", "True").await;
+    clients.delete("orphan", &Default::default()).await.unwrap();
+    h.eventually("the orphaned client is gone", T, || {
+        let clients = clients.clone();
+        async move {
+            Ok(clients
+                .get_opt("orphan")
+                .await
+                .map_err(|e| e.to_string())?
+                .is_none()
+                .then_some(()))
+        }
+    })
+    .await;
+    assert!(
+        assignments(&h, &app_ids["orphan"]).await.is_empty(),
+        "an orphaned client from another namespace loses its grants before its finalizer goes"
+    );
+    let moved = wait_in(&h, &b, "moved", "Ready", "True").await;
+    assert!(
+        !moved["status"]["grantedOn"]
+            .to_string()
+            .contains(&format!("{fhir_ns}/fhir\"")),
+        "{moved}"
+    );
+    assert!(
+        assignments(&h, &app_ids["moved"]).await.is_empty(),
+        "a client pointed elsewhere loses what it held on its old target"
+    );
+
+    // The owner's edit: no rules; the second resource app's edit also has a typo.
+    set_resource_app(&h, json!({"accessPolicy": {"rules": []}})).await;
+    let typo = json!({"fhirUrl": format!("https://{fhir_ns}-2.contoso.example"), "accessPolicy": {"rules": []},
+        "appRoleAssignments": [{"principalType": "Group", "principalId": "00000000-0000-0000-0000-00000000abcd", "appRole": "globalWritter"}]});
+    h.apply::<FhirResourceApp>(resource_app("fhir2", typo))
+        .await
+        .unwrap();
+    h.wait_condition::<FhirResourceApp>("fhir2", "Stalled", "True", T)
+        .await;
+    for n in ["alone", "optout", "broken", "taken", "other"] {
+        let what = format!("{n} holds nothing");
+        holds_nothing(&h, &what, &app_ids[n], Duration::from_secs(30)).await;
+    }
+    let data = secret_data(&h.client, &b, "optout-fhir-client")
+        .await
+        .unwrap();
+    let token = h.token_from_secret(&data).await;
+    assert!(
+        token.as_ref().is_err_and(|e| e.contains("AADSTS501051")),
+        "no token for the client that opted out of assignments: {token:?}"
+    );
+    teardown(h, team).await;
+}
+
+/// Issue 23 item 3: a host rule admits https on that host, not a custom scheme that names the host
+/// (the scheme decides which app on a device receives the code).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_scheme_naming_an_admitted_host_is_refused() {
+    let _serial = one_at_a_time().await;
+    let (h, team) = platform("ap-scheme", json!({})).await;
+    let (fhir_ns, b) = (h.ns.name.clone(), team.name.clone());
+    set_resource_app(
+        &h,
+        json!({"accessPolicy": {"rules": [{"namespaces": [b], "scopes": ["*"], "redirectHosts": ["portal.contoso.example"]}]}}),
+    )
+    .await;
+    let app = client_app(
+        "mobile",
+        json!({"type": "Public", "publicPlatform": "MobileDesktop", "target": {"resourceAppRef": {"name": "fhir", "namespace": fhir_ns}},
+               "redirectUris": ["com.attacker.app://portal.contoso.example/cb", "https://portal.contoso.example/cb"],
+               "grantAdminConsent": true}),
+    );
+    apply_in(&h.client, &b, app).await.unwrap();
+    let c = wait_in(&h, &b, "mobile", "Stalled", "True").await;
+    assert_eq!(condition(&c, "Stalled")["reason"], "NotPermitted", "{c}");
+    let refused = c["status"]["access"]["refused"].to_string();
+    assert!(
+        refused.contains("com.attacker.app://portal.contoso.example/cb"),
+        "{refused}"
+    );
+    let app_id = c["status"]["clientId"].as_str().unwrap();
+    let (_, apps) = h
+        .graph(
+            Method::GET,
+            &format!("/applications?$filter=appId eq '{app_id}'"),
+            None,
+        )
+        .await;
+    let registered = apps["value"][0].to_string();
+    assert!(
+        !registered.contains("com.attacker.app"),
+        "not registered: {registered}"
     );
     teardown(h, team).await;
 }

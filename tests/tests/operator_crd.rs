@@ -62,7 +62,7 @@ async fn bad_client_manifests_are_refused_with_clear_messages() {
         ),
         (
             json!({"type": "Service", "target": target, "credential": {"type": "ClientSecret", "rotation": {"validity": "24h", "renewBefore": "48h"}}}),
-            "renewBefore must be shorter than rotation.validity",
+            "must be shorter than rotation.validity",
         ),
         (
             json!({"type": "Service", "target": target, "credential": {"type": "WorkloadIdentity"}}),

@@ -112,24 +112,34 @@ async fn workload_identity_client_gets_a_token_with_its_service_account_token_on
     h.stop_operator().await;
 }
 
-#[tokio::test]
-async fn a_resource_app_in_another_tenant_uses_the_credentials_secret() {
-    let mut h = Harness::new("op-xt", full_permissions()).await;
-    h.start_operator(h.config()).await;
+/// A second tenant in the emulator (verified domain `fabrikam.example`) and the operator's
+/// application there, with Application.ReadWrite.OwnedBy only: (tenant ID, client ID). Its secret is
+/// [`OTHER_SECRET`].
+async fn other_tenant(h: &Harness) -> (String, String) {
     let other = uuid::Uuid::new_v4().to_string();
     let other_client = uuid::Uuid::new_v4().to_string();
     let resp = h
         .http
         .post(format!("{}/_emulator/tenants", h.emu.base_url()))
         .json(&json!({"tenant_id": other, "verified_domains": ["fabrikam.example"],
-            "apps": [{"client_id": other_client, "display_name": "fhir-app-operator (fabrikam)", "client_secret": "fabrikam-secret-0123456789",
+            "apps": [{"client_id": other_client, "display_name": "fhir-app-operator (fabrikam)", "client_secret": OTHER_SECRET,
                       "permissions": ["Application.ReadWrite.OwnedBy"]}]}))
         .send()
         .await
         .unwrap();
     assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+    (other, other_client)
+}
+
+const OTHER_SECRET: &str = "fabrikam-secret-0123456789";
+
+#[tokio::test]
+async fn a_resource_app_in_another_tenant_uses_the_credentials_secret() {
+    let mut h = Harness::new("op-xt", full_permissions()).await;
+    h.start_operator(h.config()).await;
+    let (other, other_client) = other_tenant(&h).await;
     let creds: Secret = serde_json::from_value(json!({"metadata": {"name": "fabrikam-creds"},
-        "stringData": {"AZURE_CLIENT_ID": other_client, "AZURE_CLIENT_SECRET": "fabrikam-secret-0123456789"}}))
+        "stringData": {"AZURE_CLIENT_ID": other_client, "AZURE_CLIENT_SECRET": OTHER_SECRET}}))
     .unwrap();
     h.api::<Secret>()
         .create(&PostParams::default(), &creds)
@@ -286,5 +296,199 @@ async fn admin_consent_is_granted_for_delegated_scopes_when_asked() {
             .starts_with("https://fhir.contoso.example/AadSmartOnFhirProxy/callback/")),
         "{uris:?}"
     );
+    h.stop_operator().await;
+}
+
+/// Issue 23 item 2: a FhirResourceApp and its client in another tenant, registered with a credentials
+/// Secret, leave nothing live in that tenant when the Secret is deleted first (as a Helm uninstall or
+/// an Argo CD prune may order it) or when the whole namespace is deleted at once; and when the Secret
+/// is really gone (its hold removed by hand), the deletion waits with a `CleanupBlocked` Event instead
+/// of leaving the application silently.
+#[tokio::test]
+async fn nothing_is_left_live_in_another_tenant_whatever_the_deletion_order() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Api, Patch, PatchParams};
+    let mut h = Harness::new("op-xt-del", full_permissions()).await;
+    h.start_operator(h.config()).await;
+    let (other, other_client) = other_tenant(&h).await;
+    let secrets = h.api::<Secret>();
+    let mut app_ids = std::collections::BTreeMap::new();
+    for (i, name) in ["first", "whole", "blocked"].iter().enumerate() {
+        let creds: Secret =
+            serde_json::from_value(json!({"metadata": {"name": format!("creds-{name}")},
+            "stringData": {"AZURE_CLIENT_ID": other_client, "AZURE_CLIENT_SECRET": OTHER_SECRET}}))
+            .unwrap();
+        secrets
+            .create(&PostParams::default(), &creds)
+            .await
+            .unwrap();
+        h.apply::<FhirResourceApp>(resource_app(
+            &format!("fhir-{name}"),
+            json!({"fhirUrl": format!("https://fhir{i}.fabrikam.example"), "appRoleAssignmentRequired": false,
+                   "tenant": {"tenantId": other, "credentialsSecretRef": {"name": format!("creds-{name}")}}}),
+        ))
+        .await
+        .unwrap();
+        h.apply::<FhirClientApp>(client_app(
+            &format!("etl-{name}"),
+            json!({"type": "Service", "target": {"resourceAppRef": {"name": format!("fhir-{name}")}}}),
+        ))
+        .await
+        .unwrap();
+    }
+    for name in ["first", "whole", "blocked"] {
+        let ra = h
+            .wait_condition::<FhirResourceApp>(&format!("fhir-{name}"), "Ready", "True", T)
+            .await;
+        let c = h
+            .wait_condition::<FhirClientApp>(&format!("etl-{name}"), "Ready", "True", T)
+            .await;
+        app_ids.insert(
+            format!("fhir-{name}"),
+            ra["status"]["clientId"].as_str().unwrap().to_string(),
+        );
+        app_ids.insert(
+            format!("etl-{name}"),
+            c["status"]["clientId"].as_str().unwrap().to_string(),
+        );
+        let s = secrets.get(&format!("creds-{name}")).await.unwrap();
+        assert!(
+            s.metadata
+                .finalizers
+                .iter()
+                .flatten()
+                .any(|f| f == "fhirapps.io/credentials-in-use"),
+            "the credentials Secret is held while in use: {:?}",
+            s.metadata
+        );
+    }
+    let in_other = |app_id: String| {
+        let req = h
+            .http
+            .get(format!(
+                "{}/applications(appId='{app_id}')",
+                h.emu.graph_url()
+            ))
+            .bearer_auth(h.emu.admin_token(&other));
+        async move {
+            req.send()
+                .await
+                .map(|r| r.status().as_u16())
+                .map_err(|e| e.to_string())
+        }
+    };
+    let all_gone = |keys: [&'static str; 2]| {
+        let ids: Vec<String> = keys.iter().map(|k| app_ids[*k].clone()).collect();
+        let in_other = &in_other;
+        async move {
+            for id in ids {
+                if in_other(id.clone()).await? != 404 {
+                    return Ok::<_, String>(None);
+                }
+            }
+            Ok(Some(()))
+        }
+    };
+
+    // The Secret first, then the custom resources.
+    secrets
+        .delete("creds-first", &Default::default())
+        .await
+        .unwrap();
+    h.delete::<FhirClientApp>("etl-first").await.unwrap();
+    h.delete::<FhirResourceApp>("fhir-first").await.unwrap();
+    h.eventually("both applications deleted in the other tenant", T, || {
+        all_gone(["etl-first", "fhir-first"])
+    })
+    .await;
+    h.eventually("the credentials Secret released and gone", T, || {
+        let secrets = secrets.clone();
+        async move {
+            Ok(secrets
+                .get_opt("creds-first")
+                .await
+                .map_err(|e| e.to_string())?
+                .is_none()
+                .then_some(()))
+        }
+    })
+    .await;
+
+    // A Secret that is really gone (its hold removed by hand): the deletion waits, and says why.
+    secrets
+        .patch(
+            "creds-blocked",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    secrets
+        .delete("creds-blocked", &Default::default())
+        .await
+        .unwrap();
+    h.eventually("the Secret is gone", T, || {
+        let secrets = secrets.clone();
+        async move {
+            Ok(secrets
+                .get_opt("creds-blocked")
+                .await
+                .map_err(|e| e.to_string())?
+                .is_none()
+                .then_some(()))
+        }
+    })
+    .await;
+    h.delete::<FhirResourceApp>("fhir-blocked").await.unwrap();
+    let events =
+        Api::<k8s_openapi::api::events::v1::Event>::namespaced(h.client.clone(), &h.ns.name);
+    h.eventually("a CleanupBlocked Event", T, || {
+        let events = events.clone();
+        async move {
+            let list = events
+                .list(&Default::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(list
+                .items
+                .iter()
+                .find(|e| e.reason.as_deref() == Some("CleanupBlocked"))
+                .map(|e| e.note.clone()))
+        }
+    })
+    .await;
+    assert!(
+        h.api::<FhirResourceApp>()
+            .get_opt("fhir-blocked")
+            .await
+            .unwrap()
+            .is_some(),
+        "the finalizer stays while the application cannot be deleted"
+    );
+    assert_eq!(
+        in_other(app_ids["fhir-blocked"].clone()).await.unwrap(),
+        200,
+        "and the application is still there, reported"
+    );
+
+    // The whole namespace at once.
+    Api::<Namespace>::all(h.client.clone())
+        .delete(&h.ns.name, &Default::default())
+        .await
+        .unwrap();
+    h.eventually("the applications deleted in the other tenant", T, || {
+        all_gone(["etl-whole", "fhir-whole"])
+    })
+    .await;
+    // What was blocked stays blocked until a person decides: here, to leave it.
+    let unblock = Patch::Merge(json!({"metadata": {"finalizers": null}}));
+    let params = PatchParams::default();
+    let ra = h.api::<FhirResourceApp>();
+    ra.patch("fhir-blocked", &params, &unblock).await.unwrap();
+    let clients = h.api::<FhirClientApp>();
+    clients
+        .patch("etl-blocked", &params, &unblock)
+        .await
+        .unwrap();
     h.stop_operator().await;
 }

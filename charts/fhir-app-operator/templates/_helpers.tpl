@@ -78,7 +78,7 @@ ClusterRole (cluster-wide mode) or by a Role per watched namespace. Exactly what
   verbs: ["update"]
 - apiGroups: [""]
   resources: ["secrets", "configmaps"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]

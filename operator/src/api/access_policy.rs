@@ -51,10 +51,13 @@ pub struct AccessRule {
     #[schemars(length(max = 200), inner(length(min = 1, max = 256)), extend("x-kubernetes-list-type" = "set"))]
     pub scopes: Option<Vec<String>>,
     /// Hosts the admitted clients may register redirect URIs on, e.g. `portal.contoso.example` or
-    /// `*.portal.contoso.example` (subdomains only). Admin consent for a web app whose redirect URI
-    /// points at an arbitrary host hands that host users' FHIR tokens without a consent prompt.
+    /// `*.portal.contoso.example` (subdomains only). A host admits `https` redirect URIs (and `http`
+    /// on `localhost`, `127.0.0.1` or `[::1]` only). A custom scheme decides which app on a device
+    /// receives the code, so it needs an entry naming it: `com.contoso.app://portal.contoso.example`.
+    /// Admin consent for a web app whose redirect URI points at an arbitrary host hands that host
+    /// users' FHIR tokens without a consent prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 100), inner(length(min = 1, max = 253), regex(pattern = r"^(\*\.)?[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$")), extend("x-kubernetes-list-type" = "set"))]
+    #[schemars(length(max = 100), inner(length(min = 1, max = 253), regex(pattern = r"^([A-Za-z][-A-Za-z0-9+.]*://)?(\*\.)?[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$")), extend("x-kubernetes-list-type" = "set"))]
     pub redirect_hosts: Option<Vec<String>>,
 }
 

@@ -265,7 +265,9 @@ pub struct CredentialSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("!has(self.validity) || !has(self.renewBefore) || duration(self.renewBefore) < duration(self.validity)").message("rotation.renewBefore must be shorter than rotation.validity"),
+    // Compared with the defaults when a field is left out (issue 23: `renewBefore: 9000h` alone
+    // passed admission and stalled the client), as the operator's rotation does.
+    validation = Rule::new("duration(has(self.renewBefore) ? self.renewBefore : '720h') < duration(has(self.validity) ? self.validity : '8760h')").message("rotation.renewBefore (default 720h) must be shorter than rotation.validity (default 8760h)"),
     validation = Rule::new("!has(self.validity) || duration(self.validity) >= duration('1h')").message("rotation.validity must be at least 1h")
 )]
 pub struct RotationSpec {

@@ -120,6 +120,27 @@ pub struct AppStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub role_assignments: Vec<RoleAssignmentStatus>,
+    /// The FhirResourceApps on whose API this client's service principal may hold app role
+    /// assignments or delegated grants (client apps only). When the client stops targeting one, or
+    /// is orphaned from another namespace, the operator removes what it holds there first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
+    pub granted_on: Vec<GrantHolder>,
+    /// The Secret (in this namespace) whose credentials reach the application's tenant, when not the
+    /// operator's own: a client following its FhirResourceApp's tenant keeps it here, so that its
+    /// deletion can still use it after that FhirResourceApp is gone (client apps only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_credentials_secret: Option<String>,
+}
+
+/// A FhirResourceApp whose API a client's service principal may hold grants on.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantHolder {
+    /// `namespace/name` of the FhirResourceApp.
+    pub resource_app: String,
+    /// Object ID of its service principal (the API the assignments and grants are on).
+    pub service_principal_object_id: String,
 }
 
 /// One Azure RBAC role assignment on the managed FHIR service.

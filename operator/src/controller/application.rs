@@ -114,7 +114,10 @@ pub async fn report_app_change<K: Resource<DynamicType = ()>>(
 
 /// The cleanup of either kind: `deletionPolicy: Orphan` leaves the application (an Event says so);
 /// otherwise it is deleted in `tenant` with its service principal (and so its grants and
-/// assignments). When that tenant's credentials Secret is gone, nothing can be deleted: logged, left.
+/// assignments). The tenant's credentials Secret is held while in use (`credentials_hold`); when it
+/// is gone all the same, the operator's own credentials are tried in that tenant, and if they may
+/// not either the finalizer stays with a `CleanupBlocked` Event saying what to do: nothing is left
+/// live in Entra silently.
 pub async fn remove_application<K: Resource<DynamicType = ()>>(
     ctx: &Context,
     obj: &K,
@@ -130,13 +133,47 @@ pub async fn remove_application<K: Resource<DynamicType = ()>>(
     let graph = match ctx.graph_for(id.namespace, tenant).await {
         Ok(g) => g,
         Err(Error::TenantCredentials(m)) => {
-            tracing::warn!(message = %m, "tenant credentials gone; cannot delete the application, leaving it");
-            return Ok(Action::await_change());
+            return delete_without_credentials(ctx, obj, tenant, id, m).await;
         }
         Err(e) => return Err(e),
     };
     delete_app(&graph, &id.unique_name(), id).await?;
     Ok(Action::await_change())
+}
+
+/// The tenant's credentials Secret is unusable: the operator's own credentials in that tenant (a
+/// multi-tenant operator application) may still delete it; else the deletion waits, reported.
+async fn delete_without_credentials<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    obj: &K,
+    tenant: Option<&TenantSpec>,
+    id: &ResourceIdentity<'_>,
+    why: String,
+) -> Result<Action, Error> {
+    let own = TenantSpec {
+        tenant_id: tenant.and_then(|t| t.tenant_id.clone()),
+        credentials_secret_ref: None,
+    };
+    let tried = match ctx.graph_for(id.namespace, Some(&own)).await {
+        Ok(graph) => delete_app(&graph, &id.unique_name(), id).await,
+        Err(e) => Err(e),
+    };
+    let Err(e) = tried else {
+        tracing::info!(unique_name = %id.unique_name(), "deleted with the operator's own credentials (the tenant credentials Secret was unusable)");
+        return Ok(Action::await_change());
+    };
+    let kind = K::kind(&()).to_string();
+    let name = obj.meta().name.clone().unwrap_or_default();
+    let blocked = Error::CleanupBlocked(format!(
+        "the application {} in tenant {} cannot be deleted: {why}; the operator's own credentials may not either ({}). Recreate that Secret (outside a terminating namespace) and the deletion finishes; or, to leave the application in Entra, remove the finalizer: kubectl -n {} patch {kind} {name} --type=json -p '[{{\"op\":\"remove\",\"path\":\"/metadata/finalizers\"}}]'",
+        id.unique_name(),
+        own.tenant_id.as_deref().unwrap_or("(the operator's)"),
+        crate::controller::shorten(&e.to_string(), 200),
+        id.namespace,
+    ));
+    ctx.event(obj, true, "CleanupBlocked", blocked.to_string())
+        .await;
+    Err(blocked)
 }
 
 /// Deletes the application with `unique_name` and its service principal if this operator owns it.

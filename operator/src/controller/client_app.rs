@@ -10,7 +10,7 @@ mod access;
 mod admission;
 mod credential;
 mod rbac;
-mod target;
+pub(crate) mod target;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +29,7 @@ use super::{
     Context, DesiredSecret, Error, FINALIZER, Outcome, Verdict, apply_secret, finish,
     managed_labels, needs,
 };
-use crate::api::{AccessEntry, AppStatus, FhirClientApp, FhirResourceApp, TenantSpec};
+use crate::api::{AccessEntry, AppStatus, FhirClientApp, FhirResourceApp};
 use crate::desired::client::{self as b, ResolvedTarget};
 use crate::desired::credentials::Rotation;
 use crate::desired::duration;
@@ -126,9 +126,10 @@ async fn inputs(
     ctx: &Context,
 ) -> Result<(String, Option<String>, Option<FhirResourceApp>), Error> {
     let ns = obj.namespace().unwrap_or_default();
+    let reachable = target::out_of_reach(obj, ctx.config.watch_namespace.as_deref()).is_none();
     let target_app = match &obj.spec.target.resource_app_ref {
-        Some(r) => ctx.resource_app(r.namespace_or(&ns), &r.name).await?,
-        None => None,
+        Some(r) if reachable => ctx.resource_app(r.namespace_or(&ns), &r.name).await?,
+        _ => None,
     };
     let target_rv = match &obj.spec.target.resource_app_ref {
         Some(_) => target_app
@@ -281,6 +282,17 @@ async fn converge(
     target_app: Option<FhirResourceApp>,
     status: &mut AppStatus,
 ) -> Result<Converged, Error> {
+    if let Some(e) = target::out_of_reach(obj, ctx.config.watch_namespace.as_deref()) {
+        return Err(e);
+    }
+    // Revoke: what the client holds where it no longer may is taken away first, before any step
+    // the client's owner can make fail (its spec, its Secret, its target).
+    if status.service_principal_object_id.is_some() {
+        let ns = obj.namespace().unwrap_or_default();
+        let tenant = target::tenant_for(obj, target_app.as_ref());
+        let graph = ctx.graph_for(&ns, tenant.as_ref()).await?;
+        super::revoke::apply(ctx, obj, &graph, status).await?;
+    }
     // Admission: the rest of the pipeline sees only what the target's access policy allows.
     let Admitted {
         client,
@@ -292,6 +304,7 @@ async fn converge(
     let ns = obj.namespace().unwrap_or_default();
     let tenant = target::tenant_for(obj, target_app.as_ref());
     let graph = ctx.graph_for(&ns, tenant.as_ref()).await?;
+    status.tenant_credentials_secret = target::credentials_secret(tenant.as_ref());
     let (target, target_sp) = match target::resolve(obj, ctx, target_app, &graph).await? {
         Target::Resolved(t, sp) => (t, sp),
         Target::Wait(message) => return Ok(waiting_for_resource_app(message)),
@@ -305,6 +318,11 @@ async fn converge(
     // Register, grant access.
     let registered_before = status.client_id.is_some();
     let (app, sp, sp_is_new) = register(ctx, obj, &graph, &id, &desired, &target, status).await?;
+    if let (Some(reference), Some(resource_sp)) =
+        (super::revoke::current_target(obj), target_sp.as_deref())
+    {
+        super::revoke::record(status, reference, resource_sp);
+    }
     let principal = access::Principal {
         id: &sp.id,
         is_new: sp_is_new,
@@ -504,13 +522,8 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
             .flatten(),
         None => None,
     };
-    let tenant = target::tenant_for(&obj, target_app.as_ref()).or_else(|| {
-        let recorded = obj.status.as_ref()?.tenant_id.clone()?;
-        Some(TenantSpec {
-            tenant_id: Some(recorded),
-            credentials_secret_ref: None,
-        })
-    });
+    let tenant = target::tenant_for(&obj, target_app.as_ref())
+        .or_else(|| target::recorded_tenant(obj.status.as_ref()?));
     let id = identity(ctx, &obj);
     let policy = obj.spec.deletion_policy.unwrap_or_default();
     // Role assignments first: once the service principal is gone ARM shows them as "Identity not
@@ -518,6 +531,10 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
     if policy == crate::api::DeletionPolicy::Delete && obj.spec.target.managed.is_some() {
         let graph = ctx.graph_for(&ns, tenant.as_ref()).await?;
         rbac::remove_all(ctx, &graph, &obj).await?;
+    }
+    if policy == crate::api::DeletionPolicy::Orphan {
+        let graph = ctx.graph_for(&ns, tenant.as_ref()).await?;
+        super::revoke::orphan(ctx, &obj, &graph).await?;
     }
     remove_application(ctx, obj.as_ref(), policy, tenant.as_ref(), &id).await
 }

@@ -9,12 +9,12 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::runtime::events::{Event as KEvent, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, Resource};
 use tokio::sync::Mutex;
 
 use super::memo::Memo;
 use super::{CONDITION_REASONS, EVENT_REASONS, Error};
-use crate::api::{FhirResourceApp, TenantSpec};
+use crate::api::{FhirClientApp, FhirResourceApp, TenantSpec};
 use crate::config::OperatorConfig;
 use crate::graph::{
     Credential, GraphClient,
@@ -52,6 +52,9 @@ pub struct Context {
 pub struct Caches {
     pub secrets: Option<Store<Secret>>,
     pub resource_apps: Option<Store<FhirResourceApp>>,
+    /// The client controller's own store of FhirClientApps (the resource app's enforcement step
+    /// finds the clients' service principals there).
+    pub client_apps: Option<Store<FhirClientApp>>,
 }
 
 impl Context {
@@ -182,6 +185,35 @@ impl Context {
             .await?)
     }
 
+    /// Every FhirResourceApp the operator reconciles: from the watch cache, or listed live without it.
+    pub async fn resource_apps(&self) -> Result<Vec<Arc<FhirResourceApp>>, Error> {
+        self.all_of(self.caches.resource_apps.as_ref()).await
+    }
+
+    /// Every FhirClientApp the operator reconciles: from the client controller's store, or listed
+    /// live without caches.
+    pub async fn client_apps(&self) -> Result<Vec<Arc<FhirClientApp>>, Error> {
+        self.all_of(self.caches.client_apps.as_ref()).await
+    }
+
+    async fn all_of<K>(&self, store: Option<&Store<K>>) -> Result<Vec<Arc<K>>, Error>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        if let Some(store) = store {
+            return Ok(store.state());
+        }
+        let api: Api<K> = match &self.config.watch_namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        };
+        let list = api.list(&Default::default()).await?;
+        Ok(list.items.into_iter().map(Arc::new).collect())
+    }
+
     /// The resourceVersion of an output Secret for the "nothing changed" check: from the watch cache
     /// (a cache lagging behind only costs one full reconcile), or live without a cache.
     pub async fn output_secret_version(
@@ -282,17 +314,26 @@ impl Context {
             });
             return Ok(g.clone());
         };
-        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let s = secrets.get_opt(&secret_ref.name).await?.ok_or_else(|| {
+        // One message whatever is wrong with it: a reference must not tell which Secrets exist, and
+        // the operator's own outputs (another client's credentials) are never tenant credentials.
+        let unusable = || {
             Error::TenantCredentials(format!(
-                "Secret {namespace}/{} (spec.tenant.credentialsSecretRef) not found",
+                "Secret {namespace}/{} (spec.tenant.credentialsSecretRef) is not usable: it must be a Secret you created (not one the operator writes) with keys AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
                 secret_ref.name
             ))
-        })?;
+        };
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let s = secrets
+            .get_opt(&secret_ref.name)
+            .await?
+            .filter(|s| !super::outputs::is_operator_output(&s.metadata))
+            .ok_or_else(unusable)?;
+        // Held while in use, so that the applications can still be deleted after it (issue 23).
+        let version = super::credentials_hold::hold(&self.client, &s).await;
         let key = (
             namespace.to_string(),
             secret_ref.name.clone(),
-            s.resource_version().unwrap_or_default(),
+            version.unwrap_or_default(),
         );
         if let Some(g) = self.tenant_graphs.lock().await.get(&key) {
             return Ok(g.clone());
@@ -303,12 +344,7 @@ impl Context {
                 .and_then(|d| d.get(k))
                 .and_then(|v| String::from_utf8(v.0.clone()).ok())
                 .filter(|v| !v.is_empty())
-                .ok_or_else(|| {
-                    Error::TenantCredentials(format!(
-                        "Secret {namespace}/{} has no key {k}",
-                        secret_ref.name
-                    ))
-                })
+                .ok_or_else(unusable)
         };
         let cred = Credential::Secret {
             client_id: get("AZURE_CLIENT_ID")?,
@@ -364,7 +400,8 @@ impl Context {
                 EventType::Normal
             },
             reason: reason.into(),
-            note: Some(note),
+            // events.k8s.io/v1 refuses a note over 1 kB.
+            note: Some(super::shorten(&note, EVENT_NOTE_MAX)),
             action: "Reconcile".into(),
             secondary: None,
         };
@@ -373,6 +410,9 @@ impl Context {
         }
     }
 }
+
+/// Longest Event note the API server accepts (events.k8s.io/v1 `note`: at most 1 kB).
+pub const EVENT_NOTE_MAX: usize = 1024;
 
 /// Whether a FhirResourceApp is registered and Ready for its generation (clients can target it).
 pub fn resource_app_is_ready(ra: &FhirResourceApp) -> bool {

@@ -72,6 +72,10 @@ pub enum Error {
         operator: String,
         message: String,
     },
+    /// Deletion cannot remove the application (its tenant's credentials are gone and the operator's
+    /// own may not): the finalizer stays rather than leave a live application silently.
+    #[error("cleanup blocked: {0}")]
+    CleanupBlocked(String),
 }
 
 /// Every condition reason the operator sets: Ready, waiting, and each error category (its own and
@@ -96,6 +100,7 @@ pub const CONDITION_REASONS: &[&str] = &[
     "ManagedServicePrincipalMissing",
     "NotPermitted",
     "RoleAssignmentPermissionMissing",
+    "CleanupBlocked",
     "PrincipalNotFound",
     "NotFound",
     "Throttled",
@@ -152,6 +157,7 @@ impl Error {
             Self::NotPermitted(_) => "NotPermitted",
             Self::Arm(e) => e.category(),
             Self::RoleAssignmentPermissionMissing { .. } => "RoleAssignmentPermissionMissing",
+            Self::CleanupBlocked(_) => "CleanupBlocked",
         }
     }
 
@@ -169,6 +175,7 @@ impl Error {
             | Self::ManagedServicePrincipalMissing { .. }
             | Self::NotPermitted(_)
             | Self::RoleAssignmentPermissionMissing { .. }
+            | Self::CleanupBlocked(_)
             | Self::OutputNotOwned(_)
             | Self::IdentifierUriTaken { .. } => true,
             // A write the API server refuses as invalid or forbidden fails the same way until

@@ -4,11 +4,13 @@
 pub mod application;
 pub mod client_app;
 mod context;
+pub mod credentials_hold;
 mod error;
 pub mod finalizer;
 mod memo;
 pub mod outputs;
 pub mod resource_app;
+pub mod revoke;
 mod status;
 
 pub use context::{Caches, Context, resource_app_is_ready};

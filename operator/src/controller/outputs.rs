@@ -51,6 +51,13 @@ impl NotOwned {
     }
 }
 
+/// Whether an object carries the operator's managed-by label (one of its outputs).
+pub fn is_operator_output(meta: &ObjectMeta) -> bool {
+    meta.labels
+        .as_ref()
+        .is_some_and(|l| l.get(MANAGED_BY_LABEL.0).map(String::as_str) == Some(MANAGED_BY_LABEL.1))
+}
+
 /// Whether an existing object is ours to write for `owner` (a reference to the resource, with its
 /// uid): its controller is this very resource, or an earlier resource of the same kind and name
 /// that the operator wrote it for (deleted and re-created before the garbage collector came by).
@@ -65,10 +72,7 @@ pub fn check_owned(
         .iter()
         .flatten()
         .find(|o| o.controller == Some(true));
-    let labelled = existing
-        .labels
-        .as_ref()
-        .is_some_and(|l| l.get(MANAGED_BY_LABEL.0).map(String::as_str) == Some(MANAGED_BY_LABEL.1));
+    let labelled = is_operator_output(existing);
     let owner_clause = match controller {
         Some(c) if c.uid == owner.uid => return Ok(()),
         Some(c) if c.kind == owner.kind && c.name == owner.name && labelled => return Ok(()),

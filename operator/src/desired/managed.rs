@@ -84,6 +84,20 @@ impl ServiceId {
     }
 }
 
+/// The audience a managed FHIR service's URL implies: an Azure Health Data Services FHIR service
+/// (`https://{workspace}-{service}.fhir.azurehealthcareapis.com`) accepts tokens for its own URL
+/// (AHDS docs, as collected in shared/notes/fhir-facts.md §2: "AHDS FHIR service audience:
+/// `https://fhir.azurehealthcareapis.com` or `https://<workspace>-<fhir>.fhir.azurehealthcareapis.com`";
+/// the instance URL is the one a SMART client needs as well). `https://azurehealthcareapis.com` is
+/// the retired Azure API for FHIR's generic audience, which an AHDS service does not accept; a URL
+/// of another form (Azure API for FHIR, a proxy) implies nothing.
+pub fn audience_of_url(fhir_url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(fhir_url).ok()?;
+    let host = url.host_str()?.to_ascii_lowercase();
+    let ahds = host.ends_with(".fhir.azurehealthcareapis.com") && url.scheme() == "https";
+    ahds.then(|| format!("https://{host}"))
+}
+
 /// Built-in role definition GUIDs (Azure built-in roles, Integration table).
 pub fn role_guid(role: DataRole) -> &'static str {
     match role {
@@ -201,6 +215,19 @@ mod tests {
         assert_eq!(id.audience().as_deref(), Some(id.fhir_url().as_str()));
         assert_eq!(id.subscription(), "00000000-0000-0000-0000-000000000001");
         assert_eq!(parse_resource_id(&format!("{AHDS}/")).unwrap().scope, AHDS);
+    }
+
+    #[test]
+    fn an_ahds_url_implies_its_own_audience_and_a_legacy_one_none() {
+        assert_eq!(
+            audience_of_url("https://ContosoHealth-fhir.fhir.azurehealthcareapis.com/").as_deref(),
+            Some("https://contosohealth-fhir.fhir.azurehealthcareapis.com")
+        );
+        assert_eq!(
+            audience_of_url("https://myfhir.azurehealthcareapis.com"),
+            None
+        );
+        assert_eq!(audience_of_url("https://fhir.contoso.example"), None);
     }
 
     #[test]

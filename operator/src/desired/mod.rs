@@ -12,4 +12,5 @@ pub mod managed;
 pub mod naming;
 pub mod policy;
 pub mod resource;
+pub mod revocation;
 pub mod smart;

@@ -100,28 +100,77 @@ pub fn evaluate(
         }
     }
     for uri in &req.redirect_uris {
-        let host = redirect_host(uri);
+        let target = redirect_target(uri);
         let ok = same
-            || host.as_deref().is_some_and(|h| {
+            || target.as_ref().is_some_and(|t| {
                 rules.iter().any(|r| {
                     r.redirect_hosts
                         .iter()
                         .flatten()
-                        .any(|p| host_matches(p, h))
+                        .any(|p| redirect_matches(p, t))
                 })
             });
         if ok {
             allowed.redirect_uris.push(uri.clone());
         } else {
-            let host = host.unwrap_or_else(|| "(none)".into());
-            refuse(
-                REDIRECT,
-                uri,
-                format!("host {host} is not in redirectHosts of a rule for namespace {client_ns}"),
-            );
+            refuse(REDIRECT, uri, redirect_refusal(target.as_ref(), client_ns));
         }
     }
     Decision::Admitted { allowed, refused }
+}
+
+/// A redirect URI as a rule judges it: its lower-cased scheme and host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectTarget {
+    pub scheme: String,
+    pub host: String,
+}
+
+fn redirect_target(uri: &str) -> Option<RedirectTarget> {
+    let u = reqwest::Url::parse(uri).ok()?;
+    Some(RedirectTarget {
+        scheme: u.scheme().to_ascii_lowercase(),
+        host: redirect_host(uri)?,
+    })
+}
+
+/// Loopback hosts, where a plain `http` redirect URI is allowed (Entra allows http only there).
+fn is_loopback(host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]" | "::1")
+}
+
+/// Whether a `redirectHosts` entry admits `t`. A plain host pattern (`portal.contoso.example`,
+/// `*.contoso.example`) admits `https`, and `http` only on a loopback host. A custom scheme decides
+/// which app on a device receives the authorization code, so it is admitted only by an entry that
+/// names it: `com.contoso.app://portal.contoso.example` (issue 23 item 3).
+pub fn redirect_matches(entry: &str, t: &RedirectTarget) -> bool {
+    match entry.split_once("://") {
+        Some((scheme, host)) => {
+            scheme.eq_ignore_ascii_case(&t.scheme) && host_matches(host, &t.host)
+        }
+        None => {
+            let scheme_ok = t.scheme == "https" || (t.scheme == "http" && is_loopback(&t.host));
+            scheme_ok && host_matches(entry, &t.host)
+        }
+    }
+}
+
+fn redirect_refusal(t: Option<&RedirectTarget>, client_ns: &str) -> String {
+    match t {
+        None => format!("not a URI with a host; no rule for namespace {client_ns} can allow it"),
+        Some(t) if t.scheme == "https" || (t.scheme == "http" && is_loopback(&t.host)) => format!(
+            "host {} is not in redirectHosts of a rule for namespace {client_ns}",
+            t.host
+        ),
+        Some(t) if t.scheme == "http" => format!(
+            "http is allowed on loopback hosts only; use https for {}",
+            t.host
+        ),
+        Some(t) => format!(
+            "scheme {}:// needs an entry {}://{} in redirectHosts of a rule for namespace {client_ns} (a host alone admits https only)",
+            t.scheme, t.scheme, t.host
+        ),
+    }
 }
 
 /// The lower-cased host of a redirect URI (custom schemes included: `msauth.app://auth` → `auth`).
@@ -290,6 +339,67 @@ mod tests {
                 "https://apps.contoso.example/cb",
                 "https://evil.example/cb"
             ]
+        );
+    }
+
+    #[test]
+    fn a_host_rule_admits_https_only_and_a_custom_scheme_needs_its_own_entry() {
+        let policy = AccessPolicySpec {
+            privileged_roles: None,
+            rules: Some(vec![rule(
+                &["portal"],
+                &[],
+                &[],
+                &[
+                    "portal.contoso.example",
+                    "localhost",
+                    "msauth.com.contoso.app://auth",
+                ],
+            )]),
+        };
+        let r = req(
+            &[],
+            &[],
+            &[
+                "https://portal.contoso.example/cb",
+                "com.attacker.app://portal.contoso.example/cb",
+                "http://portal.contoso.example/cb",
+                "http://localhost:3000/cb",
+                "msauth.com.contoso.app://auth",
+                "MSAUTH.com.contoso.app://auth/x",
+                "msauth.com.attacker.app://auth",
+            ],
+        );
+        let (allowed, refused) = values(&evaluate(Some(&policy), "portal", "fhir", &r));
+        assert_eq!(
+            allowed.redirect_uris,
+            vec![
+                "https://portal.contoso.example/cb",
+                "http://localhost:3000/cb",
+                "msauth.com.contoso.app://auth",
+                "MSAUTH.com.contoso.app://auth/x",
+            ]
+        );
+        assert_eq!(
+            refused,
+            vec![
+                "com.attacker.app://portal.contoso.example/cb",
+                "http://portal.contoso.example/cb",
+                "msauth.com.attacker.app://auth",
+            ]
+        );
+        let Decision::Admitted { refused, .. } = evaluate(Some(&policy), "portal", "fhir", &r)
+        else {
+            panic!()
+        };
+        assert!(
+            refused[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("com.attacker.app://portal.contoso.example"),
+            "{:?}",
+            refused[0]
         );
     }
 

@@ -816,6 +816,20 @@ impl GraphClient {
         self.list_all("listGrants", &path, Lag::NoRetry).await
     }
 
+    /// Delegated grants on a resource service principal: admin consent and users' own consents of
+    /// every client (Graph supports `$filter` on `resourceId` for oauth2PermissionGrants).
+    pub async fn list_grants_on(
+        &self,
+        resource_sp: &str,
+    ) -> Result<Vec<PermissionGrant>, GraphError> {
+        let path = format!(
+            "/oauth2PermissionGrants?$filter=resourceId eq '{}'",
+            odata_quote(resource_sp)
+        );
+        self.list_all("listGrantsOnResource", &path, Lag::NoRetry)
+            .await
+    }
+
     pub async fn create_grant(
         &self,
         client_sp: &str,

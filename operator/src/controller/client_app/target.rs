@@ -45,6 +45,39 @@ pub fn tenant_for(obj: &FhirClientApp, target_app: Option<&FhirResourceApp>) -> 
     Some(t)
 }
 
+/// In single-namespace mode (`FHIR_OP_WATCH_NAMESPACE`) a FhirResourceApp in another namespace is out
+/// of the operator's reach (no watch there, and the chart grants no rights there): a spec error, not
+/// something a retry can mend.
+pub fn out_of_reach(obj: &FhirClientApp, watched: Option<&str>) -> Option<Error> {
+    let watched = watched?;
+    let own_ns = obj.namespace().unwrap_or_default();
+    let r = obj.spec.target.resource_app_ref.as_ref()?;
+    let ns = r.namespace_or(&own_ns);
+    (ns != watched).then(|| {
+        Error::InvalidSpec(format!(
+            "target.resourceAppRef names FhirResourceApp {ns}/{}, but this operator watches namespace {watched} only: install it cluster-wide (no watchNamespaces) for cross-namespace references, or target a FhirResourceApp in {watched}",
+            r.name
+        ))
+    })
+}
+
+/// The credentials Secret `tenant` names, if any.
+pub fn credentials_secret(tenant: Option<&TenantSpec>) -> Option<String> {
+    Some(tenant?.credentials_secret_ref.as_ref()?.name.clone())
+}
+
+/// The tenant the status says the client was registered in, with the credentials Secret it was
+/// reached with (for a deletion after the FhirResourceApp it followed is gone).
+pub fn recorded_tenant(status: &AppStatus) -> Option<TenantSpec> {
+    Some(TenantSpec {
+        tenant_id: Some(status.tenant_id.clone()?),
+        credentials_secret_ref: status
+            .tenant_credentials_secret
+            .as_ref()
+            .map(|name| crate::api::LocalObjectReference { name: name.clone() }),
+    })
+}
+
 /// `namespace/name` of the client's FhirResourceApp (empty for the managed service).
 pub fn reference(obj: &FhirClientApp) -> String {
     let own_ns = obj.namespace().unwrap_or_default();
@@ -197,6 +230,7 @@ fn managed_endpoints(m: &crate::api::ManagedTarget) -> Result<(String, String), 
         .audience
         .clone()
         .or_else(|| id.as_ref().and_then(|i| i.audience()))
+        .or_else(|| crate::desired::managed::audience_of_url(&fhir_url))
         .unwrap_or_else(|| MANAGED_FHIR_AUDIENCE.into());
     Ok((fhir_url, audience))
 }

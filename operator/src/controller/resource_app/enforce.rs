@@ -1,0 +1,99 @@
+//! The access policy enforced from the API's side: what the operator's client service principals
+//! hold on this FHIR API (app role assignments, admin consent, users' own consents) and the policy
+//! no longer allows is removed here, in the resource app's own reconcile. Nothing a client's owner
+//! does to the client (turning `assignAppRoles` off, breaking its spec or its Secret, pointing it
+//! elsewhere) can keep it: this step never reads the client's request, only where it lives and
+//! what it targets (docs/access-policy.md, "Revocation").
+
+use std::collections::HashMap;
+
+use kube::ResourceExt;
+
+use crate::api::{FhirClientApp, FhirResourceApp};
+use crate::controller::revoke::{GRANT_PERM, ROLES_PERM, remove};
+use crate::controller::{Context, Error, needs};
+use crate::desired::resource as b;
+use crate::desired::revocation::{self, Resource};
+use crate::graph::GraphClient;
+
+use super::identity;
+
+/// Removes what the policy of `obj` no longer allows from every client service principal the
+/// operator manages, on `resource_sp` (this API's service principal). No Graph call while no client
+/// of this tenant is registered.
+pub async fn apply(
+    ctx: &Context,
+    graph: &GraphClient,
+    obj: &FhirResourceApp,
+    resource_sp: &str,
+) -> Result<(), Error> {
+    let clients = ctx.client_apps().await?;
+    let by_sp: HashMap<String, &FhirClientApp> = clients
+        .iter()
+        .filter_map(|c| {
+            let st = c.status.as_ref()?;
+            (st.tenant_id.as_deref() == Some(graph.tenant_id()))
+                .then(|| Some((st.service_principal_object_id.clone()?, c.as_ref())))?
+        })
+        .collect();
+    if by_sp.is_empty() {
+        return Ok(());
+    }
+    let assignments = graph
+        .list_assigned_to(resource_sp)
+        .await
+        .map_err(needs("list app role assignments", ROLES_PERM))?;
+    let grants = graph
+        .list_grants_on(resource_sp)
+        .await
+        .map_err(needs("list delegated permission grants", GRANT_PERM))?;
+    let (scopes, roles) = b::published(&obj.spec, &identity(ctx, obj));
+    let ns = obj.namespace().unwrap_or_default();
+    let resource = Resource {
+        namespace: &ns,
+        policy: obj.spec.access_policy.as_ref(),
+        roles: &roles,
+        scopes: &scopes,
+    };
+    let mut holders: Vec<&String> = assignments
+        .iter()
+        .map(|a| &a.principal_id)
+        .chain(grants.iter().map(|g| &g.client_id))
+        .filter(|p| by_sp.contains_key(*p))
+        .collect();
+    holders.sort();
+    holders.dedup();
+    for sp in holders {
+        let client = by_sp[sp];
+        let client_ns = client.namespace().unwrap_or_default();
+        let targets_it = client
+            .spec
+            .target
+            .resource_app_ref
+            .as_ref()
+            .is_some_and(|r| r.name == obj.name_any() && r.namespace_or(&client_ns) == ns);
+        let allow = revocation::allowance(&resource, &client_ns, targets_it);
+        let mine: Vec<_> = assignments
+            .iter()
+            .filter(|a| &a.principal_id == sp)
+            .cloned()
+            .collect();
+        let theirs: Vec<_> = grants
+            .iter()
+            .filter(|g| &g.client_id == sp)
+            .cloned()
+            .collect();
+        let plan = revocation::plan(&allow, &resource, resource_sp, &mine, &theirs);
+        if plan.is_empty() {
+            continue;
+        }
+        remove(graph, resource_sp, &plan).await?;
+        let note = format!(
+            "the access policy of FhirResourceApp {ns}/{} does not allow {}: removed from this client's service principal in Entra",
+            obj.name_any(),
+            plan.taken.join(", ")
+        );
+        ctx.event(client, true, "AccessRevoked", note).await;
+    }
+    Ok(())
+}
