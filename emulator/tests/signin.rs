@@ -635,3 +635,61 @@ async fn a_role_assigned_to_the_user_directly_is_in_the_token() {
     assert!(at.get("roles").is_none(), "{at}");
     f.emu.shutdown().await;
 }
+
+/// A code is redeemed once, also when requests race for it (issue 23 item 7: the entry was copied,
+/// checked and marked redeemed later under a new lock, so two concurrent requests both got tokens).
+/// Entra: AADSTS54005 for every redemption but the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_code_is_redeemed_once_even_by_concurrent_requests() {
+    let f = fixture(2).await;
+    let mut b = Browser::new(&f.emu);
+    let (verifier, challenge) = pkce();
+    let scope = format!("{API_URI}/user_impersonation openid offline_access");
+    let params = [
+        ("login_hint", ADA),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let page = b.get(&f.web_url(&scope, &params)).await;
+    let consent = b.sign_in(&f.tid, &page, ADA, PW).await;
+    let done = b.consent(&f.tid, &consent, true, false).await;
+    let code = done.params()["code"].clone();
+    let form: Vec<(String, String)> = [
+        ("grant_type", "authorization_code"),
+        ("client_id", f.web.as_str()),
+        ("client_secret", f.web_secret.as_str()),
+        ("code", code.as_str()),
+        ("redirect_uri", WEB_REDIRECT),
+        ("code_verifier", verifier.as_str()),
+        ("scope", scope.as_str()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let url = format!("{}{}/oauth2/v2.0/token", f.emu.authority_host(), f.tid);
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(16));
+    let racers: Vec<_> = (0..16)
+        .map(|_| {
+            let (c, url, form, start) = (f.c.clone(), url.clone(), form.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                let r = c.post(url).form(&form).send().await.unwrap();
+                let st = r.status().as_u16();
+                (st, r.json::<serde_json::Value>().await.unwrap_or_default())
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for r in racers {
+        let (st, v) = r.await.unwrap();
+        if st == 200 {
+            ok += 1;
+        } else {
+            assert_err(st, &v, 400, "invalid_grant", 54005);
+        }
+    }
+    assert_eq!(
+        ok, 1,
+        "exactly one of 16 concurrent redemptions gets tokens"
+    );
+}

@@ -201,24 +201,36 @@ fn by_code(call: Call) -> Result<Response, Response> {
     } = call;
     let code = need(ctx, form, "code")?;
     let redirect = need(ctx, form, "redirect_uri")?;
-    let found = sh.flows.lock().unwrap().codes.get(code).cloned();
-    let Some(k) = found.filter(|k| k.grant.client_id == c.client_id) else {
-        return Err(malformed(ctx));
+    // Checked and marked redeemed under one lock: two requests racing for one code must not both
+    // pass the "not yet redeemed" check (Entra: AADSTS54005 for all but the first).
+    let k = {
+        let mut flows = sh.flows.lock().unwrap();
+        let Some(k) = flows
+            .codes
+            .get_mut(code)
+            .filter(|k| k.grant.client_id == c.client_id)
+        else {
+            return Err(malformed(ctx));
+        };
+        platform_rules(ctx, c, k.platform, origin, k.pkce.is_some())
+            .map_err(|r| cross_origin(r, origin))?;
+        check_code(ctx, tid, form, c, k, redirect).map_err(|r| spa(k.platform, r))?;
+        k.redeemed = true;
+        k.clone()
     };
-    platform_rules(ctx, c, k.platform, origin, k.pkce.is_some())
-        .map_err(|r| cross_origin(r, origin))?;
-    let spa = |r: Response| {
-        if k.platform == Platform::Spa {
-            cors(r)
-        } else {
-            r
-        }
-    };
-    check_code(ctx, tid, form, c, &k, redirect).map_err(spa)?;
-    if let Some(x) = sh.flows.lock().unwrap().codes.get_mut(code) {
-        x.redeemed = true;
+    Ok(spa(
+        k.platform,
+        issue(call, &k.grant, k.platform, now_secs()),
+    ))
+}
+
+/// A SPA's token responses carry CORS headers, errors included.
+fn spa(platform: Platform, r: Response) -> Response {
+    if platform == Platform::Spa {
+        cors(r)
+    } else {
+        r
     }
-    Ok(spa(issue(call, &k.grant, k.platform, now_secs())))
 }
 
 /// Entra's checks of a code, in order: its tenant, not yet redeemed, not expired, the same
@@ -417,7 +429,9 @@ fn by_device_code(call: Call) -> Result<Response, Response> {
             "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
         ));
     }
-    let found = sh.flows.lock().unwrap().devices.get(dc).cloned();
+    // Checked and marked redeemed under one lock, as a code is (two polls racing get one token).
+    let mut flows = sh.flows.lock().unwrap();
+    let found = flows.devices.get_mut(dc);
     // The device-code errors clients handle: authorization_pending, authorization_declined,
     // bad_verification_code, expired_token (RFC 8628 3.5 and Microsoft's device-code page). Their
     // AADSTS numbers are not recorded except 70016 (MSAL fixture) and 70020 (azure-cli#22251).
@@ -467,8 +481,7 @@ fn by_device_code(call: Call) -> Result<Response, Response> {
             "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
         ));
     };
-    if let Some(x) = sh.flows.lock().unwrap().devices.get_mut(dc) {
-        x.redeemed = true;
-    }
+    d.redeemed = true;
+    drop(flows);
     Ok(issue(call, &g, Platform::PublicClient, now_secs()))
 }
