@@ -2,6 +2,7 @@
 
 mod directory;
 mod enforce;
+pub use enforce::unless_not_permitted;
 
 use std::sync::Arc;
 

@@ -11,6 +11,8 @@ use crate::desired::resource::Entitlement;
 use crate::desired::revocation::{self, Allowance, GrantChange, Resource, Revocation};
 use crate::graph::GraphClient;
 
+use super::resource_app::unless_not_permitted;
+
 /// The Graph permissions revocation needs (docs/permissions.md).
 pub const ROLES_PERM: &str = "AppRoleAssignment.ReadWrite.All";
 pub const GRANT_PERM: &str = "DelegatedPermissionGrant.ReadWrite.All";
@@ -78,7 +80,9 @@ pub async fn apply(
     if former.is_empty() && !cross {
         return Ok(());
     }
-    let holdings = Holdings::read(graph, &sp).await?;
+    let Some(holdings) = Holdings::read(graph, &sp).await? else {
+        return Ok(());
+    };
     for h in &former {
         take_all(ctx, obj, graph, &holdings, h).await?;
         status.granted_on.retain(|g| g != h);
@@ -96,17 +100,26 @@ pub struct Holdings {
 }
 
 impl Holdings {
-    pub async fn read(graph: &GraphClient, sp: &str) -> Result<Self, Error> {
-        Ok(Self {
-            assignments: graph
-                .list_app_role_assignments(sp)
-                .await
-                .map_err(needs("list app role assignments", ROLES_PERM))?,
-            grants: graph
-                .list_grants(sp)
-                .await
-                .map_err(needs("list delegated permission grants", GRANT_PERM))?,
-        })
+    /// `None` when the operator may not read them (then it cannot have granted them either).
+    pub async fn read(graph: &GraphClient, sp: &str) -> Result<Option<Self>, Error> {
+        let assignments = graph
+            .list_app_role_assignments(sp)
+            .await
+            .map_err(needs("list app role assignments", ROLES_PERM));
+        let grants = graph
+            .list_grants(sp)
+            .await
+            .map_err(needs("list delegated permission grants", GRANT_PERM));
+        let (Some(assignments), Some(grants)) = (
+            unless_not_permitted(assignments)?,
+            unless_not_permitted(grants)?,
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            assignments,
+            grants,
+        }))
     }
 }
 
@@ -266,7 +279,9 @@ pub async fn orphan(ctx: &Context, obj: &FhirClientApp, graph: &GraphClient) -> 
     if foreign.is_empty() {
         return Ok(());
     }
-    let holdings = Holdings::read(graph, &sp).await?;
+    let Some(holdings) = Holdings::read(graph, &sp).await? else {
+        return Ok(());
+    };
     for h in foreign {
         take_all(ctx, obj, graph, &holdings, h).await?;
     }

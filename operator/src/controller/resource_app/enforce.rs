@@ -42,11 +42,17 @@ pub async fn apply(
     let assignments = graph
         .list_assigned_to(resource_sp)
         .await
-        .map_err(needs("list app role assignments", ROLES_PERM))?;
+        .map_err(needs("list app role assignments", ROLES_PERM));
     let grants = graph
         .list_grants_on(resource_sp)
         .await
-        .map_err(needs("list delegated permission grants", GRANT_PERM))?;
+        .map_err(needs("list delegated permission grants", GRANT_PERM));
+    let (Some(assignments), Some(grants)) = (
+        unless_not_permitted(assignments)?,
+        unless_not_permitted(grants)?,
+    ) else {
+        return Ok(());
+    };
     let (scopes, roles) = b::published(&obj.spec, &identity(ctx, obj));
     let ns = obj.namespace().unwrap_or_default();
     let resource = Resource {
@@ -96,4 +102,18 @@ pub async fn apply(
         ctx.event(client, true, "AccessRevoked", note).await;
     }
     Ok(())
+}
+
+/// A read the operator is not permitted: it cannot have granted what that permission grants either
+/// (assigning roles and consenting need the same permissions), so there is nothing of its own to
+/// take away; said in the log, and the resource app's reconcile goes on.
+pub fn unless_not_permitted<T>(r: Result<T, Error>) -> Result<Option<T>, Error> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e @ Error::PermissionDenied { .. }) => {
+            tracing::info!(error = %e, "access-policy enforcement skipped: the operator may not read what it would remove");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
