@@ -262,7 +262,11 @@ async fn client_created_before_its_resource_app_waits_then_becomes_ready() {
 #[tokio::test]
 async fn unverified_domain_and_missing_permission_give_clear_stalled_conditions() {
     let mut h = Harness::new("op-stall", vec!["Application.ReadWrite.OwnedBy".into()]).await;
-    h.start_operator(h.config()).await;
+    // No resync within the test: the count below is about the stalled client's retries alone (a
+    // resource app's resync reads its application, service principal and what is held on its API).
+    let mut cfg = h.config();
+    cfg.resync = Duration::from_secs(120);
+    h.start_operator(cfg).await;
     h.apply::<FhirResourceApp>(resource_app(
         "elsewhere",
         json!({"fhirUrl": "https://fhir.not-verified.example"}),

@@ -162,9 +162,8 @@ async fn apply_inner(
     let graph = ctx.graph_for(&ns, spec.tenant.as_ref()).await?;
     // The access policy first: what it no longer allows is taken away before any later step
     // (outputs, registration, user assignments) can fail this reconcile.
-    if let Some(sp) = status.service_principal_object_id.clone() {
-        enforce::apply(ctx, &graph, obj, &sp).await?;
-    }
+    let known_sp = status.service_principal_object_id.clone();
+    enforce::apply(ctx, &graph, obj, known_sp.as_deref()).await?;
     let out = outputs(obj, ctx).await?;
     let (app, sp) = register(obj, ctx, &graph, status).await?;
     // Who may get tokens for the API, and the users and groups assigned its roles.

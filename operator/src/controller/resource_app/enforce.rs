@@ -21,12 +21,16 @@ use super::identity;
 /// Removes what the policy of `obj` no longer allows from every client service principal the
 /// operator manages, on `resource_sp` (this API's service principal). No Graph call while no client
 /// of this tenant is registered.
+///
+/// `resource_sp` is `None` before the API's first registration: nothing can be held on it yet, so
+/// only the fingerprint is remembered.
 pub async fn apply(
     ctx: &Context,
     graph: &GraphClient,
     obj: &FhirResourceApp,
-    resource_sp: &str,
+    resource_sp: Option<&str>,
 ) -> Result<(), Error> {
+    let ns = obj.namespace().unwrap_or_default();
     let clients = ctx.client_apps().await?;
     let by_sp: HashMap<String, &FhirClientApp> = clients
         .iter()
@@ -36,9 +40,20 @@ pub async fn apply(
                 .then(|| Some((st.service_principal_object_id.clone()?, c.as_ref())))?
         })
         .collect();
-    if by_sp.is_empty() {
+    // The API's reconcile runs for many reasons (its own status write, its outputs); the lists are
+    // read again only when what could make a grant disallowed changed — the policy or what the API
+    // publishes (its generation), a client that stopped targeting it — or once per resync (an
+    // assignment made by hand meanwhile). A client newly registered against it holds only what its
+    // own admission allowed.
+    let key = format!("enforce/{ns}/{}", obj.name_any());
+    let fp = fingerprint(obj, &by_sp);
+    if ctx.fresh(&key, &fp).is_some() {
         return Ok(());
     }
+    let Some(resource_sp) = resource_sp.filter(|_| !by_sp.is_empty()) else {
+        ctx.remember(&key, fp, ctx.config.resync, String::new());
+        return Ok(());
+    };
     let assignments = graph
         .list_assigned_to(resource_sp)
         .await
@@ -54,7 +69,6 @@ pub async fn apply(
         return Ok(());
     };
     let (scopes, roles) = b::published(&obj.spec, &identity(ctx, obj));
-    let ns = obj.namespace().unwrap_or_default();
     let resource = Resource {
         namespace: &ns,
         policy: obj.spec.access_policy.as_ref(),
@@ -69,15 +83,11 @@ pub async fn apply(
         .collect();
     holders.sort();
     holders.dedup();
+    let mut done = true;
     for sp in holders {
         let client = by_sp[sp];
         let client_ns = client.namespace().unwrap_or_default();
-        let targets_it = client
-            .spec
-            .target
-            .resource_app_ref
-            .as_ref()
-            .is_some_and(|r| r.name == obj.name_any() && r.namespace_or(&client_ns) == ns);
+        let targets_it = targets(client, obj, &ns);
         let allow = revocation::allowance(&resource, &client_ns, targets_it);
         let mine: Vec<_> = assignments
             .iter()
@@ -93,6 +103,7 @@ pub async fn apply(
         if plan.is_empty() {
             continue;
         }
+        done = false;
         remove(graph, resource_sp, &plan).await?;
         let note = format!(
             "the access policy of FhirResourceApp {ns}/{} does not allow {}: removed from this client's service principal in Entra",
@@ -101,7 +112,39 @@ pub async fn apply(
         );
         ctx.event(client, true, "AccessRevoked", note).await;
     }
+    // After removals the next reconcile reads again, to see them gone.
+    if done {
+        ctx.remember(&key, fp, ctx.config.resync, String::new());
+    }
     Ok(())
+}
+
+/// What can make a held grant disallowed, besides Graph and time: the policy and what the API
+/// publishes (the spec's generation), and the known client service principals that no longer
+/// target this API.
+fn fingerprint(obj: &FhirResourceApp, by_sp: &HashMap<String, &FhirClientApp>) -> String {
+    let ns = obj.namespace().unwrap_or_default();
+    let mut elsewhere: Vec<&String> = by_sp
+        .iter()
+        .filter(|(_, c)| !targets(c, obj, &ns))
+        .map(|(sp, _)| sp)
+        .collect();
+    elsewhere.sort();
+    format!(
+        "{}/{}/{elsewhere:?}",
+        obj.metadata.uid.as_deref().unwrap_or_default(),
+        obj.metadata.generation.unwrap_or_default(),
+    )
+}
+
+/// Whether client `c` targets FhirResourceApp `obj` (in namespace `ns`).
+fn targets(c: &FhirClientApp, obj: &FhirResourceApp, ns: &str) -> bool {
+    let own = c.namespace().unwrap_or_default();
+    c.spec
+        .target
+        .resource_app_ref
+        .as_ref()
+        .is_some_and(|r| r.name == obj.name_any() && r.namespace_or(&own) == ns)
 }
 
 /// A read the operator is not permitted: it cannot have granted what that permission grants either
