@@ -106,6 +106,7 @@ pub const CONDITION_REASONS: &[&str] = &[
     "BadRequest",
     "AuthFailed",
     "Transport",
+    "Unreachable",
     "Decode",
 ];
 

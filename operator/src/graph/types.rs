@@ -155,3 +155,55 @@ impl std::fmt::Debug for TokenResponse {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CREATE_201: &str = include_str!("testdata/create_201.json");
+    const ADD_PASSWORD_200: &str = include_str!("testdata/add_password_200.json");
+    const GET_200: &str = include_str!("testdata/get_200.json");
+    const LIST_200: &str = include_str!("testdata/list_by_display_name_200.json");
+    const SP_CREATE_201: &str = include_str!("testdata/sp_create_201.json");
+
+    #[test]
+    fn parses_recorded_application_bodies() {
+        let created: Application = serde_json::from_str(CREATE_201).unwrap();
+        assert_eq!(created.id, "f0794693-cfca-422b-8c0a-9a91666afc9a");
+        assert!(!created.app_id.is_empty());
+        assert_eq!(
+            created.sign_in_audience.as_deref(),
+            Some("AzureADMultipleOrgs")
+        );
+        let got: Application = serde_json::from_str(GET_200).unwrap();
+        assert_eq!(got.password_credentials.len(), 2);
+        assert!(
+            got.password_credentials
+                .iter()
+                .all(|p| p.secret_text.is_none())
+        );
+        assert_eq!(got.password_credentials[1].hint.as_deref(), Some("yln"));
+        assert!(
+            got.password_credentials[0].end().is_some(),
+            "7-digit fractional timestamps parse"
+        );
+        let page: Page<Application> = serde_json::from_str(LIST_200).unwrap();
+        assert_eq!(page.value.len(), 1);
+        assert_eq!(page.value[0].id, created.id);
+    }
+
+    #[test]
+    fn parses_recorded_add_password() {
+        let p: PasswordCredential = serde_json::from_str(ADD_PASSWORD_200).unwrap();
+        assert_eq!(p.key_id, "3a299473-3d5a-4ab5-b9ea-1e173023719f");
+        assert_eq!(p.hint.as_deref(), Some("yln"));
+        assert!(p.secret_text.as_deref().unwrap().starts_with("yln"));
+        assert!(p.end().is_some());
+    }
+
+    #[test]
+    fn parses_recorded_service_principal() {
+        let sp: ServicePrincipal = serde_json::from_str(SP_CREATE_201).unwrap();
+        assert!(!sp.id.is_empty() && !sp.app_id.is_empty());
+    }
+}

@@ -1,0 +1,174 @@
+//! One call to a service, retried by the service's rules: the per-tenant rate limit before each
+//! try, a bearer token for the service's audience (a fresh one once when it is refused), the answer
+//! read within limits, and waits that honour `Retry-After`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use super::credential::Tokens;
+use super::ratelimit::RateLimiter;
+use super::service::{RetryPolicy, ServiceError};
+use super::transport;
+use crate::metrics::Metrics;
+
+/// One request: the operation's name (metrics, logs), method, absolute URL, JSON body and headers.
+pub struct Request<'a> {
+    pub op: &'static str,
+    pub method: Method,
+    pub url: &'a str,
+    pub body: Option<&'a Value>,
+    pub headers: &'a [(&'a str, &'a str)],
+}
+
+/// HTTP access to one service for one tenant and credential. Clones share the token cache.
+#[derive(Clone)]
+pub struct Caller {
+    http: reqwest::Client,
+    tenant: String,
+    scope: String,
+    tokens: Arc<Tokens>,
+    limiter: Arc<RateLimiter>,
+    metrics: Arc<Metrics>,
+    retry: RetryPolicy,
+}
+
+/// How one try ended when it did not fail in a way worth another.
+enum Try<E> {
+    Answered(Option<Value>),
+    Failed(E),
+}
+
+impl Caller {
+    /// A caller for the service whose token scope is `scope`, rate limited under `tenant`.
+    pub fn new(
+        http: reqwest::Client,
+        tenant: String,
+        scope: String,
+        tokens: Arc<Tokens>,
+        limiter: Arc<RateLimiter>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            http,
+            tenant,
+            scope,
+            tokens,
+            limiter,
+            metrics,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// The same credential, tenant and rate limit, for another service: its scope, its retries.
+    pub fn for_service(
+        &self,
+        http: reqwest::Client,
+        scope: &str,
+        retry: RetryPolicy,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            http,
+            scope: scope.to_string(),
+            retry,
+            metrics,
+            ..self.clone()
+        }
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    pub fn tokens(&self) -> &Arc<Tokens> {
+        &self.tokens
+    }
+
+    /// Sends `req` until it is answered, its error is the answer, or the attempts run out. A token
+    /// the service refuses is replaced once, at once; other errors wait as `E::wait` says.
+    pub async fn send<E: ServiceError>(
+        &self,
+        req: &Request<'_>,
+        class: E::Class,
+    ) -> Result<Option<Value>, E> {
+        let mut attempt = 0;
+        let mut reauthed = false;
+        loop {
+            let err = match self.try_once::<E>(req).await? {
+                Try::Answered(v) => return Ok(v),
+                Try::Failed(e) => e,
+            };
+            attempt += 1;
+            let wait = if err.is_stale_token() && !reauthed {
+                reauthed = true;
+                self.tokens.forget(&self.scope).await;
+                Duration::ZERO
+            } else {
+                match err.wait(class, attempt, &self.retry) {
+                    Some(wait) => wait,
+                    None => return Err(err),
+                }
+            };
+            if attempt >= self.retry.max_attempts {
+                return Err(err);
+            }
+            tracing::debug!(
+                service = E::SERVICE,
+                operation = req.op,
+                method = %req.method,
+                category = err.category(),
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                "retrying call"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One try. `Err` is final (no token, an answer too large or cut off, a success that is not
+    /// JSON); `Failed` goes to the retry rules.
+    async fn try_once<E: ServiceError>(&self, req: &Request<'_>) -> Result<Try<E>, E> {
+        self.limiter
+            .acquire(&self.tenant, req.method != Method::GET)
+            .await;
+        let token = self
+            .tokens
+            .token(&self.scope)
+            .await
+            .map_err(E::from_token)?;
+        let mut builder = self
+            .http
+            .request(req.method.clone(), req.url)
+            .bearer_auth(token);
+        for (k, v) in req.headers {
+            builder = builder.header(*k, *v);
+        }
+        if let Some(b) = req.body {
+            builder = builder.json(b);
+        }
+        let resp = match transport::send(builder, req.url, E::SETTING).await {
+            Ok(resp) => resp,
+            Err(e) => return Ok(Try::Failed(E::from_transport(e))),
+        };
+        E::count(&self.metrics, req.op, resp.status().as_u16());
+        let answer = transport::read(req.op, resp, E::SETTING)
+            .await
+            .map_err(E::from_failure)?;
+        if (200..300).contains(&answer.status) {
+            return answer.json(req.op).map(Try::Answered).map_err(E::decode);
+        }
+        Ok(Try::Failed(E::from_answer(
+            answer.status,
+            answer.retry_after.as_deref(),
+            &answer.body,
+        )))
+    }
+}
