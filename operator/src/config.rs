@@ -227,7 +227,7 @@ impl Cli {
             (_, Some(path), _) => {
                 let pem =
                     std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-                let certificate = crate::graph::assertion::CertificateCredential::from_pem(&pem)
+                let certificate = crate::http::assertion::CertificateCredential::from_pem(&pem)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 Credential::Certificate {
                     client_id: self.client_id.clone(),

@@ -3,7 +3,6 @@
 //! types. Transport, tokens, rate limit and retries are the HTTP layer's (`crate::http`).
 
 mod applications;
-pub mod assertion;
 mod assignments;
 mod call;
 pub mod client;
@@ -13,8 +12,9 @@ mod grants;
 mod service_principals;
 pub mod types;
 
-/// The rate limiter is the HTTP layer's (Graph and ARM share it); kept under this path for callers.
-pub use crate::http::ratelimit;
+/// The rate limiter and the certificate credential are the HTTP layer's (Graph and ARM share them);
+/// kept under these paths for their callers.
+pub use crate::http::{assertion, ratelimit};
 
 pub use client::{
     Credential, Endpoints, GraphClient, RetryPolicy, http_client, http_client_with_timeout,

@@ -6,6 +6,9 @@ use serde_json::Value;
 
 use super::GraphError;
 
+/// The token endpoint's success body is the credential's (`crate::http::credential`).
+pub use crate::http::credential::TokenResponse;
+
 /// Parses an application body; Graph always returns `id` and `appId`, and the operator must not go on
 /// (PATCH `/applications/`, write an empty client ID) with a body that lacks them.
 pub fn parse_application(op: &str, v: &Value) -> Result<Application, GraphError> {
@@ -138,22 +141,6 @@ pub struct Page<T> {
     pub value: Vec<T>,
     #[serde(rename = "@odata.nextLink")]
     pub next_link: Option<String>,
-}
-
-/// Token endpoint success body.
-#[derive(Deserialize, Clone)]
-pub struct TokenResponse {
-    pub access_token: String,
-    #[serde(default)]
-    pub expires_in: u64,
-}
-
-impl std::fmt::Debug for TokenResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenResponse")
-            .field("expires_in", &self.expires_in)
-            .finish_non_exhaustive()
-    }
 }
 
 #[cfg(test)]

@@ -14,11 +14,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
+use super::assertion::CertificateCredential;
 use super::service::ServiceError;
 use super::transport;
-use crate::graph::assertion::CertificateCredential;
 use crate::graph::error::{GraphError, classify_token_error};
-use crate::graph::types::TokenResponse;
 use crate::metrics::Metrics;
 
 /// How the operator authenticates to Entra ID.
@@ -63,6 +62,22 @@ impl Credential {
             | Self::FederatedTokenFile { client_id, .. }
             | Self::Certificate { client_id, .. } => client_id,
         }
+    }
+}
+
+/// Token endpoint success body.
+#[derive(serde::Deserialize, Clone)]
+pub struct TokenResponse {
+    pub access_token: String,
+    #[serde(default)]
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
     }
 }
 

@@ -3,7 +3,11 @@
 //! tokens from the operator's credential cached per audience, the per-tenant rate limit that both
 //! services' calls go through, and retries that honour `Retry-After`. What differs per service (its
 //! error answers, what it retries, its metric) is its error type's [`ServiceError`].
+//!
+//! It depends on the Graph side for one thing: `GraphError`, the type of the token endpoint's
+//! answers (both clients report a failed sign-in as `AuthFailed`).
 
+pub mod assertion;
 pub mod caller;
 pub mod credential;
 pub mod ratelimit;
