@@ -195,64 +195,10 @@ mod tests {
     use std::sync::Arc;
     use std::time::Instant;
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
     use super::*;
     use crate::graph::ratelimit::{Limit, RateLimiter};
     use crate::graph::{Credential, Endpoints, http_client};
-
-    /// A server that answers the token endpoint with a token and every other request with an empty
-    /// role assignment list. Returns its base URL.
-    async fn entra_and_arm() -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                tokio::spawn(answer(tcp));
-            }
-        });
-        base
-    }
-
-    async fn answer(mut tcp: tokio::net::TcpStream) -> std::io::Result<()> {
-        let mut req = Vec::new();
-        let mut buf = [0u8; 4096];
-        // The whole request (head and form), so closing does not reset the connection.
-        while !complete(&req) {
-            let n = tcp.read(&mut buf).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            req.extend_from_slice(&buf[..n]);
-        }
-        let body = if String::from_utf8_lossy(&req).contains("/oauth2/v2.0/token") {
-            r#"{"token_type":"Bearer","expires_in":3600,"access_token":"t"}"#
-        } else {
-            r#"{"value":[]}"#
-        };
-        let head = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-            body.len()
-        );
-        tcp.write_all(head.as_bytes()).await?;
-        tcp.write_all(body.as_bytes()).await?;
-        tcp.shutdown().await
-    }
-
-    /// Whether `req` holds a request head and the body its content-length announces.
-    fn complete(req: &[u8]) -> bool {
-        let text = String::from_utf8_lossy(req);
-        let Some((head, body)) = text.split_once("\r\n\r\n") else {
-            return false;
-        };
-        let len = head
-            .lines()
-            .filter_map(|l| l.split_once(':'))
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.trim().parse().ok())
-            .unwrap_or(0);
-        body.len() >= len
-    }
+    use crate::http::fake::Fake;
 
     fn arm_client(entra: &str, arm: &str, limiter: Arc<RateLimiter>) -> ArmClient {
         let http = http_client(None).unwrap();
@@ -281,7 +227,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_arm_endpoint_nothing_listens_on_is_named_with_the_setting_that_chose_it() {
-        let entra = entra_and_arm().await;
+        let entra = Fake::start().await.base;
         let closed = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -314,7 +260,7 @@ mod tests {
 
     #[tokio::test]
     async fn arm_calls_take_from_the_tenants_rate_limit_as_graph_calls_do() {
-        let server = entra_and_arm().await;
+        let server = Fake::start().await.base;
         let one = Limit {
             per_sec: 0.01,
             burst: 1,

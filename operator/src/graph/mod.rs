@@ -4,7 +4,7 @@
 
 mod applications;
 mod assignments;
-mod call;
+pub(crate) mod call;
 pub mod client;
 pub mod error;
 mod federated;

@@ -172,3 +172,87 @@ impl Caller {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::graph::GraphError;
+    use crate::graph::call::Lag;
+    use crate::http::Credential;
+    use crate::http::fake::Fake;
+    use crate::http::ratelimit::Limit;
+
+    /// A Graph-like caller of `fake` whose own backoff is far longer than any wait the tests allow.
+    fn caller(fake: &Fake) -> Caller {
+        let http = transport::client(None, Duration::from_secs(5)).unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let credential = Credential::Secret {
+            client_id: "operator".into(),
+            secret: "s".into(),
+        };
+        let endpoint = format!("{}/t/oauth2/v2.0/token", fake.base);
+        let tokens = Tokens::new(http.clone(), endpoint, credential, metrics.clone());
+        let l = Limit {
+            per_sec: 1000.0,
+            burst: 1000,
+        };
+        let limiter = Arc::new(RateLimiter::new(l, l));
+        let scope = "https://graph.microsoft.com/.default".to_string();
+        Caller::new(http, "t".into(), scope, Arc::new(tokens), limiter, metrics).with_retry(
+            RetryPolicy {
+                max_attempts: 3,
+                base: Duration::from_secs(30),
+                max_backoff: Duration::from_secs(60),
+            },
+        )
+    }
+
+    async fn get(caller: &Caller, fake: &Fake) -> Result<Option<Value>, GraphError> {
+        let url = format!("{}/v1.0/things", fake.base);
+        let req = Request {
+            op: "listThings",
+            method: Method::GET,
+            url: &url,
+            body: None,
+            headers: &[],
+        };
+        caller.send::<GraphError>(&req, Lag::NoRetry).await
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_is_replaced_once_at_once_and_the_call_goes_on() {
+        let fake = Fake::start().await;
+        let expired = r#"{"error":{"code":"InvalidAuthenticationToken","message":"expired"}}"#;
+        fake.then(401, "", expired);
+        let c = caller(&fake);
+        let t = Instant::now();
+        let v = get(&c, &fake).await.unwrap();
+        assert_eq!(v, Some(serde_json::json!({"value": []})));
+        assert_eq!((fake.tokens(), fake.calls()), (2, 2), "a fresh token, once");
+        assert!(t.elapsed() < Duration::from_secs(5), "no backoff before it");
+        // Refused again after the fresh token: the error is the answer (its class waits out no 401).
+        fake.then(401, "", expired);
+        fake.then(401, "", expired);
+        let e = get(&c, &fake).await.unwrap_err();
+        assert_eq!(e.category(), "AuthFailed");
+        assert_eq!(fake.tokens(), 3, "one fresh token per call, not per 401");
+    }
+
+    #[tokio::test]
+    async fn a_throttled_call_waits_as_retry_after_says_not_its_backoff() {
+        let fake = Fake::start().await;
+        let throttled = r#"{"error":{"code":"TooManyRequests","message":"later"}}"#;
+        fake.then(429, "retry-after: 0.3\r\n", throttled);
+        let t = Instant::now();
+        get(&caller(&fake), &fake).await.unwrap();
+        let waited = t.elapsed();
+        assert!(waited >= Duration::from_millis(300), "{waited:?}");
+        assert!(
+            waited < Duration::from_secs(10),
+            "not the 60 s backoff: {waited:?}"
+        );
+        assert_eq!(fake.calls(), 2);
+    }
+}

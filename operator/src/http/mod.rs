@@ -10,6 +10,8 @@
 pub mod assertion;
 pub mod caller;
 pub mod credential;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod ratelimit;
 pub mod service;
 pub mod transport;
