@@ -64,12 +64,8 @@ impl GraphClient {
         &self,
         unique_name: &str,
     ) -> Result<Option<Value>, GraphError> {
-        self.get_opt(
-            "getApplication",
-            &path_by_unique_name(unique_name),
-            Lag::Brief,
-        )
-        .await
+        let path = path_by_unique_name(unique_name);
+        self.get_opt("getApplication", &path, Lag::Brief).await
     }
 
     /// Upsert by `uniqueName` (`Prefer: create-if-missing`). Returns the application (201 body or a

@@ -72,20 +72,9 @@ impl GraphClient {
         limiter: Arc<RateLimiter>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let tokens = Tokens::new(
-            http.clone(),
-            endpoints.token_endpoint(&tenant_id),
-            credential,
-            metrics.clone(),
-        );
-        let caller = Caller::new(
-            http,
-            tenant_id,
-            endpoints.graph_scope.clone(),
-            Arc::new(tokens),
-            limiter,
-            metrics,
-        );
+        let endpoint = endpoints.token_endpoint(&tenant_id);
+        let tokens = Arc::new(Tokens::new(http, endpoint, credential, metrics));
+        let caller = Caller::new(tokens, tenant_id, endpoints.graph_scope.clone(), limiter);
         Self { endpoints, caller }
     }
 

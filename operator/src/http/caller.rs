@@ -42,22 +42,21 @@ enum Try<E> {
 }
 
 impl Caller {
-    /// A caller for the service whose token scope is `scope`, rate limited under `tenant`.
+    /// A caller with `tokens`' HTTP client and metrics for the service whose token scope is
+    /// `scope`, rate limited under `tenant`.
     pub fn new(
-        http: reqwest::Client,
+        tokens: Arc<Tokens>,
         tenant: String,
         scope: String,
-        tokens: Arc<Tokens>,
         limiter: Arc<RateLimiter>,
-        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
-            http,
+            http: tokens.http().clone(),
+            metrics: tokens.metrics().clone(),
             tenant,
             scope,
             tokens,
             limiter,
-            metrics,
             retry: RetryPolicy::default(),
         }
     }
@@ -193,20 +192,18 @@ mod tests {
             secret: "s".into(),
         };
         let endpoint = format!("{}/t/oauth2/v2.0/token", fake.base);
-        let tokens = Tokens::new(http.clone(), endpoint, credential, metrics.clone());
+        let tokens = Tokens::new(http, endpoint, credential, metrics);
         let l = Limit {
             per_sec: 1000.0,
             burst: 1000,
         };
         let limiter = Arc::new(RateLimiter::new(l, l));
         let scope = "https://graph.microsoft.com/.default".to_string();
-        Caller::new(http, "t".into(), scope, Arc::new(tokens), limiter, metrics).with_retry(
-            RetryPolicy {
-                max_attempts: 3,
-                base: Duration::from_secs(30),
-                max_backoff: Duration::from_secs(60),
-            },
-        )
+        Caller::new(Arc::new(tokens), "t".into(), scope, limiter).with_retry(RetryPolicy {
+            max_attempts: 3,
+            base: Duration::from_secs(30),
+            max_backoff: Duration::from_secs(60),
+        })
     }
 
     async fn get(caller: &Caller, fake: &Fake) -> Result<Option<Value>, GraphError> {

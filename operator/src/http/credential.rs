@@ -117,6 +117,14 @@ impl Tokens {
         &self.credential
     }
 
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     fn slot(&self, scope: &str) -> Arc<Mutex<Cached>> {
         let mut slots = self.by_scope.lock().unwrap_or_else(|e| e.into_inner());
         slots.entry(scope.to_string()).or_default().clone()

@@ -266,15 +266,19 @@ mod tests {
         l.local_addr().unwrap().port()
     }
 
+    /// A GET of `url` that fails; the endpoint came from `setting`.
+    async fn failed_get(url: &str, setting: &str) -> TransportError {
+        let http = client(None, Duration::from_secs(5)).unwrap();
+        let e = send(http.get(url), url, setting).await.unwrap_err();
+        assert!(e.unreachable, "{e:?}");
+        e
+    }
+
     #[tokio::test]
     async fn a_refused_connection_names_the_host_the_cause_and_the_setting() {
         let port = closed_port();
         let url = format!("http://127.0.0.1:{port}/subscriptions/x");
-        let http = client(None, Duration::from_secs(5)).unwrap();
-        let e = send(http.get(&url), &url, "FHIR_OP_ARM_URL")
-            .await
-            .unwrap_err();
-        assert!(e.unreachable, "{e:?}");
+        let e = failed_get(&url, "FHIR_OP_ARM_URL").await;
         assert_eq!(
             e.to_string(),
             format!(
@@ -286,12 +290,7 @@ mod tests {
     #[tokio::test]
     async fn a_name_that_does_not_resolve_is_unreachable_and_says_so() {
         let url = "https://fhir-app-operator-test.invalid/v1.0";
-        let http = client(None, Duration::from_secs(5)).unwrap();
-        let e = send(http.get(url), url, "FHIR_OP_GRAPH_URL")
-            .await
-            .unwrap_err();
-        let m = e.to_string();
-        assert!(e.unreachable, "{e:?}");
+        let m = failed_get(url, "FHIR_OP_GRAPH_URL").await.to_string();
         assert!(
             m.starts_with("cannot reach fhir-app-operator-test.invalid: "),
             "{m}"
@@ -323,12 +322,7 @@ mod tests {
             let _ = tls.complete_io(&mut tcp);
         });
         let url = format!("https://127.0.0.1:{port}/v1.0");
-        let http = client(None, Duration::from_secs(5)).unwrap();
-        let e = send(http.get(&url), &url, "FHIR_OP_GRAPH_URL")
-            .await
-            .unwrap_err();
-        assert!(e.unreachable, "{e:?}");
-        let m = e.to_string();
+        let m = failed_get(&url, "FHIR_OP_GRAPH_URL").await.to_string();
         assert!(
             m.starts_with(&format!("cannot reach 127.0.0.1:{port}: ")),
             "{m}"
