@@ -168,15 +168,17 @@ pub struct Cli {
     /// Limit on one Graph or token-endpoint request, response body included.
     #[arg(long, env = "FHIR_OP_GRAPH_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub graph_timeout: Duration,
-    /// Graph requests (reads and writes) per second per tenant (token bucket). Graph allows an
-    /// application 3,500 to 8,000 resource units per 10 s per tenant (a read costs 1 or 2).
+    /// Graph requests (reads and writes) per second per tenant (token bucket); the few Azure
+    /// Resource Manager calls (role assignments) count too. Graph allows an application 3,500 to
+    /// 8,000 resource units per 10 s per tenant (a read costs 1 or 2).
     #[arg(long, env = "FHIR_OP_GRAPH_RATE", default_value_t = 100.0)]
     pub graph_rate: f64,
     /// Burst of the per-tenant request bucket.
     #[arg(long, env = "FHIR_OP_GRAPH_BURST", default_value_t = 200)]
     pub graph_burst: u32,
-    /// Graph writes per second per tenant, on top of the request limit. Graph allows an application
-    /// 3,000 writes per 150 s per tenant (20/s), and a tenant 18,000 per 5 min across applications.
+    /// Graph (and ARM) writes per second per tenant, on top of the request limit. Graph allows an
+    /// application 3,000 writes per 150 s per tenant (20/s), and a tenant 18,000 per 5 min across
+    /// applications.
     #[arg(long, env = "FHIR_OP_GRAPH_WRITE_RATE", default_value_t = 15.0)]
     pub graph_write_rate: f64,
     /// Burst of the per-tenant write bucket.
@@ -232,7 +234,7 @@ impl Cli {
             (_, Some(path), _) => {
                 let pem =
                     std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-                let certificate = crate::graph::assertion::CertificateCredential::from_pem(&pem)
+                let certificate = crate::http::assertion::CertificateCredential::from_pem(&pem)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
                 Credential::Certificate {
                     client_id: self.client_id.clone(),

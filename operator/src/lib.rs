@@ -6,6 +6,7 @@ pub mod config;
 pub mod controller;
 pub mod desired;
 pub mod graph;
+pub mod http;
 pub mod metrics;
 pub mod runtime;
 pub mod url;

@@ -376,12 +376,14 @@ async fn the_graph_client_turns_hostile_responses_into_typed_errors() {
 
     // A server that trickles bytes is cut off by the client's timeout (2 s here), not waited for.
     let t = Instant::now();
-    expect_err(
+    let e = expect_err(
         "slow drip",
         srv.client("drip").get_application_by_unique_name("a").await,
         "Transport",
         "timed out",
     );
+    let host = srv.base.trim_start_matches("https://");
+    assert!(e.to_string().contains(host), "names the host: {e}");
     assert!(
         t.elapsed() < Duration::from_secs(8),
         "slow drip took {:?}",

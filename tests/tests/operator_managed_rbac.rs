@@ -24,9 +24,20 @@ fn condition_for(guids: &[&str]) -> String {
 }
 
 /// An emulator with the FHIR service, ARM's replication lag, a data-plane propagation delay and,
-/// when `grant`, the operator's least-privilege right to assign FHIR Data Reader and Writer there.
+/// when `grant`, the operator's least-privilege right to assign FHIR Data Reader and Writer there;
+/// the operator started with ARM at the emulator.
 async fn harness(prefix: &str, grant: bool, lag_ms: u64) -> Harness {
-    let mut h = Harness::with_emulator(prefix, |cfg, _| {
+    let mut h = emulator(prefix, grant, lag_ms).await;
+    let mut cfg = h.config();
+    cfg.arm_url = h.emu.base_url();
+    cfg.stalled_retry = Duration::from_secs(3);
+    h.start_operator(cfg).await;
+    h
+}
+
+/// [`harness`] without the operator.
+async fn emulator(prefix: &str, grant: bool, lag_ms: u64) -> Harness {
+    Harness::with_emulator(prefix, |cfg, _| {
         let operator = cfg.tenants[0].apps[0].client_id.clone();
         cfg.arm.principal_lag_ms = lag_ms;
         cfg.arm.propagation_ms = 1500;
@@ -44,12 +55,7 @@ async fn harness(prefix: &str, grant: bool, lag_ms: u64) -> Harness {
             }];
         }
     })
-    .await;
-    let mut cfg = h.config();
-    cfg.arm_url = h.emu.base_url();
-    cfg.stalled_retry = Duration::from_secs(3);
-    h.start_operator(cfg).await;
-    h
+    .await
 }
 
 fn managed(h: &Harness, roles: &[&str]) -> Value {
@@ -472,4 +478,36 @@ async fn an_assignment_removed_out_of_band_is_restored_at_the_next_resync() {
         }
     })
     .await;
+}
+
+/// ARM at an address nothing listens on (a wrong `FHIR_OP_ARM_URL`, or an operator started without
+/// the emulator's ARM endpoint): the client says which host it cannot reach and which setting to
+/// check, as a reason of its own, and keeps retrying.
+#[tokio::test]
+async fn an_arm_endpoint_that_cannot_be_reached_is_named_in_the_condition() {
+    let mut h = emulator("op-rbac-unreachable", true, 0).await;
+    let closed = fhir_app_operator_tests::fhir::free_port();
+    let mut cfg = h.config();
+    cfg.arm_url = format!("http://127.0.0.1:{closed}");
+    h.start_operator(cfg).await;
+    h.apply::<FhirClientApp>(client_app("svc", managed(&h, &["FHIR Data Reader"])))
+        .await
+        .unwrap();
+    let api = h.api::<FhirClientApp>();
+    let c = h
+        .eventually("Reconciling with reason Unreachable", T, || async {
+            let o = api.get("svc").await.map_err(|e| e.to_string())?;
+            let c = condition(&serde_json::to_value(&o).unwrap(), "Reconciling");
+            if c["status"] == "True" && c["reason"] == "Unreachable" {
+                Ok(Some(c))
+            } else {
+                Err(c.to_string())
+            }
+        })
+        .await;
+    assert_eq!(
+        c["message"],
+        format!("cannot reach 127.0.0.1:{closed}: connection refused (is FHIR_OP_ARM_URL right?)"),
+        "{c}"
+    );
 }

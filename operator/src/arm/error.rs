@@ -3,6 +3,9 @@
 use std::time::Duration;
 
 use crate::graph::GraphError;
+use crate::graph::error::parse_retry_after;
+use crate::http::{RetryPolicy, ServiceError, TransportError};
+use crate::metrics::Metrics;
 
 /// A failed ARM call. `category()` is stable (logs, metrics, condition reasons).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -36,8 +39,13 @@ pub enum ArmError {
     /// No token for ARM's audience.
     #[error("token for Azure Resource Manager: {0}")]
     Token(GraphError),
+    /// The connection failed after it was made (timeout, dropped): the message names the host.
     #[error("HTTP transport error: {0}")]
     Transport(String),
+    /// No connection to ARM (DNS, refused, TLS, connect timeout): the message names the host, the
+    /// cause and the setting to check.
+    #[error("{0}")]
+    Unreachable(String),
     #[error("unexpected response from Azure Resource Manager: {0}")]
     Decode(String),
 }
@@ -55,6 +63,7 @@ impl ArmError {
             Self::BadRequest { .. } => "BadRequest",
             Self::Token(e) => e.category(),
             Self::Transport(_) => "Transport",
+            Self::Unreachable(_) => "Unreachable",
             Self::Decode(_) => "Decode",
         }
     }
@@ -75,6 +84,7 @@ impl ArmError {
                 | Self::Throttled { .. }
                 | Self::Transient { .. }
                 | Self::Transport(_)
+                | Self::Unreachable(_)
         )
     }
 
@@ -83,6 +93,46 @@ impl ArmError {
             Self::Throttled { retry_after } | Self::Transient { retry_after, .. } => *retry_after,
             _ => None,
         }
+    }
+}
+
+impl From<TransportError> for ArmError {
+    fn from(e: TransportError) -> Self {
+        e.into_error(ArmError::Unreachable, ArmError::Transport)
+    }
+}
+
+/// ARM's rules for the HTTP layer: errors from its envelope, its metric, and the errors a call
+/// waits out (throttling, 5xx, no connection, and a principal ARM does not see yet).
+impl ServiceError for ArmError {
+    type Class = ();
+    const SERVICE: &'static str = "Azure Resource Manager";
+    const SETTING: &'static str = "FHIR_OP_ARM_URL";
+
+    fn count(metrics: &Metrics, op: &str, status: u16) {
+        metrics.arm_call(op, status);
+    }
+    fn from_answer(status: u16, retry_after: Option<&str>, body: &str) -> Self {
+        classify(status, retry_after.and_then(parse_retry_after), body)
+    }
+    fn from_transport(e: TransportError) -> Self {
+        e.into()
+    }
+    fn decode(message: String) -> Self {
+        ArmError::Decode(message)
+    }
+    fn from_token(e: GraphError) -> Self {
+        ArmError::Token(e)
+    }
+    fn is_stale_token(&self) -> bool {
+        matches!(self, ArmError::TokenRejected { .. })
+    }
+    fn wait(&self, _: (), attempt: u32, retry: &RetryPolicy) -> Option<Duration> {
+        self.is_retried_in_call()
+            .then(|| self.retry_after().unwrap_or_else(|| retry.backoff(attempt)))
+    }
+    fn category(&self) -> &'static str {
+        ArmError::category(self)
     }
 }
 

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 pub use error::ArmError;
 
 use crate::graph::GraphClient;
+use crate::http::{Caller, Request, RetryPolicy};
 use crate::metrics::Metrics;
 
 /// ARM's endpoint in the public cloud.
@@ -50,17 +51,20 @@ pub enum Put {
 /// Retries within one call: throttling, 5xx and dropped connections (waits of 1, 2, 4 s), and a
 /// principal ARM does not see yet (replication lag from Entra ID, a few seconds to minutes): three
 /// tries here, then the reconcile requeues.
-const ATTEMPTS: u32 = 4;
+fn retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        base: Duration::from_millis(500),
+        max_backoff: Duration::from_secs(4),
+    }
+}
 
-/// An ARM client of one tenant: the Graph client's credential, another audience.
+/// An ARM client of one tenant: the Graph client's credential and token cache, ARM's audience, and
+/// the same per-tenant rate limit as Graph's calls.
 #[derive(Clone)]
 pub struct ArmClient {
-    http: reqwest::Client,
     base: String,
-    scope: String,
-    credential: GraphClient,
-    metrics: std::sync::Arc<Metrics>,
-    retry_base: Duration,
+    caller: Caller,
 }
 
 impl ArmClient {
@@ -72,13 +76,16 @@ impl ArmClient {
         metrics: std::sync::Arc<Metrics>,
     ) -> Self {
         Self {
-            http,
             base: crate::url::without_slash(base).to_string(),
-            scope: scope.to_string(),
-            credential,
-            metrics,
-            retry_base: Duration::from_secs(1),
+            caller: credential
+                .caller()
+                .for_service(http, scope, retry(), metrics),
         }
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.caller = self.caller.with_retry(retry);
+        self
     }
 
     fn url(scope: &str, name: Option<&str>) -> String {
@@ -172,57 +179,107 @@ impl ArmClient {
         url: &str,
         body: Option<&Value>,
     ) -> Result<Option<Value>, ArmError> {
-        let mut attempt = 0;
-        let mut reauthed = false;
-        loop {
-            let token = self
-                .credential
-                .token_for(&self.scope)
-                .await
-                .map_err(ArmError::Token)?;
-            let mut req = self.http.request(method.clone(), url).bearer_auth(token);
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            let err = match req.send().await {
-                Err(e) => ArmError::Transport(e.without_url().to_string()),
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    self.metrics.arm_call(op, status);
-                    let retry_after = resp
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(crate::graph::error::parse_retry_after);
-                    let text = resp
-                        .text()
-                        .await
-                        .map_err(|e| ArmError::Transport(e.without_url().to_string()))?;
-                    if (200..300).contains(&status) {
-                        if text.trim().is_empty() {
-                            return Ok(None);
-                        }
-                        return serde_json::from_str(&text)
-                            .map(Some)
-                            .map_err(|e| ArmError::Decode(format!("{method} response: {e}")));
-                    }
-                    error::classify(status, retry_after, &text)
-                }
-            };
-            attempt += 1;
-            if matches!(err, ArmError::TokenRejected { .. }) && !reauthed {
-                reauthed = true;
-                self.credential.forget_token_for(&self.scope).await;
-                continue;
-            }
-            if !err.is_retried_in_call() || attempt >= ATTEMPTS {
-                return Err(err);
-            }
-            let wait = err
-                .retry_after()
-                .unwrap_or(self.retry_base * 2u32.pow(attempt - 1));
-            tracing::debug!(%method, category = err.category(), attempt, wait_ms = wait.as_millis() as u64, "retrying ARM call");
-            tokio::time::sleep(wait).await;
-        }
+        let req = Request {
+            op,
+            method,
+            url,
+            body,
+            headers: &[],
+        };
+        self.caller.send::<ArmError>(&req, ()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::graph::ratelimit::{Limit, RateLimiter};
+    use crate::graph::{Credential, Endpoints, http_client};
+    use crate::http::fake::Fake;
+
+    fn arm_client(entra: &str, arm: &str, limiter: Arc<RateLimiter>) -> ArmClient {
+        let http = http_client(None).unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let graph = GraphClient::new(
+            http.clone(),
+            Endpoints::new(&format!("{entra}/v1.0"), entra),
+            "tenant-a".into(),
+            Credential::Secret {
+                client_id: "operator".into(),
+                secret: "s".into(),
+            },
+            limiter,
+            metrics.clone(),
+        );
+        ArmClient::new(http, arm, DEFAULT_ARM_SCOPE, graph, metrics)
+    }
+
+    fn generous() -> Arc<RateLimiter> {
+        let l = Limit {
+            per_sec: 1000.0,
+            burst: 1000,
+        };
+        Arc::new(RateLimiter::new(l, l))
+    }
+
+    #[tokio::test]
+    async fn an_arm_endpoint_nothing_listens_on_is_named_with_the_setting_that_chose_it() {
+        let entra = Fake::start().await.base;
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let arm = arm_client(&entra, &format!("http://127.0.0.1:{closed}"), generous()).with_retry(
+            RetryPolicy {
+                max_attempts: 2,
+                base: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(2),
+            },
+        );
+        let e = arm
+            .list_for_principal("/subscriptions/s", "p")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot reach 127.0.0.1:{closed}: connection refused (is FHIR_OP_ARM_URL right?)"
+            )
+        );
+        let e = crate::controller::Error::Arm(e);
+        assert_eq!(e.category(), "Unreachable");
+        assert!(
+            !e.is_permanent(),
+            "retried: the network or the setting may be fixed"
+        );
+    }
+
+    #[tokio::test]
+    async fn arm_calls_take_from_the_tenants_rate_limit_as_graph_calls_do() {
+        let server = Fake::start().await.base;
+        let one = Limit {
+            per_sec: 0.01,
+            burst: 1,
+        };
+        let limiter = Arc::new(RateLimiter::new(one, one));
+        let arm = arm_client(&server, &server, limiter.clone());
+        let found = arm
+            .list_for_principal("/subscriptions/s", "p")
+            .await
+            .unwrap();
+        assert!(found.is_empty());
+        assert!(
+            limiter.reserve("tenant-a", false, Instant::now()) > Duration::from_secs(50),
+            "the ARM call took the tenant's only token"
+        );
+        assert_eq!(
+            limiter.reserve("tenant-b", false, Instant::now()),
+            Duration::ZERO,
+            "per tenant"
+        );
     }
 }

@@ -111,6 +111,7 @@ pub const CONDITION_REASONS: &[&str] = &[
     "BadRequest",
     "AuthFailed",
     "Transport",
+    "Unreachable",
     "Decode",
 ];
 

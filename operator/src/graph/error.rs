@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::http::transport::TransportError;
+
 /// A failed Graph or token call. `category()` is stable: it is used in logs, metrics and events.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum GraphError {
@@ -36,8 +38,13 @@ pub enum GraphError {
         message: String,
         permanent: bool,
     },
+    /// The connection failed after it was made (timeout, dropped): the message names the host.
     #[error("HTTP transport error: {0}")]
     Transport(String),
+    /// No connection to Graph or the token endpoint (DNS, refused, TLS, connect timeout): the
+    /// message names the host, the cause and the setting to check.
+    #[error("{0}")]
+    Unreachable(String),
     #[error("unexpected response: {0}")]
     Decode(String),
 }
@@ -56,6 +63,7 @@ impl GraphError {
             Self::BadRequest { .. } => "BadRequest",
             Self::Auth { .. } => "AuthFailed",
             Self::Transport(_) => "Transport",
+            Self::Unreachable(_) => "Unreachable",
             Self::Decode(_) => "Decode",
         }
     }
@@ -90,8 +98,14 @@ impl GraphError {
             | Self::Auth { code, .. } => code,
             Self::HostNameNotOnVerifiedDomain { .. } => "HostNameNotOnVerifiedDomain",
             Self::Throttled { .. } => "TooManyRequests",
-            Self::Transport(_) | Self::Decode(_) => "",
+            Self::Transport(_) | Self::Unreachable(_) | Self::Decode(_) => "",
         }
+    }
+}
+
+impl From<TransportError> for GraphError {
+    fn from(e: TransportError) -> Self {
+        e.into_error(GraphError::Unreachable, GraphError::Transport)
     }
 }
 
@@ -221,5 +235,118 @@ pub fn classify_token_error(status: u16, body: &str) -> GraphError {
         code,
         message,
         permanent,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::types::TokenResponse;
+
+    const NOT_FOUND_404: &str = include_str!("testdata/not_found_404.json");
+
+    #[test]
+    fn classifies_recorded_404() {
+        let e = classify(404, None, NOT_FOUND_404);
+        assert_eq!(e.category(), "NotFound");
+        assert_eq!(e.code(), "Request_ResourceNotFound");
+        assert!(!e.is_permanent());
+    }
+
+    #[test]
+    fn classifies_documented_errors() {
+        let body = |code: &str, msg: &str| {
+            format!(
+                r#"{{"error":{{"code":"{code}","message":"{msg}","innerError":{{"date":"2025-02-20T10:52:24"}}}}}}"#
+            )
+        };
+        let e = classify(
+            403,
+            None,
+            &body(
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            ),
+        );
+        assert_eq!((e.category(), e.is_permanent()), ("PermissionDenied", true));
+        let e = classify(
+            400,
+            None,
+            &body(
+                "HostNameNotOnVerifiedDomain",
+                "Values of identifierUris property must use a verified domain of the organization or its subdomain: 'https://x.example'",
+            ),
+        );
+        assert_eq!(e.category(), "HostNameNotOnVerifiedDomain");
+        assert!(e.is_permanent());
+        assert!(
+            e.to_string().contains("api://{appId}"),
+            "says what to do: {e}"
+        );
+        let lag = r#"{"error":{"code":"Request_BadRequest","message":"The appId 'x' of the service principal does not reference a valid application object.","details":[{"code":"NoBackingApplicationObject","target":"appId"}]}}"#;
+        assert_eq!(classify(400, None, lag).category(), "ReplicationLag");
+        let e = classify(
+            429,
+            Some("2.128"),
+            &body("TooManyRequests", "Please retry again later."),
+        );
+        assert_eq!(e.retry_after(), Some(Duration::from_millis(2128)));
+        assert_eq!(
+            classify(
+                409,
+                None,
+                &body("Request_MultipleObjectsWithSameKeyValue", "dup")
+            )
+            .category(),
+            "Conflict"
+        );
+        assert_eq!(
+            classify(
+                400,
+                None,
+                &body(
+                    "Request_BadRequest",
+                    "Another object with the same value for property identifierUris already exists."
+                )
+            )
+            .category(),
+            "Conflict"
+        );
+        assert_eq!(classify(503, Some("5"), "").category(), "Transient");
+        assert_eq!(
+            classify(400, None, &body("Request_BadRequest", "bad")).category(),
+            "BadRequest"
+        );
+    }
+
+    #[test]
+    fn parses_old_odata_error_shape() {
+        let old = r#"{"odata.error":{"code":"Request_ResourceNotFound","message":{"lang":"en","value":"Resource 'x' does not exist"}}}"#;
+        let e = classify(404, None, old);
+        assert_eq!(e.code(), "Request_ResourceNotFound");
+        assert!(e.to_string().contains("Resource 'x' does not exist"));
+    }
+
+    #[test]
+    fn retry_after_accepts_fractions_and_rejects_garbage() {
+        assert_eq!(parse_retry_after("10"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_retry_after(" 0.5 "), Some(Duration::from_millis(500)));
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+    }
+
+    #[test]
+    fn token_errors() {
+        let body = r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.\r\nTrace ID: x\r\nCorrelation ID: y","error_codes":[7000215]}"#;
+        let e = classify_token_error(401, body);
+        assert_eq!(e.category(), "AuthFailed");
+        assert!(e.is_permanent());
+        assert_eq!(
+            e.to_string(),
+            "authentication to Entra ID failed: AADSTS7000215: Invalid client secret provided."
+        );
+        let tr: TokenResponse = serde_json::from_str(r#"{"token_type":"Bearer","expires_in":86399,"ext_expires_in":86399,"access_token":"access_token"}"#).unwrap();
+        assert_eq!(tr.expires_in, 86399);
+        assert!(!format!("{tr:?}").contains("access_token\""));
     }
 }

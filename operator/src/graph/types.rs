@@ -6,6 +6,9 @@ use serde_json::Value;
 
 use super::GraphError;
 
+/// The token endpoint's success body is the credential's (`crate::http::credential`).
+pub use crate::http::credential::TokenResponse;
+
 /// Parses an application body; Graph always returns `id` and `appId`, and the operator must not go on
 /// (PATCH `/applications/`, write an empty client ID) with a body that lacks them.
 pub fn parse_application(op: &str, v: &Value) -> Result<Application, GraphError> {
@@ -140,18 +143,54 @@ pub struct Page<T> {
     pub next_link: Option<String>,
 }
 
-/// Token endpoint success body.
-#[derive(Deserialize, Clone)]
-pub struct TokenResponse {
-    pub access_token: String,
-    #[serde(default)]
-    pub expires_in: u64,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl std::fmt::Debug for TokenResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenResponse")
-            .field("expires_in", &self.expires_in)
-            .finish_non_exhaustive()
+    const CREATE_201: &str = include_str!("testdata/create_201.json");
+    const ADD_PASSWORD_200: &str = include_str!("testdata/add_password_200.json");
+    const GET_200: &str = include_str!("testdata/get_200.json");
+    const LIST_200: &str = include_str!("testdata/list_by_display_name_200.json");
+    const SP_CREATE_201: &str = include_str!("testdata/sp_create_201.json");
+
+    #[test]
+    fn parses_recorded_application_bodies() {
+        let created: Application = serde_json::from_str(CREATE_201).unwrap();
+        assert_eq!(created.id, "f0794693-cfca-422b-8c0a-9a91666afc9a");
+        assert!(!created.app_id.is_empty());
+        assert_eq!(
+            created.sign_in_audience.as_deref(),
+            Some("AzureADMultipleOrgs")
+        );
+        let got: Application = serde_json::from_str(GET_200).unwrap();
+        assert_eq!(got.password_credentials.len(), 2);
+        assert!(
+            got.password_credentials
+                .iter()
+                .all(|p| p.secret_text.is_none())
+        );
+        assert_eq!(got.password_credentials[1].hint.as_deref(), Some("yln"));
+        assert!(
+            got.password_credentials[0].end().is_some(),
+            "7-digit fractional timestamps parse"
+        );
+        let page: Page<Application> = serde_json::from_str(LIST_200).unwrap();
+        assert_eq!(page.value.len(), 1);
+        assert_eq!(page.value[0].id, created.id);
+    }
+
+    #[test]
+    fn parses_recorded_add_password() {
+        let p: PasswordCredential = serde_json::from_str(ADD_PASSWORD_200).unwrap();
+        assert_eq!(p.key_id, "3a299473-3d5a-4ab5-b9ea-1e173023719f");
+        assert_eq!(p.hint.as_deref(), Some("yln"));
+        assert!(p.secret_text.as_deref().unwrap().starts_with("yln"));
+        assert!(p.end().is_some());
+    }
+
+    #[test]
+    fn parses_recorded_service_principal() {
+        let sp: ServicePrincipal = serde_json::from_str(SP_CREATE_201).unwrap();
+        assert!(!sp.id.is_empty() && !sp.app_id.is_empty());
     }
 }

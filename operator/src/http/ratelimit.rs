@@ -1,4 +1,4 @@
-//! A token bucket per tenant so many resources do not stampede Graph.
+//! A token bucket per tenant so many resources do not stampede Graph and Azure Resource Manager.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
