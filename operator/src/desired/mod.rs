@@ -1,12 +1,14 @@
 //! The desired state, computed by pure functions: spec (+ observed state) → the Graph objects, the
 //! Kubernetes outputs and the conditions the operator wants. `controller/` applies it.
 
+pub mod access;
 pub mod application;
 pub mod certificate;
 pub mod client;
 pub mod conditions;
 pub mod credentials;
 pub mod diff;
+pub mod directory;
 pub mod duration;
 pub mod managed;
 pub mod naming;

@@ -28,7 +28,8 @@ impl GraphClient {
             "/oauth2PermissionGrants?$filter=resourceId eq '{}'",
             odata_quote(resource_sp)
         );
-        self.list_all("listGrantsOnResource", &path, Lag::NoRetry).await
+        self.list_all("listGrantsOnResource", &path, Lag::NoRetry)
+            .await
     }
 
     pub async fn create_grant(
