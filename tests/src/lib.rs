@@ -127,13 +127,7 @@ pub fn promtool() -> std::path::PathBuf {
     cached_tool("hack/promtool/build.sh")
 }
 
-/// kubectl from `$KUBEBUILDER_ASSETS`, else the one hack/kube-bins/build.sh cached.
+/// kubectl from `$KUBEBUILDER_ASSETS`, else the one hack/kube-bins/build.sh cached (built once).
 pub fn kubectl() -> std::path::PathBuf {
-    if let Ok(dir) = std::env::var("KUBEBUILDER_ASSETS") {
-        let p = std::path::Path::new(&dir).join("kubectl");
-        if p.exists() {
-            return p;
-        }
-    }
-    cached_tool("hack/kube-bins/build.sh").join("kubectl")
+    testenv::binaries::kubectl().expect("kubectl")
 }
