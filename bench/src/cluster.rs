@@ -6,18 +6,16 @@ use anyhow::{Context, Result, bail};
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use testenv::plane::Options;
+use testenv::{ControlPlane, EmulatorProcess, OperatorProcess};
 
 const NS: &str = "bench";
 const NOISE_NS: &str = "bench-noise";
@@ -67,12 +65,13 @@ pub struct Phase {
 /// Processes of one run; dropping it stops them and the control plane.
 struct Env {
     dir: PathBuf,
-    kube_local: PathBuf,
     keep: bool,
-    children: Vec<Child>,
     /// The run's watch tasks: stopped with the run, so they never outlive its control plane (a
     /// watcher of a stopped API server would retry in a loop and eat the next run's CPU).
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    operator: Option<OperatorProcess>,
+    emulator: Option<EmulatorProcess>,
+    plane: Option<ControlPlane>,
 }
 
 impl Drop for Env {
@@ -80,15 +79,10 @@ impl Drop for Env {
         for t in &self.tasks {
             t.abort();
         }
-        for c in &mut self.children {
-            let _ = c.start_kill();
-        }
-        let mut down = std::process::Command::new(&self.kube_local);
-        down.args(["down", "--dir"]).arg(self.dir.join("cluster"));
-        if self.keep {
-            down.arg("--keep");
-        }
-        let _ = down.stderr(Stdio::null()).status();
+        // In this order: the operator before the emulator and the control plane it talks to.
+        drop(self.operator.take());
+        drop(self.emulator.take());
+        drop(self.plane.take());
         if !self.keep {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
@@ -100,23 +94,30 @@ pub async fn run(args: &Args, n: usize) -> Result<Run> {
     std::fs::create_dir_all(&dir)?;
     let mut env = Env {
         dir: dir.clone(),
-        kube_local: args.kube_local.clone(),
         keep: args.keep,
-        children: vec![],
         tasks: vec![],
+        operator: None,
+        emulator: None,
+        plane: None,
     };
 
-    let kubeconfig = start_control_plane(&args.kube_local, &dir).await?;
-    let client = kube::Client::try_from(
-        kube::Config::from_custom_kubeconfig(
-            kube::config::Kubeconfig::read_from(&kubeconfig)?,
-            &Default::default(),
-        )
-        .await?,
-    )?;
-    let (emu_env, emulator) = start_emulator(&args.bin_dir, &dir).await?;
-    env.children.push(emulator);
-    let admin = Admin::new(&emu_env)?;
+    // The audit log tells the operator's Kubernetes API calls apart (`audit_calls`).
+    let opts = Options {
+        die_with_parent: true,
+        audit_log: true,
+    };
+    let plane = env
+        .plane
+        .insert(ControlPlane::start(&dir.join("cluster"), opts).await?);
+    if args.keep {
+        plane.keep_files();
+    }
+    let kubeconfig = plane.kubeconfig().to_path_buf();
+    let client = plane.client().await?;
+    let emulator = env
+        .emulator
+        .insert(start_emulator(&args.bin_dir, &dir).await?);
+    let admin = Admin::new(emulator)?;
     admin
         .put_realism(json!({"latency_ms": args.latency_ms, "throttling": true}))
         .await?;
@@ -130,7 +131,7 @@ pub async fn run(args: &Args, n: usize) -> Result<Run> {
             .context("realism without throttle_writes_per_150s")?,
     };
 
-    install_crds(&client).await?;
+    testenv::crds::install_crds(&client, "fhir-bench", Duration::from_secs(60)).await?;
     for ns in [NS, NOISE_NS, OP_NS] {
         let api: Api<Namespace> = Api::all(client.clone());
         api.create(
@@ -151,10 +152,10 @@ pub async fn run(args: &Args, n: usize) -> Result<Run> {
     let audit = dir.join("cluster/logs/audit.log");
     let audit_start = file_len(&audit);
     admin.delete_calls().await?;
-    let metrics_port = free_port()?;
-    let operator = start_operator(args, &emu_env, &op_kubeconfig, metrics_port, &dir)?;
-    let pid = operator.id().context("operator pid")?;
-    env.children.push(operator);
+    let metrics_port = testenv::free_port();
+    let operator = start_operator(args, emulator, &op_kubeconfig, metrics_port, &dir)?;
+    let pid = operator.pid();
+    env.operator = Some(operator);
 
     let fca = dynamic(&client, "FhirClientApp");
     let fra = dynamic(&client, "FhirResourceApp");
@@ -290,126 +291,62 @@ pub async fn run(args: &Args, n: usize) -> Result<Run> {
     })
 }
 
-async fn start_control_plane(kube_local: &Path, dir: &Path) -> Result<PathBuf> {
-    let out = Command::new(kube_local)
-        .args(["up", "--audit-log", "--dir"])
-        .arg(dir.join("cluster"))
-        .stderr(Stdio::inherit())
-        .output()
-        .await
-        .with_context(|| format!("running {}", kube_local.display()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    match stdout
-        .lines()
-        .last()
-        .and_then(|l| l.strip_prefix("export KUBECONFIG="))
-    {
-        Some(p) if out.status.success() => Ok(PathBuf::from(p)),
-        _ => bail!("kube-local up failed: {stdout}"),
-    }
+/// Starts the emulator with the permissions the mix needs.
+async fn start_emulator(bin_dir: &Path, dir: &Path) -> Result<EmulatorProcess> {
+    let permissions = [
+        "Application.ReadWrite.OwnedBy",
+        "Application.Read.All",
+        "AppRoleAssignment.ReadWrite.All",
+        "DelegatedPermissionGrant.ReadWrite.All",
+    ];
+    let ca_file = dir.join("emulator-ca.pem").display().to_string();
+    let args = ["--listen", "127.0.0.1:0", "--ca-file", &ca_file]
+        .into_iter()
+        .chain(permissions.iter().flat_map(|p| ["--permission", p]));
+    EmulatorProcess::start(
+        &bin_dir.join("entra-emulator"),
+        args,
+        &dir.join("emulator.log"),
+    )
+    .await
 }
 
-/// Starts the emulator with the permissions the mix needs; returns the variables it printed.
-async fn start_emulator(bin_dir: &Path, dir: &Path) -> Result<(Vec<(String, String)>, Child)> {
-    let mut child = Command::new(bin_dir.join("entra-emulator"))
-        .args(["--listen", "127.0.0.1:0", "--ca-file"])
-        .arg(dir.join("emulator-ca.pem"))
-        .args(
-            [
-                "Application.ReadWrite.OwnedBy",
-                "Application.Read.All",
-                "AppRoleAssignment.ReadWrite.All",
-                "DelegatedPermissionGrant.ReadWrite.All",
-            ]
-            .iter()
-            .flat_map(|p| ["--permission", p]),
-        )
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.join("emulator.log"))?)
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut vars = vec![];
-    while let Some(line) =
-        tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await??
-    {
-        let Some((k, v)) = line.split_once('=') else {
-            continue;
-        };
-        // Values are shell-quoted only when they need it (secrets, odd paths).
-        let v = v
-            .strip_prefix('\'')
-            .and_then(|v| v.strip_suffix('\''))
-            .unwrap_or(v);
-        vars.push((k.to_string(), v.replace("'\\''", "'")));
-        if k == "CA_FILE" {
-            return Ok((vars, child));
-        }
-    }
-    bail!("entra-emulator exited; see {}/emulator.log", dir.display())
-}
-
+/// Starts the operator with the emulator's settings and the run's limits (its defaults unless
+/// the flags say otherwise).
 fn start_operator(
     args: &Args,
-    emu_env: &[(String, String)],
+    emulator: &EmulatorProcess,
     kubeconfig: &Path,
     metrics_port: u16,
     dir: &Path,
-) -> Result<Child> {
-    let log = std::fs::File::create(dir.join("operator.log"))?;
-    Command::new(args.bin_dir.join("fhir-app-operator"))
-        .envs(
-            emu_env
-                .iter()
-                .filter(|(k, _)| k.starts_with("AZURE_") || k.starts_with("FHIR_OP_"))
-                .map(|(k, v)| (k, v)),
-        )
-        .env("KUBECONFIG", kubeconfig)
-        .env("FHIR_OP_RESYNC", format!("{}s", args.resync_secs))
-        .env("FHIR_OP_GRAPH_RATE", args.operator_graph_rate.to_string())
-        .env("FHIR_OP_GRAPH_BURST", args.operator_graph_burst.to_string())
-        .env(
+) -> Result<OperatorProcess> {
+    let settings = emulator
+        .operator_env()
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+    let run = [
+        ("KUBECONFIG", kubeconfig.display().to_string()),
+        ("FHIR_OP_RESYNC", format!("{}s", args.resync_secs)),
+        ("FHIR_OP_GRAPH_RATE", args.operator_graph_rate.to_string()),
+        ("FHIR_OP_GRAPH_BURST", args.operator_graph_burst.to_string()),
+        (
             "FHIR_OP_GRAPH_WRITE_RATE",
             args.operator_write_rate.to_string(),
-        )
-        .env(
+        ),
+        (
             "FHIR_OP_GRAPH_WRITE_BURST",
             args.operator_write_burst.to_string(),
-        )
-        .env("FHIR_OP_CONCURRENCY", args.operator_concurrency.to_string())
-        .env("FHIR_OP_HTTP_ADDR", format!("127.0.0.1:{metrics_port}"))
-        .env("RUST_LOG", "warn")
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting fhir-app-operator")
-}
-
-async fn install_crds(client: &kube::Client) -> Result<()> {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let mut names = vec![];
-    for entry in std::fs::read_dir("crds")? {
-        let crd: CustomResourceDefinition =
-            serde_yaml::from_str(&std::fs::read_to_string(entry?.path())?)?;
-        let name = crd.metadata.name.clone().unwrap();
-        api.patch(
-            &name,
-            &PatchParams::apply("fhir-bench").force(),
-            &kube::api::Patch::Apply(&crd),
-        )
-        .await?;
-        names.push(name);
-    }
-    for name in names {
-        let cond = kube::runtime::conditions::is_crd_established();
-        tokio::time::timeout(
-            Duration::from_secs(60),
-            kube::runtime::wait::await_condition(api.clone(), &name, cond),
-        )
-        .await??;
-    }
-    Ok(())
+        ),
+        ("FHIR_OP_CONCURRENCY", args.operator_concurrency.to_string()),
+        ("FHIR_OP_HTTP_ADDR", format!("127.0.0.1:{metrics_port}")),
+        ("RUST_LOG", "warn".into()),
+    ]
+    .map(|(k, v)| (k.to_string(), v));
+    OperatorProcess::start(
+        &args.bin_dir.join("fhir-app-operator"),
+        "fhir-bench-operator",
+        settings.chain(run),
+        &dir.join("operator.log"),
+    )
 }
 
 /// The operator talks to the API server as a ServiceAccount of its own, so the audit log tells its
@@ -606,12 +543,6 @@ async fn metrics_sum(port: u16, name: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 fn pp() -> PostParams {
     PostParams::default()
 }
@@ -623,13 +554,12 @@ struct Admin {
 }
 
 impl Admin {
-    fn new(env: &[(String, String)]) -> Result<Self> {
-        let var = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        let ca = std::fs::read(var("CA_FILE").context("CA_FILE")?)?;
+    fn new(emulator: &EmulatorProcess) -> Result<Self> {
+        let ca = std::fs::read(emulator.setting("CA_FILE")?)?;
         let http = reqwest::Client::builder()
             .tls_certs_merge(reqwest::Certificate::from_pem_bundle(&ca)?)
             .build()?;
-        let base = var("AZURE_AUTHORITY_HOST").context("AZURE_AUTHORITY_HOST")?;
+        let base = emulator.setting("AZURE_AUTHORITY_HOST")?;
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_string(),

@@ -4,7 +4,7 @@
 //! and CPU, and compares the total time with a lower bound derived from the quotas. Writes
 //! `bench/report.json` and `bench/REPORT.md`.
 //!
-//! Every run gets a fresh control plane (kube-local, with the apiserver audit log on), a fresh
+//! Every run gets a fresh control plane (testenv's, with the apiserver audit log on), a fresh
 //! emulator process and a fresh operator process, so /proc figures are the operator's alone.
 
 mod bound;
@@ -55,12 +55,9 @@ pub struct Args {
     /// Give up waiting for Ready after this many seconds (the report says how many were Ready).
     #[arg(long, default_value_t = 3600)]
     pub ready_timeout_secs: u64,
-    /// Where the release binaries (fhir-app-operator, entra-emulator) and kube-local are.
+    /// Where the release binaries (fhir-app-operator, entra-emulator) are.
     #[arg(long, default_value = "target/release")]
     pub bin_dir: PathBuf,
-    /// The kube-local binary.
-    #[arg(long, default_value = "target/debug/kube-local")]
-    pub kube_local: PathBuf,
     /// Where report.json and REPORT.md go.
     #[arg(long, default_value = "bench")]
     pub out_dir: PathBuf,

@@ -1,7 +1,8 @@
-//! A real browser signs in: Debian's chromium, driven by playwright-core (hack/browser/signin.mjs),
-//! fills in the emulator's sign-in page, accepts the consent page and lands on a loopback redirect
-//! with a code, which this test then redeems with PKCE. Needs `make browser-deps` (chromium from
-//! apt, playwright-core from npm into a cache outside the repository); FHIR_OP_SKIP_BROWSER=1 skips.
+//! A real browser signs in: Debian's chromium, driven by playwright-core (interop/browser/signin.mjs,
+//! the script the interop consumers sign in with too), fills in the emulator's sign-in page, accepts
+//! the consent page and lands on a loopback redirect with a code, which this test then redeems with
+//! PKCE. Needs `make browser-deps` (chromium from apt, playwright-core from npm into a cache outside
+//! the repository); FHIR_OP_SKIP_BROWSER=1 skips.
 mod common;
 use common::signin::*;
 use common::verify_with_jwks;
@@ -83,12 +84,14 @@ fn browser_deps() -> Option<PathBuf> {
     Some(modules)
 }
 
-/// Runs hack/browser/signin.mjs with these arguments (plus a fresh profile under target/); its JSON.
+/// Runs interop/browser/signin.mjs with these arguments (plus a fresh profile under target/, and the
+/// callback URLs reported whole, since the test redeems the code itself); its JSON, once it landed.
 async fn run_browser(modules: PathBuf, mut args: serde_json::Value) -> serde_json::Value {
     let user_data = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("chromium-profile-{}", common::uuid()));
     args["userDataDir"] = serde_json::json!(user_data);
-    let script = repo_root().join("hack/browser/signin.mjs");
+    args["withQuery"] = serde_json::json!(true);
+    let script = repo_root().join("interop/browser/signin.mjs");
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("node")
             .arg(script)
@@ -107,7 +110,13 @@ async fn run_browser(modules: PathBuf, mut args: serde_json::Value) -> serde_jso
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+    let r: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert!(
+        r["error"].is_null() && r["landed"].is_string(),
+        "the browser did not reach the callback: {r}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    r
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the emulator's browser test (emulator/tests/browser.rs) needs, once per machine:
+# Installs what the browser sign-in script (interop/browser/signin.mjs) needs, once per machine, for the
+# emulator's browser test (emulator/tests/browser.rs) and the interop consumers:
 # Debian's chromium (apt) and playwright-core pinned by package-lock.json (npm ci), cached outside
 # the repository in ${FHIR_OP_CACHE:-$HOME/.cache/fhir-app-operator}/npm/<lockfile hash>/.
 # No browser is downloaded: playwright drives /usr/bin/chromium. Prints the node_modules folder.

@@ -35,24 +35,31 @@ pub struct Binaries {
     pub kube_controller_manager: PathBuf,
 }
 
-pub fn resolve(build_if_missing: bool) -> Result<Binaries> {
-    let cache = cache_root().join("kube").join(pinned_version());
+/// The binary `name` from `$KUBEBUILDER_ASSETS`, else from the cache.
+fn find(name: &str) -> Option<PathBuf> {
     let assets = std::env::var_os("KUBEBUILDER_ASSETS").map(PathBuf::from);
-    let find = |name: &str| -> Option<PathBuf> {
-        assets
-            .iter()
-            .chain(std::iter::once(&cache))
-            .map(|d| d.join(name))
-            .find(|p| is_executable(p))
-    };
-    let all = |f: &dyn Fn(&str) -> Option<PathBuf>| -> Option<Binaries> {
+    assets
+        .into_iter()
+        .chain(std::iter::once(cache_dir()))
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn cache_dir() -> PathBuf {
+    cache_root().join("kube").join(pinned_version())
+}
+
+pub fn resolve(build_if_missing: bool) -> Result<Binaries> {
+    let cache = cache_dir();
+    let assets = std::env::var_os("KUBEBUILDER_ASSETS").map(PathBuf::from);
+    let all = || -> Option<Binaries> {
         Some(Binaries {
-            etcd: f("etcd")?,
-            kube_apiserver: f("kube-apiserver")?,
-            kube_controller_manager: f("kube-controller-manager")?,
+            etcd: find("etcd")?,
+            kube_apiserver: find("kube-apiserver")?,
+            kube_controller_manager: find("kube-controller-manager")?,
         })
     };
-    if let Some(found) = all(&find) {
+    if let Some(found) = all() {
         return Ok(found);
     }
     if !build_if_missing {
@@ -65,10 +72,24 @@ pub fn resolve(build_if_missing: bool) -> Result<Binaries> {
         );
     }
     build()?;
-    all(&find).with_context(|| {
+    all().with_context(|| {
         format!(
             "the build did not leave all binaries in {}",
             cache.display()
+        )
+    })
+}
+
+/// kubectl, from the same places as the control plane's binaries (built with them once if missing).
+pub fn kubectl() -> Result<PathBuf> {
+    if let Some(found) = find("kubectl") {
+        return Ok(found);
+    }
+    build()?;
+    find("kubectl").with_context(|| {
+        format!(
+            "the build did not leave kubectl in {}",
+            cache_dir().display()
         )
     })
 }

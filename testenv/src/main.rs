@@ -1,13 +1,10 @@
 //! kube-local: a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager)
 //! on loopback, for this project's tests and demo. Not a mock: the same binaries a cluster runs.
 
-mod binaries;
-mod pki;
-mod plane;
-
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
+use testenv::{ControlPlane, binaries, plane};
 
 #[derive(Parser)]
 #[command(
@@ -84,7 +81,7 @@ async fn real_main() -> Result<()> {
         Cmd::Up { dir, audit_log } => up(&absolute(&dir)?, audit_log).await,
         Cmd::Down { dir, keep } => down(&absolute(&dir)?, keep).await,
         Cmd::RestartApiserver { dir } => {
-            let downtime = plane::restart_apiserver(&absolute(&dir)?).await?;
+            let downtime = restart_apiserver(&absolute(&dir)?).await?;
             eprintln!(
                 "kube-local: kube-apiserver restarted, ready again after {:.1}s",
                 downtime.as_secs_f64()
@@ -149,12 +146,30 @@ async fn down(dir: &Path, keep: bool) -> Result<()> {
         state,
         children: vec![],
     };
-    plane::stop(&mut running).await;
+    plane::stop(&mut running);
     if !keep {
         std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     }
     eprintln!("kube-local: stopped");
     Ok(())
+}
+
+/// Like `up` then `down`, for the processes `up` left running in `dir`.
+async fn restart_apiserver(dir: &Path) -> Result<std::time::Duration> {
+    let state = plane::read_state(dir)?
+        .with_context(|| format!("no control plane in {}", dir.display()))?;
+    let mut running = plane::Running {
+        state,
+        children: vec![],
+    };
+    let opts = plane::Options {
+        die_with_parent: false,
+        audit_log: false,
+    };
+    let downtime = plane::restart_apiserver(&mut running, dir, &opts).await?;
+    // Like the others `up` started, the new process outlives this one; `down` stops it.
+    std::mem::forget(running.children);
+    Ok(downtime)
 }
 
 async fn run(dir: Option<PathBuf>, keep: bool, command: &[String]) -> Result<i32> {
@@ -166,24 +181,22 @@ async fn run(dir: Option<PathBuf>, keep: bool, command: &[String]) -> Result<i32
         eprintln!("kube-local: using the existing cluster in KUBECONFIG={kubeconfig}");
         return Ok(cmd.status().await?.code().unwrap_or(1));
     }
-    let (dir, _tmp_guard) = match dir {
-        Some(d) => (absolute(&d)?, None),
-        None => {
-            let d = std::env::temp_dir().join(format!("kube-local-{}", std::process::id()));
-            (d.clone(), Some(d))
-        }
+    let dir = match dir {
+        Some(d) => absolute(&d)?,
+        None => std::env::temp_dir().join(format!("kube-local-{}", std::process::id())),
     };
-    let bins = binaries::resolve(true)?;
-    let mut running = plane::start(
-        &bins,
+    let mut cluster = ControlPlane::start(
         &dir,
-        &plane::Options {
+        plane::Options {
             die_with_parent: true,
             audit_log: false,
         },
     )
     .await?;
-    cmd.env("KUBECONFIG", &running.state.kubeconfig)
+    if keep {
+        cluster.keep_files();
+    }
+    cmd.env("KUBECONFIG", cluster.kubeconfig())
         .kill_on_drop(true);
     let mut child = cmd
         .spawn()
@@ -192,12 +205,8 @@ async fn run(dir: Option<PathBuf>, keep: bool, command: &[String]) -> Result<i32
         status = child.wait() => status?.code().unwrap_or(1),
         _ = shutdown_signal() => { let _ = child.kill().await; 130 }
     };
-    plane::stop(&mut running).await;
-    if keep {
-        eprintln!("kube-local: kept {}", dir.display());
-    } else {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    // Stops the control plane; removes its files unless `--keep`.
+    drop(cluster);
     Ok(code)
 }
 

@@ -1,7 +1,7 @@
 //! Starting and stopping etcd, kube-apiserver and kube-controller-manager on loopback.
 
 use crate::binaries::Binaries;
-use crate::pki;
+use crate::{client_from_kubeconfig, free_port, pki};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::net::TcpListener;
@@ -38,10 +38,6 @@ pub struct Options {
     pub audit_log: bool,
 }
 
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// The apiserver flags for `Options::audit_log`: every request at Metadata level, one line per
 /// completed (or, for watches, started) request.
 fn audit_args(dir: &Path, opts: &Options) -> Result<Vec<String>> {
@@ -65,7 +61,7 @@ pub async fn start(bins: &Binaries, dir: &Path, opts: &Options) -> Result<Runnin
     std::fs::create_dir_all(dir.join("logs"))?;
     let pki_dir = dir.join("pki");
     pki::generate(&pki_dir)?;
-    let (etcd_port, peer_port, api_port) = (free_port()?, free_port()?, free_port()?);
+    let (etcd_port, peer_port, api_port) = (free_port(), free_port(), free_port());
     let server = format!("https://127.0.0.1:{api_port}");
     let kubeconfig = dir.join("kubeconfig");
     write_kubeconfig(&kubeconfig, &server, &pki_dir, "admin")?;
@@ -121,7 +117,7 @@ pub async fn start(bins: &Binaries, dir: &Path, opts: &Options) -> Result<Runnin
             "--disable-admission-plugins=ServiceAccount".into(),
             "--profiling=false".into(),
         ].into_iter().chain(audit_args(dir, opts)?).collect::<Vec<_>>())?;
-        let client = admin_client(&kubeconfig).await?;
+        let client = client_from_kubeconfig(&kubeconfig).await?;
         wait_for(&mut running, "kube-apiserver", Duration::from_secs(120), || {
             let client = client.clone();
             async move { client.request_text(http_get("/readyz")).await.map(|b| b.trim() == "ok").unwrap_or(false) }
@@ -156,7 +152,7 @@ pub async fn start(bins: &Binaries, dir: &Path, opts: &Options) -> Result<Runnin
     }
     .await;
     if let Err(e) = result {
-        stop(&mut running).await;
+        stop(&mut running);
         return Err(e);
     }
     std::fs::write(
@@ -174,8 +170,22 @@ fn spawn(
     opts: &Options,
     args: &[String],
 ) -> Result<()> {
-    use std::os::unix::process::CommandExt;
     let log = std::fs::File::create(dir.join("logs").join(format!("{name}.log")))?;
+    let child = spawn_logged(exe, args, log, opts)?;
+    let exe = exe.canonicalize().unwrap_or_else(|_| exe.to_path_buf());
+    running.state.processes.push(Process {
+        name: name.into(),
+        pid: child.id(),
+        exe,
+    });
+    running.children.push(child);
+    Ok(())
+}
+
+/// Starts `exe` in a process group of its own (so a terminal's Ctrl-C reaches only its parent), its
+/// output to `log`.
+fn spawn_logged(exe: &Path, args: &[String], log: std::fs::File, opts: &Options) -> Result<Child> {
+    use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(exe);
     cmd.args(args)
         .stdin(Stdio::null())
@@ -191,17 +201,8 @@ fn spawn(
             });
         }
     }
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("starting {}", exe.display()))?;
-    let exe = exe.canonicalize().unwrap_or_else(|_| exe.to_path_buf());
-    running.state.processes.push(Process {
-        name: name.into(),
-        pid: child.id(),
-        exe,
-    });
-    running.children.push(child);
-    Ok(())
+    cmd.spawn()
+        .with_context(|| format!("starting {}", exe.display()))
 }
 
 async fn wait_for<F, Fut>(
@@ -219,13 +220,18 @@ where
         if ready().await {
             return Ok(());
         }
-        let idx = running
+        let proc = running
             .state
             .processes
             .iter()
-            .position(|p| p.name == name)
+            .find(|p| p.name == name)
             .expect("spawned");
-        if let Some(status) = running.children[idx].try_wait()? {
+        // Its exit status when this process started it; else (`restart-apiserver`) only that it is gone.
+        let exited = match running.children.iter_mut().find(|c| c.id() == proc.pid) {
+            Some(child) => child.try_wait()?.map(|s| s.to_string()),
+            None => (!is_ours(proc)).then(|| "gone".to_string()),
+        };
+        if let Some(status) = exited {
             bail!(
                 "{name} exited ({status}) before it was ready. Last lines of its log:\n{}",
                 log_tail(&running.state, name)
@@ -276,12 +282,6 @@ fn http_get(path: &str) -> http::Request<Vec<u8>> {
     http::Request::get(path).body(vec![]).unwrap()
 }
 
-pub async fn admin_client(kubeconfig: &Path) -> Result<kube::Client> {
-    let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-    Ok(kube::Client::try_from(config)?)
-}
-
 fn write_kubeconfig(path: &Path, server: &str, pki: &Path, user: &str) -> Result<()> {
     let yaml = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-local\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\nusers:\n- name: {user}\n  user:\n    client-certificate: {crt}\n    client-key: {key}\ncontexts:\n- name: kube-local\n  context:\n    cluster: kube-local\n    user: {user}\n    namespace: default\ncurrent-context: kube-local\n",
@@ -295,7 +295,8 @@ fn write_kubeconfig(path: &Path, server: &str, pki: &Path, user: &str) -> Result
 
 /// Stops the processes in reverse start order: SIGTERM, then SIGKILL after 10 s.
 /// Only a pid whose executable is still the recorded one is signalled, so a recycled pid is never hit.
-pub async fn stop(running: &mut Running) {
+/// Blocking (it also runs from `Drop`).
+pub fn stop(running: &mut Running) {
     for proc in running.state.processes.iter().rev() {
         if !is_ours(proc) {
             continue;
@@ -308,7 +309,7 @@ pub async fn stop(running: &mut Running) {
             {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            std::thread::sleep(Duration::from_millis(50));
         }
         if is_ours(proc) {
             unsafe { libc::kill(proc.pid as i32, libc::SIGKILL) };
@@ -340,18 +341,21 @@ pub fn is_alive(state: &State) -> bool {
     !state.processes.is_empty() && state.processes.iter().all(is_ours)
 }
 
-/// Kills the kube-apiserver that `up` started in `dir` (SIGKILL: no graceful shutdown, like a crash)
-/// and starts it again with the same binary and arguments (read from /proc), so clients see the API
-/// server vanish and come back at the same address. Returns the downtime until it is ready again.
-pub async fn restart_apiserver(dir: &Path) -> Result<Duration> {
-    let mut state =
-        read_state(dir)?.with_context(|| format!("no control plane in {}", dir.display()))?;
-    let idx = state
+/// Kills the control plane's kube-apiserver (SIGKILL: no graceful shutdown, like a crash) and starts
+/// it again with the same binary and arguments (read from /proc), so clients see the API server vanish
+/// and come back at the same address. Returns the downtime until it is ready again.
+pub async fn restart_apiserver(
+    running: &mut Running,
+    dir: &Path,
+    opts: &Options,
+) -> Result<Duration> {
+    let idx = running
+        .state
         .processes
         .iter()
         .position(|p| p.name == "kube-apiserver")
         .context("state.json lists no kube-apiserver")?;
-    let old = state.processes[idx].clone();
+    let old = running.state.processes[idx].clone();
     if !is_ours(&old) {
         bail!("kube-apiserver (pid {}) is not running", old.pid);
     }
@@ -362,14 +366,18 @@ pub async fn restart_apiserver(dir: &Path) -> Result<Duration> {
         .skip(1)
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
-    let port: u16 = state
+    let port: u16 = running
+        .state
         .server
         .rsplit(':')
         .next()
         .and_then(|p| p.parse().ok())
-        .with_context(|| format!("no port in {}", state.server))?;
+        .with_context(|| format!("no port in {}", running.state.server))?;
     let down_at = Instant::now();
     unsafe { libc::kill(old.pid as i32, libc::SIGKILL) };
+    if let Some(pos) = running.children.iter().position(|c| c.id() == old.pid) {
+        let _ = running.children.remove(pos).wait();
+    }
     // Its exe link vanishes before its sockets close, so wait until the port can be bound again.
     while is_ours(&old) || TcpListener::bind(("127.0.0.1", port)).is_err() {
         if down_at.elapsed() > Duration::from_secs(10) {
@@ -381,46 +389,28 @@ pub async fn restart_apiserver(dir: &Path) -> Result<Duration> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    use std::os::unix::process::CommandExt;
     let log = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .open(dir.join("logs/kube-apiserver.log"))?;
-    let child = Command::new(&old.exe)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .with_context(|| format!("starting {}", old.exe.display()))?;
-    state.processes[idx].pid = child.id();
-    // Like `up`, the process outlives this one; `down` stops it.
-    std::mem::forget(child);
-    std::fs::write(dir.join("state.json"), serde_json::to_vec_pretty(&state)?)?;
+    let child = spawn_logged(&old.exe, &args, log, opts)?;
+    running.state.processes[idx].pid = child.id();
+    running.children.push(child);
+    std::fs::write(
+        dir.join("state.json"),
+        serde_json::to_vec_pretty(&running.state)?,
+    )?;
 
-    let client = admin_client(&state.kubeconfig).await?;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let ready = client
-            .request_text(http_get("/readyz"))
-            .await
-            .is_ok_and(|b| b.trim() == "ok");
-        if ready {
-            return Ok(down_at.elapsed());
+    let client = client_from_kubeconfig(&running.state.kubeconfig).await?;
+    wait_for(running, "kube-apiserver", Duration::from_secs(120), || {
+        let client = client.clone();
+        async move {
+            client
+                .request_text(http_get("/readyz"))
+                .await
+                .is_ok_and(|b| b.trim() == "ok")
         }
-        if !is_ours(&state.processes[idx]) {
-            bail!(
-                "kube-apiserver exited after the restart. Last lines of its log:\n{}",
-                log_tail(&state, "kube-apiserver")
-            );
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "kube-apiserver was not ready within 120 s of the restart. Last lines of its log:\n{}",
-                log_tail(&state, "kube-apiserver")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await?;
+    Ok(down_at.elapsed())
 }

@@ -16,16 +16,8 @@ pub const FIX: &str = "make interop-deps   (or: bash hack/interop/install.sh)";
 /// What `hack/interop/install.sh` installed (cached by lockfile; a no-op after the first run), by the
 /// names it prints (`INTEROP_PYTHON`, `FHIR_SERVER_NODE_MODULES`, `BROWSER_NODE_MODULES`, …).
 pub fn installed() -> BTreeMap<String, PathBuf> {
-    let out = std::process::Command::new("bash")
-        .arg(repo_root().join("hack/interop/install.sh"))
-        .output()
-        .unwrap_or_else(|e| panic!("run hack/interop/install.sh: {e}; install with: {FIX}"));
-    assert!(
-        out.status.success(),
-        "the interop consumers are not installed and could not be installed here:\n{}\ninstall with: {FIX}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
+    let fix = format!("\nthe interop consumers are not installed; install with: {FIX}");
+    crate::run_installer("hack/interop/install.sh", &[], &fix)
         .lines()
         .filter_map(|l| l.split_once('='))
         .filter(|(_, v)| !v.is_empty())
@@ -115,20 +107,6 @@ impl FhirServer {
             .to_string();
         let body = resp.json().await.unwrap_or(Value::Null);
         (status, body, challenge)
-    }
-}
-
-/// A free loopback port for a server that starts later (below Linux's ephemeral range, so that no
-/// port-0 listener takes it meanwhile).
-pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let start = 13000 + (std::process::id() % 5000) as u16;
-    loop {
-        let p = start + NEXT.fetch_add(1, Ordering::Relaxed) % 7000;
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
     }
 }
 

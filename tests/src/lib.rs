@@ -92,18 +92,24 @@ fn cached_tool(script: &str) -> std::path::PathBuf {
 }
 
 fn cached_tool_with(script: &str, args: &[&str]) -> std::path::PathBuf {
+    let text = run_installer(script, args, "");
+    std::path::PathBuf::from(text.lines().last().unwrap_or_default().trim())
+}
+
+/// Runs `bash <script> <args>` (a `hack/` script that installs or builds what tests need, once, into a
+/// cache); panics with its stderr and `fix` (how to install by hand) unless it succeeds. Returns its stdout.
+pub fn run_installer(script: &str, args: &[&str], fix: &str) -> String {
     let out = std::process::Command::new("bash")
         .arg(repo_root().join(script))
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+        .unwrap_or_else(|e| panic!("run {script}: {e}{fix}"));
     assert!(
         out.status.success(),
-        "{script}: {}",
+        "{script} failed:\n{}{fix}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8(out.stdout).unwrap();
-    std::path::PathBuf::from(text.lines().last().unwrap_or_default().trim())
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// helm, built once from the Go module proxy and cached (hack/helm/build.sh).
@@ -121,13 +127,7 @@ pub fn promtool() -> std::path::PathBuf {
     cached_tool("hack/promtool/build.sh")
 }
 
-/// kubectl from `$KUBEBUILDER_ASSETS`, else the one hack/kube-bins/build.sh cached.
+/// kubectl from `$KUBEBUILDER_ASSETS`, else the one hack/kube-bins/build.sh cached (built once).
 pub fn kubectl() -> std::path::PathBuf {
-    if let Ok(dir) = std::env::var("KUBEBUILDER_ASSETS") {
-        let p = std::path::Path::new(&dir).join("kubectl");
-        if p.exists() {
-            return p;
-        }
-    }
-    cached_tool("hack/kube-bins/build.sh").join("kubectl")
+    testenv::binaries::kubectl().expect("kubectl")
 }

@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
-use anyhow::{Context as _, anyhow};
+use anyhow::anyhow;
 use base64::Engine;
 use fhir_app_operator::OperatorConfig;
 use fhir_app_operator::graph::Credential;
 use fhir_app_operator::metrics::Metrics;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
@@ -21,40 +20,7 @@ pub const TEST_MANAGER: &str = "fhirapps.io/integration-test";
 
 /// Server-side applies the committed CRDs from `crds/` and waits until they are Established.
 pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
-    for file in ["fhirresourceapps.yaml", "fhirclientapps.yaml"] {
-        let text = std::fs::read_to_string(dir.join(file))
-            .with_context(|| format!("reading crds/{file}"))?;
-        let crd: CustomResourceDefinition = serde_yaml::from_str(&text)?;
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        api.patch(
-            &name,
-            &PatchParams::apply(TEST_MANAGER).force(),
-            &Patch::Apply(&crd),
-        )
-        .await?;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let c = api.get(&name).await?;
-            let established = c
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| {
-                    cs.iter()
-                        .any(|c| c.type_ == "Established" && c.status == "True")
-                });
-            if established {
-                break;
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(anyhow!("CRD {name} not Established after 30s"));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-    Ok(())
+    testenv::crds::install_crds(client, TEST_MANAGER, Duration::from_secs(30)).await
 }
 
 /// Operator permissions for the emulator's bootstrap app in most tests.
@@ -177,11 +143,7 @@ impl Harness {
     /// [`Self::config`] with the operator's HTTP server (/healthz, /readyz, /metrics) on a free
     /// loopback port; returns the port too.
     pub fn config_with_http(&self) -> (OperatorConfig, u16) {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = testenv::free_port();
         let mut cfg = self.config();
         cfg.http_addr = Some(format!("127.0.0.1:{port}").parse().unwrap());
         (cfg, port)

@@ -5,9 +5,8 @@
 use fhir_app_operator_tests::{TestNamespace, kube_client};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, ResourceExt};
-use kube::runtime::{WatchStreamExt, conditions, wait::await_condition, watcher};
+use kube::api::{Api, DeleteParams, PostParams, ResourceExt};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{CustomResource, CustomResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -28,25 +27,10 @@ struct WidgetSpec {
 }
 
 async fn install_widget_crd(client: &kube::Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.patch(
-        "widgets.testing.fhirapps.io",
-        &PatchParams::apply("fhir-app-operator-tests").force(),
-        &Patch::Apply(Widget::crd()),
-    )
-    .await
-    .expect("apply CRD");
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        await_condition(
-            crds,
-            "widgets.testing.fhirapps.io",
-            conditions::is_crd_established(),
-        ),
-    )
-    .await
-    .expect("CRD established within 30 s")
-    .expect("watch CRD");
+    let within = Duration::from_secs(30);
+    testenv::crds::install_crd(client, &Widget::crd(), "fhir-app-operator-tests", within)
+        .await
+        .expect("CRD applied and established within 30 s");
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@
 //! on a busy machine still varies). Each scenario prints one `failure_suite:` summary line.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -25,27 +25,31 @@ use kube::api::ListParams;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
+use testenv::{ControlPlane, OperatorProcess};
 
 /// Limit of every wait for convergence or cleanup.
 const CONVERGE: Duration = Duration::from_secs(150);
 
-/// `target/debug`, after building the operator binary and kube-local there once per run (so a changed
-/// operator is never tested stale).
+/// `target/debug`, after building the operator binary there once per run (so a changed operator is
+/// never tested stale).
 fn target_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").into());
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let status = Command::new(cargo)
-            .args(["build", "-q", "-p", "fhir-app-operator", "-p", "kube-local"])
-            .args(["--bin", "fhir-app-operator", "--bin", "kube-local"])
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "fhir-app-operator",
+                "--bin",
+                "fhir-app-operator",
+            ])
             .current_dir(workspace)
             .status()
             .expect("run cargo build");
-        assert!(
-            status.success(),
-            "cargo build of fhir-app-operator and kube-local failed"
-        );
+        assert!(status.success(), "cargo build of fhir-app-operator failed");
         // target/debug/deps/failure_suite-… → target/debug
         let exe = std::env::current_exe().unwrap();
         exe.parent().unwrap().parent().unwrap().to_path_buf()
@@ -70,86 +74,19 @@ fn suite_seed() -> u64 {
     })
 }
 
-/// The operator binary as a child process, its output appended to the scenario's log.
-struct Operator {
-    child: Child,
-    identity: String,
+/// The operator binary as a child process with `env`, its output appended to `log`.
+fn start_operator(env: &[(&str, String)], identity: &str, log: &Path) -> OperatorProcess {
+    OperatorProcess::start(
+        &bin("fhir-app-operator"),
+        identity,
+        env.iter().cloned(),
+        log,
+    )
+    .expect("start fhir-app-operator")
 }
 
-impl Operator {
-    fn start(env: &[(&str, String)], identity: &str, log: &Path) -> Operator {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap();
-        let child = Command::new(bin("fhir-app-operator"))
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .env("POD_NAME", identity)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("start fhir-app-operator");
-        Operator {
-            child,
-            identity: identity.into(),
-        }
-    }
-
-    /// SIGKILL (what `Child::kill` sends on Unix): no shutdown code runs, like an OOM kill or node loss.
-    fn sigkill(mut self) {
-        if let Some(status) = self.exited() {
-            panic!(
-                "operator {} exited by itself ({status}) before it was killed",
-                self.identity
-            );
-        }
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// SIGTERM and wait for a graceful exit (in-flight reconciles finish first), within Kubernetes'
-    /// default grace period of 30 s.
-    async fn sigterm(self) {
-        self.sigterm_within(Duration::from_secs(30)).await
-    }
-
-    async fn sigterm_within(mut self, limit: Duration) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(status) = self.exited() {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "operator {} still running {limit:?} after SIGTERM",
-                self.identity
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        assert!(
-            status.success(),
-            "operator {} exited with {status} after SIGTERM",
-            self.identity
-        );
-    }
-
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().unwrap()
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
+/// How long a SIGTERMed operator may take to exit.
+const GRACE: Duration = Duration::from_secs(30);
 
 /// One scenario: a namespace, an emulator persisting its state (to harvest issued secrets), a
 /// directory for the operator's logs (removed when the scenario passes, kept for diagnosis otherwise).
@@ -252,8 +189,8 @@ impl Scenario {
         env
     }
 
-    fn operator(&self, identity: &str) -> Operator {
-        Operator::start(&self.env(), identity, &self.log())
+    fn operator(&self, identity: &str) -> OperatorProcess {
+        start_operator(&self.env(), identity, &self.log())
     }
 
     async fn apply_all(&self, objects: &[Value]) {
@@ -418,7 +355,7 @@ impl Scenario {
             let op = self.operator(&format!("life-{}", k.count));
             let wait = self.rng.gen_range(50..=800);
             tokio::time::sleep(Duration::from_millis(wait)).await;
-            op.sigkill();
+            op.sigkill().unwrap();
             k.count += 1;
             k.waits_ms.push(wait);
             if self.graph_calls() > before {
@@ -528,7 +465,7 @@ async fn sigkill_at_random_points_of_reconciles() {
 
     let op = s.operator("final");
     let (c, took) = s.converge("converged after 50 SIGKILLs").await;
-    op.sigterm().await;
+    op.sigterm(GRACE).await.unwrap();
     // Stopped: the same must hold on the state it left behind.
     let (c2, _) = s.converge("still converged after a graceful stop").await;
     assert_eq!(c.apps, c2.apps);
@@ -540,7 +477,7 @@ async fn sigkill_at_random_points_of_reconciles() {
     let t = Instant::now();
     let soft = s.all_gone(&held).await;
     let cleanup = t.elapsed();
-    op.sigterm().await;
+    op.sigterm(GRACE).await.unwrap();
     let summary = format!(
         "{}; {} resources → {} apps, {} credentials, {} tokens; converged {:.1}s after the last kill; \
          all deleted during {} more kills: nothing left ({soft} soft-deleted apps) {:.1}s after the last kill",
@@ -620,7 +557,7 @@ async fn graph_throttling_5xx_drops_and_replication_lag() {
     let t = Instant::now();
     let soft = s.all_gone(&held).await;
     let cleanup = t.elapsed();
-    op.sigterm().await;
+    op.sigterm(GRACE).await.unwrap();
     // The scenario proves something only if the faults really hit the operator's calls.
     let (throttled, errors, drops) = (
         s.calls_with(|c| c.status == 429),
@@ -649,93 +586,30 @@ async fn graph_throttling_5xx_drops_and_replication_lag() {
     s.finish(summary).await;
 }
 
-/// A control plane of this test's own (`kube-local up`), so restarting its API server disturbs no
-/// other test; stopped on drop (its files kept when the test failed).
-struct PrivatePlane {
-    dir: PathBuf,
-    kubeconfig: PathBuf,
-}
-
-impl PrivatePlane {
-    async fn up() -> PrivatePlane {
-        let dir = std::env::temp_dir().join(format!("fs-plane-{}", std::process::id()));
-        let out = tokio::process::Command::new(bin("kube-local"))
-            .arg("up")
-            .arg("--dir")
-            .arg(&dir)
-            .output()
-            .await
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let kubeconfig = stdout
-            .lines()
-            .last()
-            .and_then(|l| l.strip_prefix("export KUBECONFIG="))
-            .unwrap_or_else(|| {
-                panic!(
-                    "kube-local up failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            });
-        PrivatePlane {
-            kubeconfig: kubeconfig.into(),
-            dir,
-        }
-    }
-
-    async fn client(&self) -> Client {
-        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
-        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .unwrap();
-        Client::try_from(config).unwrap()
-    }
-
-    /// SIGKILLs kube-apiserver and starts it again; returns the downtime until it is ready.
-    async fn restart_apiserver(&self) -> Duration {
-        let t = Instant::now();
-        let out = tokio::process::Command::new(bin("kube-local"))
-            .arg("restart-apiserver")
-            .arg("--dir")
-            .arg(&self.dir)
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "kube-local restart-apiserver failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        t.elapsed()
-    }
-}
-
-impl Drop for PrivatePlane {
-    fn drop(&mut self) {
-        let mut down = Command::new(bin("kube-local"));
-        down.arg("down").arg("--dir").arg(&self.dir);
-        if std::thread::panicking() {
-            down.arg("--keep");
-            eprintln!(
-                "failure_suite: private control plane files kept in {}",
-                self.dir.display()
-            );
-        }
-        let _ = down.output();
-    }
+/// A control plane of this test's own, so restarting its API server disturbs no other test; stopped
+/// on drop (its files kept when the test failed).
+async fn private_plane() -> ControlPlane {
+    let dir = std::env::temp_dir().join(format!("fs-plane-{}", std::process::id()));
+    let opts = testenv::plane::Options {
+        die_with_parent: true,
+        audit_log: false,
+    };
+    ControlPlane::start(&dir, opts)
+        .await
+        .expect("a private control plane")
 }
 
 /// The API server crashes (SIGKILL) mid-reconcile and again mid-deletion, and comes back at the same
 /// address: the operator keeps running, resumes its watches and converges.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_server_crash_and_restart() {
-    let plane = PrivatePlane::up().await;
+    let mut plane = private_plane().await;
     // Its own control plane: the only scenario whose operator may watch every namespace, so a team's
     // clients referencing the resource app across namespaces are in its mix.
     let mut s = Scenario::on_cluster(
         "fs-apiserver",
-        plane.client().await,
-        plane.kubeconfig.clone(),
+        plane.client().await.unwrap(),
+        plane.kubeconfig().to_path_buf(),
         true,
     )
     .await;
@@ -751,11 +625,11 @@ async fn api_server_crash_and_restart() {
     s.apply_all(&team_clients(20..25, "fhir", &ns, &team)).await;
     let wait = s.rng.gen_range(300..=1500);
     tokio::time::sleep(Duration::from_millis(wait)).await;
-    let first = plane.restart_apiserver().await;
+    let first = plane.restart_apiserver().await.unwrap();
     s.apply_all(&clients(8..12, "fhir")).await;
     s.delete_clients(&["c1-fhir".into()]).await;
     let (c, took) = s.converge("converged after an API server restart").await;
-    let alive = |op: &mut Operator| {
+    let alive = |op: &mut OperatorProcess| {
         if let Some(status) = op.exited() {
             panic!(
                 "the operator exited ({status}) after the API server restart; log: {}",
@@ -766,12 +640,12 @@ async fn api_server_crash_and_restart() {
     alive(&mut op);
 
     let held = s.delete_everything().await;
-    let second = plane.restart_apiserver().await;
+    let second = plane.restart_apiserver().await.unwrap();
     let t = Instant::now();
     let soft = s.all_gone(&held).await;
     let cleanup = t.elapsed();
     alive(&mut op);
-    op.sigterm().await;
+    op.sigterm(GRACE).await.unwrap();
     let summary = format!(
         "API server SIGKILLed {wait} ms into the first reconciles (down {:.1}s) and during deletion (down {:.1}s), \
          operator kept running; {} resources → {} apps, {} credentials, {} tokens; converged {:.1}s after the restart; \
@@ -796,7 +670,7 @@ async fn secret_writes_refused_for_a_while() {
     let mut s = Scenario::new("fs-secrets").await;
     let mut env = s.env();
     env.push(("FHIR_OP_STALLED_RETRY", "2s".into()));
-    let op = Operator::start(&env, "secrets", &s.log());
+    let op = start_operator(&env, "secrets", &s.log());
     s.apply_all(&[resource("fhir")]).await;
     s.apply_all(&clients(0..5, "fhir")).await;
     let (before, _) = s
@@ -825,7 +699,7 @@ async fn secret_writes_refused_for_a_while() {
     let (c, took) = s
         .converge("converged after Secret writes are allowed again")
         .await;
-    op.sigterm().await;
+    op.sigterm(GRACE).await.unwrap();
     let summary = format!(
         "{} resources converged, then Secret writes refused for {:.0}s while 5 clients were added and rotations fell due: \
          at most {most} client secrets on any application meanwhile; {} resources → {} apps, {} credentials, {} tokens; \
@@ -864,7 +738,7 @@ async fn leader_killed_standby_takes_over() {
     let mut start = |id: &str| {
         lives += 1;
         let log = s.dir.join(format!("{id}-{lives}.log"));
-        (Operator::start(&env, id, &log), log)
+        (start_operator(&env, id, &log), log)
     };
     let (a, _) = start("replica-a");
     s.h.eventually(
@@ -885,16 +759,16 @@ async fn leader_killed_standby_takes_over() {
         assert!(
             !log.contains("became leader"),
             "standby {} became leader while {} held the Lease",
-            standby.identity,
-            leader.identity
+            standby.name(),
+            leader.name()
         );
-        let killed = leader.identity.clone();
-        leader.sigkill();
+        let killed = leader.name().to_string();
+        leader.sigkill().unwrap();
         let t = Instant::now();
         let base = 6 + round * 3;
         s.apply_all(&clients(base..base + 3, "fhir")).await;
         s.delete_clients(&[format!("c{round}-fhir")]).await;
-        let next = standby.identity.clone();
+        let next = standby.name().to_string();
         let what =
             format!("{next} takes the Lease after {killed} was killed (lease duration 15 s)");
         s.h.eventually(&what, Duration::from_secs(45), || async {
@@ -914,8 +788,8 @@ async fn leader_killed_standby_takes_over() {
 
     let held = s.delete_everything().await;
     let soft = s.all_gone(&held).await;
-    leader.sigterm().await;
-    standby.sigterm().await;
+    leader.sigterm(GRACE).await.unwrap();
+    standby.sigterm(GRACE).await.unwrap();
     let rounds: Vec<String> = takeovers
         .iter()
         .map(|(lease, done)| {
@@ -1013,7 +887,7 @@ async fn sigkill_during_role_assignments_leaves_no_duplicate_and_deletion_leaves
     s.kill_lives(&mut kills, 20).await;
     let op = s.operator("final");
     let (c, took) = s.converge("managed clients converged after SIGKILLs").await;
-    op.sigterm().await;
+    op.sigterm(GRACE).await.unwrap();
     let seeded = 1;
     let all = arm_assignments(&s).await;
     let mut per_grant = std::collections::BTreeMap::new();
@@ -1035,7 +909,7 @@ async fn sigkill_during_role_assignments_leaves_no_duplicate_and_deletion_leaves
     s.kill_lives(&mut deletion_kills, 5).await;
     let op = s.operator("cleanup");
     let soft = s.all_gone(&held).await;
-    op.sigterm().await;
+    op.sigterm(GRACE).await.unwrap();
     let left = arm_assignments(&s).await;
     assert_eq!(left.len(), seeded, "left after deletion: {left:#?}");
     let summary = format!(
@@ -1068,7 +942,7 @@ async fn sigterm_right_after_start_exits_within_the_grace_period() {
             log.matches("fhir-app-operator started").count()
         };
         let before = started(&s);
-        let op = Operator::start(&env, &format!("term-{i}"), &s.log());
+        let op = start_operator(&env, &format!("term-{i}"), &s.log());
         // From the moment it has started its controllers (before that, its signal handler may not
         // be installed yet and SIGTERM ends it at once, which is fine in a pod).
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -1078,7 +952,7 @@ async fn sigterm_right_after_start_exits_within_the_grace_period() {
         }
         tokio::time::sleep(Duration::from_millis(wait_ms)).await;
         let start = Instant::now();
-        op.sigterm_within(Duration::from_secs(10)).await;
+        op.sigterm(Duration::from_secs(10)).await.unwrap();
         took.push(format!("{:.1}s", start.elapsed().as_secs_f64()));
     }
     s.finish(format!(

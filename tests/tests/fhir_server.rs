@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 
 use fhir_app_operator::api::{FhirClientApp, FhirResourceApp};
 use fhir_app_operator_tests::fhir::{
-    self, FhirServer, assign_user_role, free_port, installed, last_json_line, modules,
+    self, FhirServer, assign_user_role, installed, last_json_line, modules,
 };
 use fhir_app_operator_tests::operator::{Harness, client_app, full_permissions, resource_app};
 use fhir_app_operator_tests::repo_root;
 use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::{Value, json};
+use testenv::free_port;
 
 const T: Duration = Duration::from_secs(90);
 const PATIENT: &str = "pat-1";

@@ -18,6 +18,7 @@ use fhir_app_operator_tests::operator::{Harness, client_app, full_permissions, r
 use fhir_app_operator_tests::repo_root;
 use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::{Value, json};
+use testenv::free_port;
 
 const USER: &str = "clinician@contoso.example";
 const PASSWORD: &str = "Interop-Passw0rd";
@@ -350,23 +351,6 @@ async fn a_recreated_application_works_with_azure_identity_once_ready_again() {
     let r = run(&program, &[&script, "env-credential"], &after, &[]).await;
     let claims = assert_fhir_token(&r, &after, "env-credential after the recreate");
     assert_eq!(roles(&claims), ["globalReader"]);
-}
-
-/// A free port for a redirect URI the consumer will listen on later: below Linux's ephemeral range
-/// (32768-60999), so that no port-0 listener (MSAL's own loopback server, say) takes it meanwhile.
-fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let start = 20000 + (std::process::id() % 5000) as u16;
-    loop {
-        let p = start + NEXT.fetch_add(1, Ordering::Relaxed) % 7000;
-        // Chromium tries ::1 first for localhost: nothing may listen there either (if IPv6 exists).
-        let v6_free = !matches!(std::net::TcpListener::bind(("::1", p)),
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse);
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() && v6_free {
-            return p;
-        }
-    }
 }
 
 /// The interop tests run one at a time: each drives Chromium and several runtimes, and on a small
