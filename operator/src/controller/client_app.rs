@@ -282,17 +282,7 @@ async fn converge(
     target_app: Option<FhirResourceApp>,
     status: &mut AppStatus,
 ) -> Result<Converged, Error> {
-    if let Some(e) = target::out_of_reach(obj, ctx.config.watch_namespace.as_deref()) {
-        return Err(e);
-    }
-    // Revoke: what the client holds where it no longer may is taken away first, before any step
-    // the client's owner can make fail (its spec, its Secret, its target).
-    if status.service_principal_object_id.is_some() {
-        let ns = obj.namespace().unwrap_or_default();
-        let tenant = target::tenant_for(obj, target_app.as_ref());
-        let graph = ctx.graph_for(&ns, tenant.as_ref()).await?;
-        super::revoke::apply(ctx, obj, &graph, status).await?;
-    }
+    revoke_first(ctx, obj, target_app.as_ref(), status).await?;
     // Admission: the rest of the pipeline sees only what the target's access policy allows.
     let Admitted {
         client,
@@ -367,6 +357,27 @@ async fn converge(
         &prepared,
         secret_version,
     ))
+}
+
+/// The revoke step: what a registered client holds where it no longer may is taken away first,
+/// before any step the client's owner can make fail (its spec, its Secret, its target). A target
+/// out of the operator's reach stops the reconcile here.
+async fn revoke_first(
+    ctx: &Context,
+    obj: &FhirClientApp,
+    target_app: Option<&FhirResourceApp>,
+    status: &mut AppStatus,
+) -> Result<(), Error> {
+    if let Some(e) = target::out_of_reach(obj, ctx.config.watch_namespace.as_deref()) {
+        return Err(e);
+    }
+    if status.service_principal_object_id.is_none() {
+        return Ok(());
+    }
+    let ns = obj.namespace().unwrap_or_default();
+    let tenant = target::tenant_for(obj, target_app);
+    let graph = ctx.graph_for(&ns, tenant.as_ref()).await?;
+    super::revoke::apply(ctx, obj, &graph, status).await
 }
 
 fn waiting_for_resource_app(message: String) -> Converged {

@@ -93,23 +93,35 @@ pub async fn apply(
     Ok(())
 }
 
-/// What the client's service principal holds, read once: its app role assignments and grants.
+/// App role assignments and delegated grants, read once: a client service principal's (on every
+/// API), or an API's (of every principal).
 pub struct Holdings {
-    assignments: Vec<crate::graph::types::AppRoleAssignment>,
-    grants: Vec<crate::graph::types::PermissionGrant>,
+    pub assignments: Vec<crate::graph::types::AppRoleAssignment>,
+    pub grants: Vec<crate::graph::types::PermissionGrant>,
 }
 
 impl Holdings {
-    /// `None` when the operator may not read them (then it cannot have granted them either).
+    /// What client service principal `sp` holds. `None` when the operator may not read it (then it
+    /// cannot have granted it either).
     pub async fn read(graph: &GraphClient, sp: &str) -> Result<Option<Self>, Error> {
-        let assignments = graph
-            .list_app_role_assignments(sp)
-            .await
-            .map_err(needs("list app role assignments", ROLES_PERM));
-        let grants = graph
-            .list_grants(sp)
-            .await
-            .map_err(needs("list delegated permission grants", GRANT_PERM));
+        let assignments = graph.list_app_role_assignments(sp).await;
+        let grants = graph.list_grants(sp).await;
+        Self::from_reads(assignments, grants)
+    }
+
+    /// What every principal holds on the API whose service principal is `resource_sp`.
+    pub async fn on_api(graph: &GraphClient, resource_sp: &str) -> Result<Option<Self>, Error> {
+        let assignments = graph.list_assigned_to(resource_sp).await;
+        let grants = graph.list_grants_on(resource_sp).await;
+        Self::from_reads(assignments, grants)
+    }
+
+    fn from_reads(
+        assignments: Result<Vec<crate::graph::types::AppRoleAssignment>, crate::graph::GraphError>,
+        grants: Result<Vec<crate::graph::types::PermissionGrant>, crate::graph::GraphError>,
+    ) -> Result<Option<Self>, Error> {
+        let assignments = assignments.map_err(needs("list app role assignments", ROLES_PERM));
+        let grants = grants.map_err(needs("list delegated permission grants", GRANT_PERM));
         let (Some(assignments), Some(grants)) = (
             unless_not_permitted(assignments)?,
             unless_not_permitted(grants)?,
@@ -120,6 +132,24 @@ impl Holdings {
             assignments,
             grants,
         }))
+    }
+
+    /// The part held by client service principal `sp`.
+    pub fn of(&self, sp: &str) -> Self {
+        Self {
+            assignments: self
+                .assignments
+                .iter()
+                .filter(|a| a.principal_id == sp)
+                .cloned()
+                .collect(),
+            grants: self
+                .grants
+                .iter()
+                .filter(|g| g.client_id == sp)
+                .cloned()
+                .collect(),
+        }
     }
 }
 

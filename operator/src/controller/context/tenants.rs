@@ -36,36 +36,50 @@ impl Context {
             .clone()
             .unwrap_or_else(|| self.config.tenant_id.clone());
         let Some(secret_ref) = &t.credentials_secret_ref else {
-            if tenant_id == self.config.tenant_id {
-                return Ok(self.default_graph.clone());
-            }
-            // The operator's own credentials in another tenant (a multi-tenant app): one client per
-            // tenant, kept, so its token is reused instead of requested again on every reconcile.
-            let key = (String::new(), String::new(), tenant_id.clone());
-            let mut graphs = self.tenant_graphs.lock().await;
-            let g = graphs.entry(key).or_insert_with(|| {
-                GraphClient::new(
-                    self.http.clone(),
-                    self.config.endpoints(),
-                    tenant_id,
-                    self.config.credential.clone(),
-                    self.limiter.clone(),
-                    self.metrics.clone(),
-                )
-            });
-            return Ok(g.clone());
+            return Ok(self.own_graph_in(tenant_id).await);
         };
+        self.graph_from_secret(namespace, &secret_ref.name, tenant_id)
+            .await
+    }
+
+    /// The operator's own credentials in `tenant_id` (in another tenant: a multi-tenant app), one
+    /// client per tenant, kept, so its token is reused instead of requested on every reconcile.
+    async fn own_graph_in(&self, tenant_id: String) -> GraphClient {
+        if tenant_id == self.config.tenant_id {
+            return self.default_graph.clone();
+        }
+        let key = (String::new(), String::new(), tenant_id.clone());
+        let mut graphs = self.tenant_graphs.lock().await;
+        let g = graphs.entry(key).or_insert_with(|| {
+            GraphClient::new(
+                self.http.clone(),
+                self.config.endpoints(),
+                tenant_id,
+                self.config.credential.clone(),
+                self.limiter.clone(),
+                self.metrics.clone(),
+            )
+        });
+        g.clone()
+    }
+
+    /// The client for the credentials in Secret `namespace/name`, kept per version of the Secret.
+    async fn graph_from_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+        tenant_id: String,
+    ) -> Result<GraphClient, Error> {
         // One message whatever is wrong with it: a reference must not tell which Secrets exist, and
         // the operator's own outputs (another client's credentials) are never tenant credentials.
         let unusable = || {
             Error::TenantCredentials(format!(
-                "Secret {namespace}/{} (spec.tenant.credentialsSecretRef) is not usable: it must be a Secret you created (not one the operator writes) with keys AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
-                secret_ref.name
+                "Secret {namespace}/{name} (spec.tenant.credentialsSecretRef) is not usable: it must be a Secret you created (not one the operator writes) with keys AZURE_CLIENT_ID and AZURE_CLIENT_SECRET"
             ))
         };
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let s = secrets
-            .get_opt(&secret_ref.name)
+            .get_opt(name)
             .await?
             .filter(|s| !crate::controller::outputs::is_operator_output(&s.metadata))
             .ok_or_else(unusable)?;
@@ -73,7 +87,7 @@ impl Context {
         let version = crate::controller::credentials_hold::hold(&self.client, &s).await;
         let key = (
             namespace.to_string(),
-            secret_ref.name.clone(),
+            name.to_string(),
             version.unwrap_or_default(),
         );
         if let Some(g) = self.tenant_graphs.lock().await.get(&key) {
@@ -101,7 +115,7 @@ impl Context {
         );
         let mut graphs = self.tenant_graphs.lock().await;
         // A client built from an older version of this Secret holds credentials that are gone.
-        graphs.retain(|(ns, name, _), _| !(ns == namespace && *name == secret_ref.name));
+        graphs.retain(|(ns, n, _), _| !(ns == namespace && n == name));
         graphs.insert(key, g.clone());
         Ok(g)
     }

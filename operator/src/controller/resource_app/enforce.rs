@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use kube::ResourceExt;
 
 use crate::api::{FhirClientApp, FhirResourceApp};
-use crate::controller::revoke::{GRANT_PERM, ROLES_PERM, remove};
-use crate::controller::{Context, Error, needs};
+use crate::controller::revoke::{Holdings, remove};
+use crate::controller::{Context, Error};
 use crate::desired::resource as b;
 use crate::desired::revocation::{self, Resource};
 use crate::graph::GraphClient;
@@ -30,22 +30,18 @@ pub async fn apply(
     obj: &FhirResourceApp,
     resource_sp: Option<&str>,
 ) -> Result<(), Error> {
-    let ns = obj.namespace().unwrap_or_default();
     let clients = ctx.client_apps().await?;
-    let by_sp: HashMap<String, &FhirClientApp> = clients
-        .iter()
-        .filter_map(|c| {
-            let st = c.status.as_ref()?;
-            (st.tenant_id.as_deref() == Some(graph.tenant_id()))
-                .then(|| Some((st.service_principal_object_id.clone()?, c.as_ref())))?
-        })
-        .collect();
+    let by_sp = client_index(&clients, graph.tenant_id());
     // The API's reconcile runs for many reasons (its own status write, its outputs); the lists are
     // read again only when what could make a grant disallowed changed — the policy or what the API
     // publishes (its generation), a client that stopped targeting it — or once per resync (an
     // assignment made by hand meanwhile). A client newly registered against it holds only what its
     // own admission allowed.
-    let key = format!("enforce/{ns}/{}", obj.name_any());
+    let key = format!(
+        "enforce/{}/{}",
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    );
     let fp = fingerprint(obj, &by_sp);
     if ctx.fresh(&key, &fp).is_some() {
         return Ok(());
@@ -54,20 +50,42 @@ pub async fn apply(
         ctx.remember(&key, fp, ctx.config.resync, String::new());
         return Ok(());
     };
-    let assignments = graph
-        .list_assigned_to(resource_sp)
-        .await
-        .map_err(needs("list app role assignments", ROLES_PERM));
-    let grants = graph
-        .list_grants_on(resource_sp)
-        .await
-        .map_err(needs("list delegated permission grants", GRANT_PERM));
-    let (Some(assignments), Some(grants)) = (
-        unless_not_permitted(assignments)?,
-        unless_not_permitted(grants)?,
-    ) else {
+    let Some(held) = Holdings::on_api(graph, resource_sp).await? else {
         return Ok(());
     };
+    // After removals the next reconcile reads again, to see them gone.
+    if !revoke_each(ctx, graph, obj, resource_sp, &by_sp, &held).await? {
+        ctx.remember(&key, fp, ctx.config.resync, String::new());
+    }
+    Ok(())
+}
+
+/// The registered clients of this tenant by their service principal's object ID.
+fn client_index<'a>(
+    clients: &'a [std::sync::Arc<FhirClientApp>],
+    tenant: &str,
+) -> HashMap<String, &'a FhirClientApp> {
+    clients
+        .iter()
+        .filter_map(|c| {
+            let st = c.status.as_ref()?;
+            (st.tenant_id.as_deref() == Some(tenant))
+                .then(|| Some((st.service_principal_object_id.clone()?, c.as_ref())))?
+        })
+        .collect()
+}
+
+/// Plans and carries out the removals for each known client that holds anything on the API, with
+/// an Event on the client; whether anything was removed.
+async fn revoke_each(
+    ctx: &Context,
+    graph: &GraphClient,
+    obj: &FhirResourceApp,
+    resource_sp: &str,
+    by_sp: &HashMap<String, &FhirClientApp>,
+    held: &Holdings,
+) -> Result<bool, Error> {
+    let ns = obj.namespace().unwrap_or_default();
     let (scopes, roles) = b::published(&obj.spec, &identity(ctx, obj));
     let resource = Resource {
         namespace: &ns,
@@ -75,35 +93,32 @@ pub async fn apply(
         roles: &roles,
         scopes: &scopes,
     };
-    let mut holders: Vec<&String> = assignments
+    let mut holders: Vec<&String> = held
+        .assignments
         .iter()
         .map(|a| &a.principal_id)
-        .chain(grants.iter().map(|g| &g.client_id))
+        .chain(held.grants.iter().map(|g| &g.client_id))
         .filter(|p| by_sp.contains_key(*p))
         .collect();
     holders.sort();
     holders.dedup();
-    let mut done = true;
+    let mut removed = false;
     for sp in holders {
         let client = by_sp[sp];
         let client_ns = client.namespace().unwrap_or_default();
-        let targets_it = targets(client, obj, &ns);
-        let allow = revocation::allowance(&resource, &client_ns, targets_it);
-        let mine: Vec<_> = assignments
-            .iter()
-            .filter(|a| &a.principal_id == sp)
-            .cloned()
-            .collect();
-        let theirs: Vec<_> = grants
-            .iter()
-            .filter(|g| &g.client_id == sp)
-            .cloned()
-            .collect();
-        let plan = revocation::plan(&allow, &resource, resource_sp, &mine, &theirs);
+        let allow = revocation::allowance(&resource, &client_ns, targets(client, obj, &ns));
+        let theirs = held.of(sp);
+        let plan = revocation::plan(
+            &allow,
+            &resource,
+            resource_sp,
+            &theirs.assignments,
+            &theirs.grants,
+        );
         if plan.is_empty() {
             continue;
         }
-        done = false;
+        removed = true;
         remove(graph, resource_sp, &plan).await?;
         let note = format!(
             "the access policy of FhirResourceApp {ns}/{} does not allow {}: removed from this client's service principal in Entra",
@@ -112,11 +127,7 @@ pub async fn apply(
         );
         ctx.event(client, true, "AccessRevoked", note).await;
     }
-    // After removals the next reconcile reads again, to see them gone.
-    if done {
-        ctx.remember(&key, fp, ctx.config.resync, String::new());
-    }
-    Ok(())
+    Ok(removed)
 }
 
 /// What can make a held grant disallowed, besides Graph and time: the policy and what the API
