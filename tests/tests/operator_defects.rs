@@ -552,3 +552,73 @@ async fn every_write_carries_the_field_manager_and_public_clients_hold_no_creden
     }
     h.stop_operator().await;
 }
+
+/// Issue 23 item 7: in single-namespace mode a reference to another namespace's FhirResourceApp is a
+/// spec error the user can act on (Stalled, saying why), not a retry every 10 s forever.
+#[tokio::test]
+async fn single_namespace_mode_stalls_a_cross_namespace_reference() {
+    let mut h = Harness::with_resource_app("def-onens").await;
+    h.apply::<FhirClientApp>(client_app(
+        "etl",
+        json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir", "namespace": "elsewhere"}}}),
+    ))
+    .await
+    .unwrap();
+    let obj = h
+        .wait_condition::<FhirClientApp>("etl", "Stalled", "True", T)
+        .await;
+    let c = condition(&obj, "Stalled");
+    assert_eq!(c["reason"], "InvalidSpec", "{obj}");
+    assert!(
+        c["message"].as_str().unwrap().contains(&format!(
+            "this operator watches namespace {} only",
+            h.ns.name
+        )),
+        "{c}"
+    );
+    assert_eq!(obj["status"]["clientId"], Value::Null, "nothing registered");
+    h.stop_operator().await;
+}
+
+/// Issue 23 item 7: `credentialsSecretRef` never takes an operator output (another client's
+/// credentials) as tenant credentials, and its message is the same whether the Secret exists or not.
+#[tokio::test]
+async fn a_credentials_ref_to_an_output_secret_is_refused_without_telling_what_exists() {
+    let mut h = Harness::with_resource_app("def-credref").await;
+    h.apply::<FhirClientApp>(client_app("etl", service(json!({}))))
+        .await
+        .unwrap();
+    h.wait_condition::<FhirClientApp>("etl", "Ready", "True", T)
+        .await;
+    let tenant = h.emu.tenant_id();
+    for (name, secret) in [
+        ("borrower", "etl-fhir-client"),
+        ("prober", "no-such-secret"),
+    ] {
+        h.apply::<FhirClientApp>(client_app(
+            name,
+            service(
+                json!({"tenant": {"tenantId": tenant, "credentialsSecretRef": {"name": secret}}}),
+            ),
+        ))
+        .await
+        .unwrap();
+    }
+    let mut messages = vec![];
+    for (name, secret) in [
+        ("borrower", "etl-fhir-client"),
+        ("prober", "no-such-secret"),
+    ] {
+        let obj = h
+            .wait_condition::<FhirClientApp>(name, "Stalled", "True", T)
+            .await;
+        let c = condition(&obj, "Stalled");
+        assert_eq!(c["reason"], "TenantCredentials", "{obj}");
+        messages.push(c["message"].as_str().unwrap().replace(secret, "X"));
+    }
+    assert_eq!(
+        messages[0], messages[1],
+        "the same message for an output and a missing Secret"
+    );
+    h.stop_operator().await;
+}
