@@ -486,7 +486,7 @@ async fn an_assignment_removed_out_of_band_is_restored_at_the_next_resync() {
 #[tokio::test]
 async fn an_arm_endpoint_that_cannot_be_reached_is_named_in_the_condition() {
     let mut h = emulator("op-rbac-unreachable", true, 0).await;
-    let closed = fhir_app_operator_tests::fhir::free_port();
+    let closed = testenv::free_port();
     let mut cfg = h.config();
     cfg.arm_url = format!("http://127.0.0.1:{closed}");
     h.start_operator(cfg).await;
