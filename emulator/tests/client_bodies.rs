@@ -120,15 +120,18 @@ async fn certificate_as_base64_of_pem_is_accepted_and_signs_in() {
 
     let generated = rcgen::generate_simple_self_signed(vec!["pem.example".into()]).unwrap();
     let pem = generated.cert.pem();
-    let key = |pem: &str| json!({"type": "AsymmetricX509Cert", "usage": "Verify", "key": crypto::b64(pem.as_bytes())});
+    let key = |b64: String| json!({"type": "AsymmetricX509Cert", "usage": "Verify", "key": b64});
+    let pem_key = |pem: &str| key(crypto::b64(pem.as_bytes()));
+    let path = format!("/applications/{id}");
+    let patch = |k: Value| op.patch(&path, json!({"keyCredentials": [k]}));
     let r = op
         .patch(
-            &format!("/applications/{id}"),
-            json!({"keyCredentials": [key(&pem), key(CLIENT_CERT)]}),
+            &path,
+            json!({"keyCredentials": [pem_key(&pem), pem_key(CLIENT_CERT)]}),
         )
         .await;
     assert_eq!(r.status, 204, "{}", r.body);
-    let kc = op.get(&format!("/applications/{id}")).await.body["keyCredentials"].clone();
+    let kc = op.get(&path).await.body["keyCredentials"].clone();
     let thumbprint = crypto::b64(&crypto::sha1(generated.cert.der()));
     assert_eq!(
         kc[0]["customKeyIdentifier"],
@@ -142,22 +145,35 @@ async fn certificate_as_base64_of_pem_is_accepted_and_signs_in() {
     let (st, v) = cert_token(&c, &emu, app_id).await;
     assert_eq!(st, 200, "{v}");
 
+    // base64url is not Edm.Binary: refused, as Graph does.
+    let url_safe = crypto::b64url(generated.cert.der());
+    assert!(
+        url_safe.contains(['-', '_']),
+        "the test needs a key with '-' or '_'"
+    );
+    let message = refusal(patch(key(url_safe)).await);
+    assert!(
+        message.ends_with("to the expected type 'Edm.Binary'."),
+        "{message}"
+    );
+
     // PEM of something else than a certificate is still refused.
     let not_a_cert = generated.signing_key.serialize_pem();
-    let r = op
-        .patch(
-            &format!("/applications/{id}"),
-            json!({"keyCredentials": [key(&not_a_cert)]}),
-        )
-        .await;
-    assert_eq!(r.status, 400, "{}", r.body);
+    let message = refusal(patch(pem_key(&not_a_cert)).await);
     assert!(
-        r.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("Key credential is not a valid X.509 certificate")
+        message.starts_with("Key credential is not a valid X.509 certificate"),
+        "{message}"
     );
     emu.shutdown().await;
+}
+
+/// The message of a 400 answer.
+fn refusal(r: Resp) -> String {
+    assert_eq!(r.status, 400, "{}", r.body);
+    r.body["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
 }
 
 #[tokio::test]

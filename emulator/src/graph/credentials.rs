@@ -158,6 +158,15 @@ pub fn normalise_key_credentials(
 fn certificate(app: &AppRec, k: &Value, key_id: &str) -> Result<Vec<u8>, GErr> {
     match k.get("key").and_then(Value::as_str) {
         Some(b) => {
+            // `key` is an Edm.Binary: standard base64. The base64url alphabet is refused
+            // (microsoftgraph/microsoft-graph-docs#10556; Azure/azure-sdk-for-java#48338 and PR
+            // #50071, whose live test got this text for a key with '-' and '_'). Whether Graph
+            // needs the '=' padding is not recorded; the emulator takes it with or without.
+            if b.contains(['-', '_']) {
+                return Err(bad(format!(
+                    "Cannot convert the literal '{b}' to the expected type 'Edm.Binary'."
+                )));
+            }
             let bytes =
                 crypto::b64_any(b).ok_or_else(|| invalid_value("keyCredentials", "Application"))?;
             certificate_der(bytes).ok_or_else(|| {
