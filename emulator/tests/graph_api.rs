@@ -443,41 +443,15 @@ async fn passwords_add_remove_and_sign_in() {
 #[tokio::test]
 async fn key_credentials_via_patch_enable_certificate_sign_in() {
     let (emu, c, op, _) = setup().await;
-    let app = op
-        .post("/applications", json!({"displayName": "cert"}))
-        .await;
-    let id = app.body["id"].as_str().unwrap();
-    let app_id = app.body["appId"].as_str().unwrap();
-    op.post("/servicePrincipals", json!({"appId": app_id}))
-        .await;
+    let (id, app_id) = app_with_service_principal(&op, "cert").await;
+    let app_id = app_id.as_str();
     let der = entra_emulator::crypto::cert_der_from_pem(CLIENT_CERT).unwrap();
     let r = op.patch(&format!("/applications/{id}"), json!({"keyCredentials": [{"type": "AsymmetricX509Cert", "usage": "Verify", "key": entra_emulator::crypto::b64(&der), "displayName": "CN=test"}]})).await;
     assert_eq!(r.status, 204, "{}", r.body);
     let g = op.get(&format!("/applications/{id}")).await;
     let kc = &g.body["keyCredentials"][0];
     assert!(kc["key"].is_null() && kc["keyId"].is_string() && kc["endDateTime"].is_string());
-    let aud = format!(
-        "{}{}/oauth2/v2.0/token",
-        emu.authority_host(),
-        emu.tenant_id()
-    );
-    let a = cert_assertion(app_id, &aud, "RS256", "x5t-std", 600);
-    let (st, v) = token_raw(
-        &c,
-        &emu,
-        &emu.tenant_id(),
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", app_id),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
-            ("client_assertion", &a),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ],
-    )
-    .await;
+    let (st, v) = cert_token(&c, &emu, app_id).await;
     assert_eq!(st, 200, "{v}");
     // Bad certificate bytes are refused
     let r = op.patch(&format!("/applications/{id}"), json!({"keyCredentials": [{"type": "AsymmetricX509Cert", "usage": "Verify", "key": "AAAA"}]})).await;

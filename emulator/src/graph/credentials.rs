@@ -158,14 +158,22 @@ pub fn normalise_key_credentials(
 fn certificate(app: &AppRec, k: &Value, key_id: &str) -> Result<Vec<u8>, GErr> {
     match k.get("key").and_then(Value::as_str) {
         Some(b) => {
-            let der =
-                crypto::b64_any(b).ok_or_else(|| invalid_value("keyCredentials", "Application"))?;
-            if x509_parser::parse_x509_certificate(&der).is_err() {
-                return Err(bad(
-                    "Key credential is not a valid X.509 certificate: invalid value specified for property 'keyCredentials' of resource 'Application'.",
-                ));
+            // `key` is an Edm.Binary: standard base64. The base64url alphabet is refused
+            // (microsoftgraph/microsoft-graph-docs#10556; Azure/azure-sdk-for-java#48338 and PR
+            // #50071, whose live test got this text for a key with '-' and '_'). Whether Graph
+            // needs the '=' padding is not recorded; the emulator takes it with or without.
+            if b.contains(['-', '_']) {
+                return Err(bad(format!(
+                    "Cannot convert the literal '{b}' to the expected type 'Edm.Binary'."
+                )));
             }
-            Ok(der)
+            let bytes =
+                crypto::b64_any(b).ok_or_else(|| invalid_value("keyCredentials", "Application"))?;
+            certificate_der(bytes).ok_or_else(|| {
+                bad(
+                    "Key credential is not a valid X.509 certificate: invalid value specified for property 'keyCredentials' of resource 'Application'.",
+                )
+            })
         }
         None => app
             .cert_keys
@@ -173,6 +181,27 @@ fn certificate(app: &AppRec, k: &Value, key_id: &str) -> Result<Vec<u8>, GErr> {
             .and_then(|b| crypto::b64_any(b))
             .ok_or_else(|| invalid_value("keyCredentials", "Application")),
     }
+}
+
+/// The certificate in a decoded `key`: DER, as the docs describe it ("the certificate's raw data in
+/// byte array converted to Base64 string", Learn `resources/keycredential`), or the certificate's PEM
+/// text, which Entra accepts too: the Terraform azuread provider sends every certificate as base64 of
+/// PEM (`internal/helpers/credentials/credentials.go`, `KeyCredentialForResource`, which wraps even DER
+/// input in a PEM block), and nais/azurerator sends `msgraph.Binary(PublicPem)`
+/// (`pkg/azure/client/keycredential/keycredential.go`), both in production use. What Entra returns as
+/// `key` after a PEM upload is not documented; the emulator never returns `key` (null, see
+/// [`key_credential`]) and keeps the DER, from which the thumbprint (`customKeyIdentifier`) and the
+/// client-assertion check are computed the same way for both forms. Bytes that are neither are
+/// refused.
+fn certificate_der(bytes: Vec<u8>) -> Option<Vec<u8>> {
+    let der = match x509_parser::pem::parse_x509_pem(&bytes) {
+        Ok((_, pem)) if pem.label == "CERTIFICATE" => pem.contents,
+        Ok(_) => return None,
+        Err(_) => bytes,
+    };
+    x509_parser::parse_x509_certificate(&der)
+        .is_ok()
+        .then_some(der)
 }
 
 /// The key credential as Graph shows it (`key` hidden); unset properties from the certificate,

@@ -3,7 +3,8 @@
 //! and the call log. The admin API (`/_emulator/…`) passes straight through and is not logged.
 use super::routes::Surface;
 use crate::request::{DropHandle, OpInfo, ReqCtx};
-use crate::state::{Shared, calls::CallRecord, random_guid};
+use crate::state::calls::{self, CallRecord};
+use crate::state::{Shared, random_guid};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -26,6 +27,7 @@ pub async fn pipeline(State(sh): State<Arc<Shared>>, mut req: Request, next: Nex
     };
     req.extensions_mut().insert(ctx.clone());
     let path = req.uri().path().to_string();
+    let query = calls::loggable_query(req.uri().query().unwrap_or(""));
     let method = req.method().to_string();
     let surface = Surface::of(&path);
     if surface == Surface::Admin {
@@ -44,6 +46,9 @@ pub async fn pipeline(State(sh): State<Arc<Shared>>, mut req: Request, next: Nex
             status: 0,
             tenant: String::new(),
             caller: String::new(),
+            query,
+            error_code: None,
+            aadsts_code: None,
         };
         return drop_connection(&sh, req.extensions().get::<DropHandle>().cloned(), call).await;
     } else if fault.fail {
@@ -53,8 +58,33 @@ pub async fn pipeline(State(sh): State<Arc<Shared>>, mut req: Request, next: Nex
         next.run(req).await
     };
     surface.headers(resp.headers_mut(), &ctx, sent_client_request_id.is_some());
-    record(&sh, method, path, &resp);
+    let (resp, error) = read_error_code(resp).await;
+    record(&sh, (method, path, query), &resp, error);
     resp
+}
+
+/// The error code of an error answer with a JSON body (read, then put back), for the call log.
+async fn read_error_code(resp: Response) -> (Response, (Option<String>, Option<u32>)) {
+    let json = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.contains("json"));
+    if resp.status().as_u16() < 400 || !json {
+        return (resp, (None, None));
+    }
+    let (parts, body) = resp.into_parts();
+    // The emulator's answers are built in memory, so reading one cannot fail part-way.
+    match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => {
+            let code = calls::error_code(&bytes);
+            (Response::from_parts(parts, bytes.into()), code)
+        }
+        Err(_) => (
+            Response::from_parts(parts, axum::body::Body::empty()),
+            (None, None),
+        ),
+    }
 }
 
 /// Logs the drop and closes the connection without an answer (the future never resolves).
@@ -68,7 +98,12 @@ async fn drop_connection(sh: &Shared, h: Option<DropHandle>, call: CallRecord) -
 }
 
 /// The call-log entry of an answered request, from the [`OpInfo`] its handler set.
-fn record(sh: &Shared, method: String, path: String, resp: &Response) {
+fn record(
+    sh: &Shared,
+    (method, path, query): (String, String, String),
+    resp: &Response,
+    (error_code, aadsts_code): (Option<String>, Option<u32>),
+) {
     let op = resp
         .extensions()
         .get::<OpInfo>()
@@ -85,5 +120,8 @@ fn record(sh: &Shared, method: String, path: String, resp: &Response) {
         status: resp.status().as_u16(),
         tenant: op.tenant,
         caller: op.caller,
+        query,
+        error_code,
+        aadsts_code,
     });
 }

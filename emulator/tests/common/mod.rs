@@ -60,18 +60,43 @@ pub async fn secret_token(
     secret: &str,
     scope: &str,
 ) -> (u16, Value) {
-    token_raw(
-        c,
-        emu,
-        &emu.tenant_id(),
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id),
-            ("client_secret", secret),
-            ("scope", scope),
-        ],
-    )
-    .await
+    client_credentials(c, emu, client_id, &[("client_secret", secret)], scope).await
+}
+
+/// A Graph token by client credentials with an assertion signed by the fixture certificate's key.
+pub async fn cert_token(c: &reqwest::Client, emu: &Running, client_id: &str) -> (u16, Value) {
+    let aud = format!(
+        "{}{}/oauth2/v2.0/token",
+        emu.authority_host(),
+        emu.tenant_id()
+    );
+    let assertion = cert_assertion(client_id, &aud, "RS256", "x5t-std", 600);
+    let credential = [
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", assertion.as_str()),
+    ];
+    let scope = "https://graph.microsoft.com/.default";
+    client_credentials(c, emu, client_id, &credential, scope).await
+}
+
+/// The client-credentials grant in the first tenant, the client proven by `credential`.
+async fn client_credentials(
+    c: &reqwest::Client,
+    emu: &Running,
+    client_id: &str,
+    credential: &[(&str, &str)],
+    scope: &str,
+) -> (u16, Value) {
+    let mut form = vec![
+        ("grant_type", "client_credentials"),
+        ("client_id", client_id),
+        ("scope", scope),
+    ];
+    form.extend_from_slice(credential);
+    token_raw(c, emu, &emu.tenant_id(), &form).await
 }
 
 /// A Graph token for the bootstrap operator app.
@@ -157,6 +182,16 @@ impl Graph {
     pub async fn delete(&self, path: &str) -> Resp {
         self.req("DELETE", path, None, &[]).await
     }
+}
+
+/// A new application and its service principal: (object id, appId).
+pub async fn app_with_service_principal(g: &Graph, name: &str) -> (String, String) {
+    let app = g.post("/applications", json!({"displayName": name})).await;
+    assert_eq!(app.status, 201, "{}", app.body);
+    let app_id = app.body["appId"].as_str().unwrap().to_string();
+    let sp = g.post("/servicePrincipals", json!({"appId": app_id})).await;
+    assert_eq!(sp.status, 201, "{}", sp.body);
+    (app.body["id"].as_str().unwrap().to_string(), app_id)
 }
 
 pub fn err_code(r: &Resp) -> String {
