@@ -511,3 +511,25 @@ async fn an_arm_endpoint_that_cannot_be_reached_is_named_in_the_condition() {
         "{c}"
     );
 }
+
+/// Issue 23 item 5: a managed target named by its Azure Health Data Services URL alone (no
+/// `resourceId`) gets that URL as its audience, not the retired Azure API for FHIR's generic one.
+#[tokio::test]
+async fn an_ahds_url_alone_gives_its_own_audience() {
+    let mut h = harness("op-ahds-url", false, 0).await;
+    let url = "https://contosohealth-fhir.fhir.azurehealthcareapis.com";
+    h.apply::<FhirClientApp>(client_app(
+        "svc",
+        json!({"type": "Service", "target": {"managed": {"fhirUrl": url}}}),
+    ))
+    .await
+    .unwrap();
+    h.wait_condition::<FhirClientApp>("svc", "Ready", "True", T)
+        .await;
+    let data = secret_data(&h.client, &h.ns.name, "svc-fhir-client")
+        .await
+        .unwrap();
+    assert_eq!(data["FHIR_AUDIENCE"], url);
+    assert_eq!(data["FHIR_SCOPE"], format!("{url}/.default"));
+    h.stop_operator().await;
+}
