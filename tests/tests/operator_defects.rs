@@ -622,3 +622,40 @@ async fn a_credentials_ref_to_an_output_secret_is_refused_without_telling_what_e
     );
     h.stop_operator().await;
 }
+
+/// The resource app's access-policy step reads what is held on its API's service principal: when
+/// that service principal was deleted out of band, nothing is held on it, and the reconcile goes on
+/// to recreate it (found by the shared-cluster run: the step waited out a 404 as replication lag and
+/// then failed NotFound, so the API never healed).
+#[tokio::test]
+async fn a_resource_app_whose_service_principal_was_deleted_heals_with_clients_registered() {
+    let mut h = Harness::with_resource_app("def-rasp").await;
+    h.apply::<FhirClientApp>(client_app("etl", service(json!({}))))
+        .await
+        .unwrap();
+    h.wait_condition::<FhirClientApp>("etl", "Ready", "True", T)
+        .await;
+    let ra = get_json::<FhirResourceApp>(&h, "fhir").await;
+    let old_sp = ra["status"]["servicePrincipalObjectId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, _) = h
+        .graph(
+            Method::DELETE,
+            &format!("/servicePrincipals/{old_sp}"),
+            None,
+        )
+        .await;
+    assert_eq!(code, 204);
+    let healed = h
+        .eventually("the API's service principal recreated", T, || async {
+            let ra = get_json::<FhirResourceApp>(&h, "fhir").await;
+            let sp = ra["status"]["servicePrincipalObjectId"].clone();
+            let ready = condition(&ra, "Ready")["status"] == "True";
+            Ok((ready && sp != json!(old_sp)).then_some(ra))
+        })
+        .await;
+    assert_eq!(condition(&healed, "Ready")["reason"], "Ready", "{healed}");
+    h.stop_operator().await;
+}

@@ -111,15 +111,23 @@ impl Holdings {
 
     /// What every principal holds on the API whose service principal is `resource_sp`.
     pub async fn on_api(graph: &GraphClient, resource_sp: &str) -> Result<Option<Self>, Error> {
-        let assignments = graph.list_assigned_to(resource_sp).await;
+        let assignments = graph.list_assigned_to_known(resource_sp).await;
         let grants = graph.list_grants_on(resource_sp).await;
         Self::from_reads(assignments, grants)
     }
 
+    /// `None` when the principal is gone (a 404: nothing is held by or on it; the register step
+    /// recreates what must exist) or the operator may not read the lists.
     fn from_reads(
         assignments: Result<Vec<crate::graph::types::AppRoleAssignment>, crate::graph::GraphError>,
         grants: Result<Vec<crate::graph::types::PermissionGrant>, crate::graph::GraphError>,
     ) -> Result<Option<Self>, Error> {
+        let gone = |e: Option<&crate::graph::GraphError>| {
+            matches!(e, Some(crate::graph::GraphError::NotFound { .. }))
+        };
+        if gone(assignments.as_ref().err()) || gone(grants.as_ref().err()) {
+            return Ok(None);
+        }
         let assignments = assignments.map_err(needs("list app role assignments", ROLES_PERM));
         let grants = grants.map_err(needs("list delegated permission grants", GRANT_PERM));
         let (Some(assignments), Some(grants)) = (

@@ -95,6 +95,20 @@ impl GraphClient {
         .await
     }
 
+    /// [`Self::list_assigned_to`] for a service principal known from an earlier reconcile: a 404
+    /// means it is gone (nothing is held on it), answered at once instead of waited out as lag.
+    pub async fn list_assigned_to_known(
+        &self,
+        resource_sp: &str,
+    ) -> Result<Vec<AppRoleAssignment>, GraphError> {
+        self.list_all(
+            "listAppRoleAssignedTo",
+            &format!("/servicePrincipals/{resource_sp}/appRoleAssignedTo"),
+            Lag::NoRetry,
+        )
+        .await
+    }
+
     /// Removes an assignment of `resource_sp`'s app role (to a user, group or service principal).
     pub async fn remove_assigned_to(
         &self,
