@@ -476,9 +476,14 @@ async fn nothing_is_left_live_in_another_tenant_whatever_the_deletion_order() {
         .delete(&h.ns.name, &Default::default())
         .await
         .unwrap();
-    h.eventually("the applications deleted in the other tenant", T, || {
-        all_gone(["etl-whole", "fhir-whole"])
-    })
+    // The namespace controller of a control plane shared by every test file (many namespaces of
+    // earlier tests left terminating) may take its time to mark the resources deleted.
+    let namespace_deletion = Duration::from_secs(240);
+    h.eventually(
+        "the applications deleted in the other tenant",
+        namespace_deletion,
+        || all_gone(["etl-whole", "fhir-whole"]),
+    )
     .await;
     // What was blocked stays blocked until a person decides: here, to leave it.
     let unblock = Patch::Merge(json!({"metadata": {"finalizers": null}}));

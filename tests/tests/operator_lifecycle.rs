@@ -383,8 +383,11 @@ async fn clients_of_the_managed_fhir_service() {
     let d = secret_data(&h.client, &h.ns.name, "svc-fhir-client")
         .await
         .unwrap();
-    assert_eq!(d["FHIR_AUDIENCE"], "https://azurehealthcareapis.com");
-    assert_eq!(d["FHIR_SCOPE"], "https://azurehealthcareapis.com/.default");
+    // An Azure Health Data Services URL is its own audience (issue 23 item 5), not the retired
+    // Azure API for FHIR's generic one.
+    let url = "https://ws-fhir.fhir.azurehealthcareapis.com";
+    assert_eq!(d["FHIR_AUDIENCE"], url);
+    assert_eq!(d["FHIR_SCOPE"], format!("{url}/.default"));
     let spa = h
         .wait_condition::<FhirClientApp>("spa", "Ready", "True", T)
         .await;
