@@ -266,3 +266,34 @@ async fn purge_frees_the_name_at_once() {
     h.token_from_secret(&data).await.unwrap();
     h.stop_operator().await;
 }
+
+#[tokio::test]
+async fn an_identifier_uri_held_by_a_deleted_application_is_named_with_its_purge_command() {
+    let mut h = Harness::new("sd-uri", full_permissions()).await;
+    h.start_operator(h.config()).await;
+    let spec = json!({"fhirUrl": "https://fhir.contoso.example"});
+    h.apply::<FhirResourceApp>(resource_app("old", spec.clone()))
+        .await
+        .unwrap();
+    let old = h
+        .wait_condition::<FhirResourceApp>("old", "Ready", "True", T)
+        .await;
+    let oid = old["status"]["applicationObjectId"].as_str().unwrap();
+    delete_and_wait::<FhirResourceApp>(&h, "old").await;
+    // Another resource, same FHIR URL: the deleted application still holds it.
+    h.apply::<FhirResourceApp>(resource_app("new", spec))
+        .await
+        .unwrap();
+    let stalled = h
+        .wait_condition::<FhirResourceApp>("new", "Stalled", "True", T)
+        .await;
+    let c = condition(&stalled, "Stalled");
+    assert_eq!(c["reason"], "IdentifierUriTaken", "{c}");
+    let message = c["message"].as_str().unwrap();
+    assert!(message.contains("a deleted application"), "{message}");
+    assert!(
+        message.contains(&format!("directory/deletedItems/{oid}")),
+        "{message}"
+    );
+    h.stop_operator().await;
+}

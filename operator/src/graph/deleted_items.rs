@@ -13,23 +13,42 @@ const DELETED: &str = "/directory/deletedItems";
 
 impl GraphClient {
     /// The deleted application holding `unique_name`, if any. Filtering deleted applications on
-    /// `uniqueName` is not documented, so every deleted application's id, appId, uniqueName and
-    /// tags are listed (`$top=999`, Graph's most per page) and compared here (facts §1.1).
+    /// `uniqueName` is not documented, so every deleted application is listed and compared here
+    /// (facts §1.1).
     pub async fn find_deleted_application(
         &self,
         unique_name: &str,
     ) -> Result<Option<Application>, GraphError> {
-        let path = format!(
-            "{DELETED}/microsoft.graph.application?$select=id,appId,uniqueName,tags,displayName&$top=999"
-        );
-        let apps: Vec<Application> = self
-            .list_all("listDeletedApplications", &path, Lag::NoRetry)
-            .await?;
+        let apps = self.deleted_applications("uniqueName").await?;
         Ok(apps.into_iter().find(|a| {
             a.unique_name
                 .as_deref()
                 .is_some_and(|u| u.eq_ignore_ascii_case(unique_name))
         }))
+    }
+
+    /// The deleted application holding identifier URI `uri`, if any: a deleted application keeps its
+    /// identifier URIs (facts §1.5), so a new one with the URI is refused.
+    pub async fn find_deleted_application_with_identifier_uri(
+        &self,
+        uri: &str,
+    ) -> Result<Option<Application>, GraphError> {
+        let apps = self.deleted_applications("identifierUris").await?;
+        let same = |u: &String| {
+            u.trim_end_matches('/')
+                .eq_ignore_ascii_case(uri.trim_end_matches('/'))
+        };
+        Ok(apps
+            .into_iter()
+            .find(|a| a.identifier_uris.iter().any(same)))
+    }
+
+    /// Every deleted application's id, appId, tags and `field` (`$top=999`, Graph's most per page).
+    async fn deleted_applications(&self, field: &str) -> Result<Vec<Application>, GraphError> {
+        let path =
+            format!("{DELETED}/microsoft.graph.application?$select=id,appId,tags,{field}&$top=999");
+        self.list_all("listDeletedApplications", &path, Lag::NoRetry)
+            .await
     }
 
     /// The deleted service principal of `app_id`, if any (the filter Learn `restore-application`
