@@ -12,6 +12,9 @@ use crate::graph::GraphClient;
 use crate::graph::types::Application;
 
 pub const WRITE_APPS: &str = "Application.ReadWrite.OwnedBy (or Application.ReadWrite.All)";
+/// Listing Entra's deleted items: Learn `directory-deleteditems-list` names Application.Read.All as
+/// the least privilege and is silent on OwnedBy (docs/permissions.md).
+pub const READ_DELETED: &str = "Application.Read.All";
 
 /// Creates or converges the application (with the disable-first phase), returns it. A create that
 /// a deleted application of ours refuses restores that one instead ([`restore`]).
@@ -282,14 +285,14 @@ async fn purge_deleted_leftovers(
     let deleted = graph
         .find_deleted_application(unique_name)
         .await
-        .map_err(needs("read the deleted applications", WRITE_APPS))?;
+        .map_err(needs("read the deleted applications", READ_DELETED))?;
     let Some(app) = deleted.filter(|a| owned_by(&a.tags, id)) else {
         return Ok(());
     };
     let sp = graph
         .find_deleted_service_principal(&app.app_id)
         .await
-        .map_err(needs("read the deleted service principals", WRITE_APPS))?;
+        .map_err(needs("read the deleted service principals", READ_DELETED))?;
     if let Some(sp) = sp {
         purge_one(graph, &sp.id).await?;
     }

@@ -8,7 +8,7 @@
 
 use serde_json::{Value, json};
 
-use super::application::WRITE_APPS;
+use super::application::{READ_DELETED, WRITE_APPS};
 use super::{Error, needs};
 use crate::desired::naming::{ResourceIdentity, owned_by};
 use crate::graph::types::parse_application;
@@ -39,7 +39,7 @@ pub async fn restore_held_name(
     let held = graph
         .find_deleted_application(unique_name)
         .await
-        .map_err(needs("read the deleted applications", WRITE_APPS))?;
+        .map_err(needs("read the deleted applications", READ_DELETED))?;
     let Some(deleted) = held else {
         return Err(refused.into());
     };
@@ -89,7 +89,7 @@ async fn restore_service_principal(graph: &GraphClient, app_id: &str) -> Result<
     let deleted = graph
         .find_deleted_service_principal(app_id)
         .await
-        .map_err(needs("read the deleted service principals", WRITE_APPS))?;
+        .map_err(needs("read the deleted service principals", READ_DELETED))?;
     let Some(sp) = deleted else { return Ok(()) };
     match graph.restore_deleted(&sp.id).await {
         Ok(_) | Err(GraphError::Conflict { .. }) => Ok(()),
