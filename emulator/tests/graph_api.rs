@@ -189,40 +189,11 @@ async fn application_lifecycle_get_forms_update_delete_restore_purge() {
         .patch(&format!("/applications/{id}"), json!({"nope": 1}))
         .await;
     assert_eq!(bad.status, 400);
-    // Delete -> deletedItems -> restore -> delete -> purge
+    // Delete: gone from the applications (soft delete, restore and purge: tests/soft_delete.rs)
     assert_eq!(op.delete(&format!("/applications/{id}")).await.status, 204);
     let g = op.get(&format!("/applications/{id}")).await;
     assert_eq!(g.status, 404);
     assert_eq!(err_code(&g), "Request_ResourceNotFound");
-    let d = op
-        .get("/directory/deletedItems/microsoft.graph.application")
-        .await;
-    assert_eq!(d.status, 200);
-    assert!(
-        d.body["value"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a["id"] == id.as_str() && a["deletedDateTime"].is_string())
-    );
-    let rs = op
-        .post(&format!("/directory/deletedItems/{id}/restore"), json!({}))
-        .await;
-    assert_eq!(rs.status, 200, "{}", rs.body);
-    assert_eq!(op.get(&format!("/applications/{id}")).await.status, 200);
-    assert_eq!(op.delete(&format!("/applications/{id}")).await.status, 204);
-    assert_eq!(
-        op.delete(&format!("/directory/deletedItems/{id}"))
-            .await
-            .status,
-        204
-    );
-    assert_eq!(
-        op.delete(&format!("/directory/deletedItems/{id}"))
-            .await
-            .status,
-        404
-    );
     emu.shutdown().await;
 }
 

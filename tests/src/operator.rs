@@ -420,9 +420,10 @@ impl Harness {
 }
 
 impl Harness {
-    /// What an admin does in the portal: deletes FhirClientApp `name`'s application in Graph (out of
-    /// band); then waits until the operator has recreated it and the client is Ready again, and
-    /// returns the object then.
+    /// What an admin does in the portal to remove an application for good: deletes FhirClientApp
+    /// `name`'s application in Graph (out of band) and purges it from the deleted items (a deletion
+    /// alone is soft: the operator restores it, tests/operator_soft_delete.rs); then waits until the
+    /// operator has recreated it and the client is Ready again, and returns the object then.
     pub async fn delete_application_out_of_band(&self, name: &str) -> Value {
         let api = self.api::<fhir_app_operator::api::FhirClientApp>();
         let obj = api.get(name).await.expect("the FhirClientApp");
@@ -436,7 +437,15 @@ impl Harness {
             )
             .await;
         assert_eq!(code, 204, "{body}");
+        self.purge_deleted(&oid).await;
         self.wait_recreated(&api, name, &oid).await
+    }
+
+    /// Purges a deleted application or service principal from the tenant's deleted items.
+    pub async fn purge_deleted(&self, object_id: &str) {
+        let path = format!("/directory/deletedItems/{object_id}");
+        let (code, body) = self.graph(reqwest::Method::DELETE, &path, None).await;
+        assert_eq!(code, 204, "purge {object_id}: {body}");
     }
 
     /// Waits until FhirClientApp `name` is Ready for its generation with an application object ID
@@ -571,6 +580,16 @@ pub async fn secret_data(
 /// JSON for a FhirResourceApp.
 pub fn resource_app(name: &str, spec: Value) -> Value {
     json!({"apiVersion": "fhirapps.io/v1alpha1", "kind": "FhirResourceApp", "metadata": {"name": name}, "spec": spec})
+}
+
+/// The spec of a Service client of FhirResourceApp `fhir` with role `globalReader` assigned (the
+/// FHIR API requires assignment by default: AADSTS501051 otherwise), with `extra`'s fields set.
+pub fn service_spec(extra: Value) -> Value {
+    let mut spec = json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir"}}, "roles": ["globalReader"], "assignAppRoles": true});
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        spec[k] = v.clone();
+    }
+    spec
 }
 
 /// JSON for a FhirClientApp.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use fhir_app_operator::api::{FhirClientApp, FhirResourceApp};
 use fhir_app_operator_tests::operator::{
     Harness, client_app, condition, full_permissions, resource_app, secret_data,
+    service_spec as service,
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, PostParams};
@@ -17,15 +18,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(60);
-
-fn service(extra: Value) -> Value {
-    // The role assigned: the FHIR API requires assignment by default (AADSTS501051 otherwise).
-    let mut spec = json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir"}}, "roles": ["globalReader"], "assignAppRoles": true});
-    for (k, v) in extra.as_object().unwrap() {
-        spec[k] = v.clone();
-    }
-    spec
-}
 
 /// Applications registered for resources of this test's namespace.
 async fn our_apps(h: &Harness, kind: &str) -> Vec<Value> {

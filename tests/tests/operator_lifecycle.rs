@@ -5,22 +5,13 @@ use std::time::{Duration, Instant};
 
 use fhir_app_operator::api::FhirClientApp;
 use fhir_app_operator_tests::operator::{
-    Harness, client_app, condition, full_permissions, secret_data,
+    Harness, client_app, condition, full_permissions, secret_data, service_spec as service,
 };
 use k8s_openapi::api::core::v1::Secret;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(60);
-
-fn service(extra: Value) -> Value {
-    // The role assigned: the FHIR API requires assignment by default (AADSTS501051 otherwise).
-    let mut spec = json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir"}}, "roles": ["globalReader"], "assignAppRoles": true});
-    for (k, v) in extra.as_object().unwrap() {
-        spec[k] = v.clone();
-    }
-    spec
-}
 
 async fn app_by_app_id(h: &Harness, app_id: &str) -> (u16, Value) {
     h.graph(
@@ -146,10 +137,12 @@ async fn drift_in_entra_is_corrected_and_a_deleted_app_is_recreated() {
     })
     .await;
 
+    // Deleted and purged (a deletion alone is soft: the operator restores it, operator_soft_delete.rs).
     let (code, _) = h
         .graph(Method::DELETE, &format!("/applications/{oid}"), None)
         .await;
     assert_eq!(code, 204);
+    h.purge_deleted(&oid).await;
     let obj = h
         .eventually("application recreated", T, || {
             let (h, oid) = (&h, &oid);

@@ -29,6 +29,7 @@ pub async fn state(State(sh): State<Arc<Shared>>) -> Response {
             "verified_domains": t.domains,
             "applications": t.apps.iter().map(app_view).collect::<Vec<_>>(),
             "deleted_applications": t.deleted_apps.iter().map(app_view).collect::<Vec<_>>(),
+            "deleted_service_principals": t.deleted_sps.iter().map(|d| { let mut v = d.rec.body.clone(); v["owners"] = json!(d.rec.owners); v }).collect::<Vec<_>>(),
             "service_principals": t.sps.iter().map(|sp| { let mut v = sp.body.clone(); v["owners"] = json!(sp.owners); v }).collect::<Vec<_>>(),
             "app_role_assignments": t.assignments,
             "oauth2_permission_grants": t.grants,
@@ -235,4 +236,30 @@ pub async fn age_flows(State(sh): State<Arc<Shared>>, body: axum::body::Bytes) -
     };
     sh.flows.lock().unwrap().age(n);
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// `POST /_emulator/deleted-items/expire`: every tenant's deleted applications and service
+/// principals are deleted for good now, as if their 30 days were over. With `{"days": N}` they are
+/// made N days older instead, and only those then 30 days old go. Answers `{"expired": count}`.
+pub async fn expire_deleted_items(
+    State(sh): State<Arc<Shared>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let days = if body.is_empty() {
+        crate::state::recycle::RETENTION_DAYS
+    } else {
+        match serde_json::from_slice::<Value>(&body).map(|v| v["days"].as_i64()) {
+            Ok(Some(n)) if n >= 0 => n,
+            _ => return bad_request("expected no body or {\"days\": N} (N >= 0)"),
+        }
+    };
+    let mut st = sh.store.lock().unwrap();
+    let now = chrono::Utc::now();
+    let mut expired = 0;
+    for t in st.tenants.values_mut() {
+        crate::state::recycle::age(t, days);
+        expired += crate::state::recycle::expire(t, now);
+    }
+    sh.persist(st);
+    Json(json!({"expired": expired})).into_response()
 }

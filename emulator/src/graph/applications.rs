@@ -6,8 +6,8 @@ use super::lookup::find_app;
 use super::odata::{self, check_writable, created, entity, location, no_content, with_location};
 use super::pattern::Params;
 use super::req::Req;
-use super::service_principals::remove_sp;
-use crate::state::store::{self, AppRec, Tenant, fmt_7, fmt_secs, now_ms, s};
+use crate::state::recycle;
+use crate::state::store::{self, AppRec, Tenant, fmt_7, now_ms, s};
 use crate::state::views::GraphObject;
 use axum::http::HeaderValue;
 use serde_json::{Value, json};
@@ -157,24 +157,13 @@ pub fn update(r: &Req, t: &mut Tenant, p: &Params) -> R {
     Ok(no_content())
 }
 
-/// DELETE: the application goes to the deleted items, its service principals are removed.
+/// DELETE (by id, `(appId='…')` or `(uniqueName='…')`): the application and its service
+/// principal go to the deleted items for 30 days (`state::recycle` has the sources).
 pub fn delete(r: &Req, t: &mut Tenant, p: &Params) -> R {
     let i = app(r, t, p)?;
     if !r.can_write(&t.apps[i].owners) {
         return Err(denied());
     }
-    let mut rec = t.apps.remove(i);
-    rec.body["deletedDateTime"] = json!(fmt_secs(r.now));
-    let app_id = s(&rec.body, "appId");
-    let sp_ids: Vec<String> = t
-        .sps
-        .iter()
-        .filter(|sp| sp.body.app_id() == app_id)
-        .map(|sp| s(&sp.body, "id"))
-        .collect();
-    for id in &sp_ids {
-        remove_sp(t, id);
-    }
-    t.deleted_apps.push(rec);
+    recycle::delete_app(t, i, r.now);
     Ok(no_content())
 }

@@ -294,6 +294,8 @@ fn dispatch(sh: &Shared, req: &mut Req, route: &Route, params: &Params) -> R {
         req.foreign_apps = foreign_apps(&st, &tid);
     }
     let tenant = st.tenants.get_mut(&tid).unwrap();
+    // Deleted items older than 30 days are gone before anything reads them (state::recycle).
+    crate::state::recycle::expire(tenant, req.now);
     let res = (route.handler)(req, tenant, params);
     if req.method != Method::GET && res.is_ok() {
         sh.persist(st);

@@ -143,7 +143,7 @@ pub static ROUTES: &[Route] = &[
     route(GET,    "groups/{group}/*", "groups.item.unsupported", dir::group_unsupported),
     route(GET,    "groups/{group}", "groups.get", dir::group_get),
     route(GET,    "groups", "groups.list", dir::groups),
-    // deleted items
+    // deleted items (Learn directory-deleteditems-list, -get, -restore, -delete; state::recycle)
     route(POST,   "directory/deletedItems/{deleted}/restore|microsoft.graph.restore", "deletedItems.restore", deleted_items::restore),
     route(ANY,    "directory/deletedItems/*/*", "deletedItems.item.methodNotAllowed", method_not_allowed_request),
     route(GET,    "directory/deletedItems/microsoft.graph.*", "deletedItems.list", deleted_items::list),
@@ -299,6 +299,17 @@ mod tests {
                 "directory/deletedItems/microsoft.graph.application"
             ),
             "deletedItems.list"
+        );
+        assert_eq!(
+            op(
+                Method::GET,
+                "directory/deletedItems/microsoft.graph.servicePrincipal"
+            ),
+            "deletedItems.list"
+        );
+        assert_eq!(
+            op(Method::GET, "directory/deletedItems/x"),
+            "deletedItems.get"
         );
         assert_eq!(
             op(Method::POST, "directory/deletedItems/x/restore"),

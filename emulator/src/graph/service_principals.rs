@@ -9,12 +9,12 @@ use super::odata::{
 };
 use super::pattern::Params;
 use super::req::Req;
+use crate::state::recycle;
 use crate::state::store::{self, SpRec, Tenant, now_ms, s, to_json};
-use crate::state::views::GraphObject;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-const SP_FILTERABLE: &[&str] = &[
+pub const SP_FILTERABLE: &[&str] = &[
     "id",
     "appId",
     "displayName",
@@ -108,13 +108,7 @@ pub fn create(r: &Req, t: &mut Tenant, _: &Params) -> R {
         ));
     }
     if t.sp_idx_by_app_id(&app_id).is_some() {
-        return Err(err(
-            StatusCode::CONFLICT,
-            "Request_MultipleObjectsWithSameKeyValue",
-            format!(
-                "The service principal cannot be created, updated, or restored because the service principal name {app_id} is already in use."
-            ),
-        ));
+        return Err(sp_name_in_use(&app_id));
     }
     if t.app_idx_by_app_id(&app_id).is_none() && app_id == store::HEALTHCARE_APP_ID {
         return create_healthcare_sp(r, t);
@@ -132,6 +126,19 @@ pub fn create(r: &Req, t: &mut Tenant, _: &Params) -> R {
         resp,
         &location(r, &t.id, &id, "ServicePrincipal"),
     ))
+}
+
+/// A live service principal already has this appId: a create, or a restore of a deleted one (a
+/// restore whose names clash with an active service principal fails with 409: the support-wiki
+/// copy in docs/entra-facts/lifecycle-and-policies.md §1.4).
+pub fn sp_name_in_use(app_id: &str) -> GErr {
+    err(
+        StatusCode::CONFLICT,
+        "Request_MultipleObjectsWithSameKeyValue",
+        format!(
+            "The service principal cannot be created, updated, or restored because the service principal name {app_id} is already in use."
+        ),
+    )
 }
 
 /// Importing Microsoft's first-party app (`az ad sp create --id …`) takes more than OwnedBy.
@@ -236,7 +243,9 @@ pub fn update(r: &Req, t: &mut Tenant, p: &Params) -> R {
     Ok(no_content())
 }
 
-/// DELETE (Microsoft Graph's and the healthcare service principals stay).
+/// DELETE: the service principal goes to the deleted items for 30 days, with the assignments
+/// and grants it is a side of (recorded: `test_service_principal_scenario.yaml`, 204). Microsoft
+/// Graph's and the healthcare service principals stay.
 pub fn delete(r: &Req, t: &mut Tenant, p: &Params) -> R {
     let i = sp(r, t, p)?;
     if !r.can_write(&t.sps[i].owners) {
@@ -249,17 +258,8 @@ pub fn delete(r: &Req, t: &mut Tenant, p: &Params) -> R {
         return Err(denied());
     }
     let id = s(&t.sps[i].body, "id");
-    remove_sp(t, &id);
+    recycle::delete_sp(t, &id, r.now);
     Ok(no_content())
-}
-
-/// Removes a service principal with its assignments and grants (either side).
-pub fn remove_sp(t: &mut Tenant, id: &str) {
-    t.sps.retain(|sp| sp.body.id() != id);
-    t.assignments
-        .retain(|a| a.principal_id != id && a.resource_id != id);
-    t.grants
-        .retain(|g| g.client_id != id && g.resource_id != id);
 }
 
 /// GET `…/oauth2PermissionGrants`: the grants the service principal is the client of.

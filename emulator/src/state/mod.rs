@@ -10,6 +10,7 @@ pub mod directory;
 pub mod objects;
 pub mod persistence;
 pub mod realism;
+pub mod recycle;
 pub mod seed;
 pub mod sign_in;
 pub mod store;

@@ -61,6 +61,17 @@ pub struct SpRec {
     pub visible_from_ms: i64,
 }
 
+/// A soft-deleted service principal with the app role assignments and delegated grants it was a
+/// side of, set aside until it is restored (then they come back with it) or purged.
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
+pub struct DeletedSp {
+    pub rec: SpRec,
+    #[serde(default)]
+    pub assignments: Vec<Assignment>,
+    #[serde(default)]
+    pub grants: Vec<Grant>,
+}
+
 /// An app role assignment, in Graph's shape (Graph answers with it as it is serialised).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -151,6 +162,9 @@ pub struct Tenant {
     pub deleted_apps: Vec<AppRec>,
     #[serde(default)]
     pub sps: Vec<SpRec>,
+    /// Soft-deleted service principals ([`super::recycle`]).
+    #[serde(default)]
+    pub deleted_sps: Vec<DeletedSp>,
     #[serde(default)]
     pub assignments: Vec<Assignment>,
     #[serde(default)]

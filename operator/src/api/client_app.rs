@@ -100,7 +100,8 @@ pub struct FhirClientAppSpec {
     /// Tenant to register in. Default: the operator's own tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<TenantSpec>,
-    /// Delete (default) or Orphan the Entra objects when this resource is deleted.
+    /// Delete (default: soft delete, restorable for 30 days), Purge (delete for good) or Orphan the
+    /// Entra objects when this resource is deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
     /// Take over an application with the same uniqueName that this operator did not create. Default false.

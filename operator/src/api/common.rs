@@ -13,9 +13,15 @@ pub const OBJECT_NAME_PATTERN: &str = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$";
 /// What happens to the Entra objects when the Kubernetes resource is deleted.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
 pub enum DeletionPolicy {
-    /// Delete the application, its service principal, grants and assignments (default).
+    /// Delete the application, its service principal, grants and assignments (default). Entra ID
+    /// keeps them in its deleted items for 30 days, holding the application's uniqueName: creating
+    /// this resource again within that time restores them (same client ID and audience), and they can
+    /// be restored by hand (docs/upgrade-uninstall.md).
     #[default]
     Delete,
+    /// Delete as `Delete` does, then purge the application and its service principal from Entra's
+    /// deleted items: the name and the directory quota are freed at once, and nothing can be restored.
+    Purge,
     /// Leave everything in Entra ID as it is.
     Orphan,
 }

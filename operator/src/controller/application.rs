@@ -4,7 +4,7 @@
 use kube::Resource;
 use kube::runtime::controller::Action;
 
-use super::{Context, Error, needs};
+use super::{Context, Error, needs, restore};
 use crate::api::{AppStatus, DeletionPolicy, TenantSpec};
 use crate::desired::naming::{ResourceIdentity, owned_by};
 use crate::desired::{self, diff};
@@ -12,8 +12,12 @@ use crate::graph::GraphClient;
 use crate::graph::types::Application;
 
 pub const WRITE_APPS: &str = "Application.ReadWrite.OwnedBy (or Application.ReadWrite.All)";
+/// Listing Entra's deleted items: Learn `directory-deleteditems-list` names Application.Read.All as
+/// the least privilege and is silent on OwnedBy (docs/permissions.md).
+pub const READ_DELETED: &str = "Application.Read.All";
 
-/// Creates or converges the application (with the disable-first phase), returns it.
+/// Creates or converges the application (with the disable-first phase), returns it. A create that
+/// a deleted application of ours refuses restores that one instead ([`restore`]).
 pub async fn converge_app(
     graph: &GraphClient,
     unique_name: &str,
@@ -25,53 +29,75 @@ pub async fn converge_app(
         .get_application_by_unique_name(unique_name)
         .await
         .map_err(needs("read applications", WRITE_APPS))?;
-    match existing {
-        None => {
-            let body = desired::application::Application {
-                unique_name: Some(unique_name.to_string()),
-                ..desired.clone()
-            }
-            .body();
-            let (app, created) = graph
-                .upsert_application(unique_name, &body)
-                .await
-                .map_err(needs("create the application", WRITE_APPS))?;
-            Ok((app, Some(if created { "Created" } else { "Updated" })))
+    let Some(actual) = existing else {
+        return create_or_restore(graph, unique_name, desired, id, adopt).await;
+    };
+    let tags: Vec<String> = serde_json::from_value(actual["tags"].clone()).unwrap_or_default();
+    if !owned_by(&tags, id) && !adopt {
+        return Err(Error::NotOwned {
+            unique_name: unique_name.to_string(),
+        });
+    }
+    let (app, changed) = converge_existing(graph, desired, actual).await?;
+    Ok((app, changed.then_some("Updated")))
+}
+
+/// The upsert by `uniqueName`; refused because a deleted application holds the name, that one
+/// restored (if ours) and converged.
+async fn create_or_restore(
+    graph: &GraphClient,
+    unique_name: &str,
+    desired: &desired::application::Application,
+    id: &ResourceIdentity<'_>,
+    adopt: bool,
+) -> Result<(serde_json::Value, Option<&'static str>), Error> {
+    let body = desired::application::Application {
+        unique_name: Some(unique_name.to_string()),
+        ..desired.clone()
+    }
+    .body();
+    match graph.upsert_application(unique_name, &body).await {
+        Ok((app, created)) => Ok((app, Some(if created { "Created" } else { "Updated" }))),
+        Err(e) if restore::unique_name_held(&e) => {
+            let restored = restore::restore_held_name(graph, unique_name, id, adopt, e).await?;
+            let (app, _) = converge_existing(graph, desired, restored).await?;
+            Ok((app, Some("Restored")))
         }
-        Some(actual) => {
-            let tags: Vec<String> =
-                serde_json::from_value(actual["tags"].clone()).unwrap_or_default();
-            if !owned_by(&tags, id) && !adopt {
-                return Err(Error::NotOwned {
-                    unique_name: unique_name.to_string(),
-                });
-            }
-            let oid = actual["id"].as_str().unwrap_or_default().to_string();
-            let desired = desired.body();
-            let mut changed = false;
-            if let Some(phase1) = diff::disable_phase(&desired, &actual) {
-                graph
-                    .patch_application(&oid, &phase1)
-                    .await
-                    .map_err(needs("update the application", WRITE_APPS))?;
-                changed = true;
-            }
-            if let Some(patch) = diff::patch_body(&desired, &actual) {
-                graph
-                    .patch_application(&oid, &patch)
-                    .await
-                    .map_err(needs("update the application", WRITE_APPS))?;
-                changed = true;
-            }
-            let mut app = actual;
-            if changed && let Some(o) = desired.as_object() {
-                for (k, v) in o {
-                    app[k] = v.clone();
-                }
-            }
-            Ok((app, changed.then_some("Updated")))
+        Err(e) => Err(needs("create the application", WRITE_APPS)(e)),
+    }
+}
+
+/// Patches `actual` to `desired` (disable-first, then the rest); returns it as it now is and
+/// whether anything changed.
+async fn converge_existing(
+    graph: &GraphClient,
+    desired: &desired::application::Application,
+    actual: serde_json::Value,
+) -> Result<(serde_json::Value, bool), Error> {
+    let oid = actual["id"].as_str().unwrap_or_default().to_string();
+    let desired = desired.body();
+    let mut changed = false;
+    if let Some(phase1) = diff::disable_phase(&desired, &actual) {
+        graph
+            .patch_application(&oid, &phase1)
+            .await
+            .map_err(needs("update the application", WRITE_APPS))?;
+        changed = true;
+    }
+    if let Some(patch) = diff::patch_body(&desired, &actual) {
+        graph
+            .patch_application(&oid, &patch)
+            .await
+            .map_err(needs("update the application", WRITE_APPS))?;
+        changed = true;
+    }
+    let mut app = actual;
+    if changed && let Some(o) = desired.as_object() {
+        for (k, v) in o {
+            app[k] = v.clone();
         }
     }
+    Ok((app, changed))
 }
 
 /// An Event for what [`converge_app`] changed; a create for a resource whose status already names
@@ -94,6 +120,14 @@ pub async fn report_app_change<K: Resource<DynamicType = ()>>(
         (
             "Recreated",
             format!("application {unique_name} was missing in Entra ID and was recreated"),
+        )
+    } else if c == "Restored" {
+        (
+            "Restored",
+            format!(
+                "restored application {unique_name} (appId {}) from Entra ID's deleted items; its credentials from before the deletion were removed",
+                parsed.app_id
+            ),
         )
     } else if c == "Created" {
         (
@@ -133,11 +167,17 @@ pub async fn remove_application<K: Resource<DynamicType = ()>>(
     let graph = match ctx.graph_for(id.namespace, tenant).await {
         Ok(g) => g,
         Err(Error::TenantCredentials(m)) => {
-            return delete_without_credentials(ctx, obj, tenant, id, m).await;
+            return delete_without_credentials(ctx, obj, policy, tenant, id, m).await;
         }
         Err(e) => return Err(e),
     };
-    delete_app(&graph, &id.unique_name(), id).await?;
+    delete_app(
+        &graph,
+        &id.unique_name(),
+        id,
+        policy == DeletionPolicy::Purge,
+    )
+    .await?;
     Ok(Action::await_change())
 }
 
@@ -146,6 +186,7 @@ pub async fn remove_application<K: Resource<DynamicType = ()>>(
 async fn delete_without_credentials<K: Resource<DynamicType = ()>>(
     ctx: &Context,
     obj: &K,
+    policy: DeletionPolicy,
     tenant: Option<&TenantSpec>,
     id: &ResourceIdentity<'_>,
     why: String,
@@ -155,7 +196,15 @@ async fn delete_without_credentials<K: Resource<DynamicType = ()>>(
         credentials_secret_ref: None,
     };
     let tried = match ctx.graph_for(id.namespace, Some(&own)).await {
-        Ok(graph) => delete_app(&graph, &id.unique_name(), id).await,
+        Ok(graph) => {
+            delete_app(
+                &graph,
+                &id.unique_name(),
+                id,
+                policy == DeletionPolicy::Purge,
+            )
+            .await
+        }
         Err(e) => Err(e),
     };
     let Err(e) = tried else {
@@ -176,18 +225,25 @@ async fn delete_without_credentials<K: Resource<DynamicType = ()>>(
     Err(blocked)
 }
 
-/// Deletes the application with `unique_name` and its service principal if this operator owns it.
+/// Deletes the application with `unique_name` and its service principal if this operator owns it;
+/// Entra keeps both in its deleted items for 30 days, unless `purge` deletes them for good there
+/// too (the service principal first: purging an application leaves its service principal deleted,
+/// Learn `howto-restore-app`).
 pub async fn delete_app(
     graph: &GraphClient,
     unique_name: &str,
     id: &ResourceIdentity<'_>,
+    purge: bool,
 ) -> Result<(), Error> {
     let Some(app) = graph
         .find_application_to_delete(unique_name)
         .await
         .map_err(needs("read applications", WRITE_APPS))?
     else {
-        return Ok(());
+        return match purge {
+            true => purge_deleted_leftovers(graph, unique_name, id).await,
+            false => Ok(()),
+        };
     };
     let parsed: Application = crate::graph::types::parse_application("application", &app)?;
     if !owned_by(&parsed.tags, id) {
@@ -197,10 +253,10 @@ pub async fn delete_app(
         );
         return Ok(());
     }
-    if let Some(sp) = graph
+    let sp = graph
         .get_service_principal_by_app_id(&parsed.app_id)
-        .await?
-    {
+        .await?;
+    if let Some(sp) = &sp {
         graph
             .delete_service_principal(&sp.id)
             .await
@@ -210,5 +266,42 @@ pub async fn delete_app(
         .delete_application(&parsed.id)
         .await
         .map_err(needs("delete the application", WRITE_APPS))?;
+    if purge {
+        if let Some(sp) = &sp {
+            purge_one(graph, &sp.id).await?;
+        }
+        purge_one(graph, &parsed.id).await?;
+    }
     Ok(())
+}
+
+/// A Purge whose delete went through before (a cleanup cut short): what of ours is still in the
+/// deleted items goes.
+async fn purge_deleted_leftovers(
+    graph: &GraphClient,
+    unique_name: &str,
+    id: &ResourceIdentity<'_>,
+) -> Result<(), Error> {
+    let deleted = graph
+        .find_deleted_application(unique_name)
+        .await
+        .map_err(needs("read the deleted applications", READ_DELETED))?;
+    let Some(app) = deleted.filter(|a| owned_by(&a.tags, id)) else {
+        return Ok(());
+    };
+    let sp = graph
+        .find_deleted_service_principal(&app.app_id)
+        .await
+        .map_err(needs("read the deleted service principals", READ_DELETED))?;
+    if let Some(sp) = sp {
+        purge_one(graph, &sp.id).await?;
+    }
+    purge_one(graph, &app.id).await
+}
+
+async fn purge_one(graph: &GraphClient, object_id: &str) -> Result<(), Error> {
+    graph
+        .purge_deleted(object_id)
+        .await
+        .map_err(needs("purge a deleted item", WRITE_APPS))
 }

@@ -307,7 +307,8 @@ async fn converge(
     let out = output_secret(obj, ctx).await?;
     // Register, grant access.
     let registered_before = status.client_id.is_some();
-    let (app, sp, sp_is_new) = register(ctx, obj, &graph, &id, &desired, &target, status).await?;
+    let (app, sp, sp_is_new, restored) =
+        register(ctx, obj, &graph, &id, &desired, &target, status).await?;
     if let (Some(reference), Some(resource_sp)) =
         (super::revoke::current_target(obj), target_sp.as_deref())
     {
@@ -329,6 +330,7 @@ async fn converge(
         existing: out.existing.as_ref(),
         secret_name: &out.name,
         registered_before,
+        restored,
         rotation,
         now,
     };
@@ -420,7 +422,7 @@ fn ready(
 }
 
 /// The register step: the application converged to `desired` and its service principal (and
-/// whether that was created now). What exists goes into the status at once, whatever the later
+/// whether that was created now, and whether the application was restored from the deleted items). What exists goes into the status at once, whatever the later
 /// steps meet (an admin who must assign a role by hand finds the application from Kubernetes).
 async fn register(
     ctx: &Context,
@@ -430,7 +432,7 @@ async fn register(
     desired: &crate::desired::application::Application,
     target: &ResolvedTarget,
     status: &mut AppStatus,
-) -> Result<(Application, ServicePrincipal, bool), Error> {
+) -> Result<(Application, ServicePrincipal, bool, bool), Error> {
     let unique_name = id.unique_name();
     let adopt = obj.spec.adopt.unwrap_or(false);
     let (app, change) = converge_app(graph, &unique_name, desired, id, adopt).await?;
@@ -449,7 +451,7 @@ async fn register(
             super::application::WRITE_APPS,
         ))?;
     status.service_principal_object_id = Some(sp.id.clone());
-    Ok((app, sp, sp_is_new))
+    Ok((app, sp, sp_is_new, change == Some("Restored")))
 }
 
 /// The outputs step: the Secret with the prepared credential. A client secret issued for a write
@@ -539,7 +541,7 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
     let policy = obj.spec.deletion_policy.unwrap_or_default();
     // Role assignments first: once the service principal is gone ARM shows them as "Identity not
     // found" and nobody can tell whose they were.
-    if policy == crate::api::DeletionPolicy::Delete && obj.spec.target.managed.is_some() {
+    if policy != crate::api::DeletionPolicy::Orphan && obj.spec.target.managed.is_some() {
         let graph = ctx.graph_for(&ns, tenant.as_ref()).await?;
         rbac::remove_all(ctx, &graph, &obj).await?;
     }

@@ -46,6 +46,17 @@ pub enum Error {
         "application with uniqueName {unique_name} exists but was not created by this operator for this resource; set spec.adopt: true to take it over"
     )]
     NotOwned { unique_name: String },
+    /// A deleted application that is not this resource's holds its uniqueName (Entra keeps it 30
+    /// days; controller/restore.rs).
+    #[error(
+        "the uniqueName {unique_name} is held by a deleted application (object ID {object_id}, appId {app_id}) that this operator did not create for this resource; Entra ID keeps a deleted application's uniqueName for 30 days. Free the name by purging it: az rest --method DELETE --url {url}; or set spec.adopt: true to restore it and take it over"
+    )]
+    UniqueNameHeldByDeletedApp {
+        unique_name: String,
+        object_id: String,
+        app_id: String,
+        url: String,
+    },
     #[error(transparent)]
     UnknownEntitlement(#[from] UnknownEntitlements),
     #[error("operator configuration: {0}")]
@@ -93,6 +104,7 @@ pub const CONDITION_REASONS: &[&str] = &[
     "InvalidSpec",
     "TenantCredentials",
     "NotOwned",
+    "UniqueNameHeldByDeletedApp",
     "UnknownEntitlement",
     "MissingConfig",
     "TenantMismatch",
@@ -120,6 +132,7 @@ pub const EVENT_REASONS: &[&str] = &[
     "Created",
     "Updated",
     "Recreated",
+    "Restored",
     "CredentialCreated",
     "CredentialRotated",
     "SecretRestored",
@@ -150,6 +163,7 @@ impl Error {
             Self::InvalidSpec(_) => "InvalidSpec",
             Self::TenantCredentials(_) => "TenantCredentials",
             Self::NotOwned { .. } => "NotOwned",
+            Self::UniqueNameHeldByDeletedApp { .. } => "UniqueNameHeldByDeletedApp",
             Self::UnknownEntitlement(_) => "UnknownEntitlement",
             Self::MissingConfig(_) => "MissingConfig",
             Self::TenantMismatch(_) => "TenantMismatch",
@@ -170,6 +184,7 @@ impl Error {
             | Self::InvalidSpec(_)
             | Self::TenantCredentials(_)
             | Self::NotOwned { .. }
+            | Self::UniqueNameHeldByDeletedApp { .. }
             | Self::UnknownEntitlement(_)
             | Self::MissingConfig(_)
             | Self::TenantMismatch(_)

@@ -10,6 +10,7 @@ pub mod finalizer;
 mod memo;
 pub mod outputs;
 pub mod resource_app;
+mod restore;
 pub mod revoke;
 mod status;
 

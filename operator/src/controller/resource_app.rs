@@ -89,23 +89,42 @@ async fn identifier_uri_conflict(graph: &GraphClient, uri: Option<String>, e: Er
     }
     let holder = match graph.application_tags_with_identifier_uri(&uri).await {
         Ok(Some(tags)) => Some(
-            tags.iter()
-                .find_map(|t| t.strip_prefix(OWNER_TAG_PREFIX))
-                .and_then(|owner| {
-                    // cluster/kind/namespace/name
-                    let parts: Vec<&str> = owner.splitn(4, '/').collect();
-                    (parts.len() == 4).then(|| {
-                        format!(
-                            "FhirResourceApp {}/{} of cluster {}",
-                            parts[2], parts[3], parts[0]
-                        )
-                    })
-                })
-                .unwrap_or_else(|| "an application not managed by this operator".into()),
+            owner_of(&tags).unwrap_or_else(|| "an application not managed by this operator".into()),
         ),
-        _ => None,
+        Ok(None) => deleted_holder(graph, &uri).await,
+        Err(_) => None,
     };
     Error::IdentifierUriTaken { uri, holder }
+}
+
+/// "FhirResourceApp ns/name of cluster c", from an application's owner tag.
+fn owner_of(tags: &[String]) -> Option<String> {
+    let owner = tags.iter().find_map(|t| t.strip_prefix(OWNER_TAG_PREFIX))?;
+    // cluster/kind/namespace/name
+    let parts: Vec<&str> = owner.splitn(4, '/').collect();
+    (parts.len() == 4).then(|| {
+        format!(
+            "FhirResourceApp {}/{} of cluster {}",
+            parts[2], parts[3], parts[0]
+        )
+    })
+}
+
+/// No live application holds the URI: a deleted one does (Entra keeps it 30 days), named with the
+/// command that purges it.
+async fn deleted_holder(graph: &GraphClient, uri: &str) -> Option<String> {
+    let app = graph
+        .find_deleted_application_with_identifier_uri(uri)
+        .await
+        .ok()??;
+    let whose = owner_of(&app.tags)
+        .map(|o| format!(" of {o}"))
+        .unwrap_or_default();
+    Some(format!(
+        "a deleted application{whose}, object ID {}, which Entra ID keeps with its identifier URIs for 30 days; purge it to free the URI: az rest --method DELETE --url {}",
+        app.id,
+        graph.deleted_item_url(&app.id)
+    ))
 }
 
 /// The objects the resource app writes — its ConfigMap and optional Secret — as they are now,

@@ -6,6 +6,7 @@ mod applications;
 mod assignments;
 pub(crate) mod call;
 pub mod client;
+mod deleted_items;
 pub mod error;
 mod federated;
 mod grants;

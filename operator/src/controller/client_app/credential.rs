@@ -44,6 +44,9 @@ pub struct Inputs<'a> {
     pub secret_name: &'a str,
     /// Whether the client was registered before this reconcile (for the Event reason).
     pub registered_before: bool,
+    /// Whether the application was restored from Entra's deleted items in this reconcile: its
+    /// credentials from before were removed, so what an output Secret still holds is dead.
+    pub restored: bool,
     pub rotation: Rotation,
     pub now: Timestamp,
 }

@@ -31,7 +31,9 @@ fn read_held(
 pub async fn prepare(i: &Inputs<'_>) -> Result<Prepared, Error> {
     let (now, rot) = (i.now, &i.rotation);
     let listed = listed_passwords(i.app);
-    let held = read_held(i.existing, &i.app.id);
+    // A restored application's passwords were all removed (controller/restore.rs): a Secret left
+    // from before the deletion (not yet garbage-collected) holds a dead one, however fresh.
+    let held = read_held(i.existing, &i.app.id).filter(|_| !i.restored);
     let mut issued = None;
     let (key_id, end, value, prev, written_at) =
         if creds::keep_current(held.as_ref().map(|h| &h.0), &listed, rot, now) {
