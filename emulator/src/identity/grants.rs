@@ -253,13 +253,7 @@ fn check_code(
         ));
     }
     if k.redeemed {
-        return Err(err(
-            ctx,
-            400,
-            "invalid_grant",
-            54005,
-            "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
-        ));
+        return Err(already_redeemed(ctx));
     }
     if now_secs() - k.issued > flows::CODE_LIFETIME_SECS {
         return Err(err(
@@ -454,13 +448,7 @@ fn by_device_code(call: Call) -> Result<Response, Response> {
         ));
     }
     if d.redeemed {
-        return Err(err(
-            ctx,
-            400,
-            "invalid_grant",
-            54005,
-            "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
-        ));
+        return Err(already_redeemed(ctx));
     }
     if now_secs() - d.issued > flows::DEVICE_CODE_LIFETIME_SECS {
         return Err(err(
@@ -484,4 +472,15 @@ fn by_device_code(call: Call) -> Result<Response, Response> {
     d.redeemed = true;
     drop(flows);
     Ok(issue(call, &g, Platform::PublicClient, now_secs()))
+}
+
+/// A code (or device code) used a second time: recorded 400 invalid_grant AADSTS54005.
+fn already_redeemed(ctx: &ReqCtx) -> Response {
+    err(
+        ctx,
+        400,
+        "invalid_grant",
+        54005,
+        "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
+    )
 }

@@ -87,12 +87,7 @@ impl GraphClient {
         &self,
         resource_sp: &str,
     ) -> Result<Vec<AppRoleAssignment>, GraphError> {
-        self.list_all(
-            "listAppRoleAssignedTo",
-            &format!("/servicePrincipals/{resource_sp}/appRoleAssignedTo"),
-            Lag::Retry,
-        )
-        .await
+        self.assigned_to(resource_sp, Lag::Retry).await
     }
 
     /// [`Self::list_assigned_to`] for a service principal known from an earlier reconcile: a 404
@@ -101,12 +96,16 @@ impl GraphClient {
         &self,
         resource_sp: &str,
     ) -> Result<Vec<AppRoleAssignment>, GraphError> {
-        self.list_all(
-            "listAppRoleAssignedTo",
-            &format!("/servicePrincipals/{resource_sp}/appRoleAssignedTo"),
-            Lag::NoRetry,
-        )
-        .await
+        self.assigned_to(resource_sp, Lag::NoRetry).await
+    }
+
+    async fn assigned_to(
+        &self,
+        resource_sp: &str,
+        lag: Lag,
+    ) -> Result<Vec<AppRoleAssignment>, GraphError> {
+        let path = format!("/servicePrincipals/{resource_sp}/appRoleAssignedTo");
+        self.list_all("listAppRoleAssignedTo", &path, lag).await
     }
 
     /// Removes an assignment of `resource_sp`'s app role (to a user, group or service principal).
