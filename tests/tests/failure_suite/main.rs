@@ -148,7 +148,8 @@ async fn deleted_and_created_again_under_sigkills() {
     for data in &held {
         assert!(
             invariants::token_for(&s.h, data).await.is_err(),
-            "a credential issued before the deletion works again after the re-create"
+            "client {}: a credential issued before the deletion works again after the re-create",
+            data["AZURE_CLIENT_ID"]
         );
     }
     // Converged means quiet over the deleted items: no restore or purge loop.
