@@ -178,8 +178,8 @@ async fn deleted_and_created_again_under_sigkills() {
     s.finish(summary).await;
 }
 
-/// After a delete and re-create: every soft-deleted resource has its application back (same client
-/// and object ID), every purged one a new one. Returns how many came back.
+/// After a delete and re-create: every soft-deleted resource has its application and service
+/// principal back (same client and object IDs), every purged one a new one. Returns how many came back.
 fn assert_identities(
     first: &BTreeMap<String, Registration>,
     again: &BTreeMap<String, Registration>,
@@ -201,6 +201,10 @@ fn assert_identities(
                 (&before.client_id, &before.object_id),
                 (&after.client_id, &after.object_id),
                 "{key}: not its own application back after a soft delete"
+            );
+            assert_eq!(
+                before.service_principal_id, after.service_principal_id,
+                "{key}: not its own service principal back after a soft delete"
             );
             restored += 1;
         }

@@ -274,6 +274,7 @@ impl Scenario {
                 let reg = Registration {
                     client_id: field("clientId"),
                     object_id: field("applicationObjectId"),
+                    service_principal_id: field("servicePrincipalObjectId"),
                     purge,
                 };
                 (key, reg)
@@ -346,6 +347,7 @@ impl Scenario {
 pub struct Registration {
     pub client_id: String,
     pub object_id: String,
+    pub service_principal_id: String,
     /// `deletionPolicy: Purge`: deleted for good, so re-created as a new application.
     pub purge: bool,
 }
