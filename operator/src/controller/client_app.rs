@@ -27,7 +27,7 @@ use super::finalizer::{Event as Finalizer, with_finalizer};
 use super::outputs::check_owned;
 use super::{
     Context, DesiredSecret, Error, FINALIZER, Outcome, Verdict, apply_secret, finish,
-    managed_labels, needs,
+    managed_labels,
 };
 use crate::api::{AccessEntry, AppStatus, FhirClientApp, FhirResourceApp};
 use crate::desired::client::{self as b, ResolvedTarget};
@@ -444,13 +444,8 @@ async fn register(
     status.application_object_id = Some(app.id.clone());
     status.unique_name = Some(unique_name);
     status.audience = Some(target.audience.clone());
-    let (sp, sp_is_new) = graph
-        .service_principal_for(&app.app_id, change == Some("Created"))
-        .await
-        .map_err(needs(
-            "create the service principal",
-            super::application::WRITE_APPS,
-        ))?;
+    let (sp, sp_is_new) =
+        super::restore::service_principal(graph, &app.app_id, change == Some("Created")).await?;
     status.service_principal_object_id = Some(sp.id.clone());
     Ok((app, sp, sp_is_new, change == Some("Restored")))
 }

@@ -277,10 +277,8 @@ async fn register(
         }
     }
     report_app_change(ctx, obj, status, change, &unique_name, &app).await;
-    let sp = graph
-        .ensure_service_principal(&app.app_id)
-        .await
-        .map_err(needs("create the service principal", WRITE_APPS))?;
+    let (sp, _) =
+        super::restore::service_principal(graph, &app.app_id, change == Some("Created")).await?;
     Ok((app, sp))
 }
 

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::application::{READ_DELETED, WRITE_APPS};
 use super::{Error, needs};
 use crate::desired::naming::{ResourceIdentity, owned_by};
-use crate::graph::types::parse_application;
+use crate::graph::types::{ServicePrincipal, parse_application};
 use crate::graph::{GraphClient, GraphError};
 
 /// Whether a create was refused because a (deleted) application holds the uniqueName. Graph words
@@ -109,6 +109,36 @@ async fn restore_service_principal(graph: &GraphClient, app_id: &str) -> Result<
             e,
         )),
     }
+}
+
+/// The service principal of an application, and whether it was created now. An application found
+/// live without one may have been restored by a reconcile cut short before its service principal
+/// (or had it deleted out of band): Entra still keeps the deleted one for 30 days, with its
+/// assignments and consents, so it is restored rather than a second one created beside it. Only
+/// that rare path reads the deleted items; without the permission to, a new one is created as
+/// before. An application created now (`app_is_new`) cannot have one: no lookup at all.
+pub async fn service_principal(
+    graph: &GraphClient,
+    app_id: &str,
+    app_is_new: bool,
+) -> Result<(ServicePrincipal, bool), Error> {
+    let create = needs("create the service principal", WRITE_APPS);
+    if !app_is_new {
+        let live = graph
+            .get_service_principal_by_app_id(app_id)
+            .await
+            .map_err(needs("read service principals", WRITE_APPS))?;
+        if let Some(sp) = live {
+            return Ok((sp, false));
+        }
+        if let Err(e) = restore_service_principal(graph, app_id).await {
+            tracing::debug!(app_id, error = %e, "no deleted service principal restored; creating one");
+        }
+    }
+    graph
+        .service_principal_for(app_id, app_is_new)
+        .await
+        .map_err(create)
 }
 
 #[cfg(test)]
