@@ -8,429 +8,22 @@
 //! Randomness comes from one printed seed; `FAILURE_SUITE_SEED=<n>` repeats a run's choices (timing
 //! on a busy machine still varies). Each scenario prints one `failure_suite:` summary line.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+mod scenario;
+mod specs;
+
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use entra_emulator::Realism;
-use fhir_app_operator::api::{FhirClientApp, FhirResourceApp};
-use fhir_app_operator_tests::invariants::{self, Baseline, Converged, Harvest};
-use fhir_app_operator_tests::operator::{
-    Harness, client_app, full_permissions, resource_app, secret_data,
-};
+use fhir_app_operator_tests::invariants::{self, Converged};
+use fhir_app_operator_tests::operator::client_app;
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::Client;
-use kube::api::ListParams;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use serde_json::{Value, json};
 use testenv::{ControlPlane, OperatorProcess};
 
-/// Limit of every wait for convergence or cleanup.
-const CONVERGE: Duration = Duration::from_secs(150);
-
-/// `target/debug`, after building the operator binary there once per run (so a changed operator is
-/// never tested stale).
-fn target_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").into());
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "-q",
-                "-p",
-                "fhir-app-operator",
-                "--bin",
-                "fhir-app-operator",
-            ])
-            .current_dir(workspace)
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build of fhir-app-operator failed");
-        // target/debug/deps/failure_suite-… → target/debug
-        let exe = std::env::current_exe().unwrap();
-        exe.parent().unwrap().parent().unwrap().to_path_buf()
-    })
-}
-
-fn bin(name: &str) -> PathBuf {
-    target_dir().join(name)
-}
-
-fn suite_seed() -> u64 {
-    static SEED: OnceLock<u64> = OnceLock::new();
-    *SEED.get_or_init(|| {
-        let seed = std::env::var("FAILURE_SUITE_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| rand::thread_rng().r#gen::<u32>() as u64);
-        println!(
-            "failure_suite: seed {seed} (FAILURE_SUITE_SEED={seed} repeats the random choices)"
-        );
-        seed
-    })
-}
-
-/// The operator binary as a child process with `env`, its output appended to `log`.
-fn start_operator(env: &[(&str, String)], identity: &str, log: &Path) -> OperatorProcess {
-    OperatorProcess::start(
-        &bin("fhir-app-operator"),
-        identity,
-        env.iter().cloned(),
-        log,
-    )
-    .expect("start fhir-app-operator")
-}
-
-/// How long a SIGTERMed operator may take to exit.
-const GRACE: Duration = Duration::from_secs(30);
-
-/// One scenario: a namespace, an emulator persisting its state (to harvest issued secrets), a
-/// directory for the operator's logs (removed when the scenario passes, kept for diagnosis otherwise).
-struct Scenario {
-    name: &'static str,
-    h: Harness,
-    base: Baseline,
-    harvest: Harvest,
-    dir: PathBuf,
-    kubeconfig: PathBuf,
-    rng: StdRng,
-    started: Instant,
-    /// A team's namespace whose clients reference resource apps in `h.ns` (issue 18); the operator
-    /// then watches every namespace, so only a private control plane may have one.
-    team: Option<fhir_app_operator_tests::TestNamespace>,
-}
-
-impl Scenario {
-    async fn new(name: &'static str) -> Scenario {
-        let kubeconfig = std::env::var("KUBECONFIG").expect("KUBECONFIG (set by kube-local run)");
-        let client = fhir_app_operator_tests::kube_client().await;
-        Self::on_cluster(name, client, kubeconfig.into(), false).await
-    }
-
-    async fn on_cluster(
-        name: &'static str,
-        client: Client,
-        kubeconfig: PathBuf,
-        with_team: bool,
-    ) -> Scenario {
-        let seed = suite_seed();
-        // Builds first (once), so no scenario's timings include compilation.
-        let dir = target_dir()
-            .join("failure-suite")
-            .join(format!("{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let state_file = dir.join("emulator-state.json");
-        let sf = state_file.clone();
-        let mut h = Harness::on_cluster(client, name, move |cfg, _| {
-            cfg.tenants[0].apps[0].permissions = full_permissions();
-            cfg.state_file = Some(sf);
-            managed_fhir_service(cfg);
-        })
-        .await;
-        let team = match with_team {
-            true => {
-                let t =
-                    fhir_app_operator_tests::TestNamespace::new(&h.client, &format!("{name}-team"))
-                        .await;
-                h.extra_namespaces.push(t.name.clone());
-                Some(t)
-            }
-            false => None,
-        };
-        let base = Baseline::take(&h).await;
-        let harvest = Harvest::start(&h, state_file);
-        let rng = StdRng::seed_from_u64(seed ^ name.bytes().fold(0u64, |a, b| a * 31 + b as u64));
-        Scenario {
-            name,
-            h,
-            base,
-            harvest,
-            dir,
-            kubeconfig,
-            rng,
-            started: Instant::now(),
-            team,
-        }
-    }
-
-    fn log(&self) -> PathBuf {
-        self.dir.join("operator.log")
-    }
-
-    /// The binary's configuration (flags as environment variables) for this scenario.
-    fn env(&self) -> Vec<(&'static str, String)> {
-        let e = &self.h.emu;
-        let mut env = vec![
-            ("KUBECONFIG", self.kubeconfig.display().to_string()),
-            ("AZURE_TENANT_ID", e.tenant_id()),
-            ("AZURE_CLIENT_ID", e.client_id()),
-            ("AZURE_CLIENT_SECRET", e.client_secret()),
-            ("AZURE_AUTHORITY_HOST", e.authority_host()),
-            ("FHIR_OP_GRAPH_URL", e.graph_url()),
-            ("FHIR_OP_EXTRA_CA_FILE", e.ca_file().display().to_string()),
-            ("FHIR_OP_CLUSTER_NAME", "it".into()),
-            ("FHIR_OP_WATCH_NAMESPACE", self.h.ns.name.clone()),
-            ("FHIR_OP_HTTP_ADDR", "127.0.0.1:0".into()),
-            ("FHIR_OP_ARM_URL", e.base_url()),
-            // Debug output too: a leak at any level fails the scan, and watch errors show in the log.
-            (
-                "RUST_LOG",
-                "info,fhir_app_operator=debug,kube_runtime=debug".into(),
-            ),
-        ];
-        // Every namespace when a team's clients are in the mix (a private control plane's).
-        if self.team.is_some() {
-            env.retain(|(k, _)| *k != "FHIR_OP_WATCH_NAMESPACE");
-        }
-        env
-    }
-
-    fn operator(&self, identity: &str) -> OperatorProcess {
-        start_operator(&self.env(), identity, &self.log())
-    }
-
-    async fn apply_all(&self, objects: &[Value]) {
-        for o in objects {
-            if o["kind"] == "FhirResourceApp" {
-                self.h.apply::<FhirResourceApp>(o.clone()).await.unwrap();
-            } else if let Some(ns) = o["metadata"]["namespace"].as_str() {
-                let name = o["metadata"]["name"].as_str().unwrap();
-                kube::Api::<FhirClientApp>::namespaced(self.h.client.clone(), ns)
-                    .patch(
-                        name,
-                        &kube::api::PatchParams::apply("failure-suite").force(),
-                        &kube::api::Patch::Apply(o),
-                    )
-                    .await
-                    .unwrap();
-            } else {
-                self.h.apply::<FhirClientApp>(o.clone()).await.unwrap();
-            }
-        }
-    }
-
-    async fn delete_clients(&self, names: &[String]) {
-        for n in names {
-            self.h.delete::<FhirClientApp>(n).await.unwrap();
-        }
-    }
-
-    /// Deletes every resource in the namespace; returns the Secrets' data, to prove afterwards that
-    /// their credentials stopped working.
-    async fn delete_everything(&self) -> Vec<std::collections::BTreeMap<String, String>> {
-        let mut held = vec![];
-        for c in self.h.list_everywhere::<FhirClientApp>().await.unwrap() {
-            let name = c.metadata.name.unwrap();
-            let ns = c.metadata.namespace.unwrap();
-            let out = c.status.and_then(|s| s.output_name);
-            if let Some(data) = secret_data(&self.h.client, &ns, &out.unwrap()).await
-                && (data.contains_key("AZURE_CLIENT_SECRET")
-                    || data.contains_key("client-certificate.pem"))
-            {
-                held.push(data);
-            }
-            kube::Api::<FhirClientApp>::namespaced(self.h.client.clone(), &ns)
-                .delete(&name, &Default::default())
-                .await
-                .unwrap();
-        }
-        for r in self
-            .h
-            .api::<FhirResourceApp>()
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-        {
-            self.h
-                .delete::<FhirResourceApp>(&r.metadata.name.unwrap())
-                .await
-                .unwrap();
-        }
-        held
-    }
-
-    /// Waits until every invariant holds; returns the counts and how long it took.
-    async fn converge(&self, what: &str) -> (Converged, Duration) {
-        let t = Instant::now();
-        let what = format!(
-            "{}: {what} (operator log: {})",
-            self.name,
-            self.log().display()
-        );
-        let c = self
-            .h
-            .eventually(&what, CONVERGE, || async {
-                invariants::converged(&self.h, &self.base).await.map(Some)
-            })
-            .await;
-        (c, t.elapsed())
-    }
-
-    /// Waits until deletion left nothing behind; returns the soft-deleted application count.
-    async fn all_gone(&self, held: &[std::collections::BTreeMap<String, String>]) -> usize {
-        let what = format!(
-            "{}: everything deleted (operator log: {})",
-            self.name,
-            self.log().display()
-        );
-        self.h
-            .eventually(&what, CONVERGE, || async {
-                invariants::gone(&self.h, &self.base, held).await.map(Some)
-            })
-            .await
-    }
-
-    fn graph_calls(&self) -> usize {
-        self.h
-            .emu
-            .calls()
-            .iter()
-            .filter(|c| c.operation != "token")
-            .count()
-    }
-
-    fn calls_with(&self, pred: impl Fn(&entra_emulator::CallRecord) -> bool) -> usize {
-        self.h.emu.calls().iter().filter(|c| pred(c)).count()
-    }
-
-    /// Scans for leaked credentials, prints the summary line, removes the scenario's files.
-    async fn finish(self, summary: String) {
-        let values = self.harvest.values();
-        let logs: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "log"))
-            .collect();
-        assert!(
-            !logs.is_empty(),
-            "no operator log in {}",
-            self.dir.display()
-        );
-        let checked = invariants::no_leaks(&self.h, &values, &logs).await;
-        println!(
-            "failure_suite: {}: {summary}; graph calls {}; no leak among {checked} credential values; wall {:.1}s",
-            self.name,
-            self.graph_calls(),
-            self.started.elapsed().as_secs_f64()
-        );
-        // A passing scenario's logs are removed unless asked for (FAILURE_SUITE_KEEP_LOGS=1).
-        if std::env::var_os("FAILURE_SUITE_KEEP_LOGS").is_none() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-/// SIGKILLs done, and how many of those lives had reached Graph (so the kill hit reconcile work).
-#[derive(Default)]
-struct Kills {
-    count: usize,
-    busy: usize,
-    waits_ms: Vec<u64>,
-}
-
-impl Kills {
-    fn describe(&self) -> String {
-        let mut w = self.waits_ms.clone();
-        w.sort();
-        format!(
-            "{} SIGKILLs after {}–{} ms (median {} ms), {} of them after the life had made Graph calls",
-            self.count,
-            w[0],
-            w[w.len() - 1],
-            w[w.len() / 2],
-            self.busy
-        )
-    }
-}
-
-impl Scenario {
-    /// `n` lives of the operator, each SIGKILLed after a random 50–800 ms.
-    async fn kill_lives(&mut self, k: &mut Kills, n: usize) {
-        for _ in 0..n {
-            let before = self.graph_calls();
-            let op = self.operator(&format!("life-{}", k.count));
-            let wait = self.rng.gen_range(50..=800);
-            tokio::time::sleep(Duration::from_millis(wait)).await;
-            op.sigkill().unwrap();
-            k.count += 1;
-            k.waits_ms.push(wait);
-            if self.graph_calls() > before {
-                k.busy += 1;
-            }
-        }
-    }
-}
-
-/// A FhirResourceApp for `https://{name}.contoso.example`.
-fn resource(name: &str) -> Value {
-    resource_app(
-        name,
-        // Assignment not required: the invariants prove every Secret with client credentials, web
-        // apps' too, which hold no app role (with assignment required they get AADSTS501051).
-        json!({"fhirUrl": format!("https://{name}.contoso.example"), "appRoleAssignmentRequired": false}),
-    )
-}
-
-/// Client `i` of FhirResourceApp `target`, cycling through what users deploy: a Service client with
-/// assigned app roles, a Confidential web app with admin consent, a Public SPA, and Service clients
-/// whose certificate or client secret rotates every ~10 s (overlap 20 s), so kills and faults also
-/// hit rotations.
-fn client(i: usize, target: &str) -> Value {
-    let name = format!("c{i}-{target}");
-    let t = json!({"resourceAppRef": {"name": target}});
-    let redirect = json!([format!("https://{name}.contoso.example/callback")]);
-    let fast = json!({"validity": "1h", "renewBefore": "59m50s", "overlap": "20s"});
-    let spec = match i % 5 {
-        0 => {
-            json!({"type": "Service", "target": t, "roles": ["globalReader"], "assignAppRoles": true})
-        }
-        1 => json!({"type": "Confidential", "target": t, "redirectUris": redirect,
-                     "scopes": ["user_impersonation"], "grantAdminConsent": true}),
-        2 => {
-            json!({"type": "Public", "target": t, "publicPlatform": "Spa", "redirectUris": redirect,
-                     "scopes": ["user_impersonation"]})
-        }
-        // Roles assigned too, so role assignments are in the mix of every scenario.
-        3 => {
-            json!({"type": "Service", "target": t, "roles": ["globalReader"], "assignAppRoles": true,
-                     "credential": {"type": "Certificate", "rotation": fast}})
-        }
-        _ => {
-            json!({"type": "Service", "target": t, "roles": ["globalWriter"], "assignAppRoles": true,
-                     "credential": {"type": "ClientSecret", "rotation": fast}})
-        }
-    };
-    client_app(&name, spec)
-}
-
-fn clients(range: std::ops::Range<usize>, target: &str) -> Vec<Value> {
-    range.map(|i| client(i, target)).collect()
-}
-
-/// Clients like [`clients`], in namespace `team`, of FhirResourceApp `target` in namespace `ns`.
-fn team_clients(range: std::ops::Range<usize>, target: &str, ns: &str, team: &str) -> Vec<Value> {
-    range
-        .map(|i| {
-            let mut c = client(i, target);
-            c["metadata"]["namespace"] = json!(team);
-            c["spec"]["target"]["resourceAppRef"]["namespace"] = json!(ns);
-            c
-        })
-        .collect()
-}
-
-/// [`resource`] with an access policy admitting `team` to every non-privileged role and scope and to
-/// redirect URIs under contoso.example.
-fn resource_for_team(name: &str, team: &str) -> Value {
-    let mut r = resource(name);
-    r["spec"]["accessPolicy"] = json!({"rules": [{"namespaces": [team], "appRoles": ["*"],
-        "scopes": ["*"], "redirectHosts": ["*.contoso.example"]}]});
-    r
-}
+use scenario::{FHIR_SCOPE, GRACE, Kills, Registration, Scenario, start_operator};
+use specs::{client, clients, resource, resource_for_team, team_clients};
 
 /// 50 lives of the operator, each SIGKILLed after a random 50–800 ms, while resources are created,
 /// changed, deleted and rotated; then 10 more during the deletion of everything.
@@ -491,6 +84,132 @@ async fn sigkill_at_random_points_of_reconciles() {
         cleanup.as_secs_f64()
     );
     s.finish(summary).await;
+}
+
+/// Everything deleted and applied again under the same names (an Argo CD prune and re-sync, a
+/// namespace re-created), with the operator SIGKILLed through each step. Entra keeps soft-deleted
+/// applications and their uniqueName for 30 days: each resource with `deletionPolicy: Delete` must
+/// get its own application back (same client ID and object ID), each with `Purge` a new one, without
+/// duplicates, without any credential from before the deletion working again, and without a loop
+/// over the deleted items once converged (issue 24 item 9).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_and_created_again_under_sigkills() {
+    let mut s = Scenario::new("fs-recreate").await;
+    let mut r = s.h.emu.realism();
+    r.latency_ms = 15;
+    r.replication_lag_ms = 1000;
+    s.h.emu.set_realism(r);
+    // Clients 5..10 purge on deletion; the resource app and clients 0..5 soft-delete.
+    let objects: Vec<Value> = std::iter::once(resource("fhir-r"))
+        .chain(
+            clients(0..10, "fhir-r")
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut c)| {
+                    if i >= 5 {
+                        c["spec"]["deletionPolicy"] = json!("Purge");
+                    }
+                    c
+                }),
+        )
+        .collect();
+    s.apply_all(&objects).await;
+    let mut kills = Kills::default();
+    s.kill_lives(&mut kills, 10).await;
+    let op = s.operator("first");
+    s.converge("converged before the deletion").await;
+    op.sigterm(GRACE).await.unwrap();
+    let first = s.registrations().await;
+
+    let held = s.delete_everything().await;
+    s.kill_lives(&mut kills, 10).await;
+    let op = s.operator("deletion");
+    let soft = s.all_gone(&held).await;
+    op.sigterm(GRACE).await.unwrap();
+    for (key, reg) in &first {
+        let (code, _) = s.deleted_item(&reg.object_id).await;
+        let expected = if reg.purge { 404 } else { 200 };
+        assert_eq!(code, expected, "{key}: deleted item {}", reg.object_id);
+    }
+
+    s.apply_all(&objects).await;
+    s.kill_lives(&mut kills, 15).await;
+    let op = s.operator("final");
+    let (c, took) = s.converge("converged after delete and re-create").await;
+    let again = s.registrations().await;
+    let restored = assert_identities(&first, &again);
+    for (key, reg) in &again {
+        let (code, _) = s.deleted_item(&reg.object_id).await;
+        assert_eq!(
+            code, 404,
+            "{key}: still in the deleted items after convergence"
+        );
+    }
+    for data in &held {
+        assert!(
+            invariants::token_for(&s.h, data).await.is_err(),
+            "client {}: a credential issued before the deletion works again after the re-create",
+            data["AZURE_CLIENT_ID"]
+        );
+    }
+    // Converged means quiet over the deleted items: no restore or purge loop.
+    let before = s.calls_with(|c| c.operation.starts_with("deletedItems."));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let looped = s.calls_with(|c| c.operation.starts_with("deletedItems.")) - before;
+    assert_eq!(looped, 0, "deleted-items calls after convergence");
+    let restores = s.calls_with(|c| c.operation == "deletedItems.restore" && c.status == 200);
+
+    let held = s.delete_everything().await;
+    let soft_end = s.all_gone(&held).await;
+    op.sigterm(GRACE).await.unwrap();
+    let summary = format!(
+        "{}; {} resources deleted ({soft} soft-deleted apps) and created again: {restored} got their \
+         application back ({restores} restores of apps and service principals), {} new after Purge; \
+         {} apps, {} credentials, {} tokens; converged {:.1}s after the last kill; \
+         deleted again: nothing left ({soft_end} soft-deleted apps)",
+        kills.describe(),
+        c.resources,
+        first.len() - restored,
+        c.apps,
+        c.credentials,
+        c.tokens,
+        took.as_secs_f64()
+    );
+    s.finish(summary).await;
+}
+
+/// After a delete and re-create: every soft-deleted resource has its application and service
+/// principal back (same client and object IDs), every purged one a new one. Returns how many came back.
+fn assert_identities(
+    first: &BTreeMap<String, Registration>,
+    again: &BTreeMap<String, Registration>,
+) -> usize {
+    assert_eq!(
+        first.keys().collect::<Vec<_>>(),
+        again.keys().collect::<Vec<_>>()
+    );
+    let mut restored = 0;
+    for (key, before) in first {
+        let after = &again[key];
+        if before.purge {
+            assert_ne!(
+                before.client_id, after.client_id,
+                "{key}: purged, yet the same application"
+            );
+        } else {
+            assert_eq!(
+                (&before.client_id, &before.object_id),
+                (&after.client_id, &after.object_id),
+                "{key}: not its own application back after a soft delete"
+            );
+            assert_eq!(
+                before.service_principal_id, after.service_principal_id,
+                "{key}: not its own service principal back after a soft delete"
+            );
+            restored += 1;
+        }
+    }
+    restored
 }
 
 /// One operator through four fault phases, each while resources are added, changed or deleted: a 429
@@ -810,24 +529,6 @@ async fn leader_killed_standby_takes_over() {
         last.tokens
     );
     s.finish(summary).await;
-}
-
-/// The managed FHIR service in every scenario's emulator: ARM sees a new service principal 2 s
-/// after Graph does, and the operator may assign the FHIR data roles on the service.
-const FHIR_SCOPE: &str = "/subscriptions/6a1b2c3d-0000-4000-8000-0000000000f5/resourceGroups/health/providers/Microsoft.HealthcareApis/workspaces/ws/fhirservices/fhir";
-
-fn managed_fhir_service(cfg: &mut entra_emulator::Config) {
-    cfg.arm.principal_lag_ms = 2000;
-    cfg.arm.fhir_services = vec![entra_emulator::FhirServiceConfig {
-        resource_id: FHIR_SCOPE.into(),
-        audience: None,
-    }];
-    cfg.arm.role_assignments = vec![entra_emulator::SeedAssignment {
-        scope: FHIR_SCOPE.into(),
-        role: "Role Based Access Control Administrator".into(),
-        principal_client_id: Some(cfg.tenants[0].apps[0].client_id.clone()),
-        ..Default::default()
-    }];
 }
 
 /// The ARM role assignments of the emulator (all live ones) as (principal, role definition, name).
