@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::api::DeletionPolicy;
 use crate::graph::{Credential, Endpoints};
 
 /// Runtime configuration of the operator (built from [`Cli`] or directly by tests).
@@ -44,6 +45,8 @@ pub struct OperatorConfig {
     pub arm_scope: String,
     /// How long a stopping operator waits for in-flight reconciles before it exits without them.
     pub shutdown_grace: Duration,
+    /// What deleting a resource without `spec.deletionPolicy` does in Entra ID.
+    pub default_deletion_policy: DeletionPolicy,
 }
 
 impl OperatorConfig {
@@ -86,6 +89,7 @@ impl OperatorConfig {
             arm_url: crate::arm::DEFAULT_ARM_URL.into(),
             arm_scope: crate::arm::DEFAULT_ARM_SCOPE.into(),
             shutdown_grace: Duration::from_secs(20),
+            default_deletion_policy: DeletionPolicy::Delete,
         }
     }
 }
@@ -94,6 +98,11 @@ fn hostname() -> String {
     std::env::var("POD_NAME")
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| format!("fhir-app-operator-{}", uuid::Uuid::new_v4().simple()))
+}
+
+fn parse_deletion_policy(s: &str) -> Result<DeletionPolicy, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string()))
+        .map_err(|_| format!("{s:?}: expected Delete, Purge or Orphan"))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -159,6 +168,10 @@ pub struct Cli {
     /// (each is idempotent; the next leader redoes it). Below Kubernetes' default 30 s grace period.
     #[arg(long, env = "FHIR_OP_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// What deleting a FhirClientApp or FhirResourceApp without its own `spec.deletionPolicy` does in
+    /// Entra ID: Delete (soft delete, restorable 30 days), Purge (for good) or Orphan.
+    #[arg(long, env = "FHIR_OP_DEFAULT_DELETION_POLICY", default_value = "Delete", value_parser = parse_deletion_policy)]
+    pub default_deletion_policy: DeletionPolicy,
     /// Period of the drift check of every resource.
     #[arg(long, env = "FHIR_OP_RESYNC", default_value = "5m", value_parser = parse_duration)]
     pub resync: Duration,
@@ -275,6 +288,7 @@ impl Cli {
         c.arm_url = self.arm_url;
         c.arm_scope = self.arm_scope;
         c.shutdown_grace = self.shutdown_grace;
+        c.default_deletion_policy = self.default_deletion_policy;
         Ok(c)
     }
 }

@@ -291,6 +291,41 @@ async fn purge_frees_the_name_at_once() {
     h.stop_operator().await;
 }
 
+/// The operator-wide default (`FHIR_OP_DEFAULT_DELETION_POLICY`, the chart's `defaultDeletionPolicy`)
+/// decides for a resource that names no policy; a resource's own `deletionPolicy` still wins.
+#[tokio::test]
+async fn the_operator_wide_default_purges_what_names_no_policy_of_its_own() {
+    let mut h = Harness::new("sd-default", full_permissions()).await;
+    let mut config = h.config();
+    config.default_deletion_policy = fhir_app_operator::api::DeletionPolicy::Purge;
+    h.start_operator(config).await;
+    let fhir = json!({"fhirUrl": "https://fhir.contoso.example"});
+    h.apply::<FhirResourceApp>(resource_app("fhir", fhir))
+        .await
+        .unwrap();
+    let specs = [
+        ("purged", service(json!({}))),
+        ("kept", service(json!({"deletionPolicy": "Delete"}))),
+    ];
+    for (name, spec) in &specs {
+        h.apply::<FhirClientApp>(client_app(name, spec.clone()))
+            .await
+            .unwrap();
+    }
+    for (name, _) in &specs {
+        let obj = h
+            .wait_condition::<FhirClientApp>(name, "Ready", "True", T)
+            .await;
+        let oid = obj["status"]["applicationObjectId"].as_str().unwrap();
+        let oid = oid.to_string();
+        delete_and_wait::<FhirClientApp>(&h, name).await;
+        let (code, body) = graph_get(&h, &format!("/directory/deletedItems/{oid}")).await;
+        let expected = if *name == "purged" { 404 } else { 200 };
+        assert_eq!(code, expected, "{name}: {body}");
+    }
+    h.stop_operator().await;
+}
+
 #[tokio::test]
 async fn an_identifier_uri_held_by_a_deleted_application_is_named_with_its_purge_command() {
     let mut h = Harness::new("sd-uri", full_permissions()).await;

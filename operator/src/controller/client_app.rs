@@ -534,7 +534,7 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
     let tenant = target::tenant_for(&obj, target_app.as_ref())
         .or_else(|| target::recorded_tenant(obj.status.as_ref()?));
     let id = identity(ctx, &obj);
-    let policy = obj.spec.deletion_policy.unwrap_or_default();
+    let policy = (obj.spec.deletion_policy).unwrap_or(ctx.config.default_deletion_policy);
     // Role assignments first: once the service principal is gone ARM shows them as "Identity not
     // found" and nobody can tell whose they were.
     if policy != crate::api::DeletionPolicy::Orphan && obj.spec.target.managed.is_some() {

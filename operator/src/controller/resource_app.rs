@@ -347,7 +347,7 @@ async fn cleanup(obj: Arc<FhirResourceApp>, ctx: &Context) -> Result<Action, Err
         None,
     );
     let id = identity(ctx, &obj);
-    let policy = obj.spec.deletion_policy.unwrap_or_default();
+    let policy = (obj.spec.deletion_policy).unwrap_or(ctx.config.default_deletion_policy);
     remove_application(ctx, obj.as_ref(), policy, obj.spec.tenant.as_ref(), &id).await
 }
 
