@@ -97,6 +97,25 @@ async fn identifier_uri_conflict(graph: &GraphClient, uri: Option<String>, e: Er
     Error::IdentifierUriTaken { uri, holder }
 }
 
+/// A create or update the tenant's app-management policy refused for the identifier URI is Stalled,
+/// naming the URI and the forms the policy allows. Entra refuses the whole request, so nothing was
+/// created; an application that existed already keeps its URIs and is converged on the next try.
+fn refused_by_policy(uri: Option<&str>, token_version: i32, e: Error) -> Error {
+    let Error::Graph(GraphError::IdentifierUriNotAllowedByPolicy { message, .. }) = &e else {
+        return e;
+    };
+    // "Failed to add identifier URI {uri}. All newly added …": the URI sent, else the one named.
+    let named = message
+        .strip_prefix("Failed to add identifier URI ")
+        .and_then(|rest| rest.split_once(". "))
+        .map(|(u, _)| u);
+    let Some(uri) = uri.or(named) else { return e };
+    Error::IdentifierUriNotAllowedByPolicy {
+        uri: uri.to_string(),
+        token_version,
+    }
+}
+
 /// "FhirResourceApp ns/name of cluster c", from an application's owner tag.
 fn owner_of(tags: &[String]) -> Option<String> {
     let owner = tags.iter().find_map(|t| t.strip_prefix(OWNER_TAG_PREFIX))?;
@@ -251,7 +270,10 @@ async fn register(
     let adopt = spec.adopt.unwrap_or(false);
     let (raw, change) = match converge_app(graph, &unique_name, &desired, &id, adopt).await {
         Ok(done) => done,
-        Err(e) => return Err(identifier_uri_conflict(graph, literal_uri, e).await),
+        Err(e) => {
+            let e = refused_by_policy(literal_uri.as_deref(), b::token_version(spec), e);
+            return Err(identifier_uri_conflict(graph, literal_uri, e).await);
+        }
     };
     let app: Application = crate::graph::types::parse_application("application", &raw)?;
     status.client_id = Some(app.app_id.clone());

@@ -36,6 +36,21 @@ pub fn identifier_uri(spec: &FhirResourceAppSpec, app_id: Option<&str>) -> Optio
     }
 }
 
+/// What to do about an identifier URI the tenant's app-management policy refuses (facts §3.3): the
+/// forms `uriAdditionWithoutUniqueTenantIdentifier` allows, the one `nonDefaultUriAddition` leaves,
+/// and v2 tokens, which a tenant may exempt (`excludeAppsReceivingV2Tokens`) — unless the API
+/// already receives them, in which case that exemption is evidently off.
+pub fn identifier_uri_policy_advice(uri: &str, token_version: i32) -> String {
+    let v2 = if token_version == 2 {
+        "this API already receives v2 tokens, so the policy does not exempt them (excludeAppsReceivingV2Tokens is off)"
+    } else {
+        "or set requestedAccessTokenVersion: 2 if the policy exempts v2 apps (the audience is then the app ID, which the ConfigMap carries)"
+    };
+    format!(
+        "the tenant's app-management policy refuses the identifier URI {uri}: a new one must contain a verified domain, the tenant ID or the app ID. Use an https URL on a verified domain, api://<tenant ID>/<name> or \"api://{{appId}}\" (the one form left if non-default URIs are restricted too); {v2}"
+    )
+}
+
 /// Access-token version the FHIR server receives (default 1).
 pub fn token_version(spec: &FhirResourceAppSpec) -> i32 {
     spec.requested_access_token_version.unwrap_or(1)
@@ -351,6 +366,27 @@ mod tests {
         assert_eq!(
             desired_application(&s, &ID, Some("abc")).body()["identifierUris"],
             json!(["api://abc"])
+        );
+    }
+
+    #[test]
+    fn a_refused_uri_is_named_with_the_forms_the_policy_allows() {
+        let v1 = identifier_uri_policy_advice("api://fhir", 1);
+        for want in [
+            "api://fhir",
+            "verified domain",
+            "\"api://{appId}\"",
+            "requestedAccessTokenVersion: 2",
+        ] {
+            assert!(v1.contains(want), "{want} in {v1}");
+        }
+        let v2 = identifier_uri_policy_advice("api://fhir", 2);
+        assert!(!v2.contains("set requestedAccessTokenVersion"), "{v2}");
+        assert!(v2.contains("excludeAppsReceivingV2Tokens is off"), "{v2}");
+        assert!(
+            v1.len() < crate::controller::MESSAGE_MAX - 150,
+            "{}",
+            v1.len()
         );
     }
 
