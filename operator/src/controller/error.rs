@@ -40,8 +40,12 @@ pub enum Error {
     IdentifierUriTaken { uri: String, holder: Option<String> },
     /// The tenant's app-management policy refuses the identifier URI (facts §3.3): what it allows
     /// depends on the token version the API receives.
-    #[error("{}", crate::desired::resource::identifier_uri_policy_advice(.uri, *.token_version))]
-    IdentifierUriNotAllowedByPolicy { uri: String, token_version: i32 },
+    #[error("{}", crate::desired::resource::identifier_uri_policy_advice(.uri, *.restriction, *.token_version))]
+    IdentifierUriNotAllowedByPolicy {
+        uri: String,
+        restriction: crate::desired::resource::UriRestriction,
+        token_version: i32,
+    },
     /// Entra refused a create with `Directory_QuotaExceeded` (facts §2); `graph_url` makes the
     /// commands in the message complete.
     #[error(

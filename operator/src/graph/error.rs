@@ -164,10 +164,13 @@ pub fn odata_error(body: &str) -> (String, String, Vec<String>) {
     (code, message, details)
 }
 
-/// How Entra's identifier-URI policy refusal begins: "Failed to add identifier URI {uri}. All newly
-/// added URIs must contain a tenant verified domain, tenant ID, or app ID, …" (Learn
-/// `identifier-uri-restrictions`). Its status and code are not documented, so the text decides.
-const URI_REFUSED_BY_POLICY: &str = "Failed to add identifier URI";
+/// The link both of Entra's identifier-URI policy refusals end with: "Failed to add identifier URI
+/// {uri}. All newly added URIs must contain a tenant verified domain, tenant ID, or app ID, … See
+/// https://aka.ms/identifier-uri-addition-error …" (Learn `identifier-uri-restrictions`) and "The
+/// newly added URI {uri} must comply with the format 'api://{appId}' … See
+/// https://aka.ms/identifier-uri-addition-error …" (microsoft/entra-apps-identifier-uri-protection).
+/// Their status and codes are not documented, so the text decides.
+const URI_REFUSED_BY_POLICY: &str = "aka.ms/identifier-uri-addition-error";
 /// The directory quota's code (public issues quoted in facts §2; its status is not documented). The
 /// same code with "forward-link" in the message is the owners/members cap, not the object quota.
 const QUOTA_EXCEEDED: &str = "Directory_QuotaExceeded";
@@ -199,7 +202,7 @@ pub fn classify(status: u16, retry_after: Option<&str>, body: &str) -> GraphErro
         {
             GraphError::HostNameNotOnVerifiedDomain { message }
         }
-        _ if message.starts_with(URI_REFUSED_BY_POLICY) => {
+        _ if message.contains(URI_REFUSED_BY_POLICY) => {
             GraphError::IdentifierUriNotAllowedByPolicy { code, message }
         }
         _ if code == QUOTA_EXCEEDED && !message.contains("forward-link") => {
