@@ -126,13 +126,14 @@ async fn a_refused_fhir_url_stalls_while_a_v2_resource_app_is_exempt_and_served(
     no_retry_loop(&h, &v1_name).await;
 
     // v2 with the same kind of URI: exempt.
-    h.apply::<FhirResourceApp>(resource_app(
-        "v2",
-        json!({"fhirUrl": fhir_url, "identifierUri": "api://fhir-v2",
-               "requestedAccessTokenVersion": 2}),
-    ))
-    .await
-    .unwrap();
+    let v2_spec = |version: i32| {
+        resource_app(
+            "v2",
+            json!({"fhirUrl": fhir_url, "identifierUri": "api://fhir-v2",
+                   "requestedAccessTokenVersion": version}),
+        )
+    };
+    h.apply::<FhirResourceApp>(v2_spec(2)).await.unwrap();
     let ready = h
         .wait_condition::<FhirResourceApp>("v2", "Ready", "True", T)
         .await;
@@ -181,5 +182,128 @@ async fn a_refused_fhir_url_stalls_while_a_v2_resource_app_is_exempt_and_served(
     let (status, body, challenge) = server.get(&h, "Patient/pat-1", Some(&other_token)).await;
     assert_eq!(status, 401, "a v1 token for another audience: {body}");
     assert!(challenge.contains("invalid_token"), "{challenge}");
+
+    // Back to v1 tokens with that URI: Entra checks every URI then and refuses; the application
+    // stays on v2 and so does the ConfigMap, so the server keeps taking the client's tokens.
+    h.apply::<FhirResourceApp>(v2_spec(1)).await.unwrap();
+    let back = h
+        .wait_condition::<FhirResourceApp>("v2", "Stalled", "True", T)
+        .await;
+    let c = condition(&back, "Stalled");
+    assert_eq!(c["reason"], "IdentifierUriNotAllowedByPolicy", "{c}");
+    assert!(
+        c["message"].as_str().unwrap().contains("api://fhir-v2"),
+        "{c}"
+    );
+    let oid = ready["status"]["applicationObjectId"].as_str().unwrap();
+    let (code, app) = h
+        .graph(Method::GET, &format!("/applications/{oid}"), None)
+        .await;
+    assert_eq!(code, 200, "{app}");
+    assert_eq!(
+        app["api"]["requestedAccessTokenVersion"], 2,
+        "unchanged in Entra"
+    );
+    assert_eq!(
+        config_map(&h, "v2").await,
+        cm,
+        "the ConfigMap is left as it was"
+    );
+    let fresh = raw_token(&h, &data).await;
+    let (status, body, _) = server.get(&h, "Patient/pat-1", Some(&fresh)).await;
+    assert_eq!(status, 200, "still served: {body}");
+    h.apply::<FhirResourceApp>(v2_spec(2)).await.unwrap();
+    h.wait_condition::<FhirResourceApp>("v2", "Ready", "True", T)
+        .await;
+    h.stop_operator().await;
+}
+
+/// The directory objects a tenant of `cfg` holds before anyone acts (the bootstrap applications and
+/// service principals): measured on an emulator of its own, so the quota below leaves exactly the
+/// room the test means.
+async fn objects_at_start(cfg: &entra_emulator::Config) -> u64 {
+    let emu = entra_emulator::start(cfg.clone()).await.unwrap();
+    let http = fhir_app_operator::graph::http_client(Some(emu.ca_pem().as_bytes())).unwrap();
+    let mut n = 0;
+    for list in ["applications", "servicePrincipals"] {
+        let v: Value = http
+            .get(format!("{}/{list}?$top=999", emu.graph_url()))
+            .bearer_auth(emu.admin_token(&emu.tenant_id()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        n += v["value"].as_array().map_or(0, Vec::len) as u64;
+    }
+    let t = &cfg.tenants[0];
+    emu.shutdown().await;
+    n + (t.users.len() + t.groups.len()) as u64
+}
+
+/// A directory whose object quota is used up, partly by a deleted client's application and service
+/// principal (Entra counts them for their 30 days): a new client is Stalled DirectoryQuotaExceeded,
+/// saying that and how to purge them, nothing half-made and no retry loop; once an administrator
+/// purges them, the client is Ready by itself at the slow retry, its credential accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_directory_stalls_a_create_until_deleted_objects_are_purged() {
+    let mut cfg = entra_emulator::Config::default();
+    cfg.tenants[0].apps[0].permissions = full_permissions();
+    // Room for the resource app and one client, each an application and its service principal.
+    cfg.tenants[0].directory_quota = Some(objects_at_start(&cfg).await + 4);
+    let mut h = Harness::with_emulator("tl-quota", |c, _| *c = cfg).await;
+    let mut op = h.config();
+    op.stalled_retry = STALLED_RETRY;
+    h.start_operator(op).await;
+    h.resource_app_ready().await;
+    h.apply::<FhirClientApp>(reader("first", "fhir"))
+        .await
+        .unwrap();
+    let first = h
+        .wait_condition::<FhirClientApp>("first", "Ready", "True", T)
+        .await;
+    let deleted: Vec<String> = ["applicationObjectId", "servicePrincipalObjectId"]
+        .map(|k| first["status"][k].as_str().unwrap().to_string())
+        .to_vec();
+    h.delete::<FhirClientApp>("first").await.unwrap();
+    h.eventually("first gone", T, || async {
+        let left = h.api::<FhirClientApp>().get_opt("first").await;
+        Ok::<_, String>(left.map_err(|e| e.to_string())?.is_none().then_some(()))
+    })
+    .await;
+
+    h.apply::<FhirClientApp>(reader("second", "fhir"))
+        .await
+        .unwrap();
+    let stalled = h
+        .wait_condition::<FhirClientApp>("second", "Stalled", "True", T)
+        .await;
+    let c = condition(&stalled, "Stalled");
+    assert_eq!(c["reason"], "DirectoryQuotaExceeded", "{c}");
+    let message = c["message"].as_str().unwrap();
+    for names in [
+        "30 days",
+        "deletionPolicy: Purge",
+        &format!("{}/directory/deletedItems/<id>", h.emu.graph_url()),
+    ] {
+        assert!(message.contains(names), "names {names}: {message}");
+    }
+    let second = unique_name(&h, AppKind::Client, "second");
+    assert!(
+        h.apps_with_unique_name_prefix(&second).await.is_empty(),
+        "nothing half-made in Entra"
+    );
+    no_retry_loop(&h, &second).await;
+
+    for id in &deleted {
+        h.purge_deleted(id).await;
+    }
+    let ready = h
+        .wait_condition::<FhirClientApp>("second", "Ready", "True", STALLED_RETRY + T)
+        .await;
+    assert_eq!(condition(&ready, "Stalled")["status"], "False", "{ready}");
+    let data = ready_secret(&h, "second").await;
+    h.token_from_secret(&data).await.unwrap();
     h.stop_operator().await;
 }
