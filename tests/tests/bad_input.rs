@@ -175,6 +175,11 @@ async fn invalid_manifests_are_refused_with_messages_a_user_understands() {
         ),
         (
             'R',
+            json!({"fhirUrl": fhir, "appRoles": [{"value": "reader"}], "scopes": [{"value": "reader"}]}),
+            Refused("a value cannot be both an app role and a scope"),
+        ),
+        (
+            'R',
             json!({"fhirUrl": fhir, "smart": {"scopes": ["launch"]}}),
             Refused("spec.smart.enabled: Required value"),
         ),

@@ -651,3 +651,31 @@ async fn a_resource_app_whose_service_principal_was_deleted_heals_with_clients_r
     assert_eq!(condition(&healed, "Ready")["reason"], "Ready", "{healed}");
     h.stop_operator().await;
 }
+
+/// A role named like a scope the spec publishes by default (here `user_impersonation`) gets past
+/// admission, which sees only the explicit lists; Entra refuses one value under two ids, so the
+/// resource app is Stalled saying which value, before anything is registered.
+#[tokio::test]
+async fn a_role_named_like_a_default_scope_is_a_spec_error() {
+    let mut h = Harness::new("def-both", full_permissions()).await;
+    h.start_operator(h.config()).await;
+    h.apply::<FhirResourceApp>(resource_app(
+        "fhir",
+        json!({"fhirUrl": "https://fhir-both.contoso.example",
+               "appRoles": [{"value": "globalReader"}, {"value": "user_impersonation"}]}),
+    ))
+    .await
+    .unwrap();
+    let obj = h
+        .wait_condition::<FhirResourceApp>("fhir", "Stalled", "True", T)
+        .await;
+    let c = condition(&obj, "Stalled");
+    assert_eq!(c["reason"], "InvalidSpec", "{obj}");
+    let message = c["message"].as_str().unwrap();
+    assert!(
+        message.contains("user_impersonation published both as an app role and as a scope"),
+        "{c}"
+    );
+    assert_eq!(obj["status"]["clientId"], Value::Null, "nothing registered");
+    h.stop_operator().await;
+}

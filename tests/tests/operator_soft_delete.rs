@@ -36,6 +36,10 @@ where
     .await;
 }
 
+fn audience_now(cm: &ConfigMap) -> String {
+    cm.data.as_ref().unwrap()["AUDIENCE"].clone()
+}
+
 async fn graph_get(h: &Harness, path: &str) -> (u16, Value) {
     h.graph(Method::GET, path, None).await
 }
@@ -126,9 +130,28 @@ async fn a_client_deleted_and_created_again_gets_its_application_back() {
 
 #[tokio::test]
 async fn a_resource_app_deleted_and_created_again_keeps_its_audience() {
-    let mut h = Harness::new("sd-resource", full_permissions()).await;
-    h.start_operator(h.config()).await;
     let spec = json!({"fhirUrl": "https://fhir.contoso.example", "identifierUri": "api://{appId}"});
+    deleted_and_created_again_keeps_its_audience("sd-resource", spec, None).await;
+}
+
+/// The usual case: the FHIR URL is the identifier URI, which the deleted application keeps too, so
+/// the re-create may be refused on the URI before the uniqueName.
+#[tokio::test]
+async fn a_resource_app_with_its_fhir_url_as_audience_deleted_and_created_again_keeps_it() {
+    let spec = json!({"fhirUrl": "https://fhir.contoso.example"});
+    let audience = Some("https://fhir.contoso.example");
+    deleted_and_created_again_keeps_its_audience("sd-resource-url", spec, audience).await;
+}
+
+/// Deletes the resource app `spec` and applies it again: the same client ID and `audience` (default:
+/// the app-ID form), and a client of it gets tokens for that audience.
+async fn deleted_and_created_again_keeps_its_audience(
+    prefix: &str,
+    spec: Value,
+    audience: Option<&str>,
+) {
+    let mut h = Harness::new(prefix, full_permissions()).await;
+    h.start_operator(h.config()).await;
     h.apply::<FhirResourceApp>(resource_app("fhir", spec.clone()))
         .await
         .unwrap();
@@ -136,9 +159,10 @@ async fn a_resource_app_deleted_and_created_again_keeps_its_audience() {
         .wait_condition::<FhirResourceApp>("fhir", "Ready", "True", T)
         .await;
     let cm_before = h.api::<ConfigMap>().get("fhir-fhir-auth").await.unwrap();
-    let audience = cm_before.data.unwrap()["AUDIENCE"].clone();
     let client_id = before["status"]["clientId"].as_str().unwrap().to_string();
-    assert_eq!(audience, format!("api://{client_id}"));
+    let expected = audience.map_or(format!("api://{client_id}"), str::to_string);
+    assert_eq!(audience_now(&cm_before), expected);
+    let audience = expected;
     delete_and_wait::<FhirResourceApp>(&h, "fhir").await;
 
     h.apply::<FhirResourceApp>(resource_app("fhir", spec))

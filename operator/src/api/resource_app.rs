@@ -35,6 +35,7 @@ pub const APP_ID_URI: &str = "api://{appId}";
     validation = Rule::new("isURL(self.fhirUrl) && url(self.fhirUrl).getHostname() != '' && (url(self.fhirUrl).getScheme() == 'https' || (url(self.fhirUrl).getScheme() == 'http' && url(self.fhirUrl).getHostname() in ['localhost', '127.0.0.1']))").message("fhirUrl must be an https:// URL (or http://localhost for development)"),
     validation = Rule::new("!has(self.identifierUri) || self.identifierUri == 'api://{appId}' || self.identifierUri.startsWith('https://') || self.identifierUri.startsWith('api://')").message("identifierUri must be an https:// or api:// URI, or the literal 'api://{appId}'"),
     validation = Rule::new("!has(self.signInAudience) || self.signInAudience != 'AzureADandPersonalMicrosoftAccount' || (has(self.requestedAccessTokenVersion) && self.requestedAccessTokenVersion == 2)").message("signInAudience AzureADandPersonalMicrosoftAccount needs requestedAccessTokenVersion: 2"),
+    validation = Rule::new("!has(self.appRoles) || !has(self.scopes) || self.appRoles.all(r, !self.scopes.exists(s, s.value == r.value))").message("a value cannot be both an app role and a scope: Entra refuses one value under two ids"),
     validation = Rule::new("!has(self.tenant) || !has(self.tenant.credentialsSecretRef) || has(self.tenant.tenantId)").message("tenant.credentialsSecretRef needs tenant.tenantId"))]
 pub struct FhirResourceAppSpec {
     /// URL of the FHIR server, e.g. `https://fhir.contoso.example`. Used as the default identifier URI

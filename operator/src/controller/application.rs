@@ -42,8 +42,9 @@ pub async fn converge_app(
     Ok((app, changed.then_some("Updated")))
 }
 
-/// The upsert by `uniqueName`; refused because a deleted application holds the name, that one
-/// restored (if ours) and converged.
+/// The upsert by `uniqueName`; refused because a deleted application holds the name or the
+/// identifier URI, the one holding the name restored (if ours) and converged. When none holds the
+/// name, the refusal stands (the resource app's register step names the URI's holder).
 async fn create_or_restore(
     graph: &GraphClient,
     unique_name: &str,
@@ -58,7 +59,7 @@ async fn create_or_restore(
     .body();
     match graph.upsert_application(unique_name, &body).await {
         Ok((app, created)) => Ok((app, Some(if created { "Created" } else { "Updated" }))),
-        Err(e) if restore::unique_name_held(&e) => {
+        Err(e) if restore::unique_name_held(&e) || restore::identifier_uri_held(&e) => {
             let restored = restore::restore_held_name(graph, unique_name, id, adopt, e).await?;
             let (app, _) = converge_existing(graph, desired, restored).await?;
             Ok((app, Some("Restored")))

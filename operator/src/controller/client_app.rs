@@ -327,7 +327,8 @@ async fn converge(
         obj,
         graph: &graph,
         app: &app,
-        existing: out.existing.as_ref(),
+        // Only a Secret written for this very resource holds a credential worth keeping.
+        existing: (out.existing.as_ref()).filter(|s| credential::written_for(s, obj)),
         secret_name: &out.name,
         registered_before,
         restored,

@@ -215,6 +215,15 @@ async fn apply_inner(
     // (outputs, registration, user assignments) can fail this reconcile.
     let known_sp = status.service_principal_object_id.clone();
     enforce::apply(ctx, &graph, obj, known_sp.as_deref()).await?;
+    // After the enforcement: a spec Entra would refuse must not keep the policy from taking access away.
+    let both = b::values_in_both(spec, &identity(ctx, obj));
+    if !both.is_empty() {
+        return Err(Error::InvalidSpec(format!(
+            "{} published both as an app role and as a scope: Entra refuses one value under two \
+             ids; rename the role or the scope",
+            both.join(", ")
+        )));
+    }
     let out = outputs(obj, ctx).await?;
     let (app, sp) = register(obj, ctx, &graph, status).await?;
     // Who may get tokens for the API, and the users and groups assigned its roles.

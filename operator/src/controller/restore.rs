@@ -25,6 +25,18 @@ pub fn unique_name_held(e: &GraphError) -> bool {
     )
 }
 
+/// Whether a create was refused because an application holds one of its identifier URIs. A
+/// deleted application keeps its identifier URIs too (facts §1.5), and Graph does not say which of
+/// the two unique properties it checks first: a re-created resource may meet its own deleted
+/// application through either refusal, so both lead to [`restore_held_name`].
+pub fn identifier_uri_held(e: &GraphError) -> bool {
+    matches!(
+        e,
+        GraphError::Conflict { message, .. } | GraphError::BadRequest { message, .. }
+            if message.contains("property identifierUris already exists")
+    )
+}
+
 /// The deleted application holding `unique_name`, restored with its service principal and without
 /// its old credentials, when it is ours for `id` (or `adopt` says to take it over). `refused` is the
 /// create's error, returned as it is when no deleted application holds the name (it may have been
@@ -114,6 +126,10 @@ mod tests {
         assert!(!unique_name_held(&conflict(
             "Another object with the same value for property identifierUris already exists."
         )));
+        assert!(identifier_uri_held(&conflict(
+            "Another object with the same value for property identifierUris already exists."
+        )));
+        assert!(!identifier_uri_held(&conflict(held)));
         assert!(!unique_name_held(&GraphError::NotFound {
             code: "Request_ResourceNotFound".into(),
             message: held.into(),

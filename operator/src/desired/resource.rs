@@ -210,6 +210,20 @@ pub fn published(
     )
 }
 
+/// Values published both as an app role and as a scope. Entra refuses one value under two ids
+/// ("It contains duplicate value", MicrosoftDocs/azure-docs#81899) and the operator gives roles and
+/// scopes ids of their own, so such a spec can never register: the reconcile reports it instead.
+pub fn values_in_both(spec: &FhirResourceAppSpec, id: &ResourceIdentity<'_>) -> Vec<String> {
+    let (scopes, roles) = published(spec, id);
+    let mut both: Vec<String> = roles
+        .into_iter()
+        .filter(|r| scopes.iter().any(|s| s.value == r.value))
+        .map(|r| r.value)
+        .collect();
+    both.sort();
+    both
+}
+
 /// Desired Graph application body for a resource app (only the properties the operator manages).
 pub fn desired_application(
     spec: &FhirResourceAppSpec,
@@ -317,6 +331,26 @@ mod tests {
         namespace: "ns",
         name: "fhir",
     };
+
+    #[test]
+    fn a_value_published_as_a_role_and_a_scope_is_named() {
+        // The defaults never collide.
+        assert!(values_in_both(&spec("https://fhir.contoso.example"), &ID).is_empty());
+        // A role named like the default scope does; so does one named like a mapped SMART scope.
+        let s: FhirResourceAppSpec = serde_json::from_value(json!({
+            "fhirUrl": "https://fhir.contoso.example",
+            "appRoles": [{"value": "user_impersonation"}, {"value": "patient.all.read"}, {"value": "reader"}],
+            "smart": {"enabled": true, "scopes": ["patient/*.read"]}
+        }))
+        .unwrap();
+        assert_eq!(
+            values_in_both(&s, &ID),
+            vec![
+                "patient.all.read".to_string(),
+                "user_impersonation".to_string()
+            ]
+        );
+    }
 
     #[test]
     fn defaults_follow_the_oss_fhir_server() {

@@ -88,6 +88,19 @@ pub async fn prepare(kind: Option<CredentialType>, i: &Inputs<'_>) -> Result<Pre
     }
 }
 
+/// Whether `secret` was written for this very FhirClientApp: its controller reference carries the
+/// object's uid. One written for an earlier FhirClientApp of the same name (deleted and created
+/// again before the garbage collector came by) holds a credential from before the deletion, and
+/// none may stay live after a re-create (issue 24 item 6), whether the application came back in
+/// one reconcile (`restored`) or a restore was cut short before its credentials were removed and
+/// the next reconcile found the application live (the failure suite's re-create scenario).
+pub fn written_for(secret: &Secret, obj: &FhirClientApp) -> bool {
+    let uid = obj.metadata.uid.as_deref();
+    uid.is_some()
+        && (secret.metadata.owner_references.iter().flatten())
+            .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
+}
+
 /// After the Secret is written: removes the client secrets no Secret holds, and the operator's
 /// credentials of kinds the spec no longer uses (e.g. the client secrets after a switch to
 /// Certificate), so no valid credential outlives its Secret.
@@ -204,4 +217,37 @@ fn held_annotations(
         a.insert(ANN_EXPIRES.to_string(), e.to_string());
     }
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    fn secret_controlled_by(uid: &str, controller: bool) -> Secret {
+        let mut s = Secret::default();
+        s.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "fhirapps.io/v1alpha1".into(),
+            kind: "FhirClientApp".into(),
+            name: "etl".into(),
+            uid: uid.into(),
+            controller: Some(controller),
+            ..Default::default()
+        }]);
+        s
+    }
+
+    #[test]
+    fn only_a_secret_written_for_this_very_object_holds_its_credential() {
+        let mut obj = FhirClientApp::new("etl", serde_json::from_value(serde_json::json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir"}}})).unwrap());
+        obj.metadata.uid = Some("uid-now".into());
+        assert!(written_for(&secret_controlled_by("uid-now", true), &obj));
+        // Written for the FhirClientApp of this name before it was deleted and created again.
+        assert!(!written_for(
+            &secret_controlled_by("uid-before", true),
+            &obj
+        ));
+        assert!(!written_for(&secret_controlled_by("uid-now", false), &obj));
+        assert!(!written_for(&Secret::default(), &obj));
+    }
 }
