@@ -245,7 +245,9 @@ async fn objects_at_start(cfg: &entra_emulator::Config) -> u64 {
 /// A directory whose object quota is used up, partly by a deleted client's application and service
 /// principal (Entra counts them for their 30 days): a new client is Stalled DirectoryQuotaExceeded,
 /// saying that and how to purge them, nothing half-made and no retry loop; once an administrator
-/// purges them, the client is Ready by itself at the slow retry, its credential accepted.
+/// purges them, the client is Ready by itself at the slow retry, its credential accepted. With room
+/// for its application only, a client's application made before the refusal is the one it goes on
+/// with once there is room: no orphan, no twin.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_directory_stalls_a_create_until_deleted_objects_are_purged() {
     let mut cfg = entra_emulator::Config::default();
@@ -260,18 +262,9 @@ async fn a_full_directory_stalls_a_create_until_deleted_objects_are_purged() {
     h.apply::<FhirClientApp>(reader("first", "fhir"))
         .await
         .unwrap();
-    let first = h
-        .wait_condition::<FhirClientApp>("first", "Ready", "True", T)
+    h.wait_condition::<FhirClientApp>("first", "Ready", "True", T)
         .await;
-    let deleted: Vec<String> = ["applicationObjectId", "servicePrincipalObjectId"]
-        .map(|k| first["status"][k].as_str().unwrap().to_string())
-        .to_vec();
-    h.delete::<FhirClientApp>("first").await.unwrap();
-    h.eventually("first gone", T, || async {
-        let left = h.api::<FhirClientApp>().get_opt("first").await;
-        Ok::<_, String>(left.map_err(|e| e.to_string())?.is_none().then_some(()))
-    })
-    .await;
+    let deleted = delete_registered(&h, "first").await;
 
     h.apply::<FhirClientApp>(reader("second", "fhir"))
         .await
@@ -305,5 +298,58 @@ async fn a_full_directory_stalls_a_create_until_deleted_objects_are_purged() {
     assert_eq!(condition(&ready, "Stalled")["status"], "False", "{ready}");
     let data = ready_secret(&h, "second").await;
     h.token_from_secret(&data).await.unwrap();
+
+    // Room for one object: the application is created and its service principal refused. That
+    // application is no orphan and gets no twin: the next try, once there is room, goes on with it.
+    let [app, sp] = delete_registered(&h, "second").await;
+    h.purge_deleted(&sp).await;
+    h.apply::<FhirClientApp>(reader("third", "fhir"))
+        .await
+        .unwrap();
+    let stalled = h
+        .wait_condition::<FhirClientApp>("third", "Stalled", "True", T)
+        .await;
+    assert_eq!(
+        condition(&stalled, "Stalled")["reason"],
+        "DirectoryQuotaExceeded"
+    );
+    let third = unique_name(&h, AppKind::Client, "third");
+    let made = h.apps_with_unique_name_prefix(&third).await;
+    assert_eq!(
+        made.len(),
+        1,
+        "its application, without a service principal"
+    );
+    h.purge_deleted(&app).await;
+    let ready = h
+        .wait_condition::<FhirClientApp>("third", "Ready", "True", STALLED_RETRY + T)
+        .await;
+    assert_eq!(
+        ready["status"]["applicationObjectId"], made[0]["id"],
+        "the same application"
+    );
+    assert_eq!(h.apps_with_unique_name_prefix(&third).await.len(), 1);
+    h.token_from_secret(&ready_secret(&h, "third").await)
+        .await
+        .unwrap();
     h.stop_operator().await;
+}
+
+/// Deletes Ready FhirClientApp `name` (`deletionPolicy: Delete`: Entra keeps its application and
+/// service principal, and counts them) and waits until it is gone; returns their object IDs.
+async fn delete_registered(h: &Harness, name: &str) -> [String; 2] {
+    let obj = h.api::<FhirClientApp>().get(name).await.unwrap();
+    let status = obj.status.expect("a registered client");
+    let ids = [
+        status.application_object_id,
+        status.service_principal_object_id,
+    ]
+    .map(|id| id.expect("its application and service principal"));
+    h.delete::<FhirClientApp>(name).await.unwrap();
+    h.eventually(&format!("{name} gone"), T, || async {
+        let left = h.api::<FhirClientApp>().get_opt(name).await;
+        Ok::<_, String>(left.map_err(|e| e.to_string())?.is_none().then_some(()))
+    })
+    .await;
+    ids
 }
