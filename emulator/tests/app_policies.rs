@@ -617,3 +617,44 @@ async fn add_key_needs_a_proof_and_obeys_the_certificate_lifetime_cap() {
     assert_eq!(keys.as_array().unwrap().len(), 2);
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn microsofts_exemption_guide_exempts_one_application_from_the_uri_rule() {
+    let (emu, op, admin) = setup().await;
+    let (id, app_id) = new_app(&op, json!({"displayName": "exempt"})).await;
+    // microsoft/entra-apps-identifier-uri-protection `grant-app-exemption.md`, as written (beta).
+    let beta = emu.graph_url().replace("/v1.0", "/beta");
+    let r = admin
+        .post(
+            &format!("{beta}/policies/appManagementPolicies"),
+            json!({"isEnabled": true, "applicationRestrictions": {"identifierUris": {
+                "uriAdditionWithoutUniqueTenantIdentifier": {"state": "disabled",
+                    "excludeAppsReceivingV2Tokens": true, "excludeSaml": true}}}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let pid = r.body["id"].as_str().unwrap();
+    let r = admin
+        .post(
+            &format!("{beta}/applications(appId='{app_id}')/appManagementPolicies/$ref"),
+            json!({"@odata.id": format!("https://graph.microsoft.com/beta/policies/appManagementPolicies/{pid}")}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = op
+        .patch(
+            &format!("/applications/{id}"),
+            json!({"identifierUris": ["api://exempt"]}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    // Another application is still held to the tenant default.
+    let r = op
+        .post(
+            "/applications",
+            json!({"displayName": "not exempt", "identifierUris": ["api://not-exempt"]}),
+        )
+        .await;
+    assert_eq!(err_code(&r), "InvalidUniqueTenantIdentifierAsPerAppPolicy");
+    emu.shutdown().await;
+}
