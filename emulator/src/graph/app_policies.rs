@@ -184,12 +184,7 @@ pub fn list(r: &Req, t: &mut Tenant, _: &Params) -> R {
 /// page's slip). `displayName` and `description` are "Required" on v1.0.
 pub fn create(r: &Req, t: &mut Tenant, _: &Params) -> R {
     require(r, WRITE)?;
-    let beta = r.g.ends_with("/beta");
-    let body = writable(
-        &custom_body(r, beta),
-        CUSTOM_WRITABLE,
-        "AppManagementPolicy",
-    )?;
+    let (body, beta) = custom_writable(r)?;
     for required in ["displayName", "description"] {
         if !beta
             && body
@@ -208,6 +203,17 @@ pub fn create(r: &Req, t: &mut Tenant, _: &Params) -> R {
         "policies/appManagementPolicies/$entity",
         &policy,
     ))
+}
+
+/// The body's writable properties, and whether the request came through beta.
+fn custom_writable(r: &Req) -> Result<(Map<String, Value>, bool), GErr> {
+    let beta = r.g.ends_with("/beta");
+    let body = writable(
+        &custom_body(r, beta),
+        CUSTOM_WRITABLE,
+        "AppManagementPolicy",
+    )?;
+    Ok((body, beta))
 }
 
 /// The body of a custom policy. Microsoft's own exemption guide POSTs to beta a policy with a
@@ -247,12 +253,7 @@ pub fn get(r: &Req, t: &mut Tenant, p: &Params) -> R {
 pub fn update(r: &Req, t: &mut Tenant, p: &Params) -> R {
     require(r, WRITE)?;
     let i = custom_idx(t, p)?;
-    let beta = r.g.ends_with("/beta");
-    let body = writable(
-        &custom_body(r, beta),
-        CUSTOM_WRITABLE,
-        "AppManagementPolicy",
-    )?;
+    let (body, _) = custom_writable(r)?;
     let mut policy = t.app_policies.custom[i].clone();
     for (k, v) in body {
         policy[k] = v;
