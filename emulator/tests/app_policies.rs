@@ -540,3 +540,121 @@ async fn certificate_lifetime_capped_on_new_key_credentials_only() {
     assert_eq!(r.status, 204, "{}", r.body);
     emu.shutdown().await;
 }
+
+/// A self-signed certificate (DER, base64) valid between the two dates.
+fn certificate(from: (i32, u8, u8), to: (i32, u8, u8)) -> String {
+    let mut params = rcgen::CertificateParams::new(vec!["added.contoso.example".into()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+    params.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    entra_emulator::crypto::b64(cert.der())
+}
+
+/// The proof of possession the docs' sample builds: signed by the application's certificate,
+/// `aud` 00000002-0000-0000-c000-000000000000, `iss` the application's object id, 10 minutes.
+fn proof(iss: &str) -> String {
+    let der = entra_emulator::crypto::cert_der_from_pem(CLIENT_CERT).unwrap();
+    let key = entra_emulator::crypto::parse_private_key(CLIENT_KEY).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    entra_emulator::crypto::sign_rs256(
+        &key,
+        &json!({"alg": "RS256", "typ": "JWT", "x5t": entra_emulator::crypto::b64(&entra_emulator::crypto::sha1(&der))}),
+        &json!({"aud": "00000002-0000-0000-c000-000000000000", "iss": iss, "nbf": now, "exp": now + 600}),
+    )
+}
+
+#[tokio::test]
+async fn add_key_needs_a_proof_and_obeys_the_certificate_lifetime_cap() {
+    let (emu, op, admin) = setup().await;
+    let (id, _) = new_app(&op, json!({"displayName": "rolled"})).await;
+    let der = entra_emulator::crypto::cert_der_from_pem(CLIENT_CERT).unwrap();
+    let r = op
+        .patch(
+            &format!("/applications/{id}"),
+            json!({"keyCredentials": [{"type": "AsymmetricX509Cert", "usage": "Verify",
+                "key": entra_emulator::crypto::b64(&der)}]}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let path = format!("/applications/{id}/addKey");
+    // The docs' example body.
+    let body = |key: String, proof: Option<String>| {
+        json!({"keyCredential": {"type": "AsymmetricX509Cert", "usage": "Verify", "key": key},
+            "passwordCredential": null, "proof": proof})
+    };
+    let one_year = || certificate((2026, 6, 1), (2027, 5, 1));
+    let r = op.post(&path, body(one_year(), None)).await;
+    assert_eq!(
+        (r.status, err_code(&r).as_str()),
+        (403, "Authorization_RequestDenied")
+    );
+    let r = op
+        .post(&path, body(one_year(), Some(proof("someone-else"))))
+        .await;
+    assert_eq!(
+        refusal(&r),
+        (
+            401,
+            "Authentication_MissingOrMalformed".into(),
+            "Access Token missing or malformed.".into()
+        )
+    );
+    patch_default(
+        &admin,
+        json!({"applicationRestrictions": {"keyCredentials": [
+        {"restrictionType": "asymmetricKeyLifetime", "maxLifetime": "P400D"}]}}),
+    )
+    .await;
+    let ten_years = certificate((2026, 6, 1), (2036, 6, 1));
+    let r = op.post(&path, body(ten_years, Some(proof(&id)))).await;
+    assert_eq!(err_code(&r), "CredentialInvalidLifetimeAsPerAppPolicy");
+    let r = op.post(&path, body(one_year(), Some(proof(&id)))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["type"], "AsymmetricX509Cert");
+    assert_eq!(r.body["key"], Value::Null);
+    let keys = op.get(&format!("/applications/{id}")).await.body["keyCredentials"].clone();
+    assert_eq!(keys.as_array().unwrap().len(), 2);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn microsofts_exemption_guide_exempts_one_application_from_the_uri_rule() {
+    let (emu, op, admin) = setup().await;
+    let (id, app_id) = new_app(&op, json!({"displayName": "exempt"})).await;
+    // microsoft/entra-apps-identifier-uri-protection `grant-app-exemption.md`, as written (beta).
+    let beta = emu.graph_url().replace("/v1.0", "/beta");
+    let r = admin
+        .post(
+            &format!("{beta}/policies/appManagementPolicies"),
+            json!({"isEnabled": true, "applicationRestrictions": {"identifierUris": {
+                "uriAdditionWithoutUniqueTenantIdentifier": {"state": "disabled",
+                    "excludeAppsReceivingV2Tokens": true, "excludeSaml": true}}}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let pid = r.body["id"].as_str().unwrap();
+    let r = admin
+        .post(
+            &format!("{beta}/applications(appId='{app_id}')/appManagementPolicies/$ref"),
+            json!({"@odata.id": format!("https://graph.microsoft.com/beta/policies/appManagementPolicies/{pid}")}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = op
+        .patch(
+            &format!("/applications/{id}"),
+            json!({"identifierUris": ["api://exempt"]}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    // Another application is still held to the tenant default.
+    let r = op
+        .post(
+            "/applications",
+            json!({"displayName": "not exempt", "identifierUris": ["api://not-exempt"]}),
+        )
+        .await;
+    assert_eq!(err_code(&r), "InvalidUniqueTenantIdentifierAsPerAppPolicy");
+    emu.shutdown().await;
+}
