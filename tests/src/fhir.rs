@@ -110,6 +110,38 @@ impl FhirServer {
     }
 }
 
+/// The data of FhirResourceApp `name`'s ConfigMap (`{name}-fhir-auth`): all a FHIR server is given.
+pub async fn config_map(h: &Harness, name: &str) -> BTreeMap<String, String> {
+    h.api::<k8s_openapi::api::core::v1::ConfigMap>()
+        .get(&format!("{name}-fhir-auth"))
+        .await
+        .expect("the resource app's ConfigMap")
+        .data
+        .unwrap_or_default()
+}
+
+/// A client-credentials token for the Secret's client: the raw token, to send to a FHIR server.
+pub async fn raw_token(h: &Harness, data: &BTreeMap<String, String>) -> String {
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", data["AZURE_CLIENT_ID"].as_str()),
+        ("client_secret", data["AZURE_CLIENT_SECRET"].as_str()),
+        ("scope", data["FHIR_SCOPE"].as_str()),
+    ];
+    let resp = h
+        .http
+        .post(&data["TOKEN_ENDPOINT"])
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    body["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {body}"))
+        .to_string()
+}
+
 /// Assigns the user (or group) `principal` the resource app's app role `role`, as an administrator
 /// would in Graph. The one place tests give a directory user access to the FHIR API: with
 /// `appRoleAssignmentRequired` on the resource app's service principal, this is also what lets the

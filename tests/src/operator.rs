@@ -267,20 +267,25 @@ impl Harness {
     pub async fn with_resource_app(prefix: &str) -> Self {
         let mut h = Self::new(prefix, full_permissions()).await;
         h.start_operator(h.config()).await;
-        h.apply::<fhir_app_operator::api::FhirResourceApp>(resource_app(
+        h.resource_app_ready().await;
+        h
+    }
+
+    /// Applies FhirResourceApp `fhir` for `https://fhir.contoso.example` and waits until it is Ready.
+    pub async fn resource_app_ready(&self) {
+        self.apply::<fhir_app_operator::api::FhirResourceApp>(resource_app(
             "fhir",
             json!({"fhirUrl": "https://fhir.contoso.example"}),
         ))
         .await
         .unwrap();
-        h.wait_condition::<fhir_app_operator::api::FhirResourceApp>(
+        self.wait_condition::<fhir_app_operator::api::FhirResourceApp>(
             "fhir",
             "Ready",
             "True",
             Duration::from_secs(60),
         )
         .await;
-        h
     }
 
     /// Waits until the object's condition `ty` has `status` for the current generation; returns the object.

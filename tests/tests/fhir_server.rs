@@ -12,11 +12,10 @@ use std::time::{Duration, Instant};
 
 use fhir_app_operator::api::{FhirClientApp, FhirResourceApp};
 use fhir_app_operator_tests::fhir::{
-    self, FhirServer, assign_user_role, installed, last_json_line, modules,
+    self, FhirServer, assign_user_role, config_map, installed, last_json_line, modules, raw_token,
 };
 use fhir_app_operator_tests::operator::{Harness, client_app, full_permissions, resource_app};
 use fhir_app_operator_tests::repo_root;
-use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::{Value, json};
 use testenv::free_port;
 
@@ -59,15 +58,6 @@ async fn harness(
     h.wait_condition::<FhirResourceApp>("fhir", "Ready", "True", T)
         .await;
     (h, port)
-}
-
-async fn config_map(h: &Harness, name: &str) -> BTreeMap<String, String> {
-    h.api::<ConfigMap>()
-        .get(&format!("{name}-fhir-auth"))
-        .await
-        .expect("the resource app's ConfigMap")
-        .data
-        .unwrap_or_default()
 }
 
 /// The FHIR server on `port`, configured from the ConfigMap `cm`, holding the seed Patient.
@@ -213,28 +203,6 @@ async fn service_clients_read_and_write_as_their_roles_allow() {
     let norole = secret(&h, "norole").await;
     let calls = service_calls(&h, &tools, &norole, &[&read]).await;
     assert_eq!(statuses(&calls), [403], "{calls:?}");
-}
-
-/// A client-credentials token for the Secret's client (the raw token, for the server's negative cases).
-async fn raw_token(h: &Harness, data: &BTreeMap<String, String>) -> String {
-    let form = [
-        ("grant_type", "client_credentials"),
-        ("client_id", data["AZURE_CLIENT_ID"].as_str()),
-        ("client_secret", data["AZURE_CLIENT_SECRET"].as_str()),
-        ("scope", data["FHIR_SCOPE"].as_str()),
-    ];
-    let resp = h
-        .http
-        .post(&data["TOKEN_ENDPOINT"])
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
-    let body: Value = resp.json().await.unwrap();
-    body["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no token: {body}"))
-        .to_string()
 }
 
 /// 401 with `WWW-Authenticate: Bearer … error="invalid_token"` naming `why` (what jose refused).

@@ -4,7 +4,9 @@
 //! the [route table](routes), check the token, throttle, parse body and query, run the entry's
 //! handler on the caller's tenant under the store lock, save the state after a change.
 #![allow(clippy::result_large_err)]
+mod add_key;
 mod app_payload;
+mod app_policies;
 mod app_validation;
 mod applications;
 mod assignments;
@@ -18,6 +20,7 @@ mod odata;
 mod owners;
 mod pattern;
 mod permission_grants;
+pub mod policy_rules;
 pub mod query;
 mod req;
 mod routes;

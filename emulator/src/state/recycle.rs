@@ -24,6 +24,8 @@ pub const RETENTION_DAYS: i64 = 30;
 pub fn delete_app(t: &mut Tenant, i: usize, now: DateTime<Utc>) {
     let mut rec = t.apps.remove(i);
     rec.body["deletedDateTime"] = json!(fmt_secs(now));
+    // [INF] as for a service principal's (below): policies are not recovered (facts §1.3).
+    t.app_policies.forget(rec.id());
     let app_id = rec.app_id().to_string();
     let sp_ids: Vec<String> = t
         .sps
@@ -42,6 +44,10 @@ pub fn delete_sp(t: &mut Tenant, id: &str, now: DateTime<Utc>) {
     let Some(i) = t.sp_idx(id) else { return };
     let mut rec = t.sps.remove(i);
     rec.body["deletedDateTime"] = json!(fmt_secs(now));
+    // "Policies can't be recovered currently. When you restore a service principal, you have to
+    // configure the policies again" (Learn `delete-recover-faq`): its app management policy
+    // assignment is dropped, not set aside.
+    t.app_policies.forget(id);
     let (assignments, kept) = std::mem::take(&mut t.assignments)
         .into_iter()
         .partition(|a| a.principal_id == id || a.resource_id == id);
@@ -159,10 +165,12 @@ fn side(t: &Tenant, id: &str) -> Side {
 pub fn purge(t: &mut Tenant, which: Deleted) {
     match which {
         Deleted::App(j) => {
-            t.deleted_apps.remove(j);
+            let gone = t.deleted_apps.remove(j);
+            t.creators.remove(gone.id());
         }
         Deleted::Sp(j) => {
-            t.deleted_sps.remove(j);
+            let gone = t.deleted_sps.remove(j);
+            t.creators.remove(gone.rec.id());
         }
     }
 }
@@ -178,7 +186,16 @@ pub fn expire(t: &mut Tenant, now: DateTime<Utc>) -> usize {
     let before = t.deleted_apps.len() + t.deleted_sps.len();
     t.deleted_apps.retain(|a| live(&a.body));
     t.deleted_sps.retain(|d| live(&d.rec.body));
-    before - t.deleted_apps.len() - t.deleted_sps.len()
+    let expired = before - t.deleted_apps.len() - t.deleted_sps.len();
+    if expired > 0 {
+        // The per-creator count forgets what is gone for good (`super::quota`).
+        let held: std::collections::HashSet<String> = super::quota::held_ids(t)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        t.creators.retain(|id, _| held.contains(id));
+    }
+    expired
 }
 
 /// Makes every deleted item `days` older (the admin API's clock for deleted items).

@@ -38,6 +38,21 @@ pub enum Error {
         holder = holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
     )]
     IdentifierUriTaken { uri: String, holder: Option<String> },
+    /// The tenant's app-management policy refuses the identifier URI (facts §3.3): what it allows
+    /// depends on the token version the API receives.
+    #[error("{}", crate::desired::resource::identifier_uri_policy_advice(.uri, *.restriction, *.token_version))]
+    IdentifierUriNotAllowedByPolicy {
+        uri: String,
+        restriction: crate::desired::resource::UriRestriction,
+        token_version: i32,
+    },
+    /// Entra refused a create with `Directory_QuotaExceeded` (facts §2); `graph_url` makes the
+    /// commands in the message complete.
+    #[error(
+        "Entra ID's directory object quota{} is used up, so no application or service principal can be created. Deleted applications and service principals count against it for 30 days until purged: list them with az rest --url {graph_url}/directory/deletedItems/microsoft.graph.application, purge those not needed with az rest --method DELETE --url {graph_url}/directory/deletedItems/<id>, and use deletionPolicy: Purge where a deleted resource need not be restorable; or ask an administrator to raise the quota. Retried every few minutes",
+        quota_scope(.message)
+    )]
+    DirectoryQuotaExceeded { message: String, graph_url: String },
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
     #[error("tenant credentials: {0}")]
@@ -101,6 +116,8 @@ pub const CONDITION_REASONS: &[&str] = &[
     "ConfigMapNotOwned",
     "OutputRejected",
     "IdentifierUriTaken",
+    "IdentifierUriNotAllowedByPolicy",
+    "DirectoryQuotaExceeded",
     "InvalidSpec",
     "TenantCredentials",
     "NotOwned",
@@ -160,6 +177,8 @@ impl Error {
             Self::OutputNotOwned(e) => e.reason(),
             Self::OutputRejected { .. } => "OutputRejected",
             Self::IdentifierUriTaken { .. } => "IdentifierUriTaken",
+            Self::IdentifierUriNotAllowedByPolicy { .. } => "IdentifierUriNotAllowedByPolicy",
+            Self::DirectoryQuotaExceeded { .. } => "DirectoryQuotaExceeded",
             Self::InvalidSpec(_) => "InvalidSpec",
             Self::TenantCredentials(_) => "TenantCredentials",
             Self::NotOwned { .. } => "NotOwned",
@@ -193,7 +212,11 @@ impl Error {
             | Self::RoleAssignmentPermissionMissing { .. }
             | Self::CleanupBlocked(_)
             | Self::OutputNotOwned(_)
-            | Self::IdentifierUriTaken { .. } => true,
+            | Self::IdentifierUriTaken { .. }
+            | Self::IdentifierUriNotAllowedByPolicy { .. }
+            // Someone must purge deleted objects or raise the quota: the slow Stalled retry, which
+            // then finds the room by itself.
+            | Self::DirectoryQuotaExceeded { .. } => true,
             // A write the API server refuses as invalid or forbidden fails the same way until
             // someone changes the spec, an admission policy or RBAC: no hot loop.
             Self::OutputRejected { source, .. } => matches!(
@@ -235,9 +258,35 @@ impl Error {
         wait.max(Duration::from_secs(1))
     }
 
+    /// The error with what only the controller knows filled in: a Graph quota refusal becomes
+    /// [`Error::DirectoryQuotaExceeded`], whose commands name this cloud's Graph endpoint.
+    pub fn in_cloud(self, graph_url: &str) -> Self {
+        match self {
+            Self::Graph(GraphError::DirectoryQuotaExceeded { message }) => {
+                Self::DirectoryQuotaExceeded {
+                    message,
+                    graph_url: graph_url.to_string(),
+                }
+            }
+            e => e,
+        }
+    }
+
     /// The condition message: a short sentence for a person (the full error goes to the log).
     pub fn summary(&self) -> String {
         shorten(&self.to_string(), MESSAGE_MAX)
+    }
+}
+
+/// Whose quota Graph's `Directory_QuotaExceeded` message names: "… quota limit for the Tenant …"
+/// or "… for the Principal …" (the creator's 250 objects; facts §2).
+fn quota_scope(message: &str) -> &'static str {
+    if message.contains("for the Principal") {
+        " for objects the operator's identity creates"
+    } else if message.contains("for the Tenant") {
+        " of the tenant"
+    } else {
+        ""
     }
 }
 

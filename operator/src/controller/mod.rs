@@ -102,6 +102,25 @@ mod tests {
     }
 
     #[test]
+    fn a_full_directory_says_how_to_free_it_in_this_cloud() {
+        let quota = Error::Graph(GraphError::DirectoryQuotaExceeded {
+            message: "The directory object quota limit for the Tenant has been exceeded.".into(),
+        })
+        .in_cloud("https://graph.microsoft.com/v1.0");
+        assert_eq!(quota.category(), "DirectoryQuotaExceeded");
+        let m = quota.summary();
+        assert!(!m.ends_with("..."), "whole: {} bytes", m.len());
+        for want in [
+            "30 days",
+            "deletionPolicy: Purge",
+            "https://graph.microsoft.com/v1.0/directory/deletedItems/<id>",
+            "of the tenant",
+        ] {
+            assert!(m.contains(want), "{want} in {m}");
+        }
+    }
+
+    #[test]
     fn condition_messages_are_short_sentences_without_debug_dumps() {
         let status: kube::core::Status = serde_json::from_value(json!({"status": "Failure", "code": 422,
             "reason": "Invalid", "message": "Secret \"x\" is invalid: metadata.labels: Invalid value"}))

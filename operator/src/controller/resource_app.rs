@@ -97,6 +97,38 @@ async fn identifier_uri_conflict(graph: &GraphClient, uri: Option<String>, e: Er
     Error::IdentifierUriTaken { uri, holder }
 }
 
+/// A create or update the tenant's app-management policy refused for the identifier URI is Stalled,
+/// naming the URI and the forms the policy allows. Entra refuses the whole request, so nothing was
+/// created; an application that existed already keeps its URIs and is converged on the next try.
+fn refused_by_policy(uri: Option<&str>, token_version: i32, e: Error) -> Error {
+    let Error::Graph(GraphError::IdentifierUriNotAllowedByPolicy { message, .. }) = &e else {
+        return e;
+    };
+    let (restriction, named) = refused_uri(message);
+    let Some(uri) = uri.or(named) else { return e };
+    Error::IdentifierUriNotAllowedByPolicy {
+        uri: uri.to_string(),
+        restriction,
+        token_version,
+    }
+}
+
+/// The restriction and the URI Graph's refusal names: "Failed to add identifier URI {uri}. All
+/// newly added URIs must contain a tenant verified domain, …" (Learn `identifier-uri-restrictions`)
+/// or "The newly added URI {uri} must comply with the format 'api://{appId}' …"
+/// (microsoft/entra-apps-identifier-uri-protection).
+fn refused_uri(message: &str) -> (b::UriRestriction, Option<&str>) {
+    if let Some(rest) = message.strip_prefix("The newly added URI ") {
+        let uri = rest.split_once(" must comply").map(|(u, _)| u);
+        return (b::UriRestriction::NonDefault, uri);
+    }
+    let uri = message
+        .strip_prefix("Failed to add identifier URI ")
+        .and_then(|rest| rest.split_once(". All newly"))
+        .map(|(u, _)| u);
+    (b::UriRestriction::WithoutUniqueTenantIdentifier, uri)
+}
+
 /// "FhirResourceApp ns/name of cluster c", from an application's owner tag.
 fn owner_of(tags: &[String]) -> Option<String> {
     let owner = tags.iter().find_map(|t| t.strip_prefix(OWNER_TAG_PREFIX))?;
@@ -260,7 +292,10 @@ async fn register(
     let adopt = spec.adopt.unwrap_or(false);
     let (raw, change) = match converge_app(graph, &unique_name, &desired, &id, adopt).await {
         Ok(done) => done,
-        Err(e) => return Err(identifier_uri_conflict(graph, literal_uri, e).await),
+        Err(e) => {
+            let e = refused_by_policy(literal_uri.as_deref(), b::token_version(spec), e);
+            return Err(identifier_uri_conflict(graph, literal_uri, e).await);
+        }
     };
     let app: Application = crate::graph::types::parse_application("application", &raw)?;
     status.client_id = Some(app.app_id.clone());
@@ -353,4 +388,41 @@ async fn cleanup(obj: Arc<FhirResourceApp>, ctx: &Context) -> Result<Action, Err
 
 pub fn error_policy(_obj: Arc<FhirResourceApp>, err: &Error, ctx: Arc<Context>) -> Action {
     super::backoff(err, &ctx, "FhirResourceApp")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_refusal_names_its_restriction_and_uri() {
+        let documented = "Failed to add identifier URI api://fhir. All newly added URIs must contain a tenant verified domain, tenant ID, or app ID, as per the default tenant policy of your organization. See https://aka.ms/identifier-uri-addition-error for more information on this error.";
+        assert_eq!(
+            refused_uri(documented),
+            (
+                b::UriRestriction::WithoutUniqueTenantIdentifier,
+                Some("api://fhir")
+            )
+        );
+        let non_default = "The newly added URI https://fhir.contoso.example must comply with the format 'api://{appId}' or 'api://{tenantId}/{appId}' as per the default app management policy of your organization.";
+        assert_eq!(
+            refused_uri(non_default),
+            (
+                b::UriRestriction::NonDefault,
+                Some("https://fhir.contoso.example")
+            )
+        );
+        // The URI the operator sent wins; a refusal of another kind passes through.
+        let refused = |m: &str| {
+            Error::Graph(GraphError::IdentifierUriNotAllowedByPolicy {
+                code: "InvalidUniqueTenantIdentifierAsPerAppPolicy".into(),
+                message: m.into(),
+            })
+        };
+        let e = refused_by_policy(None, 2, refused(documented));
+        assert_eq!(e.category(), "IdentifierUriNotAllowedByPolicy");
+        assert!(e.to_string().contains("api://fhir:"), "{e}");
+        let other = refused_by_policy(Some("api://x"), 1, Error::InvalidSpec("x".into()));
+        assert_eq!(other.category(), "InvalidSpec");
+    }
 }

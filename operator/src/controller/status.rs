@@ -62,6 +62,7 @@ where
     use kube::runtime::controller::Action;
     let kind = K::kind(&()).to_string();
     let generation = obj.meta().generation;
+    let result = result.map_err(|e| e.in_cloud(&ctx.config.endpoints().graph_url));
     let (phase, out) = match result {
         Ok(Outcome::Ready { message, requeue }) => {
             verdict.set("ok");

@@ -36,6 +36,39 @@ pub fn identifier_uri(spec: &FhirResourceAppSpec, app_id: Option<&str>) -> Optio
     }
 }
 
+/// Which identifier-URI restriction of a tenant's app-management policy refused a URI (facts §3.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UriRestriction {
+    /// `uriAdditionWithoutUniqueTenantIdentifier`: a verified domain, the tenant ID or the app ID.
+    WithoutUniqueTenantIdentifier,
+    /// `nonDefaultUriAddition`: only `api://{appId}` and `api://{tenantId}/{appId}`.
+    NonDefault,
+}
+
+/// What to do about an identifier URI the tenant's policy refuses: the forms the restriction allows,
+/// and v2 tokens, which a tenant may exempt (`excludeAppsReceivingV2Tokens`) — unless the API
+/// already receives them, in which case that exemption is evidently off.
+pub fn identifier_uri_policy_advice(
+    uri: &str,
+    restriction: UriRestriction,
+    token_version: i32,
+) -> String {
+    let forms = match restriction {
+        UriRestriction::WithoutUniqueTenantIdentifier => {
+            "a new one must contain a verified domain, the tenant ID or the app ID. Use an https URL on a verified domain, api://<tenant ID>/<name> or \"api://{appId}\""
+        }
+        UriRestriction::NonDefault => {
+            "it allows only the default forms api://<app ID> and api://<tenant ID>/<app ID>. Set identifierUri: \"api://{appId}\""
+        }
+    };
+    let v2 = if token_version == 2 {
+        "this API already receives v2 tokens, so the policy does not exempt them (excludeAppsReceivingV2Tokens is off)"
+    } else {
+        "or set requestedAccessTokenVersion: 2 if the policy exempts v2 apps (the audience is then the app ID, which the ConfigMap carries)"
+    };
+    format!("the tenant's app-management policy refuses the identifier URI {uri}: {forms}; {v2}")
+}
+
 /// Access-token version the FHIR server receives (default 1).
 pub fn token_version(spec: &FhirResourceAppSpec) -> i32 {
     spec.requested_access_token_version.unwrap_or(1)
@@ -386,6 +419,33 @@ mod tests {
             desired_application(&s, &ID, Some("abc")).body()["identifierUris"],
             json!(["api://abc"])
         );
+    }
+
+    #[test]
+    fn a_refused_uri_is_named_with_the_forms_the_policy_allows() {
+        let advice = |r, v| identifier_uri_policy_advice("api://fhir", r, v);
+        let v1 = advice(UriRestriction::WithoutUniqueTenantIdentifier, 1);
+        for want in [
+            "api://fhir:",
+            "verified domain",
+            "\"api://{appId}\"",
+            "requestedAccessTokenVersion: 2",
+        ] {
+            assert!(v1.contains(want), "{want} in {v1}");
+        }
+        let v2 = advice(UriRestriction::WithoutUniqueTenantIdentifier, 2);
+        assert!(!v2.contains("set requestedAccessTokenVersion"), "{v2}");
+        assert!(v2.contains("excludeAppsReceivingV2Tokens is off"), "{v2}");
+        let only_default = advice(UriRestriction::NonDefault, 1);
+        assert!(!only_default.contains("verified domain"), "{only_default}");
+        assert!(only_default.contains("\"api://{appId}\""), "{only_default}");
+        for m in [v1, v2, only_default] {
+            assert!(
+                m.len() < crate::controller::MESSAGE_MAX - 150,
+                "{}",
+                m.len()
+            );
+        }
     }
 
     #[test]

@@ -19,6 +19,14 @@ pub enum GraphError {
         "identifier URI is not on a verified domain of the tenant: {message}. Verify the domain in Entra ID, set spec.identifierUri to a URI on a verified domain, or use the literal 'api://{{appId}}'"
     )]
     HostNameNotOnVerifiedDomain { message: String },
+    /// The tenant's app-management policy refuses a new identifier URI (Learn
+    /// `identifier-uri-restrictions`, "Policy behavior": only the message is documented).
+    #[error("identifier URI refused by the tenant's app-management policy ({code}): {message}")]
+    IdentifierUriNotAllowedByPolicy { code: String, message: String },
+    /// The directory's object quota is used up (`Directory_QuotaExceeded`; soft-deleted objects
+    /// count for their 30 days): facts §2.
+    #[error("the directory object quota is exceeded: {message}")]
+    DirectoryQuotaExceeded { message: String },
     #[error("directory replication lag: {message}")]
     ReplicationLag { code: String, message: String },
     #[error("conflict: {message}")]
@@ -57,6 +65,8 @@ impl GraphError {
             Self::Throttled { .. } => "Throttled",
             Self::PermissionDenied { .. } => "PermissionDenied",
             Self::HostNameNotOnVerifiedDomain { .. } => "HostNameNotOnVerifiedDomain",
+            Self::IdentifierUriNotAllowedByPolicy { .. } => "IdentifierUriNotAllowedByPolicy",
+            Self::DirectoryQuotaExceeded { .. } => "DirectoryQuotaExceeded",
             Self::ReplicationLag { .. } => "ReplicationLag",
             Self::Conflict { .. } => "Conflict",
             Self::Transient { .. } => "Transient",
@@ -73,6 +83,8 @@ impl GraphError {
         match self {
             Self::PermissionDenied { .. }
             | Self::HostNameNotOnVerifiedDomain { .. }
+            | Self::IdentifierUriNotAllowedByPolicy { .. }
+            | Self::DirectoryQuotaExceeded { .. }
             | Self::BadRequest { .. } => true,
             Self::Auth { permanent, .. } => *permanent,
             _ => false,
@@ -95,8 +107,10 @@ impl GraphError {
             | Self::Conflict { code, .. }
             | Self::Transient { code, .. }
             | Self::BadRequest { code, .. }
+            | Self::IdentifierUriNotAllowedByPolicy { code, .. }
             | Self::Auth { code, .. } => code,
             Self::HostNameNotOnVerifiedDomain { .. } => "HostNameNotOnVerifiedDomain",
+            Self::DirectoryQuotaExceeded { .. } => QUOTA_EXCEEDED,
             Self::Throttled { .. } => "TooManyRequests",
             Self::Transport(_) | Self::Unreachable(_) | Self::Decode(_) => "",
         }
@@ -150,6 +164,17 @@ pub fn odata_error(body: &str) -> (String, String, Vec<String>) {
     (code, message, details)
 }
 
+/// The link both of Entra's identifier-URI policy refusals end with: "Failed to add identifier URI
+/// {uri}. All newly added URIs must contain a tenant verified domain, tenant ID, or app ID, … See
+/// https://aka.ms/identifier-uri-addition-error …" (Learn `identifier-uri-restrictions`) and "The
+/// newly added URI {uri} must comply with the format 'api://{appId}' … See
+/// https://aka.ms/identifier-uri-addition-error …" (microsoft/entra-apps-identifier-uri-protection).
+/// Their status and codes are not documented, so the text decides.
+const URI_REFUSED_BY_POLICY: &str = "aka.ms/identifier-uri-addition-error";
+/// The directory quota's code (public issues quoted in facts §2; its status is not documented). The
+/// same code with "forward-link" in the message is the owners/members cap, not the object quota.
+const QUOTA_EXCEEDED: &str = "Directory_QuotaExceeded";
+
 /// Classifies a non-success Graph response.
 pub fn classify(status: u16, retry_after: Option<&str>, body: &str) -> GraphError {
     let (code, mut message, details) = odata_error(body);
@@ -176,6 +201,12 @@ pub fn classify(status: u16, retry_after: Option<&str>, body: &str) -> GraphErro
             || details.iter().any(|d| d == "HostNameNotOnVerifiedDomain") =>
         {
             GraphError::HostNameNotOnVerifiedDomain { message }
+        }
+        _ if message.contains(URI_REFUSED_BY_POLICY) => {
+            GraphError::IdentifierUriNotAllowedByPolicy { code, message }
+        }
+        _ if code == QUOTA_EXCEEDED && !message.contains("forward-link") => {
+            GraphError::DirectoryQuotaExceeded { message }
         }
         _ if lag => GraphError::ReplicationLag { code, message },
         404 => GraphError::NotFound { code, message },
@@ -317,6 +348,28 @@ mod tests {
             classify(400, None, &body("Request_BadRequest", "bad")).category(),
             "BadRequest"
         );
+    }
+
+    #[test]
+    fn tenant_limits_are_told_apart_from_permissions_and_bad_requests() {
+        let uri = r#"{"error":{"code":"Request_BadRequest","message":"Failed to add identifier URI api://fhir. All newly added URIs must contain a tenant verified domain, tenant ID, or app ID, as per the default tenant policy of your organization. See https://aka.ms/identifier-uri-addition-error for more information on this error."}}"#;
+        let e = classify(400, None, uri);
+        assert_eq!(e.category(), "IdentifierUriNotAllowedByPolicy");
+        assert!(e.is_permanent());
+        let quota = |who: &str| {
+            format!(
+                r#"{{"error":{{"code":"Directory_QuotaExceeded","message":"The directory object quota limit for the {who} has been exceeded. Please ask your administrator to increase the quota limit or delete objects to reduce the used quota."}}}}"#
+            )
+        };
+        for (status, who) in [(403, "Tenant"), (400, "Principal")] {
+            let e = classify(status, None, &quota(who));
+            assert_eq!(e.category(), "DirectoryQuotaExceeded", "{status} {who}");
+            assert!(e.is_permanent());
+            assert_eq!(e.code(), "Directory_QuotaExceeded");
+        }
+        // The owners cap shares the code but is no object quota.
+        let owners = r#"{"error":{"code":"Directory_QuotaExceeded","message":"Unable to perform operation as '121' would exceed the maximum quota count '100' for forward-link 'owners'."}}"#;
+        assert_eq!(classify(403, None, owners).category(), "PermissionDenied");
     }
 
     #[test]
