@@ -32,14 +32,18 @@ impl GraphClient {
 
     /// `GET /applications/{id}/appManagementPolicies`: the custom `appManagementPolicy` objects
     /// assigned to application `app_object_id` (Graph allows one; an assigned policy replaces the
-    /// tenant default for that application). Empty when none is assigned. A 404 (an application
-    /// created moments ago, replication lag) is retried.
+    /// tenant default for that application). Empty when none is assigned, and on a 404: an
+    /// application created moments ago (replication lag) has no policy assigned yet, and one deleted
+    /// out of band is the register step's business.
     pub async fn app_management_policies_of(
         &self,
         app_object_id: &str,
     ) -> Result<Vec<Value>, GraphError> {
         let path = format!("/applications/{app_object_id}/appManagementPolicies");
-        self.list_all("listApplicationAppManagementPolicies", &path, Lag::Retry)
-            .await
+        let op = "listApplicationAppManagementPolicies";
+        match self.list_all(op, &path, Lag::NoRetry).await {
+            Err(GraphError::NotFound { .. }) => Ok(Vec::new()),
+            other => other,
+        }
     }
 }
