@@ -68,6 +68,15 @@ pub struct TenantConfig {
     pub users: Vec<UserConfig>,
     /// Security groups (users name theirs in `UserConfig::groups` too).
     pub groups: Vec<GroupConfig>,
+    /// Directory objects the tenant may hold, soft-deleted ones included. None: the documented
+    /// default, 300,000 with a verified custom domain, else 50,000 (`state::quota` has the sources).
+    pub directory_quota: Option<u64>,
+    /// Objects one non-admin creator may hold. None: the documented 250.
+    pub creator_quota: Option<u64>,
+    /// Whether the per-creator cap also applies to applications (app-only callers without a
+    /// tenant-wide write permission). Off by default: the sources conflict and the recorded
+    /// outcome says it does not (`state::quota`).
+    pub creator_quota_applies_to_apps: bool,
 }
 
 impl Default for TenantConfig {
@@ -81,6 +90,9 @@ impl Default for TenantConfig {
             healthcare_service_principal: true,
             users: vec![],
             groups: vec![],
+            directory_quota: None,
+            creator_quota: None,
+            creator_quota_applies_to_apps: false,
         }
     }
 }

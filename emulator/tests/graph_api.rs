@@ -243,7 +243,7 @@ async fn list_filters_paging_and_advanced_queries() {
             .post(
                 "/applications",
                 json!({"displayName": format!("pager-{i}"), "tags": [format!("t{}", i % 2)],
-            "identifierUris": [format!("api://pager-{i}")]}),
+            "identifierUris": [format!("api://contoso.example/pager-{i}")]}),
             )
             .await;
         assert_eq!(r.status, 201);
@@ -267,7 +267,7 @@ async fn list_filters_paging_and_advanced_queries() {
     );
     assert_eq!(
         v(&op
-            .get("/applications?$filter=identifierUris/any(x:x eq 'api://pager-2')")
+            .get("/applications?$filter=identifierUris/any(x:x eq 'api://contoso.example/pager-2')")
             .await),
         1
     );
@@ -531,13 +531,22 @@ async fn validation_rules() {
         201,
         "subdomain of a verified domain"
     );
+    // A fresh tenant refuses an api:// URI without a tenant identifier (the default policy as
+    // Microsoft set it in 2025; tests/app_policies.rs covers it), and takes one with its domain.
+    let r = post(json!({"displayName": "v", "identifierUris": ["api://anything"]})).await;
     assert_eq!(
-        post(json!({"displayName": "v", "identifierUris": ["api://anything"]}))
+        (r.status, err_code(&r).as_str()),
+        (400, "InvalidUniqueTenantIdentifierAsPerAppPolicy")
+    );
+    assert_eq!(
+        post(json!({"displayName": "v", "identifierUris": ["api://contoso.example/anything"]}))
             .await
             .status,
         201
     );
-    let dup = post(json!({"displayName": "v2", "identifierUris": ["api://anything"]})).await;
+    let dup =
+        post(json!({"displayName": "v2", "identifierUris": ["api://contoso.example/anything"]}))
+            .await;
     assert_eq!(dup.status, 400, "identifier URIs unique in the tenant");
     assert_eq!(
         post(json!({"displayName": "v", "web": {"redirectUris": ["http://example.com/cb"]}}))
@@ -600,7 +609,7 @@ async fn service_principals_assignments_grants() {
     let app = op
         .post(
             "/applications",
-            json!({"displayName": "sp-app", "identifierUris": ["api://sp-app"], "tags": ["t"]}),
+            json!({"displayName": "sp-app", "identifierUris": ["api://contoso.example/sp-app"], "tags": ["t"]}),
         )
         .await;
     let app_id = app.body["appId"].as_str().unwrap();
@@ -610,7 +619,7 @@ async fn service_principals_assignments_grants() {
     assert_eq!(sp.status, 201, "{}", sp.body);
     assert_eq!(
         sp.body["servicePrincipalNames"],
-        json!([app_id, "api://sp-app"])
+        json!([app_id, "api://contoso.example/sp-app"])
     );
     assert_eq!(sp.body["appOwnerOrganizationId"], emu.tenant_id());
     let again = op
@@ -640,7 +649,7 @@ async fn service_principals_assignments_grants() {
     );
     assert_eq!(
         v(&op
-            .get("/servicePrincipals?$filter=servicePrincipalNames/any(c:c eq 'api://sp-app')")
+            .get("/servicePrincipals?$filter=servicePrincipalNames/any(c:c eq 'api://contoso.example/sp-app')")
             .await),
         1
     );

@@ -234,7 +234,7 @@ async fn persistence_round_trip() {
     let app = op
         .post(
             "/applications",
-            json!({"displayName": "persisted", "identifierUris": ["api://persisted"]}),
+            json!({"displayName": "persisted", "identifierUris": ["api://contoso.example/persisted"]}),
         )
         .await;
     let id = app.body["id"].as_str().unwrap().to_string();
@@ -256,7 +256,10 @@ async fn persistence_round_trip() {
     let op = Graph::new(&c, &emu, &operator_token(&c, &emu).await);
     let g = op.get(&format!("/applications/{id}")).await;
     assert_eq!(g.status, 200);
-    assert_eq!(g.body["identifierUris"], json!(["api://persisted"]));
+    assert_eq!(
+        g.body["identifierUris"],
+        json!(["api://contoso.example/persisted"])
+    );
     // The operator still owns it and its secret still works.
     assert_eq!(
         op.patch(

@@ -65,7 +65,7 @@ async fn expire(c: &reqwest::Client, emu: &entra_emulator::Running, body: Option
 #[tokio::test]
 async fn deleting_an_app_soft_deletes_it_and_its_sp_and_holds_its_names() {
     let (emu, _c, op, _) = setup().await;
-    let extra = json!({"identifierUris": ["api://held-uri"]});
+    let extra = json!({"identifierUris": ["api://contoso.example/held-uri"]});
     let (id, app_id, sp_id) = app_with_sp(&op, "held", extra).await;
     let del = op.delete(&format!("/applications(appId='{app_id}')")).await;
     assert_eq!(del.status, 204);
@@ -109,7 +109,7 @@ async fn deleting_an_app_soft_deletes_it_and_its_sp_and_holds_its_names() {
     let r = op
         .post(
             "/applications",
-            json!({"displayName": "u", "identifierUris": ["api://held-uri"]}),
+            json!({"displayName": "u", "identifierUris": ["api://contoso.example/held-uri"]}),
         )
         .await;
     assert_eq!(r.status, 400);

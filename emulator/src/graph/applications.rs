@@ -1,11 +1,13 @@
 //! `/applications`: list, count, create, get, update (and upsert by uniqueName), delete.
 use super::app_payload::apply_app_payload;
 use super::app_validation::validate_app;
-use super::errors::{GErr, R, denied};
+use super::errors::{GErr, R, denied, quota_exceeded};
 use super::lookup::find_app;
 use super::odata::{self, check_writable, created, entity, location, no_content, with_location};
 use super::pattern::Params;
+use super::policy_rules;
 use super::req::Req;
+use crate::state::quota::{self, Exceeded};
 use crate::state::recycle;
 use crate::state::store::{self, AppRec, Tenant, fmt_7, now_ms, s};
 use crate::state::views::GraphObject;
@@ -91,6 +93,8 @@ fn create_app(r: &Req, t: &mut Tenant, unique_name: Option<&str>) -> R {
         rec.body["api"]["requestedAccessTokenVersion"] = json!(2);
     }
     validate_app(t, &rec.body, None, "")?;
+    policy_rules::check_app(t, &rec.body, None)?;
+    check_directory_quota(r, t)?;
     if r.caller.oid != crate::state::ADMIN_OID {
         rec.owners.push(r.caller.oid.clone());
     }
@@ -99,6 +103,7 @@ fn create_app(r: &Req, t: &mut Tenant, unique_name: Option<&str>) -> R {
     let mut shown = store::app_public_view(&rec);
     shown["createdDateTime"] = json!(fmt_7(r.now));
     t.apps.push(rec);
+    quota::record(t, &id, &r.caller.oid);
     let resp = created(r, "applications/$entity", &shown);
     Ok(with_location(resp, &location(r, &t.id, &id, "Application")))
 }
@@ -148,6 +153,7 @@ pub fn update(r: &Req, t: &mut Tenant, p: &Params) -> R {
     apply_app_payload(&mut rec, &r.body, r.now, false)?;
     let id = s(&old, "id");
     validate_app(t, &rec.body, Some(&old), &id)?;
+    policy_rules::check_app(t, &rec.body, Some(&old))?;
     let app_id = s(&rec.body, "appId");
     t.apps[i] = rec;
     let body = t.apps[i].body.clone();
@@ -166,4 +172,14 @@ pub fn delete(r: &Req, t: &mut Tenant, p: &Params) -> R {
     }
     recycle::delete_app(t, i, r.now);
     Ok(no_content())
+}
+
+/// One more directory object may be created (`state::quota`): the tenant's quota always; the
+/// per-creator cap for a caller without a tenant-wide write permission, when the tenant applies it
+/// to applications (`creator_quota_applies_to_apps`; off by default, `state::quota` says why).
+pub fn check_directory_quota(r: &Req, t: &Tenant) -> Result<(), GErr> {
+    let capped =
+        t.quota.creator_applies_to_apps && !r.all() && r.caller.oid != crate::state::ADMIN_OID;
+    let creator = capped.then_some(r.caller.oid.as_str());
+    quota::check(t, creator).map_err(|e| quota_exceeded(e == Exceeded::Tenant))
 }

@@ -4,8 +4,10 @@ use super::errors::{GErr, R, bad, denied, invalid_value, not_found};
 use super::lookup::find_app;
 use super::odata::{entity, no_content, with_location};
 use super::pattern::Params;
+use super::policy_rules::{self, Subject};
 use super::req::Req;
 use crate::crypto;
+use crate::state::app_policies::Kind;
 use crate::state::random_guid;
 use crate::state::store::{self, AppRec, Tenant, fmt_7, fmt_secs, now_ms, s};
 use chrono::{DateTime, Utc};
@@ -29,6 +31,8 @@ pub fn add_password(r: &Req, t: &mut Tenant, p: &Params) -> R {
         _ => json!({}),
     };
     let (start, end) = validity(r, &pc)?;
+    let subject = Subject::of(&t.apps[i].body, Kind::Application);
+    policy_rules::check_password(t, &subject, start, end)?;
     let key_id = pc
         .get("keyId")
         .and_then(Value::as_str)

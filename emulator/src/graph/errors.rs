@@ -14,6 +14,14 @@ pub struct GErr {
     pub details: Option<Value>,
 }
 
+impl GErr {
+    /// The same error under another `error.code`.
+    pub fn with_code(mut self, code: &str) -> Self {
+        self.code = code.into();
+        self
+    }
+}
+
 /// What a handler answers.
 pub type R = Result<Response, GErr>;
 
@@ -65,6 +73,23 @@ pub fn segment_not_found(segment: &str) -> GErr {
         StatusCode::BAD_REQUEST,
         "BadRequest",
         format!("Resource not found for the segment '{segment}'."),
+    )
+}
+
+/// A create that would exceed the directory's object quota: `Directory_QuotaExceeded` with the
+/// texts Graph gives for the tenant's quota (Azure-Samples/active-directory-dotnet-graphapi-console#45)
+/// and a creator's (Azure/azure-powershell#3074, microsoft/azure-tools-for-java#585). No public
+/// record shows the status of a create refused so; [INF] 403, the status Graph gives the other
+/// directory quotas (the owners forward-link quota's `Directory_QuotaExceeded` and
+/// `Directory_ResourceSizeExceeded`, openshift/openshift-azure#1932).
+pub fn quota_exceeded(tenant_wide: bool) -> GErr {
+    let whose = if tenant_wide { "Tenant" } else { "Principal" };
+    err(
+        StatusCode::FORBIDDEN,
+        "Directory_QuotaExceeded",
+        format!(
+            "The directory object quota limit for the {whose} has been exceeded. Please ask your administrator to increase the quota limit or delete objects to reduce the used quota."
+        ),
     )
 }
 

@@ -5,6 +5,7 @@
 //! handler on the caller's tenant under the store lock, save the state after a change.
 #![allow(clippy::result_large_err)]
 mod app_payload;
+mod app_policies;
 mod app_validation;
 mod applications;
 mod assignments;
@@ -18,6 +19,7 @@ mod odata;
 mod owners;
 mod pattern;
 mod permission_grants;
+pub mod policy_rules;
 pub mod query;
 mod req;
 mod routes;

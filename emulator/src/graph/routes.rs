@@ -15,8 +15,9 @@ use super::odata::split_key;
 use super::pattern::{Params, matches};
 use super::req::Req;
 use super::{
-    applications as apps, assignments, credentials, deleted_items, directory_reads as dir,
-    federated, owners, permission_grants as grants, service_principals as sps,
+    app_policies as pol, applications as apps, assignments, credentials, deleted_items,
+    directory_reads as dir, federated, owners, permission_grants as grants,
+    service_principals as sps,
 };
 use crate::state::store::Tenant;
 use axum::http::Method;
@@ -88,6 +89,11 @@ pub static ROUTES: &[Route] = &[
     route(ANY,    "applications/{app}/owners/*", "applications.owners.item.methodNotAllowed", parent_then_method_not_allowed),
     route(GET,    "applications/{app}/owners", "applications.owners.list", owners::app_list),
     route(ANY,    "applications/{app}/owners", "applications.owners.methodNotAllowed", parent_then_method_not_allowed),
+    route(POST,   "applications/{app}/appManagementPolicies/$ref", "applications.appManagementPolicies.add", pol::assign),
+    route(DELETE, "applications/{app}/appManagementPolicies/*/$ref", "applications.appManagementPolicies.remove", pol::unassign),
+    route(ANY,    "applications/{app}/appManagementPolicies/*", "applications.appManagementPolicies.item.methodNotAllowed", parent_then_method_not_allowed),
+    route(GET,    "applications/{app}/appManagementPolicies", "applications.appManagementPolicies.list", pol::assigned_list),
+    route(ANY,    "applications/{app}/appManagementPolicies", "applications.appManagementPolicies.methodNotAllowed", parent_then_method_not_allowed),
     route(ANY,    "applications/{app}/*", "applications.segmentNotFound", parent_then_segment_not_found),
     route(GET,    "applications/{app}", "applications.get", apps::get),
     route(PATCH,  "applications(uniqueName={app})", "applications.upsert", apps::update),
@@ -118,6 +124,11 @@ pub static ROUTES: &[Route] = &[
     route(GET,    "servicePrincipals/{sp}/owners", "servicePrincipals.owners.list", owners::sp_list),
     route(ANY,    "servicePrincipals/{sp}/owners", "servicePrincipals.owners.methodNotAllowed", parent_then_method_not_allowed),
     route(GET,    "servicePrincipals/{sp}/oauth2PermissionGrants", "servicePrincipals.oauth2PermissionGrants.list", sps::permission_grants),
+    route(POST,   "servicePrincipals/{sp}/appManagementPolicies/$ref", "servicePrincipals.appManagementPolicies.add", pol::assign),
+    route(DELETE, "servicePrincipals/{sp}/appManagementPolicies/*/$ref", "servicePrincipals.appManagementPolicies.remove", pol::unassign),
+    route(ANY,    "servicePrincipals/{sp}/appManagementPolicies/*", "servicePrincipals.appManagementPolicies.item.methodNotAllowed", parent_then_method_not_allowed),
+    route(GET,    "servicePrincipals/{sp}/appManagementPolicies", "servicePrincipals.appManagementPolicies.list", pol::assigned_list),
+    route(ANY,    "servicePrincipals/{sp}/appManagementPolicies", "servicePrincipals.appManagementPolicies.methodNotAllowed", parent_then_method_not_allowed),
     route(ANY,    "servicePrincipals/{sp}/*", "servicePrincipals.segmentNotFound", parent_then_segment_not_found),
     route(GET,    "servicePrincipals/{sp}", "servicePrincipals.get", sps::get),
     route(PATCH,  "servicePrincipals/{sp}", "servicePrincipals.update", sps::update),
@@ -150,6 +161,18 @@ pub static ROUTES: &[Route] = &[
     route(GET,    "directory/deletedItems/{deleted}", "deletedItems.get", deleted_items::get),
     route(DELETE, "directory/deletedItems/{deleted}", "deletedItems.purge", deleted_items::purge),
     route(ANY,    "directory/deletedItems", "deletedItems.methodNotAllowed", method_not_allowed_request),
+    // app management policies (Learn tenantappmanagementpolicy-*, appmanagementpolicy-*; state::app_policies)
+    route(GET,    "policies/defaultAppManagementPolicy", "defaultAppManagementPolicy.get", pol::default_get),
+    route(PATCH,  "policies/defaultAppManagementPolicy", "defaultAppManagementPolicy.update", pol::default_update),
+    route(ANY,    "policies/defaultAppManagementPolicy", "defaultAppManagementPolicy.methodNotAllowed", method_not_allowed_request),
+    route(GET,    "policies/appManagementPolicies/{policy}/appliesTo", "appManagementPolicies.appliesTo.list", pol::applies_to),
+    route(GET,    "policies/appManagementPolicies/{policy}", "appManagementPolicies.get", pol::get),
+    route(PATCH,  "policies/appManagementPolicies/{policy}", "appManagementPolicies.update", pol::update),
+    route(DELETE, "policies/appManagementPolicies/{policy}", "appManagementPolicies.delete", pol::delete),
+    route(ANY,    "policies/appManagementPolicies/{policy}", "appManagementPolicies.item.methodNotAllowed", method_not_allowed_request),
+    route(GET,    "policies/appManagementPolicies", "appManagementPolicies.list", pol::list),
+    route(POST,   "policies/appManagementPolicies", "appManagementPolicies.create", pol::create),
+    route(ANY,    "policies/appManagementPolicies", "appManagementPolicies.methodNotAllowed", method_not_allowed_request),
 ];
 
 /// What no entry matches: the root segment is not a resource here.

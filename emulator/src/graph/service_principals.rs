@@ -114,6 +114,7 @@ pub fn create(r: &Req, t: &mut Tenant, _: &Params) -> R {
         return create_healthcare_sp(r, t);
     }
     let (app_body, home_tenant, owners) = backing_app(r, t, &app_id)?;
+    super::applications::check_directory_quota(r, t)?;
     let sp = new_sp(r, &app_body, &home_tenant);
     let id = s(&sp, "id");
     t.sps.push(SpRec {
@@ -121,6 +122,7 @@ pub fn create(r: &Req, t: &mut Tenant, _: &Params) -> R {
         owners: sp_owners(r, owners),
         visible_from_ms: now_ms() + r.lag,
     });
+    crate::state::quota::record(t, &id, &r.caller.oid);
     let resp = created(r, "servicePrincipals/$entity", &sp);
     Ok(with_location(
         resp,

@@ -3,12 +3,14 @@
 //! in-memory part — sign-in flows ([`sign_in`]), ARM's role assignments ([`arm`]) — and the
 //! pipeline its call log ([`calls`]) and realism ([`realism`]). [`seed`] fills the store from the
 //! config. Nothing here imports a surface or the server.
+pub mod app_policies;
 pub mod arm;
 pub mod basics;
 pub mod calls;
 pub mod directory;
 pub mod objects;
 pub mod persistence;
+pub mod quota;
 pub mod realism;
 pub mod recycle;
 pub mod seed;

@@ -24,6 +24,8 @@ pub const RETENTION_DAYS: i64 = 30;
 pub fn delete_app(t: &mut Tenant, i: usize, now: DateTime<Utc>) {
     let mut rec = t.apps.remove(i);
     rec.body["deletedDateTime"] = json!(fmt_secs(now));
+    // [INF] as for a service principal's (below): policies are not recovered (facts §1.3).
+    t.app_policies.forget(rec.id());
     let app_id = rec.app_id().to_string();
     let sp_ids: Vec<String> = t
         .sps
@@ -42,6 +44,10 @@ pub fn delete_sp(t: &mut Tenant, id: &str, now: DateTime<Utc>) {
     let Some(i) = t.sp_idx(id) else { return };
     let mut rec = t.sps.remove(i);
     rec.body["deletedDateTime"] = json!(fmt_secs(now));
+    // "Policies can't be recovered currently. When you restore a service principal, you have to
+    // configure the policies again" (Learn `delete-recover-faq`): its app management policy
+    // assignment is dropped, not set aside.
+    t.app_policies.forget(id);
     let (assignments, kept) = std::mem::take(&mut t.assignments)
         .into_iter()
         .partition(|a| a.principal_id == id || a.resource_id == id);

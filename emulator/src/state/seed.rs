@@ -51,6 +51,11 @@ pub fn add_tenant(store: &mut Store, tc: &TenantConfig, default_aud: &str) -> an
                 tc.healthcare_service_principal,
             )
         });
+    t.quota = super::quota::Quota {
+        directory: tc.directory_quota,
+        creator: tc.creator_quota,
+        creator_applies_to_apps: tc.creator_quota_applies_to_apps,
+    };
     for d in &tc.verified_domains {
         if !t.domains.iter().any(|x| x.eq_ignore_ascii_case(d)) {
             t.domains.push(d.to_ascii_lowercase());

@@ -173,6 +173,15 @@ pub struct Tenant {
     pub users: Vec<UserRec>,
     #[serde(default)]
     pub groups: Vec<GroupRec>,
+    /// App management policies ([`super::app_policies`]).
+    #[serde(default)]
+    pub app_policies: super::app_policies::AppPolicies,
+    /// The configured object quotas ([`super::quota`]).
+    #[serde(default)]
+    pub quota: super::quota::Quota,
+    /// Object id → the caller that created it (the per-creator quota's count).
+    #[serde(default)]
+    pub creators: BTreeMap<String, String>,
 }
 
 /// A stored user: its Graph entity and a salted password hash (the password itself is not kept).
