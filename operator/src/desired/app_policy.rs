@@ -239,7 +239,7 @@ pub fn policy_id_in(message: &str) -> Option<String> {
 /// A duration as ISO 8601 (`P90D`, `PT36H`), as the policy writes it, for the status.
 pub fn iso(d: Duration) -> String {
     let secs = d.as_secs();
-    if secs % 86_400 == 0 {
+    if secs.is_multiple_of(86_400) {
         format!("P{}D", secs / 86_400)
     } else {
         format!("PT{secs}S")
