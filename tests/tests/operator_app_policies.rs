@@ -342,3 +342,30 @@ async fn without_permission_to_read_policies_the_condition_says_so_and_entras_re
     tokio::time::sleep(Duration::from_secs(8)).await;
     assert_eq!(refused(&h), n, "no retry before the Stalled retry");
 }
+
+#[tokio::test]
+async fn without_permission_to_read_policies_entras_password_block_names_its_policy() {
+    let block = json!([{"restrictionType": "passwordAddition"}]);
+    let h = harness("pol-noread-block", full_permissions(), block).await;
+    let etl = client_app("etl", service(json!({})));
+    let stalled = h
+        .apply_and_wait::<FhirClientApp>(etl, "Stalled", "True")
+        .await;
+    let c = condition(&stalled, "Stalled");
+    assert_eq!(c["reason"], "CredentialTypeNotAllowedByPolicy", "{c}");
+    let message = c["message"].as_str().unwrap();
+    assert!(
+        message.contains(DEFAULT_POLICY_ID),
+        "the policy Entra named: {message}"
+    );
+    assert_eq!(
+        condition(&stalled, "AppManagementPolicy")["reason"],
+        "PolicyUnreadable"
+    );
+    // The application exists (the operator could not know), with no credential.
+    let oid = stalled["status"]["applicationObjectId"].as_str().unwrap();
+    let (_, app) = h
+        .graph(Method::GET, &format!("/applications/{oid}"), None)
+        .await;
+    assert_eq!(app["passwordCredentials"], json!([]), "{app}");
+}
