@@ -53,6 +53,23 @@ async fn harness(prefix: &str, permissions: Vec<String>, passwords: Value) -> Ha
     h
 }
 
+/// Applies ClientSecret client `etl` and waits until it is Stalled with
+/// `CredentialTypeNotAllowedByPolicy` naming the tenant default policy; returns it and the message.
+async fn secret_client_stalls_naming_the_default_policy(h: &Harness) -> (Value, String) {
+    let etl = client_app("etl", service(json!({})));
+    let stalled = h
+        .apply_and_wait::<FhirClientApp>(etl, "Stalled", "True")
+        .await;
+    let c = condition(&stalled, "Stalled");
+    assert_eq!(c["reason"], "CredentialTypeNotAllowedByPolicy", "{c}");
+    let message = c["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains(DEFAULT_POLICY_ID),
+        "names the policy: {message}"
+    );
+    (stalled, message)
+}
+
 fn days_from_now(ts: &str) -> f64 {
     let t: Timestamp = ts.parse().unwrap();
     t.duration_since(Timestamp::now()).as_secs_f64() / 86_400.0
@@ -65,17 +82,7 @@ async fn a_tenant_that_blocks_client_secrets_stalls_the_secret_client_before_reg
     let h = harness("pol-block", with_policy_read(), block).await;
     let apps_before = h.apps_with_unique_name_prefix("fao-it-").await.len();
 
-    let etl = client_app("etl", service(json!({})));
-    let stalled = h
-        .apply_and_wait::<FhirClientApp>(etl, "Stalled", "True")
-        .await;
-    let c = condition(&stalled, "Stalled");
-    assert_eq!(c["reason"], "CredentialTypeNotAllowedByPolicy", "{c}");
-    let message = c["message"].as_str().unwrap();
-    assert!(
-        message.contains(DEFAULT_POLICY_ID),
-        "names the policy: {message}"
-    );
+    let (stalled, message) = secret_client_stalls_naming_the_default_policy(&h).await;
     assert!(
         message.contains("it allows Certificate, WorkloadIdentity"),
         "says what it allows: {message}"
@@ -347,17 +354,7 @@ async fn without_permission_to_read_policies_the_condition_says_so_and_entras_re
 async fn without_permission_to_read_policies_entras_password_block_names_its_policy() {
     let block = json!([{"restrictionType": "passwordAddition"}]);
     let h = harness("pol-noread-block", full_permissions(), block).await;
-    let etl = client_app("etl", service(json!({})));
-    let stalled = h
-        .apply_and_wait::<FhirClientApp>(etl, "Stalled", "True")
-        .await;
-    let c = condition(&stalled, "Stalled");
-    assert_eq!(c["reason"], "CredentialTypeNotAllowedByPolicy", "{c}");
-    let message = c["message"].as_str().unwrap();
-    assert!(
-        message.contains(DEFAULT_POLICY_ID),
-        "the policy Entra named: {message}"
-    );
+    let (stalled, _) = secret_client_stalls_naming_the_default_policy(&h).await;
     assert_eq!(
         condition(&stalled, "AppManagementPolicy")["reason"],
         "PolicyUnreadable"
