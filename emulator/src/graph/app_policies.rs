@@ -181,15 +181,16 @@ pub fn list(r: &Req, t: &mut Tenant, _: &Params) -> R {
 }
 
 /// POST: 201 with the policy ("201 Created" in the page's text; its example's `200 OK` is the
-/// page's slip). `displayName` and `description` are "Required".
+/// page's slip). `displayName` and `description` are "Required" on v1.0.
 pub fn create(r: &Req, t: &mut Tenant, _: &Params) -> R {
     require(r, WRITE)?;
-    let body = writable(&r.body, CUSTOM_WRITABLE, "AppManagementPolicy")?;
+    let (body, beta) = custom_writable(r)?;
     for required in ["displayName", "description"] {
-        if body
-            .get(required)
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
+        if !beta
+            && body
+                .get(required)
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
         {
             return Err(invalid_value(required, "AppManagementPolicy"));
         }
@@ -202,6 +203,35 @@ pub fn create(r: &Req, t: &mut Tenant, _: &Params) -> R {
         "policies/appManagementPolicies/$entity",
         &policy,
     ))
+}
+
+/// The body's writable properties, and whether the request came through beta.
+fn custom_writable(r: &Req) -> Result<(Map<String, Value>, bool), GErr> {
+    let beta = r.g.ends_with("/beta");
+    let body = writable(
+        &custom_body(r, beta),
+        CUSTOM_WRITABLE,
+        "AppManagementPolicy",
+    )?;
+    Ok((body, beta))
+}
+
+/// The body of a custom policy. Microsoft's own exemption guide POSTs to beta a policy with a
+/// top-level `applicationRestrictions` and no names (microsoft/entra-apps-identifier-uri-protection
+/// `grant-app-exemption.md`); v1.0 names the field `restrictions.applicationRestrictions`. [INF] beta
+/// takes that form as the same restriction (facts §3.4) and does not insist on the names.
+fn custom_body(r: &Req, beta: bool) -> Value {
+    let mut body = r.body.clone();
+    if beta
+        && let Some(o) = body.as_object_mut()
+        && let Some(ar) = o.remove("applicationRestrictions")
+    {
+        let restrictions = o.entry("restrictions").or_insert_with(|| json!({}));
+        if restrictions.is_object() {
+            restrictions["applicationRestrictions"] = ar;
+        }
+    }
+    body
 }
 
 fn custom_idx(t: &Tenant, p: &Params) -> Result<usize, GErr> {
@@ -223,7 +253,7 @@ pub fn get(r: &Req, t: &mut Tenant, p: &Params) -> R {
 pub fn update(r: &Req, t: &mut Tenant, p: &Params) -> R {
     require(r, WRITE)?;
     let i = custom_idx(t, p)?;
-    let body = writable(&r.body, CUSTOM_WRITABLE, "AppManagementPolicy")?;
+    let (body, _) = custom_writable(r)?;
     let mut policy = t.app_policies.custom[i].clone();
     for (k, v) in body {
         policy[k] = v;

@@ -4,6 +4,7 @@
 //! the [route table](routes), check the token, throttle, parse body and query, run the entry's
 //! handler on the caller's tenant under the store lock, save the state after a change.
 #![allow(clippy::result_large_err)]
+mod add_key;
 mod app_payload;
 mod app_policies;
 mod app_validation;

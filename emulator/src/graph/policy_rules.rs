@@ -347,6 +347,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn service_principal_passwords_follow_service_principal_restrictions() {
+        let mut t = Tenant::new("72f988bf-0000-4000-8000-000000000001", vec![], false);
+        let sp = t.sps[0].body.clone();
+        let now = Utc::now();
+        assert!(check_sp_password(&t, &sp, now, now + Duration::days(730)).is_ok());
+        t.app_policies.default["servicePrincipalRestrictions"]["passwordCredentials"] =
+            json!([{"restrictionType": "passwordLifetime", "maxLifetime": "P90D"}]);
+        let e = check_sp_password(&t, &sp, now, now + Duration::days(730)).unwrap_err();
+        assert_eq!(e.code, "CredentialInvalidLifetimeAsPerAppPolicy");
+        assert!(check_sp_password(&t, &sp, now, now + Duration::days(90)).is_ok());
+        t.app_policies.default["applicationRestrictions"]["passwordCredentials"] =
+            json!([{"restrictionType": "passwordAddition"}]);
+        assert!(
+            check_sp_password(&t, &sp, now, now + Duration::days(90)).is_ok(),
+            "applicationRestrictions are the applications'"
+        );
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("P90D"), Some(Duration::days(90)));
         assert_eq!(

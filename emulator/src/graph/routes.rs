@@ -15,7 +15,7 @@ use super::odata::split_key;
 use super::pattern::{Params, matches};
 use super::req::Req;
 use super::{
-    app_policies as pol, applications as apps, assignments, credentials, deleted_items,
+    add_key, app_policies as pol, applications as apps, assignments, credentials, deleted_items,
     directory_reads as dir, federated, owners, permission_grants as grants,
     service_principals as sps,
 };
@@ -75,6 +75,7 @@ pub static ROUTES: &[Route] = &[
     route(ANY,    "applications/microsoft.graph.*", "applications.cast.unsupported", unsupported_request),
     route(POST,   "applications/{app}/addPassword|microsoft.graph.addPassword", "applications.addPassword", credentials::add_password),
     route(POST,   "applications/{app}/removePassword|microsoft.graph.removePassword", "applications.removePassword", credentials::remove_password),
+    route(POST,   "applications/{app}/addKey|microsoft.graph.addKey", "applications.addKey", add_key::add_key),
     route(POST,   "applications/{app}/removeKey|microsoft.graph.removeKey", "applications.removeKey", credentials::remove_key),
     route(GET,    "applications/{app}/federatedIdentityCredentials/{fic}", "federatedIdentityCredentials.get", federated::get),
     route(PATCH,  "applications/{app}/federatedIdentityCredentials({fic})", "federatedIdentityCredentials.upsert", federated::update),
@@ -345,6 +346,32 @@ mod tests {
         assert_eq!(
             op(Method::GET, "applications/x/owners"),
             "applications.owners.list"
+        );
+        assert_eq!(
+            op(Method::POST, "applications/x/addKey"),
+            "applications.addKey"
+        );
+        assert_eq!(
+            op(Method::PATCH, "policies/defaultAppManagementPolicy"),
+            "defaultAppManagementPolicy.update"
+        );
+        assert_eq!(
+            op(Method::GET, "policies/appManagementPolicies/p/appliesTo"),
+            "appManagementPolicies.appliesTo.list"
+        );
+        assert_eq!(
+            op(
+                Method::POST,
+                "applications(appId='a')/appManagementPolicies/$ref"
+            ),
+            "applications.appManagementPolicies.add"
+        );
+        assert_eq!(
+            op(
+                Method::DELETE,
+                "servicePrincipals/s/appManagementPolicies/p/$ref"
+            ),
+            "servicePrincipals.appManagementPolicies.remove"
         );
     }
 

@@ -25,6 +25,7 @@
 use super::store::Tenant;
 use super::views::GraphObject;
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 
 /// A tenant without a verified domain (self-service sign-up, Free edition).
 pub const UNVERIFIED_TENANT_QUOTA: u64 = 50_000;
@@ -71,15 +72,22 @@ pub fn objects(t: &Tenant) -> u64 {
 
 /// Objects `creator` created that are still held (live or restorable).
 pub fn created_by(t: &Tenant, creator: &str) -> u64 {
-    let held = |id: &str| {
-        t.apps.iter().chain(&t.deleted_apps).any(|a| a.id() == id)
-            || t.sps.iter().any(|s| s.id() == id)
-            || t.deleted_sps.iter().any(|d| d.rec.id() == id)
-    };
+    let held = held_ids(t);
     t.creators
         .iter()
-        .filter(|(id, c)| *c == creator && held(id))
+        .filter(|(id, c)| *c == creator && held.contains(id.as_str()))
         .count() as u64
+}
+
+/// The ids of the applications and service principals the tenant holds, live or restorable.
+pub fn held_ids(t: &Tenant) -> HashSet<&str> {
+    t.apps
+        .iter()
+        .chain(&t.deleted_apps)
+        .map(|a| a.id())
+        .chain(t.sps.iter().map(|s| s.id()))
+        .chain(t.deleted_sps.iter().map(|d| d.rec.id()))
+        .collect()
 }
 
 /// Whether one more object may be created; `capped_creator` is the caller when the per-creator
@@ -96,25 +104,11 @@ pub fn check(t: &Tenant, capped_creator: Option<&str>) -> Result<(), Exceeded> {
     Ok(())
 }
 
-/// Remembers who created an object (for the per-creator count); forgets objects gone for good.
+/// Remembers who created an object, for the per-creator count (an object gone for good is
+/// forgotten by `recycle`).
 pub fn record(t: &mut Tenant, object_id: &str, creator: &str) {
     t.creators
         .insert(object_id.to_string(), creator.to_string());
-    let gone: Vec<String> = t
-        .creators
-        .keys()
-        .filter(|id| created_by_anyone_gone(t, id))
-        .cloned()
-        .collect();
-    for id in gone {
-        t.creators.remove(&id);
-    }
-}
-
-fn created_by_anyone_gone(t: &Tenant, id: &str) -> bool {
-    !(t.apps.iter().chain(&t.deleted_apps).any(|a| a.id() == id)
-        || t.sps.iter().any(|s| s.id() == id)
-        || t.deleted_sps.iter().any(|d| d.rec.id() == id))
 }
 
 #[cfg(test)]

@@ -165,10 +165,12 @@ fn side(t: &Tenant, id: &str) -> Side {
 pub fn purge(t: &mut Tenant, which: Deleted) {
     match which {
         Deleted::App(j) => {
-            t.deleted_apps.remove(j);
+            let gone = t.deleted_apps.remove(j);
+            t.creators.remove(gone.id());
         }
         Deleted::Sp(j) => {
-            t.deleted_sps.remove(j);
+            let gone = t.deleted_sps.remove(j);
+            t.creators.remove(gone.rec.id());
         }
     }
 }
@@ -184,7 +186,16 @@ pub fn expire(t: &mut Tenant, now: DateTime<Utc>) -> usize {
     let before = t.deleted_apps.len() + t.deleted_sps.len();
     t.deleted_apps.retain(|a| live(&a.body));
     t.deleted_sps.retain(|d| live(&d.rec.body));
-    before - t.deleted_apps.len() - t.deleted_sps.len()
+    let expired = before - t.deleted_apps.len() - t.deleted_sps.len();
+    if expired > 0 {
+        // The per-creator count forgets what is gone for good (`super::quota`).
+        let held: std::collections::HashSet<String> = super::quota::held_ids(t)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        t.creators.retain(|id, _| held.contains(id));
+    }
+    expired
 }
 
 /// Makes every deleted item `days` older (the admin API's clock for deleted items).

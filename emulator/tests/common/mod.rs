@@ -198,6 +198,15 @@ pub fn err_code(r: &Resp) -> String {
     r.body["error"]["code"].as_str().unwrap_or("").to_string()
 }
 
+/// `(status, error.code, error.message)`.
+pub fn refusal(r: &Resp) -> (u16, String, String) {
+    let m = r.body["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    (r.status, err_code(r), m)
+}
+
 /// The first tenant's v2.0 OpenID configuration.
 pub async fn openid_configuration(c: &reqwest::Client, emu: &Running) -> Value {
     let url = format!(
