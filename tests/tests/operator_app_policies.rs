@@ -366,3 +366,46 @@ async fn without_permission_to_read_policies_entras_password_block_names_its_pol
         .await;
     assert_eq!(app["passwordCredentials"], json!([]), "{app}");
 }
+
+#[tokio::test]
+async fn a_certificate_cap_set_after_the_policy_was_read_is_followed_after_entras_refusal() {
+    let h = harness("pol-cert", with_policy_read(), json!([])).await;
+    // A first client makes the operator read (and cache) the default policy; then an admin
+    // tightens it.
+    let first = client_app(
+        "first",
+        service(json!({"credential": {"type": "Certificate"}})),
+    );
+    let ready = h
+        .apply_and_wait::<FhirClientApp>(first, "Ready", "True")
+        .await;
+    assert!(ready["status"]["credentialPolicy"]["maxLifetime"].is_null());
+    set_default_policy(
+        &h,
+        json!([]),
+        json!([{"restrictionType": "asymmetricKeyLifetime", "maxLifetime": "P30D"}]),
+    )
+    .await;
+    // The cached copy says no cap: Entra refuses the one-year certificate, the copy is dropped,
+    // and the next reconcile reads the policy again and issues one inside the cap (with the copy
+    // kept, every retry would meet the same refusal until it expired, 5 minutes on).
+    let etl = client_app(
+        "etl",
+        service(json!({"credential": {"type": "Certificate"}})),
+    );
+    h.apply::<FhirClientApp>(etl).await.unwrap();
+    let ready = h
+        .wait_condition::<FhirClientApp>("etl", "Ready", "True", Duration::from_secs(120))
+        .await;
+    let status = &ready["status"];
+    assert_eq!(
+        status["credentialPolicy"]["maxLifetime"], "P30D",
+        "{status}"
+    );
+    let days = days_from_now(status["credential"]["expiresAt"].as_str().unwrap());
+    assert!((29.0..30.0).contains(&days), "{days}");
+    let refusals = (h.emu.calls().iter())
+        .filter(|c| c.error_code.as_deref() == Some("CredentialInvalidLifetimeAsPerAppPolicy"))
+        .count();
+    assert_eq!(refusals, 1, "one refusal, then the cap was read again");
+}
