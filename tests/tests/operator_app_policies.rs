@@ -132,6 +132,13 @@ async fn a_tenant_that_blocks_client_secrets_stalls_the_secret_client_before_reg
         .copied()
         .unwrap_or(0);
     assert!(reads <= 2, "{reads} default-policy reads: {calls:?}");
+    let assigned = calls.get("applications.appManagementPolicies.list");
+    let reconciles = h
+        .metrics
+        .counter_sum("fhir_operator_reconciles_total", "FhirClientApp");
+    println!(
+        "policy reads: default {reads}, assigned {assigned:?}, client reconciles {reconciles}"
+    );
 }
 
 #[tokio::test]
