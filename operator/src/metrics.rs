@@ -18,6 +18,11 @@ pub struct Metrics {
     arm_calls: CounterVec,
     stalled: GaugeVec,
     expiry: GaugeVec,
+    renewal: GaugeVec,
+    max_lifetime: GaugeVec,
+    /// When each client's current credential is due for renewal (unix seconds), by `namespace/name`;
+    /// the gauge is "seconds until", computed at each scrape like the expiry's.
+    renewals: Mutex<BTreeMap<String, i64>>,
     /// credential expiry (unix seconds) by `namespace/name`: the gauge is "seconds until", so it is
     /// computed from this at each scrape.
     expiries: Mutex<BTreeMap<String, i64>>,
@@ -81,6 +86,18 @@ impl Default for Metrics {
                 "Seconds until each client's current credential expires.",
                 &["namespace", "name"],
             ),
+            renewal: gauge(
+                &r,
+                "fhir_operator_credential_renewal_seconds",
+                "Seconds until the operator renews each client's current credential (negative: overdue).",
+                &["namespace", "name"],
+            ),
+            max_lifetime: gauge(
+                &r,
+                "fhir_operator_credential_max_lifetime_seconds",
+                "The longest lifetime the tenant's app management policy allows each client's credential type (only clients under such a cap).",
+                &["namespace", "name"],
+            ),
             stalled: gauge(
                 &r,
                 "fhir_operator_stalled",
@@ -89,6 +106,7 @@ impl Default for Metrics {
             ),
             registry: r,
             expiries: Mutex::default(),
+            renewals: Mutex::default(),
             stalled_reasons: Mutex::default(),
         }
     }
@@ -122,6 +140,21 @@ impl Metrics {
             Some(t) => e.insert(key.to_string(), t),
             None => e.remove(key),
         };
+    }
+    /// Records when a client's credential is renewed and the policy's cap on its lifetime, if any.
+    pub fn set_credential_schedule(&self, key: &str, renew_at: Option<i64>, max: Option<u64>) {
+        let mut r = self.renewals.lock().unwrap_or_else(|e| e.into_inner());
+        match renew_at {
+            Some(t) => r.insert(key.to_string(), t),
+            None => r.remove(key),
+        };
+        let (ns, name) = key.split_once('/').unwrap_or(("", key));
+        match max {
+            Some(m) => (self.max_lifetime.with_label_values(&[ns, name])).set(m as f64),
+            None => {
+                let _ = self.max_lifetime.remove_label_values(&[ns, name]);
+            }
+        }
     }
     /// Records whether `kind` `namespace/name` is Stalled (with the condition's reason) or not: one
     /// series per resource, so a new reason replaces the old one.
@@ -172,29 +205,35 @@ impl Metrics {
             &self.throttled,
         ];
         let counters = counters.into_iter().flat_map(|c| c.desc());
-        let gauges = [&self.stalled, &self.expiry]
-            .into_iter()
-            .flat_map(|g| g.desc());
+        let gauges = [
+            &self.stalled,
+            &self.expiry,
+            &self.renewal,
+            &self.max_lifetime,
+        ]
+        .into_iter()
+        .flat_map(|g| g.desc());
         counters.chain(gauges).map(|d| d.fq_name.clone()).collect()
     }
 
     /// The text exposition of every metric, the expiry gauge computed for `now_unix`.
     pub fn render(&self, now_unix: i64) -> String {
-        self.expiry.reset();
-        for (key, t) in self
-            .expiries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            let (ns, n) = key.split_once('/').unwrap_or(("", key));
-            (self.expiry.with_label_values(&[ns, n])).set((t - now_unix) as f64);
-        }
+        seconds_until(&self.expiry, &self.expiries, now_unix);
+        seconds_until(&self.renewal, &self.renewals, now_unix);
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)
             .expect("text encoding into memory");
         String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+/// Sets `gauge` to the seconds from `now_unix` until each `namespace/name`'s time in `times`.
+fn seconds_until(gauge: &GaugeVec, times: &Mutex<BTreeMap<String, i64>>, now_unix: i64) {
+    gauge.reset();
+    for (key, t) in times.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        let (ns, n) = key.split_once('/').unwrap_or(("", key));
+        (gauge.with_label_values(&[ns, n])).set((t - now_unix) as f64);
     }
 }
 
@@ -209,6 +248,9 @@ mod tests {
         m.graph_call("upsertApplication", 429);
         m.error("FhirClientApp", "PermissionDenied");
         m.set_credential_expiry("ns/app", Some(1_000));
+        m.set_credential_schedule("ns/app", Some(700), Some(7_776_000));
+        m.set_credential_schedule("ns/gone", Some(700), Some(7_776_000));
+        m.set_credential_schedule("ns/gone", None, None);
         m.set_stalled("FhirClientApp", "ns/app", Some("PermissionDenied"));
         m.set_stalled(
             "FhirResourceApp",
@@ -242,6 +284,13 @@ mod tests {
         assert!(t.contains(
             "fhir_operator_credential_expiry_seconds{name=\"app\",namespace=\"ns\"} 600\n"
         ));
+        assert!(t.contains(
+            "fhir_operator_credential_renewal_seconds{name=\"app\",namespace=\"ns\"} 300\n"
+        ));
+        assert!(t.contains(
+            "fhir_operator_credential_max_lifetime_seconds{name=\"app\",namespace=\"ns\"} 7776000\n"
+        ));
+        assert!(!t.contains("name=\"gone\""), "{t}");
         assert_eq!(
             m.counter_sum("fhir_operator_graph_calls_total", "upsertApplication"),
             2.0

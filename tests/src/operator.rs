@@ -35,6 +35,25 @@ pub fn full_permissions() -> Vec<String> {
     .to_vec()
 }
 
+/// A namespaced custom resource whose conditions a test waits for.
+pub trait Conditioned:
+    Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + serde::Serialize
+    + std::fmt::Debug
+{
+}
+
+impl<K> Conditioned for K where
+    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug
+{
+}
+
 pub struct Harness {
     pub client: Client,
     pub ns: TestNamespace,
@@ -266,26 +285,38 @@ impl Harness {
     /// The operator running against a Ready FhirResourceApp `fhir` for `https://fhir.contoso.example`.
     pub async fn with_resource_app(prefix: &str) -> Self {
         let mut h = Self::new(prefix, full_permissions()).await;
-        h.start_operator(h.config()).await;
-        h.resource_app_ready().await;
+        h.start_with_resource_app().await;
         h
     }
 
     /// Applies FhirResourceApp `fhir` for `https://fhir.contoso.example` and waits until it is Ready.
     pub async fn resource_app_ready(&self) {
-        self.apply::<fhir_app_operator::api::FhirResourceApp>(resource_app(
-            "fhir",
-            json!({"fhirUrl": "https://fhir.contoso.example"}),
-        ))
-        .await
-        .unwrap();
-        self.wait_condition::<fhir_app_operator::api::FhirResourceApp>(
-            "fhir",
-            "Ready",
-            "True",
-            Duration::from_secs(60),
-        )
-        .await;
+        let fhir = resource_app("fhir", json!({"fhirUrl": "https://fhir.contoso.example"}));
+        self.apply_and_wait::<fhir_app_operator::api::FhirResourceApp>(fhir, "Ready", "True")
+            .await;
+    }
+
+    /// Starts the operator and waits until FhirResourceApp `fhir` for
+    /// `https://fhir.contoso.example` is Ready (for a Harness whose emulator a test set up first).
+    pub async fn start_with_resource_app(&mut self) {
+        self.start_operator(self.config()).await;
+        self.resource_app_ready().await;
+    }
+
+    /// Applies `obj` and waits (60 s at most) until its condition `ty` has `status`; returns it.
+    pub async fn apply_and_wait<K: Conditioned>(
+        &self,
+        obj: Value,
+        ty: &str,
+        status: &str,
+    ) -> Value {
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        self.apply::<K>(obj).await.expect("apply");
+        self.wait_condition::<K>(&name, ty, status, Duration::from_secs(60))
+            .await
     }
 
     /// Waits until the object's condition `ty` has `status` for the current generation; returns the object.
@@ -297,11 +328,7 @@ impl Harness {
         timeout: Duration,
     ) -> Value
     where
-        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + serde::Serialize
-            + std::fmt::Debug,
+        K: Conditioned,
     {
         let api = self.api::<K>();
         self.eventually(&format!("{name} {ty}={status}"), timeout, || {

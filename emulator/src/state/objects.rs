@@ -36,6 +36,9 @@ pub const GRAPH_ROLES: &[(&str, &str)] = &[
         "8e8e4742-1d95-4f68-9d56-6ee75648c72a",
     ),
     ("Directory.Read.All", "7ab1d382-f21e-4acd-a863-ba3e13f7da61"),
+    // Reads app management policies (Learn tenantappmanagementpolicy-get); the id is Graph's
+    // appRole id, as public scripts grant it (e.g. ScubaGear's permission map).
+    ("Policy.Read.All", "246dd0d5-5bd0-4def-940b-0421030a5b68"),
     (
         "Directory.ReadWrite.All",
         "19dbc75e-c2e2-444c-a770-ec69d8559fc7",

@@ -263,6 +263,14 @@ pub struct CredentialSpec {
 }
 
 /// When credentials are renewed. Durations use Go syntax with units h, m, s, ms (`720h`, `1h30m`).
+///
+/// The tenant's app management policy wins: when it caps the lifetime of client secrets
+/// (`passwordLifetime`) or certificates (`asymmetricKeyLifetime`) below `validity`, new credentials
+/// are valid for the cap less a margin (a tenth of it, at most 1h); when `renewBefore` no longer fits
+/// inside that, renewal comes at two thirds of the life (`renewBefore` = a third of the validity), and
+/// a credential issued before the cap that outlives it is replaced. The previous credential still
+/// overlaps the new one (at most until it expires). `status.credentialPolicy` shows the cap and the
+/// validity and renewBefore in use.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
@@ -272,14 +280,15 @@ pub struct CredentialSpec {
     validation = Rule::new("!has(self.validity) || duration(self.validity) >= duration('1h')").message("rotation.validity must be at least 1h")
 )]
 pub struct RotationSpec {
-    /// Lifetime of each credential. Default `8760h` (1 year).
+    /// Lifetime of each credential. Default `8760h` (1 year); at most the tenant policy's cap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(max = 32),
         regex(pattern = DURATION_PATTERN)
     )]
     pub validity: Option<String>,
-    /// Renew this long before expiry. Default `720h` (30 days).
+    /// Renew this long before expiry. Default `720h` (30 days); a third of the validity when the
+    /// tenant policy's cap leaves no room for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(max = 32),

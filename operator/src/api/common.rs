@@ -110,6 +110,11 @@ pub struct AppStatus {
     /// Current credential (never its value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<CredentialStatus>,
+    /// The tenant's app management policy as it applies to this client's credential, when the
+    /// operator could read it (client apps with a ClientSecret or Certificate only; the
+    /// `AppManagementPolicy` condition says when it could not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_policy: Option<CredentialPolicyStatus>,
     /// Extra information the user must know (e.g. how data-plane access is granted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
@@ -179,6 +184,35 @@ pub struct Published {
 pub struct PublishedEntitlement {
     pub value: String,
     pub id: String,
+}
+
+/// What the app management policy that applies to a client's application allows its credential,
+/// and the rotation the operator uses under it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialPolicyStatus {
+    /// Object ID of the policy in force: the tenant default
+    /// (`00000000-0000-0000-0000-000000000000`) or the policy assigned to the application. Absent
+    /// when no enabled policy applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_id: Option<String>,
+    /// Its display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_name: Option<String>,
+    /// The longest lifetime the policy allows this credential type (ISO 8601, e.g. `P90D`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lifetime: Option<String>,
+    /// Credential types (`spec.credential.type`) the policy allows this client.
+    #[serde(default)]
+    pub allowed_types: Vec<String>,
+    /// The validity new credentials get: `spec.credential.rotation.validity`, capped below
+    /// `maxLifetime` (Go duration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validity: Option<String>,
+    /// How long before expiry a credential is renewed: `rotation.renewBefore`, or a third of the
+    /// validity when the cap leaves it no room (Go duration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renew_before: Option<String>,
 }
 
 /// A credential's identity and lifetime; the value is only in the output Secret.

@@ -8,6 +8,7 @@
 
 mod access;
 mod admission;
+mod app_policy;
 mod credential;
 mod rbac;
 pub(crate) mod target;
@@ -305,10 +306,21 @@ async fn converge(
     let id = identity(ctx, obj);
     let (desired, unknown) = b::desired_application_partial(&obj.spec, &id, &target);
     let out = output_secret(obj, ctx).await?;
+    // A client never registered meets the tenant's default app management policy before anything
+    // exists in Entra: a credential type it blocks stalls here.
+    if status.application_object_id.is_none() {
+        let policy = app_policy::apply(ctx, obj, &graph, None, kind, rotation, status).await?;
+        if let Some(k) = kind {
+            app_policy::check(policy.rules.as_ref(), k)?;
+        }
+    }
     // Register, grant access.
     let registered_before = status.client_id.is_some();
     let (app, sp, sp_is_new, restored) =
         register(ctx, obj, &graph, &id, &desired, &target, status).await?;
+    // The policy that applies to the registered application (its own, else the default) caps the
+    // credential's lifetime; a type it blocks stalls when a new credential is due.
+    let policy = app_policy::apply(ctx, obj, &graph, Some(&app), kind, rotation, status).await?;
     if let (Some(reference), Some(resource_sp)) =
         (super::revoke::current_target(obj), target_sp.as_deref())
     {
@@ -332,7 +344,8 @@ async fn converge(
         secret_name: &out.name,
         registered_before,
         restored,
-        rotation,
+        rotation: policy.rotation,
+        policy: policy.rules.as_ref(),
         now,
     };
     let prepared = credential::prepare(kind, &inputs).await?;
@@ -342,6 +355,11 @@ async fn converge(
     // Status.
     let key = format!("{ns}/{}", obj.name_any());
     ctx.metrics.set_credential_expiry(&key, prepared.expires);
+    ctx.metrics.set_credential_schedule(
+        &key,
+        prepared.renew_at,
+        policy.rotation.max_lifetime.map(|m| m.as_secs()),
+    );
     status.credential = prepared.status.clone();
     status.output_name = Some(out.name.clone());
     status.notes = target
@@ -512,6 +530,8 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
     let ns = obj.namespace().unwrap_or_default();
     ctx.metrics
         .set_credential_expiry(&format!("{ns}/{}", obj.name_any()), None);
+    ctx.metrics
+        .set_credential_schedule(&format!("{ns}/{}", obj.name_any()), None, None);
     ctx.metrics
         .set_stalled("FhirClientApp", &format!("{ns}/{}", obj.name_any()), None);
     ctx.forget(&format!("FhirClientApp/{ns}/{}", obj.name_any()));

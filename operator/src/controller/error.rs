@@ -98,6 +98,30 @@ pub enum Error {
         operator: String,
         message: String,
     },
+    /// The tenant's app management policy does not allow the credential type the spec asks for
+    /// (read before anything is added, or Entra's `CredentialTypeNotAllowedAsPerAppPolicy`).
+    #[error(
+        "the tenant's app management policy {policy} does not allow a new {kind} credential{restriction}; {allowed}. Set spec.credential.type to an allowed type, or ask an Entra admin to assign this application a policy that allows it",
+        restriction = restriction.as_ref().map(|r| format!(" ({r})")).unwrap_or_default(),
+        allowed = if allowed.is_empty() { "what it allows is in the policy, which the operator could not read".to_string() } else { format!("it allows {}", allowed.join(", ")) }
+    )]
+    CredentialTypeNotAllowedByPolicy {
+        kind: &'static str,
+        /// `'name' (id)`, or what Entra's refusal named.
+        policy: String,
+        restriction: Option<String>,
+        allowed: Vec<&'static str>,
+    },
+    /// Entra refused the credential's lifetime (`CredentialInvalidLifetimeAsPerAppPolicy`): the
+    /// policy's cap was not known (unreadable) or changed since it was read.
+    #[error(
+        "Entra ID refused the {kind} credential's lifetime under app management policy {policy}: {message} Set spec.credential.rotation.validity below the policy's maximum lifetime, or grant the operator Policy.Read.ApplicationConfiguration so that it caps the lifetime itself"
+    )]
+    CredentialLifetimeNotAllowedByPolicy {
+        kind: &'static str,
+        policy: String,
+        message: String,
+    },
     /// Deletion cannot remove the application (its tenant's credentials are gone and the operator's
     /// own may not): the finalizer stays rather than leave a live application silently.
     #[error("cleanup blocked: {0}")]
@@ -130,6 +154,10 @@ pub const CONDITION_REASONS: &[&str] = &[
     "NotPermitted",
     "RoleAssignmentPermissionMissing",
     "CleanupBlocked",
+    "CredentialTypeNotAllowedByPolicy",
+    "CredentialLifetimeNotAllowedByPolicy",
+    "PolicyRead",
+    "PolicyUnreadable",
     "PrincipalNotFound",
     "NotFound",
     "Throttled",
@@ -192,6 +220,10 @@ impl Error {
             Self::Arm(e) => e.category(),
             Self::RoleAssignmentPermissionMissing { .. } => "RoleAssignmentPermissionMissing",
             Self::CleanupBlocked(_) => "CleanupBlocked",
+            Self::CredentialTypeNotAllowedByPolicy { .. } => "CredentialTypeNotAllowedByPolicy",
+            Self::CredentialLifetimeNotAllowedByPolicy { .. } => {
+                "CredentialLifetimeNotAllowedByPolicy"
+            }
         }
     }
 
@@ -211,6 +243,8 @@ impl Error {
             | Self::NotPermitted(_)
             | Self::RoleAssignmentPermissionMissing { .. }
             | Self::CleanupBlocked(_)
+            | Self::CredentialTypeNotAllowedByPolicy { .. }
+            | Self::CredentialLifetimeNotAllowedByPolicy { .. }
             | Self::OutputNotOwned(_)
             | Self::IdentifierUriTaken { .. }
             | Self::IdentifierUriNotAllowedByPolicy { .. }

@@ -14,7 +14,7 @@ mod restore;
 pub mod revoke;
 mod status;
 
-pub use context::{Caches, Context, resource_app_is_ready};
+pub use context::{Caches, Context, DEFAULT_POLICY_TTL, PolicyRead, resource_app_is_ready};
 pub use error::{
     CONDITION_REASONS, EVENT_REASONS, Error, MESSAGE_MAX, kube_message, needs, shorten,
 };

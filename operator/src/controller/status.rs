@@ -116,7 +116,9 @@ where
     };
     ctx.metrics.set_stalled(&kind, &key, stalled_reason);
     let old_conds = old.map(|o| o.conditions.clone()).unwrap_or_default();
+    let others = crate::desired::conditions::others(&status.conditions);
     status.conditions = conditions(&old_conds, &phase, generation, Time(jiff::Timestamp::now()));
+    status.conditions.extend(others);
     status.observed_generation = generation;
     if old != Some(&status) {
         let patch = json!({ "apiVersion": K::api_version(&()), "kind": kind, "status": status });

@@ -48,22 +48,54 @@ pub fn conditions(
         (STALLED, stalled),
     ]
     .into_iter()
-    .map(|(ty, (status, reason, message))| {
-        let prev = old.iter().find(|c| c.type_ == ty);
-        let last_transition_time = match prev {
-            Some(p) if p.status == status => p.last_transition_time.clone(),
-            _ => now.clone(),
-        };
-        Condition {
-            type_: ty.to_string(),
-            status: status.to_string(),
-            reason: reason.to_string(),
-            message: message.to_string(),
-            observed_generation: generation,
-            last_transition_time,
-        }
-    })
+    .map(|(ty, c)| condition(old, ty, c, generation, now.clone()))
     .collect()
+}
+
+/// Condition `ty` with (status, reason, message); `lastTransitionTime` is the old one's while the
+/// status is unchanged, else `now`.
+fn condition(
+    old: &[Condition],
+    ty: &str,
+    (status, reason, message): (&str, &str, &str),
+    generation: Option<i64>,
+    now: Time,
+) -> Condition {
+    let last_transition_time = match old.iter().find(|c| c.type_ == ty) {
+        Some(p) if p.status == status => p.last_transition_time.clone(),
+        _ => now,
+    };
+    Condition {
+        type_: ty.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message: message.to_string(),
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+/// The conditions of `list` besides Ready, Reconciling and Stalled (those are recomputed each
+/// reconcile; the others, like `AppManagementPolicy`, are set by the step that knows).
+pub fn others(list: &[Condition]) -> Vec<Condition> {
+    list.iter()
+        .filter(|c| ![READY, RECONCILING, STALLED].contains(&c.type_.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// One more condition of type `ty` in `list`, replacing the old one of that type; its
+/// `lastTransitionTime` is kept while its status does not change.
+pub fn set(
+    list: &mut Vec<Condition>,
+    ty: &str,
+    value: (&str, &str, &str),
+    generation: Option<i64>,
+    now: Time,
+) {
+    let c = condition(list, ty, value, generation, now);
+    list.retain(|c| c.type_ != ty);
+    list.push(c);
 }
 
 /// Whether a condition list says Ready=True for `generation`.
@@ -117,6 +149,48 @@ mod tests {
         );
         assert!(is_ready(&ready, Some(2)));
         assert!(!is_ready(&ready, Some(3)));
+    }
+
+    #[test]
+    fn another_condition_keeps_its_transition_time_and_survives_the_three() {
+        let mut list = conditions(
+            &[],
+            &Phase::Ready {
+                message: "ok".into(),
+            },
+            Some(1),
+            t("2026-01-01T00:00:00Z"),
+        );
+        set(
+            &mut list,
+            "AppManagementPolicy",
+            ("True", "PolicyRead", "a"),
+            Some(1),
+            t("2026-01-01T00:00:00Z"),
+        );
+        set(
+            &mut list,
+            "AppManagementPolicy",
+            ("True", "PolicyRead", "b"),
+            Some(2),
+            t("2026-01-02T00:00:00Z"),
+        );
+        let extra = others(&list);
+        assert_eq!(extra.len(), 1);
+        assert_eq!(extra[0].message, "b");
+        assert_eq!(extra[0].last_transition_time, t("2026-01-01T00:00:00Z"));
+        set(
+            &mut list,
+            "AppManagementPolicy",
+            ("Unknown", "PolicyUnreadable", "c"),
+            Some(2),
+            t("2026-01-03T00:00:00Z"),
+        );
+        assert_eq!(
+            others(&list)[0].last_transition_time,
+            t("2026-01-03T00:00:00Z")
+        );
+        assert_eq!(list.len(), 4);
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub struct Rotation {
     pub validity: Duration,
     pub renew_before: Duration,
     pub overlap: Duration,
+    /// The tenant's app management policy's longest lifetime for this credential kind, when it caps
+    /// it (`desired::app_policy::cap_rotation`): a held credential that outlives it is replaced.
+    pub max_lifetime: Option<Duration>,
 }
 
 impl Default for Rotation {
@@ -38,6 +41,7 @@ impl Default for Rotation {
             validity: Duration::from_secs(365 * 24 * 3600),
             renew_before: Duration::from_secs(30 * 24 * 3600),
             overlap: Duration::from_secs(24 * 3600),
+            max_lifetime: None,
         }
     }
 }
@@ -56,8 +60,8 @@ fn add(t: Timestamp, d: Duration) -> Timestamp {
         .unwrap_or(Timestamp::MAX)
 }
 
-/// Whether the held credential can stay: it exists on the app (or was written moments ago) and does
-/// not expire within `renew_before`.
+/// Whether the held credential can stay: it exists on the app (or was written moments ago), does
+/// not expire within `renew_before`, and does not outlive the policy's cap.
 pub fn keep_current(
     held: Option<&Held>,
     listed: &[Listed],
@@ -79,6 +83,7 @@ pub fn keep_current(
         }
     };
     end.is_none_or(|e| add(now, rot.renew_before) < e)
+        && !super::app_policy::outlives_cap(end, rot, now)
 }
 
 /// Key IDs of operator-owned credentials to remove: ours (display name prefix), not `keep`, and not
@@ -258,6 +263,7 @@ mod tests {
             validity: Duration::from_secs(3600),
             renew_before: Duration::from_secs(600),
             overlap: Duration::from_secs(60),
+            max_lifetime: None,
         };
         let n = next_check(Some(ts("2026-06-01T01:00:00Z")), None, &rot, ts(NOW)).unwrap();
         assert_eq!(n, Duration::from_secs(3000));

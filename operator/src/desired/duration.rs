@@ -36,9 +36,31 @@ pub fn parse(s: &str) -> Option<Duration> {
     (total.is_finite() && total < 1e10).then(|| Duration::from_secs_f64(total))
 }
 
+/// A duration in the same syntax, whole seconds: `2159h`, `1h30m`, `90s`.
+pub fn format(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let mut out = String::new();
+    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+        }
+    }
+    if out.is_empty() { "0".into() } else { out }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_what_it_parses() {
+        for s in ["2159h", "1h30m", "90h0m5s", "45s", "0"] {
+            let d = parse(s).unwrap();
+            assert_eq!(parse(&format(d)), Some(d), "{s}");
+        }
+        assert_eq!(format(Duration::from_secs(2159 * 3600)), "2159h");
+    }
 
     #[test]
     fn parses_go_durations() {

@@ -2,6 +2,7 @@
 //! Kubernetes outputs and the conditions the operator wants. `controller/` applies it.
 
 pub mod access;
+pub mod app_policy;
 pub mod application;
 pub mod certificate;
 pub mod client;

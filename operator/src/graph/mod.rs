@@ -10,6 +10,7 @@ mod deleted_items;
 pub mod error;
 mod federated;
 mod grants;
+mod policies;
 mod service_principals;
 pub mod types;
 

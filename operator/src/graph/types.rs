@@ -46,6 +46,14 @@ pub struct Application {
     pub password_credentials: Vec<PasswordCredential>,
     pub key_credentials: Vec<KeyCredential>,
     pub sign_in_audience: Option<String>,
+    pub created_date_time: Option<String>,
+}
+
+impl Application {
+    /// When the application was created (app management policies restrict by it).
+    pub fn created(&self) -> Option<jiff::Timestamp> {
+        self.created_date_time.as_deref()?.parse().ok()
+    }
 }
 
 /// A certificate registered on an application (Graph never returns its `key` here).

@@ -47,7 +47,10 @@ pub struct Inputs<'a> {
     /// Whether the application was restored from Entra's deleted items in this reconcile: its
     /// credentials from before were removed, so what an output Secret still holds is dead.
     pub restored: bool,
+    /// The rotation, under the app management policy's lifetime cap.
     pub rotation: Rotation,
+    /// The app management policy's rules, when the operator could read them.
+    pub policy: Option<&'a crate::desired::app_policy::CredentialRules>,
     pub now: Timestamp,
 }
 
@@ -76,6 +79,8 @@ pub struct Prepared {
     pub status: Option<CredentialStatus>,
     /// Unix time the current credential expires (the expiry gauge).
     pub expires: Option<i64>,
+    /// Unix time the current credential is due for renewal (the renewal gauge).
+    pub renew_at: Option<i64>,
 }
 
 /// Runs the kind's preparation; a Public client has none.
@@ -171,6 +176,12 @@ fn sha256_hex(s: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Unix time `end` less `renew_before`: when the credential is renewed.
+fn renew_at(end: Option<Timestamp>, rot: &Rotation) -> Option<i64> {
+    let before = i64::try_from(rot.renew_before.as_secs()).unwrap_or(i64::MAX);
+    end.map(|e| e.as_second().saturating_sub(before))
 }
 
 fn ts_add(t: Timestamp, d: Duration) -> Timestamp {

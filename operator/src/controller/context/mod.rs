@@ -1,7 +1,8 @@
 //! The reconcilers' shared state, by concept: this file holds the struct, its construction, the
 //! reconcile memo and Events; [`tenants`] the Graph and ARM client for a resource's tenant;
 //! [`reads`] what is read through the watch caches (resource apps, clients, output Secrets);
-//! [`discovery`] what each authority's OpenID discovery document says.
+//! [`discovery`] what each authority's OpenID discovery document says; [`policies`] each tenant's
+//! default app management policy.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,8 +15,11 @@ use kube::{Client, Resource};
 use tokio::sync::Mutex;
 
 mod discovery;
+mod policies;
 mod reads;
 mod tenants;
+
+pub use policies::{DEFAULT_POLICY_TTL, PolicyRead};
 
 use super::memo::Memo;
 use super::{CONDITION_REASONS, EVENT_REASONS, Error};
@@ -39,6 +43,9 @@ pub struct Context {
     /// Graph clients for other tenants, by (namespace, credentials Secret, its resourceVersion), or
     /// ("", "", tenant) for the operator's own credentials there; each keeps its token.
     tenant_graphs: Mutex<HashMap<(String, String, String), GraphClient>>,
+    /// Each tenant's default app management policy by (tenant, client ID), with when it was read
+    /// (see [`policies`]).
+    default_policies: Mutex<HashMap<(String, String), (std::time::Instant, PolicyRead)>>,
     /// `issuer` and `jwks_uri` from each authority's OpenID discovery document.
     discovered: Mutex<HashMap<String, (String, String)>>,
     /// What each object's last successful full reconcile saw (see [`Memo`]).
@@ -111,6 +118,7 @@ impl Context {
             limiter,
             default_graph,
             tenant_graphs: Mutex::new(HashMap::new()),
+            default_policies: Mutex::new(HashMap::new()),
             discovered: Mutex::new(HashMap::new()),
             recent: Memo::default(),
             caches: Caches::default(),

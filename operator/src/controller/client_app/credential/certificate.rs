@@ -5,13 +5,15 @@
 
 use kube::ResourceExt;
 
+use super::super::app_policy::{check, refused};
 use super::{
     ANN_PREV_KEY, ANN_PREV_UNTIL, ANN_WRITTEN, Inputs, Issued, Prepared, held_annotations,
-    new_credential_reason, read_intact, ts_add,
+    new_credential_reason, read_intact, renew_at, ts_add,
 };
-use crate::api::CredentialStatus;
+use crate::api::{CredentialStatus, CredentialType};
+use crate::controller::Error;
 use crate::controller::application::WRITE_APPS;
-use crate::controller::{Error, needs};
+use crate::desired::app_policy;
 use crate::desired::certificate as cert;
 use crate::desired::client::CertificateFiles;
 use crate::desired::credentials::{self as creds, Held};
@@ -54,9 +56,10 @@ struct Current {
 fn current(i: &Inputs<'_>) -> Result<Current, Error> {
     let (now, rot) = (i.now, &i.rotation);
     let held = read_held(i.existing);
-    let keep = held
-        .as_ref()
-        .is_some_and(|(h, _)| h.expires.is_none_or(|e| ts_add(now, rot.renew_before) < e));
+    let keep = held.as_ref().is_some_and(|(h, _)| {
+        h.expires.is_none_or(|e| ts_add(now, rot.renew_before) < e)
+            && !app_policy::outlives_cap(h.expires, rot, now)
+    });
     match held {
         Some((h, files)) if keep => Ok(Current {
             previous: h
@@ -71,6 +74,7 @@ fn current(i: &Inputs<'_>) -> Result<Current, Error> {
             issued: None,
         }),
         held => {
+            check(i.policy, CredentialType::Certificate)?;
             let ns = i.obj.namespace().unwrap_or_default();
             let issued = cert::issue(&format!("{ns}/{}", i.obj.name_any()), rot.validity, now)
                 .map_err(Error::Certificate)?;
@@ -144,11 +148,16 @@ pub async fn prepare(i: &Inputs<'_>) -> Result<Prepared, Error> {
         .iter()
         .map(|k| k.key_id.clone())
         .collect();
-    if cert::needs_patch(&listed, &want) {
-        i.graph
+    if cert::needs_patch(&listed, &want)
+        && let Err(e) = (i.graph)
             .patch_application(&i.app.id, &cert::key_credentials_body(&want))
             .await
-            .map_err(needs("register the client certificate", WRITE_APPS))?;
+    {
+        let (kind, action) = (
+            CredentialType::Certificate,
+            "register the client certificate",
+        );
+        return Err(refused(i.ctx, i.graph, kind, e, action, WRITE_APPS).await);
     }
     Ok(Prepared {
         next_check: creds::next_check(
@@ -163,6 +172,7 @@ pub async fn prepare(i: &Inputs<'_>) -> Result<Prepared, Error> {
             expires_at: end.map(|e| e.to_string()),
         }),
         expires: end.map(|e| e.as_second()),
+        renew_at: renew_at(end, &i.rotation),
         certificate: Some(files),
         annotations,
         issued,

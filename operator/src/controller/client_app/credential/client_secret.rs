@@ -3,13 +3,14 @@
 
 use kube::ResourceExt;
 
+use super::super::app_policy;
 use super::{
     ANN_APP, ANN_PREV_KEY, ANN_PREV_UNTIL, ANN_WRITTEN, Inputs, Issued, Prepared, held_annotations,
-    listed_passwords, new_credential_reason, read_intact, ts_add,
+    listed_passwords, new_credential_reason, read_intact, renew_at, ts_add,
 };
-use crate::api::CredentialStatus;
+use crate::api::{CredentialStatus, CredentialType};
+use crate::controller::Error;
 use crate::controller::application::WRITE_APPS;
-use crate::controller::{Error, needs};
 use crate::desired::credentials::{self as creds, Held};
 use crate::graph::GraphError;
 use crate::graph::types::PasswordCredential;
@@ -50,13 +51,23 @@ pub async fn prepare(i: &Inputs<'_>) -> Result<Prepared, Error> {
             let prev = h.previous_key_id.clone().zip(h.previous_until);
             (h.key_id, end, v, prev, h.written_at.unwrap_or(now))
         } else {
+            app_policy::check(i.policy, CredentialType::ClientSecret)?;
             let ns = i.obj.namespace().unwrap_or_default();
             let display = creds::credential_name(&ns, i.secret_name);
-            let created: PasswordCredential = i
+            let added = i
                 .graph
                 .add_password(&i.app.id, &display, ts_add(now, rot.validity))
-                .await
-                .map_err(needs("add a client secret", WRITE_APPS))?;
+                .await;
+            let created: PasswordCredential = match added {
+                Ok(c) => c,
+                Err(e) => {
+                    let kind = CredentialType::ClientSecret;
+                    let action = "add a client secret";
+                    return Err(
+                        app_policy::refused(i.ctx, i.graph, kind, e, action, WRITE_APPS).await,
+                    );
+                }
+            };
             let value = created
                 .secret_text
                 .clone()
@@ -99,6 +110,7 @@ pub async fn prepare(i: &Inputs<'_>) -> Result<Prepared, Error> {
             expires_at: end.map(|e| e.to_string()),
         }),
         expires: end.map(|e| e.as_second()),
+        renew_at: renew_at(end, rot),
         ..Default::default()
     })
 }
