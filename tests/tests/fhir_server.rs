@@ -205,6 +205,74 @@ async fn service_clients_read_and_write_as_their_roles_allow() {
     assert_eq!(statuses(&calls), [403], "{calls:?}");
 }
 
+/// Issue 24 item 9: the resource app and its client deleted and applied again under the same names
+/// (an Argo CD prune and re-sync; Entra keeps both applications 30 days): the same client ID and
+/// audience, so the FHIR server still running on the ConfigMap from before the deletion accepts the
+/// token azure-identity gets with the new Secret; the Secret from before gets no token at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_and_applied_again_the_server_and_its_client_keep_working() {
+    let tools = installed();
+    let (h, port) = harness("fhir-again", json!({}), |_| {}).await;
+    let resource = h.api::<FhirResourceApp>().get("fhir").await.unwrap();
+    let client = client_app(
+        "reader",
+        json!({"type": "Service", "target": {"resourceAppRef": {"name": "fhir"}},
+               "roles": ["globalReader"], "assignAppRoles": true}),
+    );
+    h.apply::<FhirClientApp>(client.clone()).await.unwrap();
+    let cm = config_map(&h, "fhir").await;
+    let server = serve(&h, &tools, &cm, port).await;
+    let before = secret(&h, "reader").await;
+    let read = format!("read:{PATIENT}");
+    let calls = service_calls(&h, &tools, &before, &[&read]).await;
+    assert_eq!(statuses(&calls), [200], "{calls:?}");
+
+    h.delete::<FhirClientApp>("reader").await.unwrap();
+    gone::<FhirClientApp>(&h, "reader").await;
+    h.delete::<FhirResourceApp>("fhir").await.unwrap();
+    gone::<FhirResourceApp>(&h, "fhir").await;
+    let spec = serde_json::to_value(&resource.spec).unwrap();
+    h.apply::<FhirResourceApp>(resource_app("fhir", spec))
+        .await
+        .unwrap();
+    h.apply::<FhirClientApp>(client).await.unwrap();
+    let after = secret(&h, "reader").await;
+    assert_eq!(after["AZURE_CLIENT_ID"], before["AZURE_CLIENT_ID"]);
+    let cm_after = config_map(&h, "fhir").await;
+    for key in ["AUDIENCE", "CLIENT_ID", "ISSUER"] {
+        assert_eq!(
+            cm_after[key], cm[key],
+            "{key}: the same as before the deletion"
+        );
+    }
+    let calls = service_calls(&h, &tools, &after, &[&read]).await;
+    assert_eq!(
+        statuses(&calls),
+        [200],
+        "the server on the old ConfigMap: {calls:?}"
+    );
+    assert_eq!(server.audience, cm_after["AUDIENCE"]);
+    assert!(
+        h.token_from_secret(&before).await.is_err(),
+        "the Secret from before the deletion still gets a token"
+    );
+}
+
+/// Waits until `name` is gone from Kubernetes (its cleanup in Entra done).
+async fn gone<K>(h: &Harness, name: &str)
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    h.eventually(&format!("{name} gone"), T, || async move {
+        let found = h.api::<K>().get_opt(name).await;
+        Ok::<_, String>(found.map_err(|e| e.to_string())?.is_none().then_some(()))
+    })
+    .await;
+}
+
 /// 401 with `WWW-Authenticate: Bearer … error="invalid_token"` naming `why` (what jose refused).
 async fn assert_refused(
     server: &FhirServer,
