@@ -22,6 +22,7 @@ pub fn admin_token(sh: &Shared, tenant: &str) -> String {
         "Application.ReadWrite.All",
         "AppRoleAssignment.ReadWrite.All",
         "DelegatedPermissionGrant.ReadWrite.All",
+        "Group.ReadWrite.All",
     ];
     sh.signing.sign(&json!({
         "aud": "https://graph.microsoft.com", "iss": format!("https://sts.windows.net/{tenant}/"),
