@@ -104,9 +104,10 @@ pub fn create(r: &Req, t: &mut Tenant, _: &Params) -> R {
     Ok(with_location(resp, &location(r, &t.id, &id, "Group")))
 }
 
-/// DELETE `/groups/{id}`: the group and the app role assignments it held go. Microsoft 365 groups
-/// (groupTypes "Unified") would be restorable for 30 days (Learn `group-delete`); the emulator
-/// creates security groups only, which Entra deletes permanently.
+/// DELETE `/groups/{id}`: the group and the app role assignments it held go at once. Entra deletes a
+/// security group permanently but keeps a Microsoft 365 group (groupTypes "Unified") in deleted items
+/// for 30 days (Learn `group-delete`); the emulator's deleted items hold applications and service
+/// principals only, so it deletes a Microsoft 365 group at once too (kinder than Entra there).
 pub fn delete(r: &Req, t: &mut Tenant, p: &Params) -> R {
     if !may_delete(r) {
         return Err(denied());
