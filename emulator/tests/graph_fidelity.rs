@@ -5,16 +5,16 @@ mod common;
 use common::*;
 use serde_json::json;
 
-async fn setup() -> (entra_emulator::Running, Graph, Graph) {
+async fn setup() -> (entra_emulator::Running, reqwest::Client, Graph, Graph) {
     let (emu, c) = start(config()).await;
     let op = Graph::new(&c, &emu, &operator_token(&c, &emu).await);
     let admin = Graph::new(&c, &emu, &emu.admin_token(&emu.tenant_id()));
-    (emu, op, admin)
+    (emu, c, op, admin)
 }
 
 #[tokio::test]
-async fn service_principal_passwords_are_listed_newest_first_and_removed_by_key_id() {
-    let (emu, op, admin) = setup().await;
+async fn service_principal_passwords_are_listed_newest_first_sign_in_and_are_removed_by_key_id() {
+    let (emu, c, op, admin) = setup().await;
     let (_, app_id) = app_with_service_principal(&op, "sp-passwords").await;
     let sp = format!("/servicePrincipals(appId='{app_id}')");
     let path = |action: &str| format!("{sp}/{action}");
@@ -52,6 +52,10 @@ async fn service_principal_passwords_are_listed_newest_first_and_removed_by_key_
         names,
         vec![(json!("key2"), json!(null)), (json!("key1"), json!(null))]
     );
+    let graph = "https://graph.microsoft.com/.default";
+    let secret = first.body["secretText"].as_str().unwrap();
+    let (status, token) = secret_token(&c, &emu, &app_id, secret, graph).await;
+    assert_eq!(status, 200, "{token}");
     let gone = op
         .post(
             &path("removePassword"),
@@ -59,6 +63,8 @@ async fn service_principal_passwords_are_listed_newest_first_and_removed_by_key_
         )
         .await;
     assert_eq!(gone.status, 204);
+    let (status, refused) = secret_token(&c, &emu, &app_id, secret, graph).await;
+    assert_eq!(status, 401, "{refused}");
     let again = op
         .post(
             &path("removePassword"),
@@ -86,7 +92,7 @@ async fn service_principal_passwords_are_listed_newest_first_and_removed_by_key_
 
 #[tokio::test]
 async fn groups_are_created_filtered_with_and_and_deleted() {
-    let (emu, op, admin) = setup().await;
+    let (emu, _, op, admin) = setup().await;
     let body = json!({"displayName": "azure-cli-test-group+/", "mailNickname": "deleteme11",
         "mailEnabled": false, "securityEnabled": true});
     assert_eq!(op.post("/groups", body.clone()).await.status, 403);
@@ -129,7 +135,7 @@ async fn groups_are_created_filtered_with_and_and_deleted() {
 
 #[tokio::test]
 async fn reads_list_roles_access_and_redirect_uris_in_reverse_and_fill_optional_claims() {
-    let (emu, op, _) = setup().await;
+    let (emu, _, op, _) = setup().await;
     let role = |v: &str| {
         json!({"allowedMemberTypes": ["Application"], "description": v,
         "displayName": v, "id": uuid(), "isEnabled": true, "value": v})

@@ -120,6 +120,7 @@ pub fn create(r: &Req, t: &mut Tenant, _: &Params) -> R {
         body: sp.clone(),
         owners: sp_owners(r, owners),
         visible_from_ms: now_ms() + r.lag,
+        secrets: vec![],
     });
     let resp = created(r, "servicePrincipals/$entity", &sp);
     Ok(with_location(
@@ -151,6 +152,7 @@ fn create_healthcare_sp(r: &Req, t: &mut Tenant) -> R {
         body: sp.clone(),
         owners: vec![],
         visible_from_ms: now_ms() + r.lag,
+        secrets: vec![],
     });
     Ok(created(r, "servicePrincipals/$entity", &sp))
 }

@@ -10,9 +10,9 @@
 //! principal lists its credentials newest first (the recording, and azure-cli's `test_graph.py`:
 //! "Graph API reverses the order of insertion").
 //!
-//! The secret's text is not kept: the emulator's token endpoint accepts an application's secrets
-//! only (see the emulator README), so a service principal's password is recorded, listed and removed
-//! here but does not sign in.
+//! The password signs the application in at the token endpoint in the service principal's tenant,
+//! as an application's does (microsoftgraph/microsoft-graph-docs-contrib#8471: a secret added on the
+//! service principal "successfully added … and got the access token"); identity/client_auth.rs.
 use super::credentials::validity;
 use super::errors::{GErr, R, bad, denied};
 use super::lookup::find_sp;
@@ -20,7 +20,7 @@ use super::odata::{entity, no_content, with_location};
 use super::pattern::Params;
 use super::req::Req;
 use crate::state::random_guid;
-use crate::state::store::{Tenant, fmt_7, fmt_secs, s};
+use crate::state::store::{Secret, Tenant, fmt_7, fmt_secs, now_ms, s};
 use serde_json::{Value, json};
 
 /// Graph's cap on the password credentials of one object (as for applications, see credentials.rs).
@@ -69,6 +69,11 @@ pub fn add_password(r: &Req, t: &mut Tenant, p: &Params) -> R {
     let mut newest_first = vec![stored];
     newest_first.extend(list);
     t.sps[i].body["passwordCredentials"] = Value::Array(newest_first);
+    t.sps[i].secrets.push(Secret {
+        key_id: key_id.clone(),
+        text: secret,
+        usable_from_ms: now_ms() + r.lag,
+    });
     let resp = entity(r, "microsoft.graph.passwordCredential", &answer);
     Ok(with_location(resp, &r.sh.base_url))
 }
@@ -89,6 +94,7 @@ pub fn remove_password(r: &Req, t: &mut Tenant, p: &Params) -> R {
         )));
     }
     t.sps[i].body["passwordCredentials"] = Value::Array(kept);
+    t.sps[i].secrets.retain(|x| x.key_id != key_id);
     Ok(no_content())
 }
 

@@ -182,6 +182,7 @@ fn service_principal(
         body: sp,
         owners: vec![],
         visible_from_ms: 0,
+        secrets: vec![],
     });
     id
 }
