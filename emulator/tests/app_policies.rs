@@ -190,6 +190,47 @@ async fn add_password_blocked_or_capped_by_the_default_policy_unless_disabled() 
     emu.shutdown().await;
 }
 
+/// A service principal's password (`POST /servicePrincipals/{id}/addPassword`, azure-cli's
+/// `test_sp_credential` body) obeys `servicePrincipalRestrictions`, not the application's
+/// restrictions (Learn `resources/tenantappmanagementpolicy`).
+#[tokio::test]
+async fn a_service_principals_password_obeys_the_service_principal_restrictions() {
+    let (emu, op, admin) = setup().await;
+    let (id, app_id) = new_app(&op, json!({"displayName": "sp-secrets"})).await;
+    let r = op
+        .post("/servicePrincipals", json!({"appId": app_id}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let sp_path = format!(
+        "/servicePrincipals/{}/addPassword",
+        r.body["id"].as_str().unwrap()
+    );
+    let app_path = format!("/applications/{id}/addPassword");
+    patch_default(&admin, json!({"servicePrincipalRestrictions": {"passwordCredentials": [
+        {"restrictionType": "passwordAddition", "maxLifetime": null, "restrictForAppsCreatedAfterDateTime": null}]}}))
+        .await;
+    let r = op.post(&sp_path, password(30)).await;
+    assert_eq!(
+        refusal(&r),
+        (
+            400,
+            "CredentialTypeNotAllowedAsPerAppPolicy".into(),
+            format!("Credential type not allowed as per assigned policy '{DEFAULT_ID}'.")
+        )
+    );
+    assert_eq!(
+        op.post(&app_path, password(30)).await.status,
+        200,
+        "the application's own restrictions are empty"
+    );
+    patch_default(&admin, json!({"servicePrincipalRestrictions": {"passwordCredentials": []},
+        "applicationRestrictions": {"passwordCredentials": [{"restrictionType": "passwordAddition"}]}}))
+        .await;
+    assert_eq!(op.post(&sp_path, password(30)).await.status, 200);
+    assert_eq!(op.post(&app_path, password(30)).await.status, 400);
+    emu.shutdown().await;
+}
+
 /// The docs' create example (Learn appmanagementpolicy-post), with a password block.
 fn custom_body() -> Value {
     json!({"displayName": "Credential management policy",

@@ -19,6 +19,7 @@ pub fn apply_app_payload(
     if let Some(o) = patch.as_object_mut() {
         drop_server_set(o);
         normalise_entitlements(o);
+        normalise_optional_claims(o);
         if let Some(pc) = o.remove("passwordCredentials")
             && !creating
         {
@@ -58,6 +59,36 @@ fn normalise_entitlements(o: &mut Map<String, Value>) {
     {
         for sc in scopes.iter_mut() {
             *sc = norm_scope(sc);
+        }
+    }
+}
+
+/// Optional claims as the directory keeps them: all three token types (a missing one empty) and
+/// each claim with `source` (null) and `additionalProperties` (empty) filled in and `essential`
+/// false unless given. Recorded by azure-cli's `test_application_optional_claims.yaml` (commit
+/// c0b94d90, 2020, Azure AD Graph over the same directory): a create with `idToken` and
+/// `accessToken` claims of only `name` and `essential` was answered with `source: null`,
+/// `additionalProperties: []` on each and `saml2Token: []`. Learn `optionalClaim`: `essential`
+/// defaults to false.
+fn normalise_optional_claims(o: &mut Map<String, Value>) {
+    let Some(oc) = o.get_mut("optionalClaims").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for token in ["idToken", "accessToken", "saml2Token"] {
+        let claims = oc.entry(token).or_insert_with(|| json!([]));
+        if claims.is_null() {
+            *claims = json!([]);
+        }
+        for c in claims.as_array_mut().into_iter().flatten() {
+            *c = normalise(
+                c,
+                &[
+                    ("additionalProperties", json!([])),
+                    ("essential", json!(false)),
+                    ("name", Value::Null),
+                    ("source", Value::Null),
+                ],
+            );
         }
     }
 }

@@ -6,6 +6,7 @@ use super::lookup::find_app;
 use super::odata::{self, check_writable, created, entity, location, no_content, with_location};
 use super::pattern::Params;
 use super::policy_rules;
+use super::read_order::app_as_read;
 use super::req::Req;
 use crate::state::quota::{self, Exceeded};
 use crate::state::recycle;
@@ -52,7 +53,7 @@ pub fn list(r: &Req, t: &mut Tenant, _: &Params) -> R {
         .apps
         .iter()
         .filter(|a| r.visible(a.visible_from_ms))
-        .map(store::app_public_view)
+        .map(|a| app_as_read(store::app_public_view(a)))
         .collect();
     odata::list_response(r, "applications", items, APP_FILTERABLE)
 }
@@ -113,7 +114,7 @@ pub fn get(r: &Req, t: &mut Tenant, p: &Params) -> R {
         return Err(denied());
     }
     let i = app(r, t, p)?;
-    let v = store::app_public_view(&t.apps[i]);
+    let v = app_as_read(store::app_public_view(&t.apps[i]));
     let (frag, v) = if r.q.select.is_empty() {
         ("applications/$entity".to_string(), v)
     } else {

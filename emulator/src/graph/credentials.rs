@@ -54,7 +54,7 @@ pub fn add_password(r: &Req, t: &mut Tenant, p: &Params) -> R {
 }
 
 /// startDateTime (default now) and endDateTime (default two years later), start before end.
-fn validity(r: &Req, pc: &Value) -> Result<(DateTime<Utc>, DateTime<Utc>), GErr> {
+pub(super) fn validity(r: &Req, pc: &Value) -> Result<(DateTime<Utc>, DateTime<Utc>), GErr> {
     let start = match pc.get("startDateTime").and_then(Value::as_str) {
         Some(x) => store::parse_time(x)
             .ok_or_else(|| invalid_value("startDateTime", "PasswordCredential"))?,

@@ -1,5 +1,6 @@
 //! `GET /users`, `/users/{id|upn}`, `/users/{id}/appRoleAssignments`, `/groups`, `/groups/{id}`,
-//! `/groups/{id}/members` (read-only; users and groups come from the config and the admin API).
+//! `/groups/{id}/members` (reads; users and groups come from the config and the admin API, groups
+//! also from `POST /groups`, see groups.rs).
 use super::errors::{GErr, R, denied, not_found, unsupported};
 use super::odata::{entity, list_response};
 use super::pattern::Params;
@@ -72,7 +73,7 @@ pub fn user_unsupported(r: &Req, t: &mut Tenant, p: &Params) -> R {
 pub fn groups(r: &Req, t: &mut Tenant, _: &Params) -> R {
     check_read(r)?;
     let gs = t.groups.iter().map(|g| g.body.clone()).collect();
-    list_response(r, "groups", gs, &["id", "displayName"])
+    list_response(r, "groups", gs, super::groups::GROUP_FILTERABLE)
 }
 
 pub fn group_get(r: &Req, t: &mut Tenant, p: &Params) -> R {

@@ -15,6 +15,7 @@ mod deleted_items;
 mod directory_reads;
 mod errors;
 mod federated;
+mod groups;
 mod lookup;
 mod odata;
 mod owners;
@@ -22,9 +23,11 @@ mod pattern;
 mod permission_grants;
 pub mod policy_rules;
 pub mod query;
+mod read_order;
 mod req;
 mod routes;
 mod service_principals;
+mod sp_credentials;
 
 pub use errors::graph_error;
 

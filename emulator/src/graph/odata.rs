@@ -318,6 +318,10 @@ fn frag_resource(frag: &str) -> &'static str {
         "ServicePrincipal"
     } else if frag.starts_with("oauth2") {
         "OAuth2PermissionGrant"
+    } else if frag.starts_with("groups") {
+        "Group"
+    } else if frag.starts_with("users") {
+        "User"
     } else {
         "Application"
     }

@@ -159,9 +159,7 @@ pub fn check_password(
 }
 
 /// A new password on a service principal (`POST /servicePrincipals/{id}/addPassword`), against
-/// `servicePrincipalRestrictions` or its assigned policy. The operation itself comes with the
-/// replay work (branch i24-replay), which calls this before it adds the secret.
-#[cfg_attr(not(test), allow(dead_code))]
+/// `servicePrincipalRestrictions` or its assigned policy, before the secret is added.
 pub fn check_sp_password(
     t: &Tenant,
     sp: &Value,

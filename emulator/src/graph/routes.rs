@@ -16,8 +16,8 @@ use super::pattern::{Params, matches};
 use super::req::Req;
 use super::{
     add_key, app_policies as pol, applications as apps, assignments, credentials, deleted_items,
-    directory_reads as dir, federated, owners, permission_grants as grants,
-    service_principals as sps,
+    directory_reads as dir, federated, groups, owners, permission_grants as grants,
+    service_principals as sps, sp_credentials,
 };
 use crate::state::store::Tenant;
 use axum::http::Method;
@@ -130,6 +130,8 @@ pub static ROUTES: &[Route] = &[
     route(ANY,    "servicePrincipals/{sp}/appManagementPolicies/*", "servicePrincipals.appManagementPolicies.item.methodNotAllowed", parent_then_method_not_allowed),
     route(GET,    "servicePrincipals/{sp}/appManagementPolicies", "servicePrincipals.appManagementPolicies.list", pol::assigned_list),
     route(ANY,    "servicePrincipals/{sp}/appManagementPolicies", "servicePrincipals.appManagementPolicies.methodNotAllowed", parent_then_method_not_allowed),
+    route(POST,   "servicePrincipals/{sp}/addPassword|microsoft.graph.addPassword", "servicePrincipals.addPassword", sp_credentials::add_password),
+    route(POST,   "servicePrincipals/{sp}/removePassword|microsoft.graph.removePassword", "servicePrincipals.removePassword", sp_credentials::remove_password),
     route(ANY,    "servicePrincipals/{sp}/*", "servicePrincipals.segmentNotFound", parent_then_segment_not_found),
     route(GET,    "servicePrincipals/{sp}", "servicePrincipals.get", sps::get),
     route(PATCH,  "servicePrincipals/{sp}", "servicePrincipals.update", sps::update),
@@ -146,7 +148,7 @@ pub static ROUTES: &[Route] = &[
     route(GET,    "oauth2PermissionGrants", "oauth2PermissionGrants.list", grants::list),
     route(POST,   "oauth2PermissionGrants", "oauth2PermissionGrants.create", grants::create),
     route(ANY,    "oauth2PermissionGrants", "oauth2PermissionGrants.methodNotAllowed", method_not_allowed_request),
-    // users and groups (read-only)
+    // users (read-only) and groups
     route(GET,    "users/{user}/appRoleAssignments", "users.appRoleAssignments.list", dir::user_assignments),
     route(GET,    "users/{user}/*", "users.item.unsupported", dir::user_unsupported),
     route(GET,    "users/{user}", "users.get", dir::user_get),
@@ -154,7 +156,9 @@ pub static ROUTES: &[Route] = &[
     route(GET,    "groups/{group}/members", "groups.members.list", dir::group_members),
     route(GET,    "groups/{group}/*", "groups.item.unsupported", dir::group_unsupported),
     route(GET,    "groups/{group}", "groups.get", dir::group_get),
+    route(DELETE, "groups/{group}", "groups.delete", groups::delete),
     route(GET,    "groups", "groups.list", dir::groups),
+    route(POST,   "groups", "groups.create", groups::create),
     // deleted items (Learn directory-deleteditems-list, -get, -restore, -delete; state::recycle)
     route(POST,   "directory/deletedItems/{deleted}/restore|microsoft.graph.restore", "deletedItems.restore", deleted_items::restore),
     route(ANY,    "directory/deletedItems/*/*", "deletedItems.item.methodNotAllowed", method_not_allowed_request),

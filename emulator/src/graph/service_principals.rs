@@ -121,6 +121,7 @@ pub fn create(r: &Req, t: &mut Tenant, _: &Params) -> R {
         body: sp.clone(),
         owners: sp_owners(r, owners),
         visible_from_ms: now_ms() + r.lag,
+        secrets: vec![],
     });
     crate::state::quota::record(t, &id, &r.caller.oid);
     let resp = created(r, "servicePrincipals/$entity", &sp);
@@ -153,6 +154,7 @@ fn create_healthcare_sp(r: &Req, t: &mut Tenant) -> R {
         body: sp.clone(),
         owners: vec![],
         visible_from_ms: now_ms() + r.lag,
+        secrets: vec![],
     });
     Ok(created(r, "servicePrincipals/$entity", &sp))
 }

@@ -6,7 +6,7 @@
 use super::aadsts_error;
 use crate::crypto::{self, Jwt};
 use crate::request::ReqCtx;
-use crate::state::store::{self, AppRec, s};
+use crate::state::store::{self, AppRec, Secret, SpRec, s};
 use crate::state::views::GraphObject;
 use crate::state::{Shared, now_secs};
 use axum::http::{HeaderMap, StatusCode};
@@ -102,14 +102,36 @@ pub(crate) async fn authenticate(
     let (app, client_sp) = find_application(sh, ctx, tid, &client_id)?;
     let acr = match cred {
         Cred::None => None,
-        Cred::Secret(sec) => Some(check_secret(ctx, &app, &client_id, &sec)?),
+        Cred::Secret(sec) => Some(check_secret(
+            ctx,
+            &app,
+            client_sp.as_ref(),
+            &client_id,
+            &sec,
+        )?),
         Cred::Assertion(a) => Some(check_assertion(sh, ctx, tid, &app, &client_id, &a).await?),
     };
     Ok(Client {
         app,
-        sp: client_sp,
+        sp: client_sp.map(|sp| sp.body),
         client_id,
         acr,
+    })
+}
+
+/// `sec` is one of `secrets`, usable now, whose credential in `owner`'s `passwordCredentials` is valid.
+fn secret_matches(secrets: &[Secret], owner: &impl GraphObject, sec: &str) -> bool {
+    let now_ms = store::now_ms();
+    let now = Utc::now();
+    secrets.iter().any(|x| {
+        x.text == sec
+            && x.usable_from_ms <= now_ms
+            && owner.password_credentials().any(|c| {
+                c.key_id == x.key_id
+                    && c.end.is_none_or(|e| e > now)
+                    && c.start
+                        .is_none_or(|st| st <= now + chrono::Duration::minutes(5))
+            })
     })
 }
 
@@ -187,7 +209,7 @@ fn find_application(
     ctx: &ReqCtx,
     tid: &str,
     client_id: &str,
-) -> Result<(AppRec, Option<Value>), Refused> {
+) -> Result<(AppRec, Option<SpRec>), Refused> {
     let now_ms = store::now_ms();
     let st = sh.store.lock().unwrap();
     let tenant = &st.tenants[tid];
@@ -195,7 +217,7 @@ fn find_application(
         .sp_idx_by_app_id(client_id)
         .map(|i| &tenant.sps[i])
         .filter(|sp| sp.visible_from_ms <= now_ms)
-        .map(|sp| sp.body.clone());
+        .cloned();
     let home = tenant
         .app_idx_by_app_id(client_id)
         .map(|i| tenant.apps[i].clone());
@@ -226,26 +248,19 @@ fn find_application(
     ))
 }
 
-/// A client secret: one of the app's, usable (replication lag) and within its credential's dates
-/// (the start may lie 5 minutes ahead). `acr` "1".
+/// A client secret: one of the app's, or one added to its service principal in this tenant
+/// (`servicePrincipals/{id}/addPassword`; microsoftgraph/microsoft-graph-docs-contrib#8471: such a
+/// secret "got the access token"), usable (replication lag) and within its credential's dates (the
+/// start may lie 5 minutes ahead). `acr` "1".
 fn check_secret(
     ctx: &ReqCtx,
     app: &AppRec,
+    sp: Option<&SpRec>,
     client_id: &str,
     sec: &str,
 ) -> Result<&'static str, Refused> {
-    let now_ms = store::now_ms();
-    let now = Utc::now();
-    let ok = app.secrets.iter().any(|x| {
-        x.text == sec
-            && x.usable_from_ms <= now_ms
-            && app.password_credentials().any(|c| {
-                c.key_id == x.key_id
-                    && c.end.is_none_or(|e| e > now)
-                    && c.start
-                        .is_none_or(|st| st <= now + chrono::Duration::minutes(5))
-            })
-    });
+    let ok = secret_matches(&app.secrets, app, sec)
+        || sp.is_some_and(|sp| secret_matches(&sp.secrets, sp, sec));
     if ok {
         return Ok("1");
     }

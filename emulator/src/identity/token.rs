@@ -24,6 +24,7 @@ pub fn admin_token(sh: &Shared, tenant: &str) -> String {
         "DelegatedPermissionGrant.ReadWrite.All",
         "Policy.Read.All",
         "Policy.ReadWrite.ApplicationConfiguration",
+        "Group.ReadWrite.All",
     ];
     sh.signing.sign(&json!({
         "aud": "https://graph.microsoft.com", "iss": format!("https://sts.windows.net/{tenant}/"),

@@ -39,13 +39,49 @@ pub fn add_group(t: &mut Tenant, g: &GroupConfig) -> anyhow::Result<String> {
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .collect();
+    let body = group_body(&id, &g.display_name, &nick, chrono::Utc::now());
     t.groups.push(GroupRec {
-        body: json!({"id": id, "deletedDateTime": null, "description": null, "displayName": g.display_name,
-            "groupTypes": [], "mail": null, "mailEnabled": false, "mailNickname": nick,
-            "securityEnabled": true, "visibility": null}),
+        body,
         members: vec![],
     });
     Ok(id)
+}
+
+/// A security group as Graph v1.0 shows it, every property Graph returns by default (the recorded
+/// group of azure-cli's `test_special_characters.yaml`, 2022). `securityIdentifier` is Entra's SID
+/// for a cloud object: `S-1-12-1-` and the object id's 16 bytes (in the GUID's little-endian layout)
+/// read as four little-endian u32 (the recorded group's SID is so derived from its id).
+pub fn group_body(
+    id: &str,
+    display_name: &str,
+    nick: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Value {
+    let at = super::store::fmt_secs(now);
+    json!({"id": id, "deletedDateTime": null, "classification": null, "createdDateTime": at,
+        "creationOptions": [], "description": null, "displayName": display_name,
+        "expirationDateTime": null, "groupTypes": [], "isAssignableToRole": null, "mail": null,
+        "mailEnabled": false, "mailNickname": nick, "membershipRule": null,
+        "membershipRuleProcessingState": null, "onPremisesDomainName": null,
+        "onPremisesLastSyncDateTime": null, "onPremisesNetBiosName": null,
+        "onPremisesSamAccountName": null, "onPremisesSecurityIdentifier": null,
+        "onPremisesSyncEnabled": null, "preferredDataLocation": null, "preferredLanguage": null,
+        "proxyAddresses": [], "renewedDateTime": at, "resourceBehaviorOptions": [],
+        "resourceProvisioningOptions": [], "securityEnabled": true,
+        "securityIdentifier": security_identifier(id), "theme": null, "visibility": null,
+        "onPremisesProvisioningErrors": []})
+}
+
+fn security_identifier(id: &str) -> Value {
+    let Ok(u) = uuid::Uuid::parse_str(id) else {
+        return Value::Null;
+    };
+    let b = u.to_bytes_le();
+    let parts: Vec<String> = b
+        .chunks(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]).to_string())
+        .collect();
+    json!(format!("S-1-12-1-{}", parts.join("-")))
 }
 
 /// Adds (or replaces, by user principal name) a user; returns its object id.
@@ -182,6 +218,15 @@ pub fn principal(t: &Tenant, id: &str) -> Option<(&'static str, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_sid_derives_from_its_object_id_as_recorded() {
+        // azure-cli test_special_characters.yaml (2022): this id had this securityIdentifier.
+        assert_eq!(
+            security_identifier("6ee1cd49-1896-4e37-980f-32ff4824a547"),
+            json!("S-1-12-1-1860291913-1312233622-4281470872-1202005064")
+        );
+    }
 
     #[test]
     fn users_groups_and_passwords() {

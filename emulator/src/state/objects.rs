@@ -48,6 +48,9 @@ pub const GRAPH_ROLES: &[(&str, &str)] = &[
 pub const HEALTHCARE_SCOPE_ID: &str = "7bea26bb-8a0a-4e4b-8c77-e2e7e7dc4b3e";
 
 /// A new application registration of a tenant whose publisher domain is `publisher_domain`.
+/// `nativeAuthenticationApisEnabled` is a v1.0 property newer than the recordings (Learn `application`:
+/// "none" or "all"); an application that never set it reads null (an application read in 2026,
+/// the portal manifest quoted in a public repository: `"nativeAuthenticationApisEnabled": null`).
 pub fn new_application(publisher_domain: &str, now: DateTime<Utc>) -> Value {
     json!({
         "id": uuid::Uuid::new_v4().to_string(),
@@ -62,6 +65,7 @@ pub fn new_application(publisher_domain: &str, now: DateTime<Utc>) -> Value {
         "identifierUris": [],
         "isDeviceOnlyAuthSupported": null,
         "isFallbackPublicClient": null,
+        "nativeAuthenticationApisEnabled": null,
         "notes": null,
         "publisherDomain": publisher_domain,
         "serviceManagementReference": null,

@@ -243,6 +243,7 @@ mod tests {
             body: sp.clone(),
             owners: vec![],
             visible_from_ms: 0,
+            secrets: vec![],
         });
         t.assignments.push(Assignment::new(
             &sp_id,

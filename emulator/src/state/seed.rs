@@ -187,6 +187,7 @@ fn service_principal(
         body: sp,
         owners: vec![],
         visible_from_ms: 0,
+        secrets: vec![],
     });
     id
 }

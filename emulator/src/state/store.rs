@@ -59,6 +59,9 @@ pub struct SpRec {
     pub owners: Vec<String>,
     #[serde(default)]
     pub visible_from_ms: i64,
+    /// Texts of the passwords added with `servicePrincipals/{id}/addPassword` (never in `body`).
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
 }
 
 /// A soft-deleted service principal with the app role assignments and delegated grants it was a
@@ -239,17 +242,20 @@ impl Tenant {
             body: graph_sp(id),
             owners: vec![],
             visible_from_ms: 0,
+            secrets: vec![],
         });
         t.sps.push(SpRec {
             body: arm_sp(id),
             owners: vec![],
             visible_from_ms: 0,
+            secrets: vec![],
         });
         if with_healthcare_sp {
             t.sps.push(SpRec {
                 body: healthcare_sp(id),
                 owners: vec![],
                 visible_from_ms: 0,
+                secrets: vec![],
             });
         }
         t
