@@ -324,6 +324,19 @@ struct FileReport {
     notes: BTreeMap<String, usize>,
 }
 
+/// Whether the recording was made before `day` (`YYYY-MM-DD`): the first `createdDateTime` its
+/// answers carry. One without any is taken as old (every such recording in the set is).
+fn recorded_before(exchanges: &[Exchange], day: &str) -> bool {
+    let first = exchanges.iter().find_map(|e| {
+        let b = e.body.as_ref()?;
+        let v = b["createdDateTime"]
+            .as_str()
+            .or(b["value"][0]["createdDateTime"].as_str())?;
+        Some(v.get(..10)?.to_string())
+    });
+    first.is_none_or(|d| d.as_str() < day)
+}
+
 async fn replay(name: &str, exchanges: Vec<Exchange>) -> FileReport {
     // The era's default signInAudience, as the recording's first create shows it.
     let default_aud = exchanges
@@ -349,6 +362,22 @@ async fn replay(name: &str, exchanges: Vec<Exchange>) -> FileReport {
     }
     let (emu, c) = start(cfg).await;
     let admin = emu.admin_token(&emu.tenant_id());
+    // The era's app-management policy: Microsoft turned the identifier-URI restriction on in
+    // customer tenants in June and July 2025 (Learn `identifier-uri-restrictions`), so a recording
+    // made before then comes from a tenant without it: the replay disables the default policy, as
+    // that tenant's administrator could. Later recordings meet the emulator's default.
+    if recorded_before(&exchanges, "2025-06-01") {
+        let url = format!(
+            "{}/v1.0/policies/defaultAppManagementPolicy",
+            emu.base_url()
+        );
+        let r = (c.patch(url).bearer_auth(&admin))
+            .json(&json!({"isEnabled": false}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204, "disable the default policy");
+    }
     let mut ids: HashMap<String, String> = HashMap::new();
     let mut rep = FileReport {
         name: name.into(),
