@@ -34,6 +34,8 @@ pub struct Config {
     pub token_lifetime_secs: u64,
     /// Azure Resource Manager (role assignments) and the managed FHIR services' data-plane stand-in.
     pub arm: ArmConfig,
+    /// Graph's delta queries on applications and service principals.
+    pub delta: DeltaConfig,
 }
 
 impl Default for Config {
@@ -51,6 +53,32 @@ impl Default for Config {
             hostnames: vec![],
             token_lifetime_secs: 3599,
             arm: ArmConfig::default(),
+            delta: DeltaConfig::default(),
+        }
+    }
+}
+
+/// Delta queries (`GET /applications/delta`, `/servicePrincipals/delta`): docs/entra-facts/
+/// claims-and-delta.md part B has the sources of the defaults.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct DeltaConfig {
+    /// Objects per page. Graph does not document it; "more than 200 object pages (for DQ on /users)"
+    /// is what Microsoft's PM was asked about (microsoftgraph/microsoft-graph-docs#5566).
+    pub page_size: usize,
+    /// How long a deltaLink can be used: "For directory objects, the limit is seven days" (Learn
+    /// `delta-query-overview`, "Token duration").
+    pub token_lifetime_secs: u64,
+    /// Changes kept per tenant; a token older than the oldest kept one expires.
+    pub retained_changes: usize,
+}
+
+impl Default for DeltaConfig {
+    fn default() -> Self {
+        DeltaConfig {
+            page_size: 200,
+            token_lifetime_secs: 7 * 24 * 3600,
+            retained_changes: 100_000,
         }
     }
 }

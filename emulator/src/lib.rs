@@ -25,8 +25,9 @@ mod server;
 mod state;
 
 pub use config::{
-    ArmConfig, BootstrapApp, Config, FederatedTrust, FhirServiceConfig, GroupConfig, Realism,
-    SeedAssignment, TenantConfig, ThrottleLimits, TrustedIssuer, UserConfig, random_secret,
+    ArmConfig, BootstrapApp, Config, DeltaConfig, FederatedTrust, FhirServiceConfig, GroupConfig,
+    Realism, SeedAssignment, TenantConfig, ThrottleLimits, TrustedIssuer, UserConfig,
+    random_secret,
 };
 pub use state::calls::CallRecord;
 

@@ -263,3 +263,27 @@ pub async fn expire_deleted_items(
     sh.persist(st);
     Json(json!({"expired": expired})).into_response()
 }
+
+/// `POST /_emulator/delta/expire`: every delta token issued so far, in every tenant, stops working:
+/// the next request with one gets 400 `syncStateNotFound`, as a token past its seven days does.
+/// With `{"reset": true}` it gets Graph's synchronization reset instead (410 and a `Location`).
+pub async fn expire_delta_tokens(
+    State(sh): State<Arc<Shared>>,
+    body: axum::body::Bytes,
+) -> Response {
+    let reset = if body.is_empty() {
+        false
+    } else {
+        match serde_json::from_slice::<Value>(&body).map(|v| v.get("reset").map(Value::as_bool)) {
+            Ok(None) => false,
+            Ok(Some(Some(b))) => b,
+            _ => return bad_request("expected no body or {\"reset\": true|false}"),
+        }
+    };
+    let mut st = sh.store.lock().unwrap();
+    for t in st.tenants.values_mut() {
+        t.changes.expire_all(reset);
+    }
+    sh.persist(st);
+    StatusCode::NO_CONTENT.into_response()
+}

@@ -55,6 +55,7 @@ pub fn add_key(r: &Req, t: &mut Tenant, p: &Params) -> R {
         .and_then(|l| l.last().cloned())
         .unwrap_or_default();
     t.apps[i] = rec;
+    super::delta::app_touched(r, t, i, &["keyCredentials"]);
     Ok(entity(r, "microsoft.graph.keyCredential", &added))
 }
 

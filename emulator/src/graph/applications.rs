@@ -8,6 +8,7 @@ use super::pattern::Params;
 use super::policy_rules;
 use super::read_order::app_as_read;
 use super::req::Req;
+use crate::state::changes::Collection::{Applications, ServicePrincipals};
 use crate::state::quota::{self, Exceeded};
 use crate::state::recycle;
 use crate::state::store::{self, AppRec, Tenant, fmt_7, now_ms, s};
@@ -104,6 +105,8 @@ fn create_app(r: &Req, t: &mut Tenant, unique_name: Option<&str>) -> R {
     let mut shown = store::app_public_view(&rec);
     shown["createdDateTime"] = json!(fmt_7(r.now));
     t.apps.push(rec);
+    t.changes
+        .created(Applications, &id, r.now.timestamp_millis());
     quota::record(t, &id, &r.caller.oid);
     let resp = created(r, "applications/$entity", &shown);
     Ok(with_location(resp, &location(r, &t.id, &id, "Application")))
@@ -156,10 +159,15 @@ pub fn update(r: &Req, t: &mut Tenant, p: &Params) -> R {
     validate_app(t, &rec.body, Some(&old), &id)?;
     policy_rules::check_app(t, &rec.body, Some(&old))?;
     let app_id = s(&rec.body, "appId");
+    let at = r.now.timestamp_millis();
+    t.changes.updated(Applications, &id, &old, &rec.body, at);
     t.apps[i] = rec;
     let body = t.apps[i].body.clone();
     for sp in t.sps.iter_mut().filter(|sp| sp.body.app_id() == app_id) {
+        let before = sp.body.clone();
         store::sync_sp_from_app(&mut sp.body, &body);
+        t.changes
+            .updated(ServicePrincipals, sp.id(), &before, &sp.body, at);
     }
     Ok(no_content())
 }

@@ -1,5 +1,6 @@
 //! An application's password and key credentials: addPassword, removePassword, removeKey, and the
 //! keyCredentials of a create or update payload.
+use super::delta;
 use super::errors::{GErr, R, bad, denied, invalid_value, not_found};
 use super::lookup::find_app;
 use super::odata::{entity, no_content, with_location};
@@ -49,6 +50,7 @@ pub fn add_password(r: &Req, t: &mut Tenant, p: &Params) -> R {
     stored["endDateTime"] = json!(fmt_secs(end));
     stored["startDateTime"] = json!(fmt_secs(start));
     t.apps[i].add_secret(stored, key_id, secret, now_ms() + r.lag);
+    delta::app_touched(r, t, i, &["passwordCredentials"]);
     let resp = entity(r, "microsoft.graph.passwordCredential", &cred);
     Ok(with_location(resp, &r.sh.base_url))
 }
@@ -105,6 +107,7 @@ pub fn remove_password(r: &Req, t: &mut Tenant, p: &Params) -> R {
         )));
     }
     app.secrets.retain(|x| x.key_id != key_id);
+    delta::app_touched(r, t, i, &["passwordCredentials"]);
     Ok(no_content())
 }
 
@@ -117,6 +120,7 @@ pub fn remove_key(r: &Req, t: &mut Tenant, p: &Params) -> R {
         return Err(not_found(&key_id));
     }
     app.cert_keys.remove(&key_id);
+    delta::app_touched(r, t, i, &["keyCredentials"]);
     Ok(no_content())
 }
 

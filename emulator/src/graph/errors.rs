@@ -12,6 +12,8 @@ pub struct GErr {
     pub code: String,
     pub message: String,
     pub details: Option<Value>,
+    /// A `Location` header for the answer (delta's synchronization reset).
+    pub location: Option<String>,
 }
 
 impl GErr {
@@ -31,6 +33,7 @@ pub fn err(status: StatusCode, code: &str, message: impl Into<String>) -> GErr {
         code: code.into(),
         message: message.into(),
         details: None,
+        location: None,
     }
 }
 pub fn bad(message: impl Into<String>) -> GErr {

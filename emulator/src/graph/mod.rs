@@ -12,6 +12,8 @@ mod applications;
 mod assignments;
 mod credentials;
 mod deleted_items;
+mod delta;
+mod delta_token;
 mod directory_reads;
 mod errors;
 mod federated;
@@ -83,7 +85,13 @@ pub async fn handle(
     let result = dispatch(&sh, &mut req, route, &params);
     let mut resp = match result {
         Ok(r) => r,
-        Err(e) => graph_error(&ctx, e.status, &e.code, &e.message, e.details),
+        Err(e) => {
+            let mut r = graph_error(&ctx, e.status, &e.code, &e.message, e.details);
+            if let Some(loc) = e.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+                r.headers_mut().insert("Location", loc);
+            }
+            r
+        }
     };
     let h = resp.headers_mut();
     h.insert("x-ms-resource-unit", HeaderValue::from(ru));
@@ -303,6 +311,8 @@ fn dispatch(sh: &Shared, req: &mut Req, route: &Route, params: &Params) -> R {
     // Deleted items older than 30 days are gone before anything reads them (state::recycle).
     crate::state::recycle::expire(tenant, req.now);
     let res = (route.handler)(req, tenant, params);
+    // Delta tokens older than the changes kept expire (state::changes).
+    tenant.changes.trim(sh.delta.retained_changes);
     if req.method != Method::GET && res.is_ok() {
         sh.persist(st);
     }

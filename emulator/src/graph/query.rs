@@ -335,6 +335,9 @@ pub fn eval(e: &Expr, v: &Value) -> bool {
     eval_in(e, v, None)
 }
 
+/// How the text inside a delta query's tokens begins (a list's `$skiptoken` is `skip:N`).
+pub const DELTA_TOKEN_PREFIX: &str = "delta:";
+
 /// Parsed query options of a list request.
 #[derive(Debug, Default, Clone)]
 pub struct Query {
@@ -346,6 +349,9 @@ pub struct Query {
     pub count: bool,
     pub search: Option<String>,
     pub expand: Option<String>,
+    /// A delta query's `$skiptoken` and `$deltatoken`, as sent (`graph::delta_token`).
+    pub delta_skiptoken: Option<String>,
+    pub deltatoken: Option<String>,
 }
 
 pub fn parse_query(raw: Option<&str>) -> Result<Query, String> {
@@ -378,11 +384,20 @@ pub fn parse_query(raw: Option<&str>) -> Result<Query, String> {
                 )
             }
             "skiptoken" => {
-                q.skip = crate::crypto::b64_any(&v)
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .and_then(|s| s.strip_prefix("skip:").and_then(|n| n.parse().ok()))
-                    .ok_or("Invalid $skiptoken")?
+                let text = crate::crypto::b64_any(&v).and_then(|b| String::from_utf8(b).ok());
+                match text.as_deref().and_then(|s| s.strip_prefix("skip:")) {
+                    Some(n) => q.skip = n.parse().map_err(|_| "Invalid $skiptoken")?,
+                    // A delta query's page token (`graph::delta_token`), read by its handler.
+                    None if text
+                        .as_deref()
+                        .is_some_and(|s| s.starts_with(DELTA_TOKEN_PREFIX)) =>
+                    {
+                        q.delta_skiptoken = Some(v)
+                    }
+                    None => return Err("Invalid $skiptoken".into()),
+                }
             }
+            "deltatoken" => q.deltatoken = Some(v),
             "orderby" => q.orderby = Some(v),
             "count" => q.count = v.eq_ignore_ascii_case("true"),
             "search" => q.search = Some(v),

@@ -16,7 +16,7 @@ use super::pattern::{Params, matches};
 use super::req::Req;
 use super::{
     add_key, app_policies as pol, applications as apps, assignments, credentials, deleted_items,
-    directory_reads as dir, federated, groups, owners, permission_grants as grants,
+    delta, directory_reads as dir, federated, groups, owners, permission_grants as grants,
     service_principals as sps, sp_credentials,
 };
 use crate::state::store::Tenant;
@@ -70,6 +70,8 @@ pub const SP_CREATE: &str = "servicePrincipals.create";
 #[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
     // applications
+    route(GET,    "applications/delta|microsoft.graph.delta", "applications.delta", delta::applications),
+    route(ANY,    "applications/delta|microsoft.graph.delta", "applications.delta.methodNotAllowed", delta::method_not_allowed),
     route(GET,    "applications/$count", "applications.count", apps::count),
     route(ANY,    "applications/$count", "applications.count.unsupported", unsupported_request),
     route(ANY,    "applications/microsoft.graph.*", "applications.cast.unsupported", unsupported_request),
@@ -105,6 +107,8 @@ pub static ROUTES: &[Route] = &[
     route(POST,   "applications", "applications.create", apps::create),
     route(ANY,    "applications", "applications.unsupported", unsupported_request),
     // service principals
+    route(GET,    "servicePrincipals/delta|microsoft.graph.delta", "servicePrincipals.delta", delta::service_principals),
+    route(ANY,    "servicePrincipals/delta|microsoft.graph.delta", "servicePrincipals.delta.methodNotAllowed", delta::method_not_allowed),
     route(GET,    "servicePrincipals/$count", "servicePrincipals.count", sps::count),
     route(ANY,    "servicePrincipals/$count", "servicePrincipals.count.unsupported", unsupported_request),
     route(GET,    "servicePrincipals/{sp}/appRoleAssignedTo/{assignment}", "appRoleAssignedTo.get", assignments::get_assigned_to),
@@ -354,6 +358,22 @@ mod tests {
         assert_eq!(
             op(Method::POST, "applications/x/addKey"),
             "applications.addKey"
+        );
+        for path in [
+            "applications/delta",
+            "applications/delta()",
+            "applications/microsoft.graph.delta",
+            "applications/microsoft.graph.delta()",
+        ] {
+            assert_eq!(op(Method::GET, path), "applications.delta", "{path}");
+        }
+        assert_eq!(
+            op(Method::GET, "servicePrincipals/delta()"),
+            "servicePrincipals.delta"
+        );
+        assert_eq!(
+            op(Method::POST, "servicePrincipals/delta"),
+            "servicePrincipals.delta.methodNotAllowed"
         );
         assert_eq!(
             op(Method::PATCH, "policies/defaultAppManagementPolicy"),

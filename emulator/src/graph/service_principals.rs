@@ -9,6 +9,7 @@ use super::odata::{
 };
 use super::pattern::Params;
 use super::req::Req;
+use crate::state::changes::Collection::ServicePrincipals;
 use crate::state::recycle;
 use crate::state::store::{self, SpRec, Tenant, now_ms, s, to_json};
 use axum::http::StatusCode;
@@ -123,6 +124,8 @@ pub fn create(r: &Req, t: &mut Tenant, _: &Params) -> R {
         visible_from_ms: now_ms() + r.lag,
         secrets: vec![],
     });
+    t.changes
+        .created(ServicePrincipals, &id, r.now.timestamp_millis());
     crate::state::quota::record(t, &id, &r.caller.oid);
     let resp = created(r, "servicePrincipals/$entity", &sp);
     Ok(with_location(
@@ -156,6 +159,9 @@ fn create_healthcare_sp(r: &Req, t: &mut Tenant) -> R {
         visible_from_ms: now_ms() + r.lag,
         secrets: vec![],
     });
+    let id = s(&sp, "id");
+    t.changes
+        .created(ServicePrincipals, &id, r.now.timestamp_millis());
     Ok(created(r, "servicePrincipals/$entity", &sp))
 }
 
@@ -243,7 +249,12 @@ pub fn update(r: &Req, t: &mut Tenant, p: &Params) -> R {
         o.remove("keyCredentials");
         o.remove("passwordCredentials");
     }
+    let before = t.sps[i].body.clone();
     deep_merge(&mut t.sps[i].body, &patch);
+    let id = s(&before, "id");
+    let at = r.now.timestamp_millis();
+    t.changes
+        .updated(ServicePrincipals, &id, &before, &t.sps[i].body, at);
     Ok(no_content())
 }
 

@@ -75,6 +75,7 @@ pub fn add_password(r: &Req, t: &mut Tenant, p: &Params) -> R {
         text: secret,
         usable_from_ms: now_ms() + r.lag,
     });
+    super::delta::sp_touched(r, t, i, &["passwordCredentials"]);
     let resp = entity(r, "microsoft.graph.passwordCredential", &answer);
     Ok(with_location(resp, &r.sh.base_url))
 }
@@ -96,6 +97,7 @@ pub fn remove_password(r: &Req, t: &mut Tenant, p: &Params) -> R {
     }
     t.sps[i].body["passwordCredentials"] = Value::Array(kept);
     t.sps[i].secrets.retain(|x| x.key_id != key_id);
+    super::delta::sp_touched(r, t, i, &["passwordCredentials"]);
     Ok(no_content())
 }
 

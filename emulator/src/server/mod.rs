@@ -103,6 +103,7 @@ fn shared_state(config: &Config, base_url: String) -> anyhow::Result<Shared> {
         token_lifetime_secs: config.token_lifetime_secs,
         flows: Mutex::new(Default::default()),
         arm: Mutex::new(arm),
+        delta: config.delta.clone(),
     })
 }
 

@@ -100,6 +100,7 @@ pub fn table() -> axum::Router<S> {
         .row("/_emulator/tenants/{tid}/groups", "admin.groups.add", post(admin::add_group))
         .row("/_emulator/sign-in/age", "admin.signIn.age", post(admin::age_flows))
         .row("/_emulator/deleted-items/expire", "admin.deletedItems.expire", post(admin::expire_deleted_items))
+        .row("/_emulator/delta/expire", "admin.delta.expire", post(admin::expire_delta_tokens))
         .row("/_emulator/trusted-issuers", "admin.trustedIssuers.add", post(admin::trust_issuer))
         .row("/_emulator/arm", "admin.arm.settings", put(admin::arm::put_settings))
         .row("/_emulator/arm/role-assignments", "admin.arm.roleAssignments", post(admin::arm::seed_assignment).get(admin::arm::list_all))

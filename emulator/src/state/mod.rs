@@ -7,6 +7,7 @@ pub mod app_policies;
 pub mod arm;
 pub mod basics;
 pub mod calls;
+pub mod changes;
 pub mod directory;
 pub mod objects;
 pub mod persistence;
@@ -18,7 +19,7 @@ pub mod sign_in;
 pub mod store;
 pub mod views;
 
-use crate::config::{Realism, ThrottleLimits};
+use crate::config::{DeltaConfig, Realism, ThrottleLimits};
 use crate::crypto;
 use calls::{CallRecord, CallSummary};
 use persistence::{Snapshot, StateFile};
@@ -47,6 +48,8 @@ pub struct Shared {
     pub flows: Mutex<sign_in::Flows>,
     /// Azure Resource Manager's role assignments and the FHIR stand-ins (in memory only).
     pub arm: Mutex<arm::ArmState>,
+    /// Delta queries' page size, token lifetime and change retention.
+    pub delta: DeltaConfig,
 }
 
 impl Shared {

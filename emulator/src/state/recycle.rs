@@ -11,7 +11,8 @@
 //! - A service principal's app role assignments and consents "are restored alongside" it (Learn
 //!   `howto-restore-app`), so they are set aside with it rather than dropped. [INF] those whose other
 //!   side is still deleted wait with that side and come back when both are live.
-use super::basics::{fmt_secs, parse_time};
+use super::basics::{fmt_secs, now_ms, parse_time};
+use super::changes::Collection::{Applications, ServicePrincipals};
 use super::store::{AppRec, DeletedSp, Tenant};
 use super::views::GraphObject;
 use chrono::{DateTime, Duration, Utc};
@@ -36,6 +37,8 @@ pub fn delete_app(t: &mut Tenant, i: usize, now: DateTime<Utc>) {
     for id in &sp_ids {
         delete_sp(t, id, now);
     }
+    t.changes
+        .removed(Applications, rec.id(), now.timestamp_millis());
     t.deleted_apps.push(rec);
 }
 
@@ -56,6 +59,8 @@ pub fn delete_sp(t: &mut Tenant, id: &str, now: DateTime<Utc>) {
         .into_iter()
         .partition(|g| g.client_id == id || g.resource_id == id);
     t.grants = kept;
+    t.changes
+        .removed(ServicePrincipals, id, now.timestamp_millis());
     t.deleted_sps.push(DeletedSp {
         rec,
         assignments,
@@ -83,6 +88,7 @@ pub fn find(t: &Tenant, id: &str) -> Option<Deleted> {
 pub fn restore_app(t: &mut Tenant, j: usize) -> &AppRec {
     let mut rec = t.deleted_apps.remove(j);
     rec.body["deletedDateTime"] = serde_json::Value::Null;
+    t.changes.created(Applications, rec.id(), now_ms());
     t.apps.push(rec);
     t.apps.last().unwrap()
 }
@@ -97,6 +103,7 @@ pub fn restore_sp(t: &mut Tenant, j: usize) {
     } = t.deleted_sps.remove(j);
     rec.body["deletedDateTime"] = serde_json::Value::Null;
     let id = rec.id().to_string();
+    t.changes.created(ServicePrincipals, &id, now_ms());
     t.sps.push(rec);
     let other = |a: &str, b: &str| {
         if a == id {
@@ -167,10 +174,13 @@ pub fn purge(t: &mut Tenant, which: Deleted) {
         Deleted::App(j) => {
             let gone = t.deleted_apps.remove(j);
             t.creators.remove(gone.id());
+            t.changes.removed(Applications, gone.id(), now_ms());
         }
         Deleted::Sp(j) => {
             let gone = t.deleted_sps.remove(j);
             t.creators.remove(gone.rec.id());
+            t.changes
+                .removed(ServicePrincipals, gone.rec.id(), now_ms());
         }
     }
 }
@@ -183,10 +193,24 @@ pub fn expire(t: &mut Tenant, now: DateTime<Utc>) -> usize {
             .and_then(parse_time)
             .is_some_and(|d| d + Duration::days(RETENTION_DAYS) > now)
     };
-    let before = t.deleted_apps.len() + t.deleted_sps.len();
-    t.deleted_apps.retain(|a| live(&a.body));
-    t.deleted_sps.retain(|d| live(&d.rec.body));
-    let expired = before - t.deleted_apps.len() - t.deleted_sps.len();
+    let (apps, sps) = (&mut t.deleted_apps, &mut t.deleted_sps);
+    let gone_apps: Vec<String> = apps
+        .extract_if(.., |a| !live(&a.body))
+        .map(|a| a.id().to_string())
+        .collect();
+    let gone_sps: Vec<String> = sps
+        .extract_if(.., |d| !live(&d.rec.body))
+        .map(|d| d.rec.id().to_string())
+        .collect();
+    let expired = gone_apps.len() + gone_sps.len();
+    // Gone for good: delta says `deleted` from now on (Learn `delta-query-overview`).
+    let at = now.timestamp_millis();
+    gone_apps
+        .iter()
+        .for_each(|id| t.changes.removed(Applications, id, at));
+    gone_sps
+        .iter()
+        .for_each(|id| t.changes.removed(ServicePrincipals, id, at));
     if expired > 0 {
         // The per-creator count forgets what is gone for good (`super::quota`).
         let held: std::collections::HashSet<String> = super::quota::held_ids(t)

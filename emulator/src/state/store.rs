@@ -185,6 +185,9 @@ pub struct Tenant {
     /// Object id → the caller that created it (the per-creator quota's count).
     #[serde(default)]
     pub creators: BTreeMap<String, String>,
+    /// Changes to applications and service principals, for delta queries ([`super::changes`]).
+    #[serde(default)]
+    pub changes: super::changes::ChangeLog,
 }
 
 /// A stored user: its Graph entity and a salted password hash (the password itself is not kept).
