@@ -67,8 +67,9 @@ pub(super) fn sp_touched(r: &Req, t: &mut Tenant, i: usize, props: &[&str]) {
 /// One page of a round. Permissions: those of Learn's `application-delta` and
 /// `serviceprincipal-delta` (application: Application.ReadWrite.OwnedBy, Application.Read.All,
 /// Application.ReadWrite.All, Directory.Read.All, Directory.ReadWrite.All), as for a list of
-/// applications; with OwnedBy the objects of others are listed too, as the list does ([INF]: the
-/// docs do not say).
+/// applications; with OwnedBy the objects of others are listed too, as the list does (a caller
+/// with OwnedBy can query applications it does not own: microsoftgraph/microsoft-graph-docs#17416;
+/// [INF] for delta).
 fn round(r: &Req, t: &Tenant, coll: Collection) -> R {
     if !r.can_read() {
         return Err(denied());
