@@ -36,7 +36,10 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         ids.push(r["id"].as_str().unwrap_or_default().to_string());
     }
-    println!("created {apps} applications in {:.1} s", start.elapsed().as_secs_f64());
+    println!(
+        "created {apps} applications in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
     let select = "$select=id,appId,displayName,web,passwordCredentials";
     let round = |first: String| {
         let get = &get;

@@ -538,3 +538,29 @@ async fn changes_wait_for_replication() {
     );
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn applications_the_admin_api_adds_show_in_delta() {
+    let (emu, c, op, _) = setup(config()).await;
+    let (_, link, _) = round(&op, "/applications/delta?$select=appId").await;
+    let extra = BootstrapApp {
+        client_id: uuid(),
+        ..Default::default()
+    };
+    let tenant = entra_emulator::TenantConfig {
+        tenant_id: emu.tenant_id(),
+        apps: vec![extra.clone()],
+        ..Default::default()
+    };
+    let r = c
+        .post(format!("{}/_emulator/tenants", emu.base_url()))
+        .json(&tenant)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let (items, _, _) = round(&op, &link).await;
+    let app_ids: Vec<&Value> = items.iter().map(|v| &v["appId"]).collect();
+    assert_eq!(app_ids, [&json!(extra.client_id)]);
+    emu.shutdown().await;
+}

@@ -81,9 +81,12 @@ fn round(r: &Req, t: &Tenant, coll: Collection) -> R {
         }
         Ask::Page(pos) => pos,
     };
-    let upto = *pos
-        .upto
-        .get_or_insert_with(|| t.changes.watermark(now_ms(), r.lag));
+    // Never behind the token (the replication lag may have grown since it was issued).
+    let mark = t
+        .changes
+        .watermark(now_ms(), r.lag)
+        .max(pos.since.unwrap_or(0));
+    let upto = *pos.upto.get_or_insert(mark);
     let ids = match pos.since {
         None => current_ids(r, t, &pos),
         Some(since) => t

@@ -2,6 +2,7 @@
 //! bootstrap applications with credentials, service principals and Graph permissions, users and
 //! groups, trusted issuers.
 use super::basics::random_guid;
+use super::changes::Collection::{Applications, ServicePrincipals};
 use super::directory;
 use super::store::{self, AppRec, SpRec, Store, Tenant, fmt_secs};
 use crate::config::{BootstrapApp, Config, FederatedTrust, TenantConfig};
@@ -80,6 +81,9 @@ pub fn bootstrap_app(
     default_aud: &str,
 ) -> anyhow::Result<()> {
     let now = Utc::now();
+    let before = tenant
+        .app_idx_by_app_id(&b.client_id)
+        .map(|i| tenant.apps[i].body.clone());
     let idx = app_record(tenant, b, default_aud, now);
     let app = &mut tenant.apps[idx];
     if let Some(secret) = &b.client_secret {
@@ -92,6 +96,14 @@ pub fn bootstrap_app(
         add_federated(app, i, f);
     }
     let app_body = app.body.clone();
+    // Delta queries see what the admin API adds to a running tenant (state::changes).
+    let (id, at) = (store::s(&app_body, "id"), now.timestamp_millis());
+    match before {
+        None => tenant.changes.created(Applications, &id, at),
+        Some(old) => tenant
+            .changes
+            .updated(Applications, &id, &old, &app_body, at),
+    }
     let sp_id = service_principal(tenant, &b.client_id, &app_body, now);
     grant_graph_permissions(tenant, &sp_id, b, now)
 }
@@ -189,6 +201,9 @@ fn service_principal(
         visible_from_ms: 0,
         secrets: vec![],
     });
+    tenant
+        .changes
+        .created(ServicePrincipals, &id, now.timestamp_millis());
     id
 }
 
