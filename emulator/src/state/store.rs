@@ -179,9 +179,9 @@ pub struct Tenant {
     /// App management policies ([`super::app_policies`]).
     #[serde(default)]
     pub app_policies: super::app_policies::AppPolicies,
-    /// The configured object quotas ([`super::quota`]).
+    /// The configured object quotas (enforced by the quota module).
     #[serde(default)]
-    pub quota: super::quota::Quota,
+    pub quota: Quota,
     /// Object id → the caller that created it (the per-creator quota's count).
     #[serde(default)]
     pub creators: BTreeMap<String, String>,
@@ -417,4 +417,16 @@ mod tests {
         let back: Grant = serde_json::from_value(v).unwrap();
         assert_eq!(back, g);
     }
+}
+
+/// A tenant's configured object quotas (`TenantConfig`); None is the documented default
+/// (the quota module enforces them).
+#[derive(Clone, Debug, Serialize, Deserialize, Default, PartialEq)]
+pub struct Quota {
+    #[serde(default)]
+    pub directory: Option<u64>,
+    #[serde(default)]
+    pub creator: Option<u64>,
+    #[serde(default)]
+    pub creator_applies_to_apps: bool,
 }
