@@ -10,10 +10,12 @@ mod app_policies;
 mod app_validation;
 mod applications;
 mod assignments;
+mod claims_policies;
 mod credentials;
 mod deleted_items;
 mod directory_reads;
 mod errors;
+mod extensions;
 mod federated;
 mod groups;
 mod lookup;
@@ -21,6 +23,7 @@ mod odata;
 mod owners;
 mod pattern;
 mod permission_grants;
+mod policy_refs;
 pub mod policy_rules;
 pub mod query;
 mod read_order;
@@ -210,6 +213,7 @@ fn resource_units(operation: &str, write: bool, query: Option<&str>) -> u64 {
     let listing = matches!(
         operation,
         "applications.list"
+            | "applications.extensionProperties.list"
             | "oauth2PermissionGrants.list"
             | "servicePrincipals.oauth2PermissionGrants.list"
     );
