@@ -207,8 +207,8 @@ fn unauthorized(ctx: &ReqCtx, msg: &str, operation: &str) -> Response {
     OpInfo::named(operation, "", "").on(r)
 }
 
-/// Graph's resource-unit cost of a request: lists of applications and grants cost 2 (1 with
-/// `$select`), anything else 1.
+/// Graph's resource-unit cost of a request: lists of applications, their extension properties and
+/// grants cost 2 (1 with `$select`), anything else 1.
 fn resource_units(operation: &str, write: bool, query: Option<&str>) -> u64 {
     let listing = matches!(
         operation,
