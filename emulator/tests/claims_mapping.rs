@@ -397,3 +397,77 @@ async fn accept_mapped_claims_needs_a_verified_audience() {
     let (st, v) = sign_in_with_scope(&f, ADA, &scope).await;
     assert_err(st, &v, 400, "invalid_request", 501461);
 }
+
+#[tokio::test]
+async fn app_tokens_and_soft_delete() {
+    let f = fixture(1).await;
+    let g = admin(&f);
+    let ext = fhir_user_extension(&g, &f).await;
+    let def = r#"{"ClaimsMappingPolicy":{"Version":1,"IncludeBasicClaimSet":"true","ClaimsSchema":[{"Value":"sandbox","JwtClaimType":"env"},{"Source":"application","ID":"displayname","JwtClaimType":"client_name"}]}}"#;
+    let p = g
+        .post(
+            "/policies/claimsMappingPolicies",
+            json!({"definition": [def], "displayName": "static"}),
+        )
+        .await;
+    assert_eq!(p.status, 201, "{}", p.body);
+    let pid = p.body["id"].as_str().unwrap().to_string();
+    assert_eq!(assign(&g, &f.api_app_id, &pid).await.status, 204);
+    // Client credentials for the API: the resource's policy applies to app tokens too.
+    let (client, secret) = (f.emu.client_id(), f.emu.client_secret());
+    let scope = format!("{API_URI}/.default");
+    let app_token = || common::secret_token(&f.c, &f.emu, &client, &secret, &scope);
+    let (st, v) = app_token().await;
+    assert_err(st, &v, 400, "invalid_request", 50146);
+    accept_mapped_claims(&g, &f.api_app_id).await;
+    let (st, v) = app_token().await;
+    assert_eq!(st, 200, "{v}");
+    let at = verify_with_jwks(&f.c, &f.emu, v["access_token"].as_str().unwrap()).await;
+    assert_eq!(at["env"], "sandbox");
+    assert!(at["client_name"].is_string(), "{at}");
+
+    // Deleting the API's service principal drops its policy ("Policies can't be recovered").
+    let del = g.delete(&format!("/servicePrincipals/{}", f.api_sp)).await;
+    assert_eq!(del.status, 204, "{}", del.body);
+    let restored = g
+        .post(
+            &format!("/directory/deletedItems/{}/restore", f.api_sp),
+            json!({}),
+        )
+        .await;
+    assert_eq!(restored.status, 200, "{}", restored.body);
+    assert!(assigned(&g, &f.api_sp).await.is_empty());
+
+    // Deleting the owner app hides the extension and its values; restoring the app and its
+    // service principal shows them again.
+    assert_eq!(set_value(&g, ADA, &ext, json!(VALUE)).await.status, 204);
+    let sel = format!("/users/{ADA}?$select=id,{ext}");
+    let app = g
+        .get(&format!("/applications(appId='{}')", f.api_app_id))
+        .await;
+    let app_obj = app.body["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        g.delete(&format!("/applications/{app_obj}")).await.status,
+        204
+    );
+    assert!(g.get(&sel).await.body.get(&ext).is_none());
+    let back = g
+        .post(
+            &format!("/directory/deletedItems/{app_obj}/restore"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(back.status, 200, "{}", back.body);
+    assert!(
+        g.get(&sel).await.body.get(&ext).is_none(),
+        "the service principal is still deleted"
+    );
+    let sp_back = g
+        .post(
+            &format!("/directory/deletedItems/{}/restore", f.api_sp),
+            json!({}),
+        )
+        .await;
+    assert_eq!(sp_back.status, 200, "{}", sp_back.body);
+    assert_eq!(g.get(&sel).await.body[&ext], VALUE);
+}
