@@ -34,6 +34,10 @@ pub struct AppRec {
     pub fics: Vec<Value>,
     #[serde(default)]
     pub visible_from_ms: i64,
+    /// Directory extension definitions owned by the application ([`super::extensions`]); they
+    /// follow it into the deleted items and back.
+    #[serde(default)]
+    pub extension_properties: Vec<Value>,
 }
 
 impl AppRec {
@@ -179,6 +183,9 @@ pub struct Tenant {
     /// App management policies ([`super::app_policies`]).
     #[serde(default)]
     pub app_policies: super::app_policies::AppPolicies,
+    /// Claims-mapping policies and their service principals.
+    #[serde(default)]
+    pub claims_policies: super::claims_policies::ClaimsPolicies,
     /// The configured object quotas (enforced by the quota module).
     #[serde(default)]
     pub quota: Quota,
@@ -195,6 +202,9 @@ pub struct UserRec {
     pub password_sha256: String,
     #[serde(default)]
     pub admin: bool,
+    /// Directory extension values, by the name as last written ([`super::extensions`]).
+    #[serde(default)]
+    pub extensions: BTreeMap<String, Value>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, Default)]
