@@ -617,8 +617,8 @@ async fn a_credentials_ref_to_an_output_secret_is_refused_without_telling_what_e
 
 /// The resource app's access-policy step reads what is held on its API's service principal: when
 /// that service principal was deleted out of band, nothing is held on it, and the reconcile goes on
-/// to recreate it (found by the shared-cluster run: the step waited out a 404 as replication lag and
-/// then failed NotFound, so the API never healed).
+/// to bring it back (found by the shared-cluster run: the step waited out a 404 as replication lag
+/// and then failed NotFound, so the API never healed).
 #[tokio::test]
 async fn a_resource_app_whose_service_principal_was_deleted_heals_with_clients_registered() {
     let mut h = Harness::with_resource_app("def-rasp").await;
@@ -640,15 +640,27 @@ async fn a_resource_app_whose_service_principal_was_deleted_heals_with_clients_r
         )
         .await;
     assert_eq!(code, 204);
+    // Entra keeps the deleted service principal 30 days: the operator restores it (the same object,
+    // with its assignments) rather than creating a second one.
     let healed = h
-        .eventually("the API's service principal recreated", T, || async {
+        .eventually("the API's service principal live again", T, || async {
             let ra = get_json::<FhirResourceApp>(&h, "fhir").await;
-            let sp = ra["status"]["servicePrincipalObjectId"].clone();
+            let sp = ra["status"]["servicePrincipalObjectId"]
+                .as_str()
+                .unwrap_or_default();
+            let (code, _) = h
+                .graph(Method::GET, &format!("/servicePrincipals/{sp}"), None)
+                .await;
             let ready = condition(&ra, "Ready")["status"] == "True";
-            Ok((ready && sp != json!(old_sp)).then_some(ra))
+            Ok((ready && code == 200).then_some(ra))
         })
         .await;
     assert_eq!(condition(&healed, "Ready")["reason"], "Ready", "{healed}");
+    assert_eq!(
+        healed["status"]["servicePrincipalObjectId"],
+        old_sp.as_str(),
+        "restored, not created anew"
+    );
     h.stop_operator().await;
 }
 

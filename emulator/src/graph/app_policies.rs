@@ -5,15 +5,15 @@
 //! docs/entra-facts/lifecycle-and-policies.md §3.1–3.2 (Learn `tenantappmanagementpolicy-get`,
 //! `-update`, `appmanagementpolicy-list`, `-post`, `-get`, `-update`, `-delete`,
 //! `-list-appliesto`, `-post-appliesto`, `-delete-appliesto`).
-use super::errors::{GErr, R, bad, denied, err, invalid_value, not_found};
+use super::errors::{GErr, R, denied, invalid_value, not_found};
 use super::lookup::{find_app, find_sp};
 use super::odata::{created, deep_merge, entity, list_response, no_content, with_context_type};
 use super::pattern::Params;
+use super::policy_refs::{assign_one, referenced_id, require, unassign_one, writable};
 use super::policy_rules::parse_duration;
 use super::req::Req;
 use crate::state::random_guid;
 use crate::state::store::Tenant;
-use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
 const READ: &[&str] = &[
@@ -30,14 +30,6 @@ const READ_APPS: &[&str] = &[
     "Directory.Read.All",
     "Directory.ReadWrite.All",
 ];
-
-fn require(r: &Req, roles: &[&str]) -> Result<(), GErr> {
-    if r.has_any(roles) {
-        Ok(())
-    } else {
-        Err(denied())
-    }
-}
 
 /// GET: 200, the policy, `…#policies/defaultAppManagementPolicy/$entity`.
 pub fn default_get(r: &Req, t: &mut Tenant, _: &Params) -> R {
@@ -86,31 +78,6 @@ pub fn default_update(r: &Req, t: &mut Tenant, _: &Params) -> R {
     }
     t.app_policies.default = policy;
     Ok(no_content())
-}
-
-/// The body's properties, every one writable (400 otherwise, as Graph's other resources answer),
-/// annotations dropped.
-fn writable(body: &Value, allowed: &[&str], resource: &str) -> Result<Map<String, Value>, GErr> {
-    let Some(o) = body.as_object() else {
-        return Err(err(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "Empty Payload. JSON content expected.",
-        ));
-    };
-    let mut out = Map::new();
-    for (k, v) in o {
-        if k.starts_with('@') {
-            continue;
-        }
-        if !allowed.contains(&k.as_str()) {
-            return Err(bad(format!(
-                "Property '{k}' is read-only or does not exist on resource '{resource}'."
-            )));
-        }
-        out.insert(k.clone(), v.clone());
-    }
-    Ok(out)
 }
 
 /// `passwordCredentials` and `keyCredentials` of a restrictions object: known types, each "only
@@ -331,19 +298,12 @@ pub fn assigned_list(r: &Req, t: &mut Tenant, p: &Params) -> R {
 
 /// POST `…/appManagementPolicies/$ref` `{"@odata.id": "…/policies/appManagementPolicies/{id}"}`:
 /// 204. "Only one policy object can be assigned to an application or service principal": a second
-/// one is refused as Graph refuses a second token lifetime policy through the same `$ref`
-/// (microsoftgraph/microsoft-graph-docs-contrib#1114: `Request_MultipleObjectsWithSameKeyValue`,
-/// this text; its status is not shown there, [INF] 400).
+/// one is refused (`policy_refs::assign_one`).
 pub fn assign(r: &Req, t: &mut Tenant, p: &Params) -> R {
     let obj = target(r, t, p)?;
     require(r, WRITE)?;
     require(r, READ_APPS)?;
-    let reference = r.body["@odata.id"].as_str().unwrap_or("");
-    let pid = reference
-        .trim_end_matches('/')
-        .rsplit_once("/appManagementPolicies/")
-        .map(|(_, id)| id)
-        .ok_or_else(|| invalid_value("@odata.id", "AppManagementPolicy"))?;
+    let pid = referenced_id(r, "appManagementPolicies", "AppManagementPolicy")?;
     let i = t
         .app_policies
         .custom_idx(pid)
@@ -352,12 +312,7 @@ pub fn assign(r: &Req, t: &mut Tenant, p: &Params) -> R {
         .as_str()
         .unwrap_or("")
         .to_string();
-    if t.app_policies.assigned.contains_key(&obj) {
-        return Err(bad("Request contains property changes that would result in property-uniqueness violation(s). Please retry your request with corrected values.")
-            .with_code("Request_MultipleObjectsWithSameKeyValue"));
-    }
-    t.app_policies.assigned.insert(obj, pid);
-    Ok(no_content())
+    assign_one(&mut t.app_policies.assigned, obj, pid)
 }
 
 /// DELETE `…/appManagementPolicies/{policyId}/$ref`: 204 (the Graph PowerShell
@@ -367,12 +322,5 @@ pub fn unassign(r: &Req, t: &mut Tenant, p: &Params) -> R {
     let obj = target(r, t, p)?;
     require(r, WRITE)?;
     require(r, READ_APPS)?;
-    let pid = p.wild();
-    match t.app_policies.assigned.get(&obj) {
-        Some(x) if x.eq_ignore_ascii_case(pid) => {
-            t.app_policies.forget(&obj);
-            Ok(no_content())
-        }
-        _ => Err(not_found(pid)),
-    }
+    unassign_one(&mut t.app_policies.assigned, &obj, p.wild())
 }

@@ -35,7 +35,11 @@ fn group<'t>(r: &Req, t: &'t Tenant, p: &Params) -> Result<&'t GroupRec, GErr> {
 
 pub fn users(r: &Req, t: &mut Tenant, _: &Params) -> R {
     check_read(r)?;
-    let users = t.users.iter().map(|u| u.body.clone()).collect();
+    let users = t
+        .users
+        .iter()
+        .map(|u| super::extensions::user_shown(r, t, u))
+        .collect();
     list_response(
         r,
         "users",
@@ -46,7 +50,7 @@ pub fn users(r: &Req, t: &mut Tenant, _: &Params) -> R {
 
 pub fn user_get(r: &Req, t: &mut Tenant, p: &Params) -> R {
     let u = user(r, t, p)?;
-    Ok(entity(r, "users/$entity", &u.body))
+    super::extensions::user_entity(r, t, u)
 }
 
 pub fn user_assignments(r: &Req, t: &mut Tenant, p: &Params) -> R {

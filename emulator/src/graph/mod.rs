@@ -10,12 +10,14 @@ mod app_policies;
 mod app_validation;
 mod applications;
 mod assignments;
+mod claims_policies;
 mod credentials;
 mod deleted_items;
 mod delta;
 mod delta_token;
 mod directory_reads;
 mod errors;
+mod extensions;
 mod federated;
 mod groups;
 mod lookup;
@@ -23,6 +25,7 @@ mod odata;
 mod owners;
 mod pattern;
 mod permission_grants;
+mod policy_refs;
 pub mod policy_rules;
 pub mod query;
 mod read_order;
@@ -212,12 +215,13 @@ fn unauthorized(ctx: &ReqCtx, msg: &str, operation: &str) -> Response {
     OpInfo::named(operation, "", "").on(r)
 }
 
-/// Graph's resource-unit cost of a request: lists of applications and grants cost 2 (1 with
-/// `$select`), anything else 1.
+/// Graph's resource-unit cost of a request: lists of applications, their extension properties and
+/// grants cost 2 (1 with `$select`), anything else 1.
 fn resource_units(operation: &str, write: bool, query: Option<&str>) -> u64 {
     let listing = matches!(
         operation,
         "applications.list"
+            | "applications.extensionProperties.list"
             | "oauth2PermissionGrants.list"
             | "servicePrincipals.oauth2PermissionGrants.list"
     );

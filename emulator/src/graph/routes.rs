@@ -15,9 +15,9 @@ use super::odata::split_key;
 use super::pattern::{Params, matches};
 use super::req::Req;
 use super::{
-    add_key, app_policies as pol, applications as apps, assignments, credentials, deleted_items,
-    delta, directory_reads as dir, federated, groups, owners, permission_grants as grants,
-    service_principals as sps, sp_credentials,
+    add_key, app_policies as pol, applications as apps, assignments, claims_policies as cmp,
+    credentials, deleted_items, delta, directory_reads as dir, extensions as ext, federated,
+    groups, owners, permission_grants as grants, service_principals as sps, sp_credentials,
 };
 use crate::state::store::Tenant;
 use axum::http::Method;
@@ -97,6 +97,13 @@ pub static ROUTES: &[Route] = &[
     route(ANY,    "applications/{app}/appManagementPolicies/*", "applications.appManagementPolicies.item.methodNotAllowed", parent_then_method_not_allowed),
     route(GET,    "applications/{app}/appManagementPolicies", "applications.appManagementPolicies.list", pol::assigned_list),
     route(ANY,    "applications/{app}/appManagementPolicies", "applications.appManagementPolicies.methodNotAllowed", parent_then_method_not_allowed),
+    // directory extensions (Learn application-post-extensionproperty, -list-, extensionproperty-delete; state::extensions)
+    route(GET,    "applications/{app}/extensionProperties/{ext}", "applications.extensionProperties.get", ext::get),
+    route(DELETE, "applications/{app}/extensionProperties/{ext}", "applications.extensionProperties.delete", ext::delete),
+    route(ANY,    "applications/{app}/extensionProperties/{ext}", "applications.extensionProperties.item.methodNotAllowed", parent_then_method_not_allowed),
+    route(GET,    "applications/{app}/extensionProperties", "applications.extensionProperties.list", ext::list),
+    route(POST,   "applications/{app}/extensionProperties", "applications.extensionProperties.create", ext::create),
+    route(ANY,    "applications/{app}/extensionProperties", "applications.extensionProperties.methodNotAllowed", parent_then_method_not_allowed),
     route(ANY,    "applications/{app}/*", "applications.segmentNotFound", parent_then_segment_not_found),
     route(GET,    "applications/{app}", "applications.get", apps::get),
     route(PATCH,  "applications(uniqueName={app})", "applications.upsert", apps::update),
@@ -134,6 +141,13 @@ pub static ROUTES: &[Route] = &[
     route(ANY,    "servicePrincipals/{sp}/appManagementPolicies/*", "servicePrincipals.appManagementPolicies.item.methodNotAllowed", parent_then_method_not_allowed),
     route(GET,    "servicePrincipals/{sp}/appManagementPolicies", "servicePrincipals.appManagementPolicies.list", pol::assigned_list),
     route(ANY,    "servicePrincipals/{sp}/appManagementPolicies", "servicePrincipals.appManagementPolicies.methodNotAllowed", parent_then_method_not_allowed),
+    // claims-mapping policies on service principals (Learn serviceprincipal-*-claimsmappingpolicies; state::claims)
+    route(POST,   "servicePrincipals/{sp}/claimsMappingPolicies/$ref", "servicePrincipals.claimsMappingPolicies.add", cmp::assign),
+    route(DELETE, "servicePrincipals/{sp}/claimsMappingPolicies/*/$ref", "servicePrincipals.claimsMappingPolicies.remove", cmp::unassign),
+    route(ANY,    "servicePrincipals/{sp}/claimsMappingPolicies/*", "servicePrincipals.claimsMappingPolicies.item.methodNotAllowed", parent_then_method_not_allowed),
+    route(GET,    "servicePrincipals/{sp}/claimsMappingPolicies", "servicePrincipals.claimsMappingPolicies.list", cmp::assigned_list),
+    route(POST,   "servicePrincipals/{sp}/claimsMappingPolicies", "servicePrincipals.claimsMappingPolicies.withoutRef", cmp::without_ref),
+    route(ANY,    "servicePrincipals/{sp}/claimsMappingPolicies", "servicePrincipals.claimsMappingPolicies.methodNotAllowed", parent_then_method_not_allowed),
     route(POST,   "servicePrincipals/{sp}/addPassword|microsoft.graph.addPassword", "servicePrincipals.addPassword", sp_credentials::add_password),
     route(POST,   "servicePrincipals/{sp}/removePassword|microsoft.graph.removePassword", "servicePrincipals.removePassword", sp_credentials::remove_password),
     route(ANY,    "servicePrincipals/{sp}/*", "servicePrincipals.segmentNotFound", parent_then_segment_not_found),
@@ -152,7 +166,8 @@ pub static ROUTES: &[Route] = &[
     route(GET,    "oauth2PermissionGrants", "oauth2PermissionGrants.list", grants::list),
     route(POST,   "oauth2PermissionGrants", "oauth2PermissionGrants.create", grants::create),
     route(ANY,    "oauth2PermissionGrants", "oauth2PermissionGrants.methodNotAllowed", method_not_allowed_request),
-    // users (read-only) and groups
+    // users (reads; PATCH sets directory extension values and the profile the emulator keeps) and groups
+    route(PATCH,  "users/{user}", "users.update", ext::user_update),
     route(GET,    "users/{user}/appRoleAssignments", "users.appRoleAssignments.list", dir::user_assignments),
     route(GET,    "users/{user}/*", "users.item.unsupported", dir::user_unsupported),
     route(GET,    "users/{user}", "users.get", dir::user_get),
@@ -179,6 +194,15 @@ pub static ROUTES: &[Route] = &[
     route(PATCH,  "policies/appManagementPolicies/{policy}", "appManagementPolicies.update", pol::update),
     route(DELETE, "policies/appManagementPolicies/{policy}", "appManagementPolicies.delete", pol::delete),
     route(ANY,    "policies/appManagementPolicies/{policy}", "appManagementPolicies.item.methodNotAllowed", method_not_allowed_request),
+    // claims-mapping policies (Learn claimsmappingpolicy-*; state::claims)
+    route(GET,    "policies/claimsMappingPolicies/{policy}/appliesTo", "claimsMappingPolicies.appliesTo.list", cmp::applies_to),
+    route(GET,    "policies/claimsMappingPolicies/{policy}", "claimsMappingPolicies.get", cmp::get),
+    route(PATCH,  "policies/claimsMappingPolicies/{policy}", "claimsMappingPolicies.update", cmp::update),
+    route(DELETE, "policies/claimsMappingPolicies/{policy}", "claimsMappingPolicies.delete", cmp::delete),
+    route(ANY,    "policies/claimsMappingPolicies/{policy}", "claimsMappingPolicies.item.methodNotAllowed", method_not_allowed_request),
+    route(GET,    "policies/claimsMappingPolicies", "claimsMappingPolicies.list", cmp::list),
+    route(POST,   "policies/claimsMappingPolicies", "claimsMappingPolicies.create", cmp::create),
+    route(ANY,    "policies/claimsMappingPolicies", "claimsMappingPolicies.methodNotAllowed", method_not_allowed_request),
     route(GET,    "policies/appManagementPolicies", "appManagementPolicies.list", pol::list),
     route(POST,   "policies/appManagementPolicies", "appManagementPolicies.create", pol::create),
     route(ANY,    "policies/appManagementPolicies", "appManagementPolicies.methodNotAllowed", method_not_allowed_request),

@@ -4,6 +4,7 @@
 use super::client_auth::{Client, Refused, authenticate};
 use super::{aadsts_error, login_headers, tenant_or_unknown};
 use crate::request::{ReqCtx, by};
+use crate::state::claims as mapped;
 use crate::state::store;
 use crate::state::views::GraphObject;
 use crate::state::{ADMIN_OID, Shared, directory, now_secs, random_guid};
@@ -25,6 +26,7 @@ pub fn admin_token(sh: &Shared, tenant: &str) -> String {
         "Policy.Read.All",
         "Policy.ReadWrite.ApplicationConfiguration",
         "Group.ReadWrite.All",
+        "User.ReadWrite.All",
     ];
     sh.signing.sign(&json!({
         "aud": "https://graph.microsoft.com", "iss": format!("https://sts.windows.net/{tenant}/"),
@@ -296,6 +298,22 @@ fn app_token(
     };
     if !roles.is_empty() {
         claims["roles"] = json!(roles);
+    }
+    // The policy on the resource's service principal shapes app tokens too (`state::claims`).
+    let who = mapped::Parties {
+        user: None,
+        client_sp: Some(app.sp),
+        resource_sp: Some(rsp),
+        audience_sp: rsp,
+    };
+    let aud = claims["aud"].as_str().unwrap_or("").to_string();
+    match mapped::for_token(tenant, &who, &aud) {
+        Ok(Some(m)) => mapped::apply(&mut claims, &m),
+        Ok(None) => {}
+        Err(r) => {
+            let (code, text) = super::user_tokens::refusal(r);
+            return Err(("invalid_request", code, text.to_string()));
+        }
     }
     Ok((sh.signing.sign(&claims), exp))
 }

@@ -4,15 +4,21 @@ use super::client_auth::Client;
 use super::consent;
 use super::err;
 use crate::request::ReqCtx;
+use crate::state::claims::{self, Mapped, Parties, Refused};
 use crate::state::directory;
 use crate::state::sign_in::{self as flows, Grant, Platform, Refresh};
-use crate::state::store::{self, s};
+use crate::state::store::{self, Tenant, s};
 use crate::state::views::GraphObject;
 use crate::state::{Shared, now_secs, random_guid};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::collections::HashMap;
+
+fn refused(ctx: &ReqCtx, r: Refused) -> Response {
+    let (code, text) = refusal(r);
+    err(ctx, 400, "invalid_request", code, text)
+}
 
 /// Pairwise `sub`: stable per user and app, different between apps (D-ATC).
 fn pairwise(user_id: &str, app_id: &str) -> String {
@@ -61,20 +67,84 @@ pub fn id_token(sh: &Shared, g: &Grant, code: Option<&str>) -> String {
         let h = crate::crypto::sha256(code.as_bytes());
         c["c_hash"] = json!(crate::crypto::b64url(&h[..16]));
     }
+    // Refused mappings were answered at the token endpoint (`issue`); a hybrid ID token from
+    // /authorize gets no mapped claims then.
+    if let Ok(Some(m)) = id_token_mapping(sh, g) {
+        claims::apply(&mut c, &m);
+    }
     sh.signing.sign(&c)
 }
 
-/// A delegated access token: v1 or v2 as the *resource* asks (`requestedAccessTokenVersion`, D-AT).
-fn access_token(sh: &Shared, g: &Grant, acr: &str) -> Option<(String, String)> {
+/// The mapping of a token whose audience is `audience_sp` and `aud` claim `aud`, for this grant's
+/// user, client and resource (`state::claims`).
+fn mapping(
+    t: &Tenant,
+    g: &Grant,
+    audience_sp: &Value,
+    aud: &str,
+) -> Result<Option<Mapped>, Refused> {
+    let who = Parties {
+        user: directory::user_by_id(t, &g.user_id),
+        client_sp: t.sp_idx_by_app_id(&g.client_id).map(|i| &t.sps[i].body),
+        resource_sp: t.sp_idx(&g.resource_sp).map(|i| &t.sps[i].body),
+        audience_sp,
+    };
+    claims::for_token(t, &who, aud)
+}
+
+/// The ID token's audience is the client: the policy on the client's service principal shapes it
+/// (AHDS `set-fhir-user-mapping`; MicrosoftDocs/azure-docs#45285 for the refusal).
+fn id_token_mapping(sh: &Shared, g: &Grant) -> Result<Option<Mapped>, Refused> {
     let st = sh.store.lock().unwrap();
-    let t = st.tenants.get(&g.tenant)?;
+    let Some(t) = st.tenants.get(&g.tenant) else {
+        return Ok(None);
+    };
+    let Some(i) = t.sp_idx_by_app_id(&g.client_id) else {
+        return Ok(None);
+    };
+    mapping(t, g, &t.sps[i].body, &g.client_id)
+}
+
+/// The token endpoint's answer to a refused mapping: 400 `invalid_request` with AADSTS50146 (text
+/// as on the wire in 2025, sunilbandla/vue-msal-sample#8; the error-code table's is shorter) or
+/// AADSTS501461 (text as on the wire, Azure-Samples/active-directory-aspnetcore-webapp-openidconnect-v2#728;
+/// Entra `jwt-claims-customization` quotes it without the comma).
+pub(crate) fn refusal(r: Refused) -> (u32, &'static str) {
+    match r {
+        Refused::MissingSigningKey => (
+            50146,
+            "This application is required to be configured with an application-specific signing key. It is either not configured with one, or the key has expired or is not yet valid.",
+        ),
+        Refused::AudienceNotVerified => (
+            501461,
+            "AcceptMappedClaims is only supported for a token audience matching the application GUID or an audience within the tenant's verified domains. Either change the resource identifier, or use an application-specific signing key.",
+        ),
+    }
+}
+
+/// Why a delegated access token is not issued.
+enum NotIssued {
+    NoUser,
+    Mapping(Refused),
+}
+
+/// A delegated access token: v1 or v2 as the *resource* asks (`requestedAccessTokenVersion`, D-AT),
+/// with the claims the policy on the resource's service principal maps (Graph
+/// `how-to-claims-customization`).
+fn access_token(sh: &Shared, g: &Grant, acr: &str) -> Result<(String, String), NotIssued> {
+    let st = sh.store.lock().unwrap();
+    let t = st.tenants.get(&g.tenant).ok_or(NotIssued::NoUser)?;
     let rsp = t
         .sps
         .iter()
-        .find(|x| x.body.id() == g.resource_sp)?
+        .find(|x| x.body.id() == g.resource_sp)
+        .ok_or(NotIssued::NoUser)?
         .body
         .clone();
-    let u = directory::user_by_id(t, &g.user_id)?.body.clone();
+    let u = directory::user_by_id(t, &g.user_id)
+        .ok_or(NotIssued::NoUser)?
+        .body
+        .clone();
     let roles = directory::user_roles(t, &g.user_id, &rsp);
     let r_app = s(&rsp, "appId");
     let version = st
@@ -125,7 +195,16 @@ fn access_token(sh: &Shared, g: &Grant, acr: &str) -> Option<(String, String)> {
     if !roles.is_empty() {
         c["roles"] = json!(roles);
     }
-    Some((sh.signing.sign(&c), resource_uri))
+    {
+        let st = sh.store.lock().unwrap();
+        if let Some(t) = st.tenants.get(&g.tenant) {
+            let aud = c["aud"].as_str().unwrap_or("").to_string();
+            if let Some(m) = mapping(t, g, &rsp, &aud).map_err(NotIssued::Mapping)? {
+                claims::apply(&mut c, &m);
+            }
+        }
+    }
+    Ok((sh.signing.sign(&c), resource_uri))
 }
 
 /// One token request redeeming a user's grant (a code, a refresh token, a device code).
@@ -147,15 +226,23 @@ pub(super) fn issue(call: Call, g: &Grant, platform: Platform, spa_issued: i64) 
     let acr = call.c.acr.unwrap_or("0");
     // The ID token follows the endpoint version the flow started on or redeems at (D-IDT).
     let v1 = call.v1 || g.v1;
-    let Some((at, resource)) = access_token(sh, g, acr) else {
-        return err(
-            ctx,
-            400,
-            "invalid_grant",
-            50034,
-            "The user account does not exist in the directory.",
-        );
+    let (at, resource) = match access_token(sh, g, acr) {
+        Ok(x) => x,
+        Err(NotIssued::NoUser) => {
+            return err(
+                ctx,
+                400,
+                "invalid_grant",
+                50034,
+                "The user account does not exist in the directory.",
+            );
+        }
+        Err(NotIssued::Mapping(r)) => return refused(ctx, r),
     };
+    let wants_id_token = v1 || g.oidc.iter().any(|x| x == "openid");
+    if wants_id_token && let Err(r) = id_token_mapping(sh, g) {
+        return refused(ctx, r);
+    }
     let life = sh.token_lifetime_secs;
     let mut body = if v1 {
         let exp = now_secs() + life as i64;
@@ -185,7 +272,7 @@ pub(super) fn issue(call: Call, g: &Grant, platform: Platform, spa_issued: i64) 
         );
         body["refresh_token"] = json!(rt);
     }
-    if v1 || g.oidc.iter().any(|x| x == "openid") {
+    if wants_id_token {
         body["id_token"] = json!(id_token(sh, g, None));
     }
     if form.get("client_info").map(String::as_str) == Some("1") {

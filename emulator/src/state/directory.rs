@@ -107,6 +107,10 @@ pub fn add_user(t: &mut Tenant, u: &UserConfig) -> anyhow::Result<String> {
         u.display_name.clone()
     };
     let salt = random_guid();
+    // A user added again keeps its directory extension values.
+    let extensions = existing
+        .map(|i| t.users[i].extensions.clone())
+        .unwrap_or_default();
     let rec = UserRec {
         body: json!({"businessPhones": [], "displayName": name, "givenName": null, "jobTitle": null,
             "mail": null, "mobilePhone": null, "officeLocation": null, "preferredLanguage": null,
@@ -114,6 +118,7 @@ pub fn add_user(t: &mut Tenant, u: &UserConfig) -> anyhow::Result<String> {
         password_sha256: hash(&salt, &u.password),
         salt,
         admin: u.admin,
+        extensions,
     };
     match existing {
         Some(i) => t.users[i] = rec,

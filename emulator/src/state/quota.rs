@@ -24,7 +24,6 @@
 //!   opt in to the 2020 reading (`creator_quota_applies_to_apps`) to test a client against it.
 use super::store::Tenant;
 use super::views::GraphObject;
-use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
 /// A tenant without a verified domain (self-service sign-up, Free edition).
@@ -34,16 +33,8 @@ pub const VERIFIED_TENANT_QUOTA: u64 = 300_000;
 /// Objects one non-admin creator may hold.
 pub const CREATOR_QUOTA: u64 = 250;
 
-/// The tenant's configured quotas (`TenantConfig`); None is the documented default.
-#[derive(Clone, Debug, Serialize, Deserialize, Default, PartialEq)]
-pub struct Quota {
-    #[serde(default)]
-    pub directory: Option<u64>,
-    #[serde(default)]
-    pub creator: Option<u64>,
-    #[serde(default)]
-    pub creator_applies_to_apps: bool,
-}
+/// The tenant's configured quotas, kept with the tenant ([`super::store`] depends on no rule).
+pub use super::store::Quota;
 
 /// Which quota a create would exceed.
 #[derive(Clone, Copy, Debug, PartialEq)]

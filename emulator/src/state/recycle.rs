@@ -51,6 +51,8 @@ pub fn delete_sp(t: &mut Tenant, id: &str, now: DateTime<Utc>) {
     // configure the policies again" (Learn `delete-recover-faq`): its app management policy
     // assignment is dropped, not set aside.
     t.app_policies.forget(id);
+    // [INF] the same for its claims-mapping policy (same page; the policies are alike).
+    t.claims_policies.forget(id);
     let (assignments, kept) = std::mem::take(&mut t.assignments)
         .into_iter()
         .partition(|a| a.principal_id == id || a.resource_id == id);

@@ -34,6 +34,10 @@ pub struct AppRec {
     pub fics: Vec<Value>,
     #[serde(default)]
     pub visible_from_ms: i64,
+    /// Directory extension definitions owned by the application ([`super::extensions`]); they
+    /// follow it into the deleted items and back.
+    #[serde(default)]
+    pub extension_properties: Vec<Value>,
 }
 
 impl AppRec {
@@ -179,9 +183,12 @@ pub struct Tenant {
     /// App management policies ([`super::app_policies`]).
     #[serde(default)]
     pub app_policies: super::app_policies::AppPolicies,
-    /// The configured object quotas ([`super::quota`]).
+    /// Claims-mapping policies and their service principals.
     #[serde(default)]
-    pub quota: super::quota::Quota,
+    pub claims_policies: super::claims_policies::ClaimsPolicies,
+    /// The configured object quotas (enforced by the quota module).
+    #[serde(default)]
+    pub quota: Quota,
     /// Object id → the caller that created it (the per-creator quota's count).
     #[serde(default)]
     pub creators: BTreeMap<String, String>,
@@ -198,6 +205,9 @@ pub struct UserRec {
     pub password_sha256: String,
     #[serde(default)]
     pub admin: bool,
+    /// Directory extension values, by the name as last written ([`super::extensions`]).
+    #[serde(default)]
+    pub extensions: BTreeMap<String, Value>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, Default)]
@@ -420,4 +430,16 @@ mod tests {
         let back: Grant = serde_json::from_value(v).unwrap();
         assert_eq!(back, g);
     }
+}
+
+/// A tenant's configured object quotas (`TenantConfig`); None is the documented default
+/// (the quota module enforces them).
+#[derive(Clone, Debug, Serialize, Deserialize, Default, PartialEq)]
+pub struct Quota {
+    #[serde(default)]
+    pub directory: Option<u64>,
+    #[serde(default)]
+    pub creator: Option<u64>,
+    #[serde(default)]
+    pub creator_applies_to_apps: bool,
 }
