@@ -564,3 +564,23 @@ async fn applications_the_admin_api_adds_show_in_delta() {
     assert_eq!(app_ids, [&json!(extra.client_id)]);
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_deltalink_survives_a_restart_with_a_state_file() {
+    let dir = std::env::temp_dir().join(format!("entra-emu-delta-{}", uuid()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cfg = config();
+    cfg.state_file = Some(dir.join("state.json"));
+    let (emu, _c, op, _) = setup(cfg.clone()).await;
+    new_app(&op, "before-restart").await;
+    let (_, link, _) = round(&op, "/applications/delta").await;
+    emu.shutdown().await;
+    let (emu, _c, op, _) = setup(cfg).await;
+    let (created, _) = new_app(&op, "after-restart").await;
+    // The listener's port is new; the token is what carries the position.
+    let path = &link[link.find("/applications/delta").unwrap()..];
+    let (items, _, _) = round(&op, path).await;
+    assert_eq!(ids(&items), [created]);
+    emu.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
