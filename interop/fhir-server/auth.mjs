@@ -5,7 +5,9 @@
 //   checked by @asymmetrik/sof-scope-checker (the check node-fhir-server-core's SMART middleware uses).
 //   Scope values are read as the OSS server's SmartClinicalScopesMiddleware reads them: `/`, `$` or `.`
 //   after patient|user|system, `*` or `all` for every type, v1 levels (read, write, *, all) or v2
-//   letters (cruds).
+//   letters (cruds): Entra carries `patient/Patient.rs` as `patient.Patient.rs` in `scp`, and the
+//   middleware's regex (microsoft/fhir-server src/Microsoft.Health.Fhir.Api/Features/SMART/
+//   SmartClinicalScopesMiddleware.cs) takes `/`, `$` or `.` and URL-decodes `%2f` first.
 import { createRequire } from 'node:module';
 
 const require = createRequire(`${process.env.FHIR_SERVER_NODE_MODULES}/`);
@@ -22,14 +24,18 @@ export const ROLES = {
   smartUser: { actions: ['*', 'smart'] },
 };
 
-/** The data action a request needs, and the FHIR resource type it touches. */
+/**
+ * The data action a request needs, the FHIR resource type it touches, and its SMART v2 interaction
+ * (`r` read by id, `s` search, `c` create, `u` update, `d` delete).
+ */
 export function requested(method, path) {
   const [, , type = '*', id = ''] = path.split('/');
   const resource = type.startsWith('$') || type === '' ? '*' : type;
-  if (path.includes('$export')) return { action: 'export', resource };
-  if (method === 'GET' || method === 'HEAD' || id === '_search') return { action: 'read', resource };
-  if (method === 'DELETE') return { action: 'delete', resource };
-  return { action: 'write', resource };
+  if (path.includes('$export')) return { action: 'export', resource, interaction: 's' };
+  if (id === '_search' || ((method === 'GET' || method === 'HEAD') && id === '')) return { action: 'read', resource, interaction: 's' };
+  if (method === 'GET' || method === 'HEAD') return { action: 'read', resource, interaction: 'r' };
+  if (method === 'DELETE') return { action: 'delete', resource, interaction: 'd' };
+  return { action: 'write', resource, interaction: method === 'POST' ? 'c' : 'u' };
 }
 
 const roleAllows = (role, action) => {
@@ -56,9 +62,24 @@ export function clinicalScopes(scp) {
   return out;
 }
 
+// v1 levels as v2 letters: SmartClinicalScopesMiddleware reads `read` as r+s and `write` as c+u+d.
+const V1_LETTERS = { read: 'rs', write: 'cud', '*': 'cruds', all: 'cruds' };
+
+/** The v2 letters the token's clinical scopes grant on `resource` (v1 levels widened to theirs). */
+export function grantedLetters(scp, resource) {
+  let letters = '';
+  for (const raw of String(scp ?? '').split(' ')) {
+    const m = CLINICAL.exec(decodeURIComponent(raw));
+    if (!m) continue;
+    const [, , type, level] = m;
+    if (type === '*' || type === 'all' || type === resource) letters += V1_LETTERS[level] ?? level;
+  }
+  return letters;
+}
+
 /** {allowed, reason, roles, scopes}: whether `claims` may do `method path`. */
 export function authorize(claims, method, path) {
-  const { action, resource } = requested(method, path);
+  const { action, resource, interaction } = requested(method, path);
   const roles = Array.isArray(claims.roles) ? claims.roles : [];
   if (!roles.some((r) => roleAllows(r, action))) {
     return { allowed: false, reason: `the token's roles [${roles.join(', ')}] do not allow '${action}'` };
@@ -69,6 +90,11 @@ export function authorize(claims, method, path) {
     const { error } = scopeChecker(resource, action === 'read' || action === 'export' ? 'read' : 'write', scopes);
     if (error) {
       return { allowed: false, reason: `the token's SMART scopes [${scopes.join(' ')}] do not allow '${action}' on ${resource}` };
+    }
+    // SMART v2 splits read into r (by id) and s (search, and $export): patient/Patient.r cannot search (AHDS
+    // "SMART on FHIR" page; microsoft/fhir-server SmartClinicalScopesMiddleware keeps the letters).
+    if (!grantedLetters(claims.scp, resource).includes(interaction)) {
+      return { allowed: false, reason: `the token's SMART scopes [${claims.scp}] do not grant '${interaction}' on ${resource}` };
     }
   }
   return { allowed: true, roles, scopes };

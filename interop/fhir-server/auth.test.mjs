@@ -8,12 +8,13 @@ const app = (...roles) => ({ roles });
 const user = (scp, ...roles) => ({ roles, scp });
 
 test('a request needs the data action of its interaction', () => {
-  assert.deepEqual(requested('GET', '/4_0_1/Patient/1'), { action: 'read', resource: 'Patient' });
-  assert.deepEqual(requested('POST', '/4_0_1/Patient/_search'), { action: 'read', resource: 'Patient' });
-  assert.deepEqual(requested('POST', '/4_0_1/Patient'), { action: 'write', resource: 'Patient' });
-  assert.deepEqual(requested('PUT', '/4_0_1/Patient/1'), { action: 'write', resource: 'Patient' });
-  assert.deepEqual(requested('DELETE', '/4_0_1/Patient/1'), { action: 'delete', resource: 'Patient' });
-  assert.deepEqual(requested('GET', '/4_0_1/$export'), { action: 'export', resource: '*' });
+  assert.deepEqual(requested('GET', '/4_0_1/Patient/1'), { action: 'read', resource: 'Patient', interaction: 'r' });
+  assert.deepEqual(requested('GET', '/4_0_1/Patient'), { action: 'read', resource: 'Patient', interaction: 's' });
+  assert.deepEqual(requested('POST', '/4_0_1/Patient/_search'), { action: 'read', resource: 'Patient', interaction: 's' });
+  assert.deepEqual(requested('POST', '/4_0_1/Patient'), { action: 'write', resource: 'Patient', interaction: 'c' });
+  assert.deepEqual(requested('PUT', '/4_0_1/Patient/1'), { action: 'write', resource: 'Patient', interaction: 'u' });
+  assert.deepEqual(requested('DELETE', '/4_0_1/Patient/1'), { action: 'delete', resource: 'Patient', interaction: 'd' });
+  assert.deepEqual(requested('GET', '/4_0_1/$export'), { action: 'export', resource: '*', interaction: 's' });
 });
 
 test('app tokens: roles as roles.json means them', () => {
@@ -52,4 +53,26 @@ test('delegated tokens: the user\'s role and, when present, the SMART scopes', (
   assert.equal(authorize(user('patient.Patient.read', 'globalReader'), 'GET', read).allowed, true);
   assert.equal(authorize(user('user.all.all', 'globalWriter'), 'POST', '/4_0_1/Patient').allowed, true);
   assert.equal(authorize(user('patient.all.write', 'globalReader'), 'POST', '/4_0_1/Patient').allowed, false, 'role');
+});
+
+test('SMART v2 letters: r reads by id, s searches, c/u/d write (v1 and v2 side by side)', () => {
+  const cases = [
+    ['patient.Patient.rs', 'GET', '/4_0_1/Patient/1', true],
+    ['patient.Patient.rs', 'GET', '/4_0_1/Patient', true],
+    ['patient.Patient.rs', 'POST', '/4_0_1/Patient/_search', true],
+    ['patient.Patient.rs', 'POST', '/4_0_1/Patient', false],
+    ['patient.Patient.rs', 'GET', '/4_0_1/Observation', false],
+    ['patient.Patient.r', 'GET', '/4_0_1/Patient/1', true],
+    ['patient.Patient.r', 'GET', '/4_0_1/Patient', false],
+    ['patient.Patient.s', 'GET', '/4_0_1/Patient/1', false],
+    ['patient/Patient.rs', 'GET', '/4_0_1/Patient', true],
+    ['patient%2fPatient.rs', 'GET', '/4_0_1/Patient/1', true],
+    ['user.all.cruds', 'DELETE', '/4_0_1/Patient/1', true],
+    ['user.all.cu', 'DELETE', '/4_0_1/Patient/1', false],
+    ['user.all.cu', 'PUT', '/4_0_1/Patient/1', true],
+    ['patient.Patient.r patient.all.read', 'GET', '/4_0_1/Patient', true],
+  ];
+  for (const [scp, method, path, allowed] of cases) {
+    assert.equal(authorize(user(scp, 'globalAdmin'), method, path).allowed, allowed, `${scp} ${method} ${path}`);
+  }
 });

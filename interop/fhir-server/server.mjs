@@ -94,6 +94,11 @@ const patientService = {
   },
 };
 
+// An empty Observation store: a second resource type, so a scope for one type can be seen refusing another.
+const observationService = {
+  search: async () => ({ resourceType: 'Bundle', type: 'searchset', total: 0, entry: [] }),
+};
+
 const { VERSIONS } = constants;
 const app = express();
 const cors = (res) => res.set('Access-Control-Allow-Origin', '*');
@@ -114,7 +119,10 @@ const config = {
     corsOptions: { maxAge: 86400 },
   },
   logging: { level: 'warn' },
-  profiles: { patient: { service: patientService, versions: [VERSIONS['4_0_1']] } },
+  profiles: {
+    patient: { service: patientService, versions: [VERSIONS['4_0_1']] },
+    observation: { service: observationService, versions: [VERSIONS['4_0_1']] },
+  },
 };
 // The server's hook loads `require(path.resolve(config.auth.strategy.service)).strategy`.
 globalThis.__fhirServerStrategy = strategy;

@@ -1,11 +1,11 @@
 // A Confidential web app acting for a signed-in user, with @azure/msal-node and the client's Secret:
 // `/` sends the user to sign in (getAuthCodeUrl, PKCE), REDIRECT_URI redeems the code
-// (acquireTokenByCode) and calls the FHIR server (FHIR_URL) as the user: it reads Patient PATIENT_ID
-// and tries to create one, and shows what the server answered.
+// (acquireTokenByCode) and calls the FHIR server (FHIR_URL) as the user: it reads Patient PATIENT_ID,
+// searches Patient, tries to create one and searches Observation, and shows what the server answered.
 // env SECRET_DIR, CONFIGMAP_DIR (for interop/node/common.mjs), INTEROP_NODE_MODULES (msal-node),
 // PATIENT_ID, and the user's part (interop/node/user.mjs).
 // `node web-app.mjs serve` only serves it (for a person: make demo with DEMO_KEEP=1).
-// Prints {ok, patient, write, token: {scp, roles, aud}} (claims, never the token) or {ok: false, ...}.
+// Prints {ok, patient, search, write, other, token: {scp, roles, aud}} (claims, never the token) or {ok: false, ...}.
 import { createServer } from 'node:http';
 import { KNOWN_AUTHORITIES, SECRET, require } from '../node/common.mjs';
 import { browser } from '../node/user.mjs';
@@ -33,9 +33,12 @@ async function fhir(token, method, path, body) {
 async function signedIn(code) {
   const t = await app.acquireTokenByCode({ code, scopes, redirectUri, codeVerifier: verifier });
   const patient = await fhir(t.accessToken, 'GET', `Patient/${patientId}`);
+  const search = await fhir(t.accessToken, 'GET', 'Patient');
   const write = await fhir(t.accessToken, 'POST', 'Patient', { resourceType: 'Patient', name: [{ family: 'Written' }] });
+  const other = await fhir(t.accessToken, 'GET', 'Observation');
   const c = JSON.parse(Buffer.from(t.accessToken.split('.')[1], 'base64url'));
-  return { ok: true, user: t.account?.username, patient, write, token: { scp: c.scp, roles: c.roles, aud: c.aud } };
+  return { ok: true, user: t.account?.username, patient, search, write, other,
+    token: { scp: c.scp, roles: c.roles, aud: c.aud } };
 }
 
 const server = createServer(async (req, res) => {

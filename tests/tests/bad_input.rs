@@ -190,6 +190,31 @@ async fn invalid_manifests_are_refused_with_messages_a_user_understands() {
         ),
         (
             'R',
+            json!({"fhirUrl": fhir, "smart": {"enabled": true, "scopes": ["patient/Observation.rs?category=laboratory"]}}),
+            Refused("a query-qualified (granular) SMART scope"),
+        ),
+        (
+            'R',
+            json!({"fhirUrl": fhir, "smart": {"enabled": true, "scopes": ["patient/Patient.sr"]}}),
+            Refused("a SMART scope must be <patient|user|system>/<Type or *>.<level>"),
+        ),
+        (
+            'R',
+            json!({"fhirUrl": fhir, "smart": {"enabled": true, "scopes": ["user/*.cruds", "patient/Patient.rx"]}}),
+            Refused("a SMART scope must be <patient|user|system>/<Type or *>.<level>"),
+        ),
+        (
+            'R',
+            json!({"fhirUrl": fhir, "smart": {"enabled": true, "scopes": ["patient/Patient."]}}),
+            Refused("a SMART scope must be <patient|user|system>/<Type or *>.<level>"),
+        ),
+        (
+            'R',
+            json!({"fhirUrl": fhir, "smart": {"enabled": true, "scopes": ["patient/Patient.rs", "user/*.cruds", "patient/*.read", "system/Observation.r", "launch/patient", "fhirUser"]}}),
+            Accepted,
+        ),
+        (
+            'R',
             json!({"fhirUrl": fhir, "deletionPolicy": "Keep"}),
             Refused("spec.deletionPolicy: Unsupported value: \"Keep\""),
         ),
@@ -468,6 +493,26 @@ async fn invalid_manifests_are_refused_with_messages_a_user_understands() {
             'C',
             json!({"type": "Confidential", "target": target, "scopes": ["user_impersonation", "user_impersonation"]}),
             Refused("spec.scopes[1]: Duplicate value"),
+        ),
+        (
+            'C',
+            json!({"type": "Confidential", "target": target, "scopes": ["patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory"]}),
+            Refused("a query-qualified (granular) SMART scope"),
+        ),
+        (
+            'C',
+            json!({"type": "Confidential", "target": target, "scopes": ["patient.Observation.rs?code=loinc.org|85354-9"]}),
+            Refused("a query-qualified (granular) SMART scope"),
+        ),
+        (
+            'C',
+            json!({"type": "Confidential", "target": target, "scopes": ["user/Observation.dr"]}),
+            Refused("a SMART scope must be <patient|user|system>/<Type or *>.<level>"),
+        ),
+        (
+            'C',
+            json!({"type": "Confidential", "target": target, "scopes": ["patient/Patient.rs", "patient.Patient.rs", "user/*.cruds", "user_impersonation"]}),
+            Accepted,
         ),
         (
             'C',

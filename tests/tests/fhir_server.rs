@@ -652,20 +652,25 @@ async fn signed_in_app(
     r
 }
 
-/// A Confidential web app acting for the signed-in clinician (msal-node's auth-code flow with PKCE
-/// and the client's secret, in Chromium) reads the Patient; the user's role (globalReader) does not
-/// allow a write, so the app's create is 403 whatever its scopes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn confidential_web_app_reads_a_patient_for_the_signed_in_user() {
+/// The Confidential web app (`web-app.mjs`: msal-node's auth-code flow with PKCE and the client's
+/// secret, in Chromium) acting for the signed-in clinician, who holds `role`, against a resource app
+/// with `resource` added to its spec; the client requests `scopes`. Its JSON result, or `None` when
+/// Chromium is not installed (FHIR_OP_SKIP_BROWSER=1).
+async fn web_app_for_the_clinician(
+    prefix: &str,
+    resource: Value,
+    scopes: Value,
+    role: &str,
+) -> Option<Value> {
     let _browser = one_browser_at_a_time().await;
     let tools = installed();
     if !tools.contains_key("BROWSER_NODE_MODULES") {
         eprintln!(
             "\n\n######## SKIPPED: the web app's sign-in needs Chromium (FHIR_OP_SKIP_BROWSER=1) ########\n"
         );
-        return;
+        return None;
     }
-    let (h, port) = harness("fhir-web", json!({}), |cfg| {
+    let (h, port) = harness(prefix, resource, |cfg| {
         cfg.tenants[0].users = vec![clinician()]
     })
     .await;
@@ -673,17 +678,26 @@ async fn confidential_web_app_reads_a_patient_for_the_signed_in_user() {
     h.apply::<FhirClientApp>(client_app(
         "portal",
         json!({"type": "Confidential", "target": {"resourceAppRef": {"name": "fhir"}},
-               "redirectUris": [redirect], "scopes": ["user_impersonation", "patient/*.read"],
-               "grantAdminConsent": true}),
+               "redirectUris": [redirect], "scopes": scopes, "grantAdminConsent": true}),
     ))
     .await
     .unwrap();
     let data = secret(&h, "portal").await;
     let cm = config_map(&h, "fhir").await;
     let _server = serve(&h, &tools, &cm, port).await;
-    assign_user_role(&h, &cm["CLIENT_ID"], USER_OID, "globalReader").await;
+    assign_user_role(&h, &cm["CLIENT_ID"], USER_OID, role).await;
+    Some(signed_in_app(&h, &tools, "web-app.mjs", &data, &cm, &[]).await)
+}
 
-    let r = signed_in_app(&h, &tools, "web-app.mjs", &data, &cm, &[]).await;
+/// A Confidential web app acting for the signed-in clinician reads the Patient; the user's role
+/// (globalReader) does not allow a write, so the app's create is 403 whatever its scopes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confidential_web_app_reads_a_patient_for_the_signed_in_user() {
+    let scopes = json!(["user_impersonation", "patient/*.read"]);
+    let Some(r) = web_app_for_the_clinician("fhir-web", json!({}), scopes, "globalReader").await
+    else {
+        return;
+    };
     assert_eq!(
         r["browser"]["consentShown"], false,
         "admin consent was granted: {r}"
@@ -695,6 +709,36 @@ async fn confidential_web_app_reads_a_patient_for_the_signed_in_user() {
     assert_eq!(r["write"]["status"], 403, "{r}");
     let why = r["write"]["error"].as_str().unwrap_or_default();
     assert!(why.contains("globalReader") && why.contains("write"), "{r}");
+}
+
+/// SMART v2 end to end: the resource app publishes `patient/Patient.rs` (as `patient.Patient.rs`, the
+/// form Entra takes) beside v1's `patient/*.read`, a Confidential client requests it in SMART notation,
+/// the signed-in user's token carries the Entra form in `scp`, and the FHIR server, configured from the
+/// ConfigMap alone, lets it read and search Patient but refuses a create (the user's role, globalWriter,
+/// would allow it: the scope refuses) and a search of Observation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smart_v2_scope_reads_and_searches_patient_and_nothing_else() {
+    let smart = json!({"smart": {"enabled": true,
+                                 "scopes": ["patient/Patient.rs", "patient/*.read", "fhirUser"]}});
+    let scopes = json!(["patient/Patient.rs"]);
+    let Some(r) = web_app_for_the_clinician("fhir-v2", smart, scopes, "globalWriter").await else {
+        return;
+    };
+    let scp: Vec<&str> = r["token"]["scp"]
+        .as_str()
+        .unwrap_or_default()
+        .split(' ')
+        .collect();
+    assert!(scp.contains(&"patient.Patient.rs"), "{r}");
+    assert!(!scp.contains(&"patient.all.read"), "not requested: {r}");
+    assert_eq!(r["patient"]["status"], 200, "{r}");
+    assert_eq!(r["patient"]["id"], PATIENT, "{r}");
+    assert_eq!(r["search"]["status"], 200, "{r}");
+    for refused in ["write", "other"] {
+        assert_eq!(r[refused]["status"], 403, "{refused}: {r}");
+        let why = r[refused]["error"].as_str().unwrap_or_default();
+        assert!(why.contains("SMART scopes"), "{refused}: {r}");
+    }
 }
 
 /// The benchmark figure (not a timed test; `cargo test … -- --ignored bench --nocapture`): per client

@@ -39,6 +39,8 @@ use super::common::{AppStatus, DeletionPolicy, SignInAudience, TenantSpec};
     validation = Rule::new("!has(self.publicPlatform) || self.type == 'Public'").message("publicPlatform applies only to type Public"),
     validation = Rule::new("!has(self.smartProxyCallback) || !self.smartProxyCallback || (has(self.redirectUris) && size(self.redirectUris) > 0)").message("smartProxyCallback needs at least one redirect URI to wrap"),
     validation = Rule::new("!has(self.assignAppRoles) || !self.assignAppRoles || self.type == 'Service'").message("assignAppRoles applies only to Service clients"),
+    validation = Rule::new("!has(self.scopes) || self.scopes.all(s, !(s.matches('^(patient|user|system)[/.$]') && s.contains('?')))").message("a query-qualified (granular) SMART scope such as patient/Observation.rs?category=... cannot be used: an Entra scope value cannot carry the query (Entra has no place for its parameters, and '|' is not an allowed scope character), so use the unqualified scope, e.g. patient/Observation.rs"),
+    validation = Rule::new("!has(self.scopes) || self.scopes.all(s, !s.matches('^(patient|user|system)/') || s.contains('?') || (s.matches('^(patient|user|system)/([*]|[A-Za-z]+)[.](read|write|[*]|c?r?u?d?s?)$') && !s.endsWith('.')))").message("a SMART scope must be <patient|user|system>/<Type or *>.<level>: v1 levels read, write or *, or SMART v2 permissions from c, r, u, d, s, each at most once and in that order (e.g. patient/Patient.rs, user/*.cruds)"),
     validation = Rule::new("!has(self.tenant) || !has(self.tenant.credentialsSecretRef) || has(self.tenant.tenantId)").message("tenant.credentialsSecretRef needs tenant.tenantId")
 )]
 pub struct FhirClientAppSpec {

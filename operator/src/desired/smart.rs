@@ -8,12 +8,21 @@
 //! | `patient/*.read` | `patient.all.read` |
 //! | `user/*.*` | `user.all.all` |
 //! | `system/Observation.rs` | `system.Observation.rs` |
+//! | `patient/Patient.rs` (v2) | `patient.Patient.rs` |
+//! | `user/*.cruds` (v2) | `user.all.cruds` |
 //! | `launch/patient` | `launch.patient` |
 //! | `launch`, `fhirUser`, `online_access` | unchanged |
 //!
 //! i.e. `/` → `.` and `*` → `all`; the reverse maps the first `.` after `patient|user|system|launch`
 //! back to `/` and a resource type of `all` (or an `all` action) back to `*`. `openid`, `profile`,
 //! `offline_access` are Entra's own OIDC scopes and never published on the FHIR API.
+//!
+//! SMART v2 (`<patient|user|system>/<Type|*>.<c?r?u?d?s?>`) maps like v1, as Microsoft documents it for
+//! Azure Health Data Services: "`patient/Patient.rs` is registered as `patient.Patient.rs`" (AHDS
+//! SMART client-registration page); `*` becomes `all` as in the AHDS samples' `patient.all.read`, which
+//! microsoft/fhir-server's SmartClinicalScopesMiddleware reads as `*`. v1 and v2 scopes sit side by side.
+//! Query-qualified granular scopes (`patient/Observation.rs?category=…`) have no Entra form (a scope
+//! value cannot carry the query) and malformed v2 letters are refused at admission by the CRDs' CEL rules.
 
 /// OIDC scopes Entra provides itself.
 pub const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "offline_access", "email"];
@@ -82,6 +91,12 @@ mod tests {
             ("user/*.write", "user.all.write"),
             ("system/Observation.rs", "system.Observation.rs"),
             ("patient/Patient.read", "patient.Patient.read"),
+            ("patient/Patient.rs", "patient.Patient.rs"),
+            ("patient/Patient.r", "patient.Patient.r"),
+            ("user/Observation.cruds", "user.Observation.cruds"),
+            ("user/*.cruds", "user.all.cruds"),
+            ("patient/*.rs", "patient.all.rs"),
+            ("system/Encounter.cud", "system.Encounter.cud"),
             ("launch/patient", "launch.patient"),
             ("launch", "launch"),
             ("fhirUser", "fhirUser"),
