@@ -41,7 +41,7 @@ pub struct Args {
     #[arg(long, default_value_t = 200)]
     pub operator_graph_burst: u32,
     /// The operator's Graph write rate limit (FHIR_OP_GRAPH_WRITE_RATE; its default).
-    #[arg(long, default_value_t = 15.0)]
+    #[arg(long, default_value_t = 19.0)]
     pub operator_write_rate: f64,
     /// The operator's Graph write burst (FHIR_OP_GRAPH_WRITE_BURST; its default).
     #[arg(long, default_value_t = 150)]

@@ -77,7 +77,7 @@ impl OperatorConfig {
             graph_timeout: crate::graph::client::DEFAULT_TIMEOUT,
             graph_rate_per_sec: 100.0,
             graph_burst: 200,
-            graph_write_rate_per_sec: 15.0,
+            graph_write_rate_per_sec: 19.0,
             graph_write_burst: 150,
             concurrency: 8,
             http_addr: None,
@@ -189,12 +189,15 @@ pub struct Cli {
     /// Burst of the per-tenant request bucket.
     #[arg(long, env = "FHIR_OP_GRAPH_BURST", default_value_t = 200)]
     pub graph_burst: u32,
-    /// Graph (and ARM) writes per second per tenant, on top of the request limit. Graph allows an
-    /// application 3,000 writes per 150 s per tenant (20/s), and a tenant 18,000 per 5 min across
-    /// applications.
-    #[arg(long, env = "FHIR_OP_GRAPH_WRITE_RATE", default_value_t = 15.0)]
+    /// Ceiling of the adaptive per-tenant write budget (Graph and ARM writes per second), on top of
+    /// the request limit. Graph allows an application 3,000 writes per 150 s per tenant; the default
+    /// 19/s plus the 150-write burst is exactly 3,000 in any 150 s. The budget starts here, halves
+    /// on each 429 (the tenant's writes wait out `Retry-After`), and climbs back by a tenth of this
+    /// every 5 s without one. Set it lower to cap the operator below Graph's limit (for example when
+    /// other applications share the tenant's 18,000 writes per 5 min).
+    #[arg(long, env = "FHIR_OP_GRAPH_WRITE_RATE", default_value_t = 19.0)]
     pub graph_write_rate: f64,
-    /// Burst of the per-tenant write bucket.
+    /// Burst of the per-tenant write bucket (shrinks with the budget while it is lowered).
     #[arg(long, env = "FHIR_OP_GRAPH_WRITE_BURST", default_value_t = 150)]
     pub graph_write_burst: u32,
     /// Resources reconciled in parallel per kind.

@@ -20,6 +20,7 @@ pub struct Metrics {
     expiry: GaugeVec,
     renewal: GaugeVec,
     max_lifetime: GaugeVec,
+    write_budget: GaugeVec,
     /// When each client's current credential is due for renewal (unix seconds), by `namespace/name`;
     /// the gauge is "seconds until", computed at each scrape like the expiry's.
     renewals: Mutex<BTreeMap<String, i64>>,
@@ -98,6 +99,12 @@ impl Default for Metrics {
                 "The longest lifetime the tenant's app management policy allows each client's credential type (only clients under such a cap).",
                 &["namespace", "name"],
             ),
+            write_budget: gauge(
+                &r,
+                "fhir_operator_write_budget_per_second",
+                "Graph and ARM writes per second the operator allows itself per tenant now: Graph's documented limit (or FHIR_OP_GRAPH_WRITE_RATE), halved on a 429, climbing back when Graph stops throttling.",
+                &["tenant"],
+            ),
             stalled: gauge(
                 &r,
                 "fhir_operator_stalled",
@@ -133,6 +140,9 @@ impl Metrics {
         (self.arm_calls)
             .with_label_values(&[operation, code.as_str()])
             .inc();
+    }
+    pub fn set_write_budget(&self, tenant: &str, per_sec: f64) {
+        self.write_budget.with_label_values(&[tenant]).set(per_sec);
     }
     pub fn set_credential_expiry(&self, key: &str, unix: Option<i64>) {
         let mut e = self.expiries.lock().unwrap_or_else(|e| e.into_inner());

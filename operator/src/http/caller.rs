@@ -135,9 +135,14 @@ impl Caller {
     /// One try. `Err` is final (no token, an answer too large or cut off, a success that is not
     /// JSON); `Failed` goes to the retry rules.
     async fn try_once<E: ServiceError>(&self, req: &Request<'_>) -> Result<Try<E>, E> {
-        self.limiter
-            .acquire(&self.tenant, req.method != Method::GET)
-            .await;
+        let write = req.method != Method::GET;
+        self.limiter.acquire(&self.tenant, write).await;
+        if write {
+            let rate = self
+                .limiter
+                .write_rate(&self.tenant, std::time::Instant::now());
+            self.metrics.set_write_budget(&self.tenant, rate);
+        }
         let token = self
             .tokens
             .token(&self.scope)
@@ -164,11 +169,27 @@ impl Caller {
         if (200..300).contains(&answer.status) {
             return answer.json(req.op).map(Try::Answered).map_err(E::decode);
         }
+        if answer.status == 429 {
+            self.throttled(req, answer.retry_after.as_deref());
+        }
         Ok(Try::Failed(E::from_answer(
             answer.status,
             answer.retry_after.as_deref(),
             &answer.body,
         )))
+    }
+}
+
+impl Caller {
+    /// The service throttled this tenant: its budget for this kind of request drops and the
+    /// tenant waits out `Retry-After` (seconds or an HTTP date), not just this request.
+    fn throttled(&self, req: &Request<'_>, retry_after: Option<&str>) {
+        let now = std::time::Instant::now();
+        let wait = retry_after.and_then(crate::graph::error::parse_retry_after);
+        let write = req.method != Method::GET;
+        self.limiter.throttled(&self.tenant, write, wait, now);
+        let rate = self.limiter.write_rate(&self.tenant, now);
+        self.metrics.set_write_budget(&self.tenant, rate);
     }
 }
 

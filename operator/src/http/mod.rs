@@ -8,6 +8,7 @@
 //! answers (both clients report a failed sign-in as `AuthFailed`).
 
 pub mod assertion;
+pub mod budget;
 pub mod caller;
 pub mod credential;
 #[cfg(test)]
