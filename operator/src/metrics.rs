@@ -220,6 +220,7 @@ impl Metrics {
             &self.expiry,
             &self.renewal,
             &self.max_lifetime,
+            &self.write_budget,
         ]
         .into_iter()
         .flat_map(|g| g.desc());
