@@ -206,6 +206,12 @@ pub fn secret_is_current(current: &Secret, desired: &DesiredSecret<'_>) -> bool 
         && !stale_annotation
 }
 
+/// Whether the object's controller reference is the object with `uid`: written for that very
+/// resource, not an earlier one of the same name.
+pub fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
+    (meta.owner_references.iter().flatten()).any(|o| o.controller == Some(true) && o.uid == uid)
+}
+
 /// Whether `have` holds every entry of `want` (others may hold more).
 fn contains(have: &BTreeMap<String, String>, want: &BTreeMap<String, String>) -> bool {
     want.iter().all(|(k, v)| have.get(k) == Some(v))
@@ -218,11 +224,11 @@ fn metadata_is_current(
     owner: &OwnerReference,
     labels: &BTreeMap<String, String>,
 ) -> bool {
-    let controlled = meta
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.uid == owner.uid && o.controller == Some(true) && o.kind == owner.kind);
+    let controlled = controlled_by(meta, &owner.uid) && {
+        let refs = meta.owner_references.iter().flatten();
+        refs.filter(|o| o.uid == owner.uid)
+            .all(|o| o.kind == owner.kind)
+    };
     controlled && contains(meta.labels.as_ref().unwrap_or(&BTreeMap::new()), labels)
 }
 

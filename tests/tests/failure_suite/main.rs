@@ -30,11 +30,7 @@ use specs::{client, clients, resource, resource_for_team, team_clients};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_points_of_reconciles() {
     let mut s = Scenario::new("fs-kill").await;
-    // Latency stretches each reconcile so kills land inside them; lag adds Graph's usual race.
-    let mut r = s.h.emu.realism();
-    r.latency_ms = 15;
-    r.replication_lag_ms = 1000;
-    s.h.emu.set_realism(r);
+    s.stretch_reconciles();
     let first: Vec<Value> = [resource("fhir-a"), resource("fhir-b")]
         .into_iter()
         .chain(clients(0..10, "fhir-a"))
@@ -95,10 +91,7 @@ async fn sigkill_at_random_points_of_reconciles() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_and_created_again_under_sigkills() {
     let mut s = Scenario::new("fs-recreate").await;
-    let mut r = s.h.emu.realism();
-    r.latency_ms = 15;
-    r.replication_lag_ms = 1000;
-    s.h.emu.set_realism(r);
+    s.stretch_reconciles();
     // Clients 5..10 purge on deletion; the resource app and clients 0..5 soft-delete.
     let objects: Vec<Value> = std::iter::once(resource("fhir-r"))
         .chain(

@@ -146,6 +146,15 @@ impl Scenario {
         }
     }
 
+    /// 15 ms of latency per Graph call stretches each reconcile so kills land inside them; 1 s of
+    /// replication lag adds Graph's usual race.
+    pub fn stretch_reconciles(&self) {
+        let mut r = self.h.emu.realism();
+        r.latency_ms = 15;
+        r.replication_lag_ms = 1000;
+        self.h.emu.set_realism(r);
+    }
+
     pub fn log(&self) -> PathBuf {
         self.dir.join("operator.log")
     }

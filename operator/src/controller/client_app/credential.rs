@@ -100,10 +100,8 @@ pub async fn prepare(kind: Option<CredentialType>, i: &Inputs<'_>) -> Result<Pre
 /// one reconcile (`restored`) or a restore was cut short before its credentials were removed and
 /// the next reconcile found the application live (the failure suite's re-create scenario).
 pub fn written_for(secret: &Secret, obj: &FhirClientApp) -> bool {
-    let uid = obj.metadata.uid.as_deref();
-    uid.is_some()
-        && (secret.metadata.owner_references.iter().flatten())
-            .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
+    (obj.metadata.uid.as_deref())
+        .is_some_and(|uid| crate::controller::outputs::controlled_by(&secret.metadata, uid))
 }
 
 /// After the Secret is written: removes the client secrets no Secret holds, and the operator's
