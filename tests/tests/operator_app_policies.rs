@@ -178,6 +178,10 @@ async fn a_90_day_cap_sets_the_secrets_expiry_and_renews_inside_it() {
         .await
         .unwrap();
     let claims = h.token_from_secret(&data).await.expect("a token");
+    // And the real consumer: azure-identity's EnvironmentCredential with nothing but the Secret.
+    let tools = fhir_app_operator_tests::fhir::installed();
+    let empty = std::collections::BTreeMap::new();
+    fhir_app_operator_tests::fhir::service_calls(&h, &tools, &data, &empty, &[]).await;
     assert_eq!(claims["appid"], status["clientId"]);
     let secret = h
         .api::<k8s_openapi::api::core::v1::Secret>()
