@@ -113,6 +113,20 @@ pub fn refusal(
     ))
 }
 
+/// Why a SMART client cannot accept mapped claims (reason, message): a multi-tenant client, for
+/// the same reason as a multi-tenant resource app. Its ID token's audience is its appId, so the
+/// AADSTS501461 audience rule never applies to it.
+pub fn client_refusal(audience: Option<SignInAudience>) -> Option<(&'static str, String)> {
+    (audience.unwrap_or_default() != SignInAudience::AzureADMyOrg).then(|| {
+        (
+            "MultiTenantApp",
+            "this client's ID tokens carry no fhirUser claim: Entra advises never to set \
+             acceptMappedClaims on a multi-tenant application; use signInAudience AzureADMyOrg"
+                .into(),
+        )
+    })
+}
+
 /// `api://{appId}` (the GUID's own URI) or an `https://` URI (Graph registers those only on a
 /// verified domain of the tenant, `HostNameNotOnVerifiedDomain`).
 fn audience_is_app_guid_or_verified(identifier_uri: &str, app_id: &str) -> bool {
@@ -128,6 +142,17 @@ pub fn output_keys(extension: &str) -> [(String, String); 2] {
         (KEY_CLAIM.into(), CLAIM.into()),
         (KEY_EXTENSION.into(), extension.into()),
     ]
+}
+
+/// The condition message when another claims-mapping policy holds the service principal (Entra
+/// assigns one per service principal): the operator does not take it away.
+pub fn taken(sp_id: &str, other_name: &str, other_id: &str) -> String {
+    format!(
+        "the fhirUser claim is not set up: service principal {sp_id} already has the \
+         claims-mapping policy '{}' ({}), and Entra allows one; unassign it (DELETE \
+         /servicePrincipals/{sp_id}/claimsMappingPolicies/{}/$ref) or add the fhirUser claim to it",
+        other_name, other_id, other_id
+    )
 }
 
 /// The condition message when the operator may not write claims-mapping policies.
@@ -178,7 +203,7 @@ mod tests {
         let spaced = serde_json::to_string_pretty(&v).unwrap();
         assert!(definition_matches(&[spaced], &ext));
         assert!(!definition_matches(
-            &[d.clone()],
+            std::slice::from_ref(&d),
             "extension_other_fhirUser"
         ));
         assert!(!definition_matches(&[d.clone(), d], &ext), "one string");
