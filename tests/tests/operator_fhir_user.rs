@@ -440,3 +440,51 @@ async fn a_v1_audience_off_verified_domains_is_refused_with_the_fix() {
     assert!(operator_policies(&h).await.is_empty());
     assert!(fra["status"]["fhirUser"].is_null());
 }
+
+/// The operator killed right after it created the policy (every Graph call slowed, so the kill
+/// lands before the status write) and started again: still one policy, the one it created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_killed_after_creating_the_policy_makes_no_second_one() {
+    let mut h = harness("fu-kill", true).await;
+    h.apply_and_wait::<FhirResourceApp>(resource_app("fhir", fhir_spec(false)), "Ready", "True")
+        .await;
+    let fast = h.emu.realism();
+    let mut slow = fast.clone();
+    slow.latency_ms = 300;
+    h.emu.set_realism(slow);
+    h.apply::<FhirResourceApp>(resource_app("fhir", fhir_spec(true)))
+        .await
+        .unwrap();
+    let created = |h: &Harness| {
+        h.emu
+            .calls()
+            .iter()
+            .any(|c| c.operation == "claimsMappingPolicies.create")
+    };
+    let deadline = std::time::Instant::now() + T;
+    while !created(&h) {
+        assert!(std::time::Instant::now() < deadline, "no policy created");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    h.kill_operator().await;
+    let fra = h.api::<FhirResourceApp>().get("fhir").await.unwrap();
+    let recorded = fra.status.and_then(|s| s.fhir_user);
+    assert!(
+        recorded.is_none(),
+        "killed before the status write: {recorded:?}"
+    );
+    let left = operator_policies(&h).await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    h.emu.set_realism(fast);
+    h.start_operator(h.config()).await;
+    let fra = h
+        .wait_condition::<FhirResourceApp>("fhir", CLAIM, "True", T)
+        .await;
+    let policies = operator_policies(&h).await;
+    assert_eq!(policies.len(), 1, "{policies:?}");
+    assert_eq!(policies[0]["id"], left[0]["id"]);
+    assert_eq!(
+        fra["status"]["fhirUser"]["claimsMappingPolicyId"],
+        left[0]["id"]
+    );
+}
