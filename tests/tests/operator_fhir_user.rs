@@ -488,3 +488,108 @@ async fn an_operator_killed_after_creating_the_policy_makes_no_second_one() {
         left[0]["id"]
     );
 }
+
+const SERVICE: &str = "/subscriptions/6a1b2c3d-0000-4000-8000-000000000025/resourceGroups/health/providers/Microsoft.HealthcareApis/workspaces/ws1/fhirservices/fhir1";
+const SMART_USER_ROLE: &str = "4ba50f17-9666-485c-a643-ff00808643f0";
+const AUDIENCE_URI: &str = "https://fhir-app.contoso.example";
+
+/// The managed service (issue 25 item 4): a SMART client of it gets the `FHIR SMART User` role on
+/// the service through ARM, and, through the FhirResourceApp that stands for the service's audience
+/// (`target.managed.audienceResourceAppRef`), that app's audience and the `fhirUser` claim in both
+/// tokens; its status says how to set the service's audience, the one step the operator leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smart_client_of_the_managed_service_gets_its_role_and_the_claim_through_the_audience_app()
+ {
+    let mut h = Harness::with_emulator("fu-managed", |cfg, _| {
+        let operator = cfg.tenants[0].apps[0].client_id.clone();
+        let mut permissions = full_permissions();
+        permissions.push(POLICY_PERMISSION.into());
+        cfg.tenants[0].apps[0].permissions = permissions;
+        cfg.tenants[0].users = vec![user(CLINICIAN, Some(CLINICIAN_OID))];
+        cfg.arm.fhir_services = vec![entra_emulator::FhirServiceConfig {
+            resource_id: SERVICE.into(),
+            audience: Some(AUDIENCE_URI.into()),
+        }];
+        cfg.arm.role_assignments = vec![entra_emulator::SeedAssignment {
+            scope: SERVICE.into(),
+            role: "Role Based Access Control Administrator".into(),
+            principal_client_id: Some(operator),
+            ..Default::default()
+        }];
+    })
+    .await;
+    let mut cfg = h.config();
+    cfg.arm_url = h.emu.base_url();
+    h.start_operator(cfg).await;
+    // v1 tokens whose audience is on a verified domain, as the AHDS sample registers it.
+    let audience_app = json!({"fhirUrl": "https://ws1-fhir1.fhir.azurehealthcareapis.com",
+        "identifierUri": AUDIENCE_URI, "appRoleAssignmentRequired": false,
+        "smart": {"enabled": true, "fhirUserClaim": true}});
+    let fra = h
+        .apply_and_wait::<FhirResourceApp>(
+            resource_app("ahds-audience", audience_app),
+            CLAIM,
+            "True",
+        )
+        .await;
+    let notes = fra["status"]["notes"].as_str().unwrap_or_default();
+    assert!(
+        notes.contains(&format!(
+            "properties.authenticationConfiguration.audience={AUDIENCE_URI}"
+        )),
+        "{notes}"
+    );
+    let ext = fra["status"]["fhirUser"]["extensionAttribute"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let spec = json!({"type": "Confidential", "redirectUris": [REDIRECT], "grantAdminConsent": true,
+        "target": {"managed": {"resourceId": SERVICE, "dataRoles": ["FHIR SMART User"],
+                               "audienceResourceAppRef": {"name": "ahds-audience"}}}});
+    let web = h
+        .apply_and_wait::<FhirClientApp>(client_app("smart", spec), CLAIM, "True")
+        .await;
+    assert_eq!(condition(&web, "Ready")["status"], "True", "{web}");
+    let st = &web["status"];
+    let roles = st["roleAssignments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(roles.iter().any(|r| r["role"] == "FHIR SMART User"), "{st}");
+    let notes = st["notes"].as_str().unwrap_or_default();
+    assert!(notes.contains(&format!("az resource update --ids {SERVICE} --set properties.authenticationConfiguration.audience={AUDIENCE_URI}")), "{notes}");
+    let data = secret_data(&h.client, &h.ns.name, "smart-fhir-client")
+        .await
+        .unwrap();
+    assert_eq!(data["FHIR_AUDIENCE"], AUDIENCE_URI);
+    assert_eq!(
+        data["FHIR_URL"],
+        "https://ws1-fhir1.fhir.azurehealthcareapis.com"
+    );
+    // The role is on the service (ARM), for the client's service principal.
+    let sp = st["servicePrincipalObjectId"].as_str().unwrap();
+    let url = format!("{}/_emulator/arm/role-assignments", h.emu.base_url());
+    let listed: Value = h.http.get(url).send().await.unwrap().json().await.unwrap();
+    let held = listed["value"].as_array().unwrap().iter().any(|a| {
+        a["properties"]["principalId"] == sp
+            && a["properties"]["roleDefinitionId"]
+                .as_str()
+                .unwrap_or("")
+                .ends_with(SMART_USER_ROLE)
+    });
+    assert!(held, "{listed}");
+    // A provisioned user's tokens: the access token is for the audience app and carries fhirUser,
+    // as does the client's ID token.
+    let (code, body) = h
+        .graph(
+            Method::PATCH,
+            &format!("/users/{CLINICIAN_OID}"),
+            Some(json!({ext: "Practitioner/7"})),
+        )
+        .await;
+    assert_eq!(code, 204, "{body}");
+    let (access, id) = tokens(&h, &data, CLINICIAN).await;
+    assert_eq!(access["aud"], AUDIENCE_URI, "{access}");
+    assert_eq!(access["fhirUser"], "Practitioner/7", "{access}");
+    assert_eq!(id["fhirUser"], "Practitioner/7", "{id}");
+}

@@ -129,11 +129,12 @@ async fn inputs(
 ) -> Result<(String, Option<String>, Option<FhirResourceApp>), Error> {
     let ns = obj.namespace().unwrap_or_default();
     let reachable = target::out_of_reach(obj, ctx.config.watch_namespace.as_deref()).is_none();
-    let target_app = match &obj.spec.target.resource_app_ref {
-        Some(r) if reachable => ctx.resource_app(r.namespace_or(&ns), &r.name).await?,
+    let target_ref = target::resource_app_of(obj);
+    let target_app = match &target_ref {
+        Some((ns, name)) if reachable => ctx.resource_app(ns, name).await?,
         _ => None,
     };
-    let target_rv = match &obj.spec.target.resource_app_ref {
+    let target_rv = match &target_ref {
         Some(_) => target_app
             .as_ref()
             .and_then(|ra| ra.metadata.resource_version.clone())
@@ -371,16 +372,7 @@ async fn converge(
     );
     status.credential = prepared.status.clone();
     status.output_name = Some(out.name.clone());
-    status.notes = target.managed.then(|| {
-        let smart = obj
-            .spec
-            .target
-            .managed
-            .as_ref()
-            .and_then(|m| m.data_roles.as_ref());
-        let smart = smart.is_some_and(|r| r.contains(&crate::api::DataRole::FhirSmartUser));
-        managed_note(status.role_assignments.is_empty(), smart)
-    });
+    status.notes = target.managed.then(|| managed_note(obj, &target, status));
     report_access(ctx, obj, &target, status, &refused, revoked).await?;
     // The registration and grants hold what the target publishes; what it does not is reported.
     if !unknown.is_empty() {
@@ -559,12 +551,8 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
     ctx.saw_secret(&ns, &secret_name, None);
     // The tenant it was registered in: as in apply, else the one its status recorded (the resource
     // app it followed may be gone already).
-    let target_app = match &obj.spec.target.resource_app_ref {
-        Some(r) => ctx
-            .resource_app(r.namespace_or(&ns), &r.name)
-            .await
-            .ok()
-            .flatten(),
+    let target_app = match target::resource_app_of(&obj) {
+        Some((ns, name)) => ctx.resource_app(&ns, &name).await.ok().flatten(),
         None => None,
     };
     let tenant = target::tenant_for(&obj, target_app.as_ref())
@@ -590,18 +578,26 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
     remove_application(ctx, obj.as_ref(), policy, tenant.as_ref(), &id).await
 }
 
-/// What a managed-target client's status says about data-plane access (and, with the FHIR SMART
-/// User role, where its users' `fhirUser` comes from).
-fn managed_note(no_assignments: bool, smart_user: bool) -> String {
-    let note = managed_access_note(no_assignments);
-    if !smart_user {
+/// What a managed-target client's status says about data-plane access, and about `fhirUser`: the
+/// audience step the operator does not take when a FhirResourceApp stands for the service's
+/// audience, or, with the FHIR SMART User role and no such app, where the claim must come from.
+fn managed_note(obj: &FhirClientApp, target: &ResolvedTarget, status: &AppStatus) -> String {
+    let note = managed_access_note(status.role_assignments.is_empty());
+    let m = obj.spec.target.managed.as_ref();
+    if m.is_some_and(|m| m.audience_resource_app_ref.is_some()) {
+        let id = m.and_then(|m| m.resource_id.as_deref());
+        let step = crate::desired::fhir_user::audience_step(id, &target.audience);
+        return format!("{note} {step}");
+    }
+    let roles = m.and_then(|m| m.data_roles.as_ref());
+    if !roles.is_some_and(|r| r.contains(&crate::api::DataRole::FhirSmartUser)) {
         return note;
     }
     format!(
         "{note} FHIR SMART User narrows each request by the token's fhirUser claim, which the \
-         service's first-party application cannot carry: for fhirUser, target a FhirResourceApp \
-         with smart.fhirUserClaim whose fhirUrl is this service and set the service's audience \
-         to its identifier URI (docs/smart-fhir-user.md, managed service)."
+         service's first-party application cannot carry: name a FhirResourceApp with \
+         smart.fhirUserClaim in target.managed.audienceResourceAppRef (docs/smart-fhir-user.md, \
+         managed service)."
     )
 }
 

@@ -165,13 +165,22 @@ pub fn managed_service_note(fhir_url: &str, audience: &str) -> Option<String> {
     let host = host.to_ascii_lowercase();
     host.ends_with(".fhir.azurehealthcareapis.com").then(|| {
         format!(
-            "fhirUrl is an Azure Health Data Services FHIR service: the operator does not change \
-             the service, so set its audience to this app's ({audience}) yourself: az resource \
-             update --ids <FHIR service resource id> --set \
-             properties.authenticationConfiguration.audience={audience}; SMART users also need the \
-             'FHIR SMART User' role on the service (docs/smart-fhir-user.md, managed service)"
+            "fhirUrl is an Azure Health Data Services FHIR service: {} SMART users also need the \
+             'FHIR SMART User' role on the service (docs/smart-fhir-user.md, managed service)",
+            audience_step(None, audience)
         )
     })
+}
+
+/// The step outside Entra when a FhirResourceApp stands for a managed FHIR service's audience:
+/// the service's `authenticationConfiguration.audience` set to it through ARM (the AHDS sample
+/// sets it at deployment), which the operator does not do.
+pub fn audience_step(resource_id: Option<&str>, audience: &str) -> String {
+    let id = resource_id.unwrap_or("<FHIR service resource id>");
+    format!(
+        "The operator does not change the FHIR service: set its audience to {audience} yourself: \
+         az resource update --ids {id} --set properties.authenticationConfiguration.audience={audience}"
+    )
 }
 
 /// The condition message when the operator may not write claims-mapping policies.

@@ -37,7 +37,7 @@ pub fn offer(obj: &FhirClientApp, target_app: Option<&FhirResourceApp>) -> Offer
     let Some(ra) = target_app.filter(|_| obj.spec.r#type != ClientType::Service) else {
         return Offer::None;
     };
-    if obj.spec.target.resource_app_ref.is_none() || !fu::wanted(&ra.spec) {
+    if super::target::resource_app_of(obj).is_none() || !fu::wanted(&ra.spec) {
         return Offer::None;
     }
     let status = ra.status.as_ref();

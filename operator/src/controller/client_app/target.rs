@@ -78,6 +78,19 @@ pub fn recorded_tenant(status: &AppStatus) -> Option<TenantSpec> {
     })
 }
 
+/// `(namespace, name)` of the FhirResourceApp the client's tokens are for: `resourceAppRef`, or
+/// for the managed service the one standing for its audience (`audienceResourceAppRef`, in the
+/// client's namespace).
+pub fn resource_app_of(obj: &FhirClientApp) -> Option<(String, String)> {
+    let own_ns = obj.namespace().unwrap_or_default();
+    let t = &obj.spec.target;
+    if let Some(r) = &t.resource_app_ref {
+        return Some((r.namespace_or(&own_ns).to_string(), r.name.clone()));
+    }
+    let r = t.managed.as_ref()?.audience_resource_app_ref.as_ref()?;
+    Some((own_ns, r.name.clone()))
+}
+
 /// `namespace/name` of the client's FhirResourceApp (empty for the managed service).
 pub fn reference(obj: &FhirClientApp) -> String {
     let own_ns = obj.namespace().unwrap_or_default();
@@ -104,12 +117,7 @@ pub async fn resolve(
                 r.name
             )));
         };
-        let st = ra.status.clone().unwrap_or_default();
-        let (Some(app_id), Some(audience), true) = (
-            st.client_id.clone(),
-            st.audience.clone(),
-            is_ready(&st.conditions, ra.metadata.generation),
-        ) else {
+        let Some((app_id, audience, st)) = ready(&ra) else {
             return Ok(Target::Wait(format!(
                 "waiting for FhirResourceApp {ns}/{} to become Ready",
                 r.name
@@ -137,7 +145,16 @@ pub async fn resolve(
             st.service_principal_object_id,
         ));
     }
-    resolve_managed(obj, graph).await
+    resolve_managed(obj, target_app, graph).await
+}
+
+/// A Ready resource app's application ID, audience and status; `None` until it is Ready.
+fn ready(ra: &FhirResourceApp) -> Option<(String, String, AppStatus)> {
+    let st = ra.status.clone().unwrap_or_default();
+    if !is_ready(&st.conditions, ra.metadata.generation) {
+        return None;
+    }
+    Some((st.client_id.clone()?, st.audience.clone()?, st))
 }
 
 /// The scopes and roles a Ready resource app publishes, from its status (a status written before the
@@ -147,16 +164,8 @@ fn published(
     st: &AppStatus,
     ctx: &Context,
 ) -> (Vec<Entitlement>, Vec<Entitlement>) {
-    let list = |l: &[crate::api::PublishedEntitlement]| {
-        l.iter()
-            .map(|e| Entitlement {
-                id: e.id.clone(),
-                value: e.value.clone(),
-            })
-            .collect()
-    };
     match &st.published {
-        Some(p) => (list(&p.scopes), list(&p.app_roles)),
+        Some(p) => (entitlements(&p.scopes), entitlements(&p.app_roles)),
         None => {
             let rid = crate::controller::resource_app::identity(ctx, ra);
             resource::published(&ra.spec, &rid)
@@ -165,14 +174,21 @@ fn published(
 }
 
 /// The managed FHIR service: Microsoft's first-party application, as its service principal in this
-/// tenant publishes it.
-async fn resolve_managed(obj: &FhirClientApp, graph: &GraphClient) -> Result<Target, Error> {
+/// tenant publishes it, or the FhirResourceApp that stands for its audience.
+async fn resolve_managed(
+    obj: &FhirClientApp,
+    audience_app: Option<FhirResourceApp>,
+    graph: &GraphClient,
+) -> Result<Target, Error> {
     let m = obj
         .spec
         .target
         .managed
         .clone()
         .ok_or_else(|| Error::InvalidSpec("target needs resourceAppRef or managed".into()))?;
+    if let Some(r) = &m.audience_resource_app_ref {
+        return managed_with_audience_app(&m, &r.name, audience_app);
+    }
     // The first-party app's service principal in this tenant tells us its scope and role IDs.
     let sp = graph
         .get_service_principal_by_app_id(MANAGED_FHIR_APP_ID)
@@ -207,6 +223,48 @@ async fn resolve_managed(obj: &FhirClientApp, graph: &GraphClient) -> Result<Tar
         },
         Some(sp.id),
     ))
+}
+
+/// The managed service whose audience a FhirResourceApp stands for: that application's ID, audience
+/// and what it publishes, the service's URL; wait until it is Ready.
+fn managed_with_audience_app(
+    m: &crate::api::ManagedTarget,
+    name: &str,
+    audience_app: Option<FhirResourceApp>,
+) -> Result<Target, Error> {
+    let waiting = || {
+        Target::Wait(format!(
+            "waiting for FhirResourceApp {name} (target.managed.audienceResourceAppRef) to become Ready"
+        ))
+    };
+    let Some(ra) = audience_app else {
+        return Ok(waiting());
+    };
+    let Some((app_id, audience, st)) = ready(&ra) else {
+        return Ok(waiting());
+    };
+    let (fhir_url, _) = managed_endpoints(m)?;
+    let (scopes, roles) = match &st.published {
+        Some(p) => (entitlements(&p.scopes), entitlements(&p.app_roles)),
+        None => return Ok(waiting()),
+    };
+    let target = ResolvedTarget {
+        app_id,
+        fhir_url,
+        audience,
+        scopes,
+        roles,
+        managed: true,
+    };
+    Ok(Target::Resolved(target, st.service_principal_object_id))
+}
+
+fn entitlements(list: &[crate::api::PublishedEntitlement]) -> Vec<Entitlement> {
+    let one = |e: &crate::api::PublishedEntitlement| Entitlement {
+        id: e.id.clone(),
+        value: e.value.clone(),
+    };
+    list.iter().map(one).collect()
 }
 
 /// The managed service's URL and audience: as the spec gives them, else derived from its resource id.
