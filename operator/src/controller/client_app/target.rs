@@ -91,14 +91,11 @@ pub fn resource_app_of(obj: &FhirClientApp) -> Option<(String, String)> {
     Some((own_ns, r.name.clone()))
 }
 
-/// `namespace/name` of the client's FhirResourceApp (empty for the managed service).
+/// `namespace/name` of the client's FhirResourceApp ([`resource_app_of`]; empty for the managed
+/// service without one).
 pub fn reference(obj: &FhirClientApp) -> String {
-    let own_ns = obj.namespace().unwrap_or_default();
-    obj.spec
-        .target
-        .resource_app_ref
-        .as_ref()
-        .map(|r| format!("{}/{}", r.namespace_or(&own_ns), r.name))
+    resource_app_of(obj)
+        .map(|(ns, name)| format!("{ns}/{name}"))
         .unwrap_or_default()
 }
 
@@ -299,4 +296,38 @@ fn entitlement(id: &str, value: &Option<String>) -> Option<crate::desired::resou
         id: id.to_string(),
         value: value.clone()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn client(target: serde_json::Value) -> FhirClientApp {
+        serde_json::from_value(
+            json!({"apiVersion": "fhirapps.io/v1alpha1", "kind": "FhirClientApp",
+            "metadata": {"name": "web", "namespace": "team"},
+            "spec": {"type": "Public", "target": target}}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_resource_app_is_the_ref_or_the_managed_services_audience_app_in_the_clients_namespace() {
+        let pair = |ns: &str, n: &str| Some((ns.to_string(), n.to_string()));
+        let own = client(json!({"resourceAppRef": {"name": "fhir"}}));
+        assert_eq!(resource_app_of(&own), pair("team", "fhir"));
+        let other = client(json!({"resourceAppRef": {"name": "fhir", "namespace": "platform"}}));
+        assert_eq!(resource_app_of(&other), pair("platform", "fhir"));
+        assert_eq!(reference(&other), "platform/fhir");
+        let audience = client(
+            json!({"managed": {"fhirUrl": "https://ws-f.fhir.azurehealthcareapis.com",
+            "audienceResourceAppRef": {"name": "ahds"}}}),
+        );
+        assert_eq!(resource_app_of(&audience), pair("team", "ahds"));
+        let plain =
+            client(json!({"managed": {"fhirUrl": "https://ws-f.fhir.azurehealthcareapis.com"}}));
+        assert_eq!(resource_app_of(&plain), None);
+        assert_eq!(reference(&plain), "");
+    }
 }
