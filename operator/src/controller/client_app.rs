@@ -372,7 +372,7 @@ async fn converge(
     );
     status.credential = prepared.status.clone();
     status.output_name = Some(out.name.clone());
-    status.notes = target.managed.then(|| managed_note(obj, &target, status));
+    status.notes = target.managed.then(|| rbac::note(obj, &target, status));
     report_access(ctx, obj, &target, status, &refused, revoked).await?;
     // The registration and grants hold what the target publishes; what it does not is reported.
     if !unknown.is_empty() {
@@ -576,37 +576,6 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
         fhir_user::take_off(&graph, &mut status).await?;
     }
     remove_application(ctx, obj.as_ref(), policy, tenant.as_ref(), &id).await
-}
-
-/// What a managed-target client's status says about data-plane access, and about `fhirUser`: the
-/// audience step the operator does not take when a FhirResourceApp stands for the service's
-/// audience, or, with the FHIR SMART User role and no such app, where the claim must come from.
-fn managed_note(obj: &FhirClientApp, target: &ResolvedTarget, status: &AppStatus) -> String {
-    let note = managed_access_note(status.role_assignments.is_empty());
-    let m = obj.spec.target.managed.as_ref();
-    if m.is_some_and(|m| m.audience_resource_app_ref.is_some()) {
-        let id = m.and_then(|m| m.resource_id.as_deref());
-        let step = crate::desired::fhir_user::audience_step(id, &target.audience);
-        return format!("{note} {step}");
-    }
-    let roles = m.and_then(|m| m.data_roles.as_ref());
-    if !roles.is_some_and(|r| r.contains(&crate::api::DataRole::FhirSmartUser)) {
-        return note;
-    }
-    format!(
-        "{note} FHIR SMART User narrows each request by the token's fhirUser claim, which the \
-         service's first-party application cannot carry: name a FhirResourceApp with \
-         smart.fhirUserClaim in target.managed.audienceResourceAppRef (docs/smart-fhir-user.md, \
-         managed service)."
-    )
-}
-
-fn managed_access_note(no_assignments: bool) -> String {
-    if no_assignments {
-        "Target is the managed FHIR service: data-plane access is granted by Azure RBAC; set target.managed.resourceId and dataRoles for the operator to assign roles, or assign e.g. 'FHIR Data Reader' to this client's service principal on the FHIR service yourself.".into()
-    } else {
-        "Target is the managed FHIR service: data-plane access is granted by the Azure RBAC role assignments in status.roleAssignments; they can take a few minutes to take effect.".into()
-    }
 }
 
 pub fn error_policy(_obj: Arc<FhirClientApp>, err: &Error, ctx: Arc<Context>) -> Action {
