@@ -311,7 +311,8 @@ fn holds(
         .for_each(|_| futures::future::ready(()))
 }
 
-/// The clients (from the controller's store) that target FhirResourceApp `ra`.
+/// The clients (from the controller's store) that target FhirResourceApp `ra`, or name it as their
+/// managed service's audience.
 fn clients_of(
     store: &reflector::Store<FhirClientApp>,
     ra: &FhirResourceApp,
@@ -321,12 +322,8 @@ fn clients_of(
         .state()
         .into_iter()
         .filter(|c| {
-            let own = c.namespace().unwrap_or_default();
-            c.spec
-                .target
-                .resource_app_ref
-                .as_ref()
-                .is_some_and(|r| r.name == name && Some(r.namespace_or(&own)) == ns.as_deref())
+            crate::controller::client_app::target::resource_app_of(c)
+                .is_some_and(|(rns, rname)| rname == name && Some(rns.as_str()) == ns.as_deref())
         })
         .map(|c| ObjectRef::from_obj(c.as_ref()))
         .collect()

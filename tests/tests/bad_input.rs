@@ -214,6 +214,24 @@ async fn invalid_manifests_are_refused_with_messages_a_user_understands() {
             Accepted,
         ),
         (
+            'C',
+            json!({"type": "Public", "target": {"managed": {"fhirUrl": "https://ws-fhir.fhir.azurehealthcareapis.com",
+                "audience": "https://fhir-app.contoso.example", "audienceResourceAppRef": {"name": "fhir"}}}}),
+            Refused(
+                "set target.managed.audience or target.managed.audienceResourceAppRef, not both",
+            ),
+        ),
+        (
+            'R',
+            json!({"fhirUrl": fhir, "smart": {"enabled": false, "fhirUserClaim": true}}),
+            Refused("smart.fhirUserClaim needs smart.enabled: true"),
+        ),
+        (
+            'R',
+            json!({"fhirUrl": fhir, "smart": {"enabled": true, "fhirUserClaim": true}}),
+            Accepted,
+        ),
+        (
             'R',
             json!({"fhirUrl": fhir, "deletionPolicy": "Keep"}),
             Refused("spec.deletionPolicy: Unsupported value: \"Keep\""),

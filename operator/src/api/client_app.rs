@@ -161,7 +161,8 @@ pub struct TargetSpec {
     validation = Rule::new("!has(self.fhirUrl) || (self.fhirUrl.startsWith('https://') && isURL(self.fhirUrl))").message("target.managed.fhirUrl must be an https:// URL"),
     validation = Rule::new("!has(self.audience) || (self.audience.startsWith('https://') && isURL(self.audience))").message("target.managed.audience must be an https:// URL"),
     validation = Rule::new("!has(self.resourceId) || self.resourceId.matches('^(?i)/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft[.]HealthcareApis/(workspaces/[^/]+/fhirservices|services)/[^/]+/?$')").message("target.managed.resourceId must be a FHIR service's ARM resource id: /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.HealthcareApis/workspaces/{workspace}/fhirservices/{name} (or the retired Azure API for FHIR form .../Microsoft.HealthcareApis/services/{name})"),
-    validation = Rule::new("!has(self.dataRoles) || size(self.dataRoles) == 0 || has(self.resourceId)").message("target.managed.dataRoles are assigned on the FHIR service named by target.managed.resourceId: set it")
+    validation = Rule::new("!has(self.dataRoles) || size(self.dataRoles) == 0 || has(self.resourceId)").message("target.managed.dataRoles are assigned on the FHIR service named by target.managed.resourceId: set it"),
+    validation = Rule::new("!has(self.audience) || !has(self.audienceResourceAppRef)").message("set target.managed.audience or target.managed.audienceResourceAppRef, not both: the FhirResourceApp's identifier URI is the audience")
 )]
 pub struct ManagedTarget {
     /// ARM resource id of the FHIR service: Azure Health Data Services
@@ -189,6 +190,15 @@ pub struct ManagedTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
     pub audience: Option<String>,
+    /// A FhirResourceApp in this namespace that stands for the service's audience (the custom
+    /// resource application Azure Health Data Services needs for SMART's `fhirUser`: Microsoft
+    /// allows no claim mapping on its first-party application). The client then requests that
+    /// application's scopes and audience, gets its `fhirUser` mapping (`smart.fhirUserClaim`) and
+    /// the `dataRoles` on the service as before. The service's `authenticationConfiguration.audience`
+    /// must be set to that application's identifier URI, which the operator does not do; the status
+    /// says how (docs/smart-fhir-user.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience_resource_app_ref: Option<super::common::LocalObjectReference>,
 }
 
 /// A built-in Azure RBAC data role of the FHIR service.

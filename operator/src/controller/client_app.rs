@@ -10,6 +10,7 @@ mod access;
 mod admission;
 mod app_policy;
 mod credential;
+mod fhir_user;
 mod rbac;
 pub(crate) mod target;
 
@@ -128,11 +129,12 @@ async fn inputs(
 ) -> Result<(String, Option<String>, Option<FhirResourceApp>), Error> {
     let ns = obj.namespace().unwrap_or_default();
     let reachable = target::out_of_reach(obj, ctx.config.watch_namespace.as_deref()).is_none();
-    let target_app = match &obj.spec.target.resource_app_ref {
-        Some(r) if reachable => ctx.resource_app(r.namespace_or(&ns), &r.name).await?,
+    let target_ref = target::resource_app_of(obj);
+    let target_app = match &target_ref {
+        Some((ns, name)) if reachable => ctx.resource_app(ns, name).await?,
         _ => None,
     };
-    let target_rv = match &obj.spec.target.resource_app_ref {
+    let target_rv = match &target_ref {
         Some(_) => target_app
             .as_ref()
             .and_then(|ra| ra.metadata.resource_version.clone())
@@ -296,6 +298,11 @@ async fn converge(
     let tenant = target::tenant_for(obj, target_app.as_ref());
     let graph = ctx.graph_for(&ns, tenant.as_ref()).await?;
     status.tenant_credentials_secret = target::credentials_secret(tenant.as_ref());
+    // What the target offers of the fhirUser claim; what it no longer offers is taken off first.
+    let offer = fhir_user::offer(obj, target_app.as_ref());
+    if !matches!(offer, fhir_user::Offer::Ready(_)) {
+        fhir_user::release(&graph, obj, &offer, status).await?;
+    }
     let (target, target_sp) = match target::resolve(obj, ctx, target_app, &graph).await? {
         Target::Resolved(t, sp) => (t, sp),
         Target::Wait(message) => return Ok(waiting_for_resource_app(message)),
@@ -332,6 +339,9 @@ async fn converge(
     };
     access::apply(&graph, &obj.spec, &target, target_sp.as_deref(), principal).await?;
     rbac::apply(ctx, &graph, &obj.spec, &sp.id, status).await?;
+    if let fhir_user::Offer::Ready(offered) = &offer {
+        fhir_user::apply(&graph, obj, &app, &sp.id, offered, status).await?;
+    }
     // Credential, outputs.
     let now = Timestamp::now();
     let inputs = credential::Inputs {
@@ -362,9 +372,7 @@ async fn converge(
     );
     status.credential = prepared.status.clone();
     status.output_name = Some(out.name.clone());
-    status.notes = target
-        .managed
-        .then(|| managed_note(status.role_assignments.is_empty()));
+    status.notes = target.managed.then(|| rbac::note(obj, &target, status));
     report_access(ctx, obj, &target, status, &refused, revoked).await?;
     // The registration and grants hold what the target publishes; what it does not is reported.
     if !unknown.is_empty() {
@@ -543,12 +551,8 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
     ctx.saw_secret(&ns, &secret_name, None);
     // The tenant it was registered in: as in apply, else the one its status recorded (the resource
     // app it followed may be gone already).
-    let target_app = match &obj.spec.target.resource_app_ref {
-        Some(r) => ctx
-            .resource_app(r.namespace_or(&ns), &r.name)
-            .await
-            .ok()
-            .flatten(),
+    let target_app = match target::resource_app_of(&obj) {
+        Some((ns, name)) => ctx.resource_app(&ns, &name).await.ok().flatten(),
         None => None,
     };
     let tenant = target::tenant_for(&obj, target_app.as_ref())
@@ -565,16 +569,13 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
         let graph = ctx.graph_for(&ns, tenant.as_ref()).await?;
         super::revoke::orphan(ctx, &obj, &graph).await?;
     }
-    remove_application(ctx, obj.as_ref(), policy, tenant.as_ref(), &id).await
-}
-
-/// What a managed-target client's status says about data-plane access.
-fn managed_note(no_assignments: bool) -> String {
-    if no_assignments {
-        "Target is the managed FHIR service: data-plane access is granted by Azure RBAC; set target.managed.resourceId and dataRoles for the operator to assign roles, or assign e.g. 'FHIR Data Reader' to this client's service principal on the FHIR service yourself.".into()
-    } else {
-        "Target is the managed FHIR service: data-plane access is granted by the Azure RBAC role assignments in status.roleAssignments; they can take a few minutes to take effect.".into()
+    // The fhirUser claim's policy is the target's: unassigned, whatever becomes of the application.
+    if obj.status.as_ref().is_some_and(|s| s.fhir_user.is_some()) {
+        let graph = ctx.graph_for(&ns, tenant.as_ref()).await?;
+        let mut status = obj.status.clone().unwrap_or_default();
+        fhir_user::take_off(&graph, &mut status).await?;
     }
+    remove_application(ctx, obj.as_ref(), policy, tenant.as_ref(), &id).await
 }
 
 pub fn error_policy(_obj: Arc<FhirClientApp>, err: &Error, ctx: Arc<Context>) -> Action {

@@ -15,7 +15,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-use super::client_app::target::tenant_for;
+use super::client_app::target::{resource_app_of, tenant_for};
 use super::{Context, Error, FINALIZER};
 use crate::api::{FhirClientApp, FhirResourceApp, TenantSpec};
 
@@ -96,10 +96,10 @@ pub fn users(
         .map(|ra| format!("FhirResourceApp {ns}/{}", ra.name_any()))
         .collect();
     for c in clients.iter().filter(|c| here(&|| c.namespace())) {
-        let target = c.spec.target.resource_app_ref.as_ref().and_then(|r| {
-            resource_apps.iter().find(|ra| {
-                ra.name_any() == r.name && ra.namespace().as_deref() == Some(r.namespace_or(ns))
-            })
+        let target = resource_app_of(c).and_then(|(rns, rname)| {
+            resource_apps
+                .iter()
+                .find(|ra| ra.name_any() == rname && ra.namespace().as_deref() == Some(&rns))
         });
         // Its FhirResourceApp may be gone already: the status remembers the Secret it used.
         let tenant = tenant_for(c, target.map(|a| a.as_ref()));

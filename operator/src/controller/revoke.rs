@@ -46,9 +46,8 @@ pub async fn remove(
 
 /// `namespace/name` of the FhirResourceApp `obj` targets, if any.
 pub fn current_target(obj: &FhirClientApp) -> Option<String> {
-    let own = obj.namespace().unwrap_or_default();
-    let r = obj.spec.target.resource_app_ref.as_ref()?;
-    Some(format!("{}/{}", r.namespace_or(&own), r.name))
+    let (ns, name) = super::client_app::target::resource_app_of(obj)?;
+    Some(format!("{ns}/{name}"))
 }
 
 fn split(reference: &str) -> (&str, &str) {

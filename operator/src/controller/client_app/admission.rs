@@ -36,10 +36,10 @@ pub fn admit(
     registered: bool,
 ) -> Admission {
     let own_ns = obj.namespace().unwrap_or_default();
-    let Some(r) = &obj.spec.target.resource_app_ref else {
+    // The FhirResourceApp the tokens are for (also a managed service's audience app): its policy.
+    let Some((ra_ns, ra_name)) = super::target::resource_app_of(obj) else {
         return go(obj.clone(), vec![], None);
     };
-    let ra_ns = r.namespace_or(&own_ns).to_string();
     let same = ra_ns == own_ns;
     let request = request(obj);
     let decision = match target_app {
@@ -52,8 +52,7 @@ pub fn admit(
         Decision::Admitted { allowed, refused } => go(narrowed(obj, &allowed), refused, None),
         Decision::NotAdmitted => {
             let message = format!(
-                "FhirResourceApp {ra_ns}/{} does not admit namespace {own_ns}, or does not exist: its owner can add {own_ns} to a rule of its spec.accessPolicy (docs/access-policy.md)",
-                r.name
+                "FhirResourceApp {ra_ns}/{ra_name} does not admit namespace {own_ns}, or does not exist: its owner can add {own_ns} to a rule of its spec.accessPolicy (docs/access-policy.md)"
             );
             let reason = format!("namespace {own_ns} is not admitted");
             let refused = entries(&request, &reason);

@@ -1,11 +1,13 @@
 //! The role-assignment step (managed target): Azure RBAC data roles on the managed FHIR service for
 //! the client's service principal, through Azure Resource Manager. The managed service authorises
 //! data-plane requests by these assignments alone (API permissions do nothing there), so a client
-//! is Ready only once they exist. `desired::managed` computes names and the plan.
+//! is Ready only once they exist. `desired::managed` computes names and the plan. [`note`] is what
+//! the client's status says about that data plane.
 
 use crate::api::{AppStatus, DataRole, FhirClientApp, FhirClientAppSpec, RoleAssignmentStatus};
 use crate::arm::{ArmClient, ArmError, Put};
 use crate::controller::{Context, Error};
+use crate::desired::client::ResolvedTarget;
 use crate::desired::managed::{self as m, Existing};
 use crate::graph::GraphClient;
 
@@ -183,4 +185,35 @@ pub async fn remove_all(
         }
     }
     Ok(())
+}
+
+/// What a managed-target client's status says about data-plane access, and about `fhirUser`: the
+/// audience step the operator does not take when a FhirResourceApp stands for the service's
+/// audience, or, with the FHIR SMART User role and no such app, where the claim must come from.
+pub fn note(obj: &FhirClientApp, target: &ResolvedTarget, status: &AppStatus) -> String {
+    let note = managed_access_note(status.role_assignments.is_empty());
+    let m = obj.spec.target.managed.as_ref();
+    if m.is_some_and(|m| m.audience_resource_app_ref.is_some()) {
+        let id = m.and_then(|m| m.resource_id.as_deref());
+        let step = crate::desired::fhir_user::audience_step(id, &target.audience);
+        return format!("{note} {step}");
+    }
+    let roles = m.and_then(|m| m.data_roles.as_ref());
+    if !roles.is_some_and(|r| r.contains(&crate::api::DataRole::FhirSmartUser)) {
+        return note;
+    }
+    format!(
+        "{note} FHIR SMART User narrows each request by the token's fhirUser claim, which the \
+         service's first-party application cannot carry: name a FhirResourceApp with \
+         smart.fhirUserClaim in target.managed.audienceResourceAppRef (docs/smart-fhir-user.md, \
+         managed service)."
+    )
+}
+
+fn managed_access_note(no_assignments: bool) -> String {
+    if no_assignments {
+        "Target is the managed FHIR service: data-plane access is granted by Azure RBAC; set target.managed.resourceId and dataRoles for the operator to assign roles, or assign e.g. 'FHIR Data Reader' to this client's service principal on the FHIR service yourself.".into()
+    } else {
+        "Target is the managed FHIR service: data-plane access is granted by the Azure RBAC role assignments in status.roleAssignments; they can take a few minutes to take effect.".into()
+    }
 }

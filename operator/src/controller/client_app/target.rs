@@ -78,14 +78,24 @@ pub fn recorded_tenant(status: &AppStatus) -> Option<TenantSpec> {
     })
 }
 
-/// `namespace/name` of the client's FhirResourceApp (empty for the managed service).
-pub fn reference(obj: &FhirClientApp) -> String {
+/// `(namespace, name)` of the FhirResourceApp the client's tokens are for: `resourceAppRef`, or
+/// for the managed service the one standing for its audience (`audienceResourceAppRef`, in the
+/// client's namespace).
+pub fn resource_app_of(obj: &FhirClientApp) -> Option<(String, String)> {
     let own_ns = obj.namespace().unwrap_or_default();
-    obj.spec
-        .target
-        .resource_app_ref
-        .as_ref()
-        .map(|r| format!("{}/{}", r.namespace_or(&own_ns), r.name))
+    let t = &obj.spec.target;
+    if let Some(r) = &t.resource_app_ref {
+        return Some((r.namespace_or(&own_ns).to_string(), r.name.clone()));
+    }
+    let r = t.managed.as_ref()?.audience_resource_app_ref.as_ref()?;
+    Some((own_ns, r.name.clone()))
+}
+
+/// `namespace/name` of the client's FhirResourceApp ([`resource_app_of`]; empty for the managed
+/// service without one).
+pub fn reference(obj: &FhirClientApp) -> String {
+    resource_app_of(obj)
+        .map(|(ns, name)| format!("{ns}/{name}"))
         .unwrap_or_default()
 }
 
@@ -104,12 +114,7 @@ pub async fn resolve(
                 r.name
             )));
         };
-        let st = ra.status.clone().unwrap_or_default();
-        let (Some(app_id), Some(audience), true) = (
-            st.client_id.clone(),
-            st.audience.clone(),
-            is_ready(&st.conditions, ra.metadata.generation),
-        ) else {
+        let Some((app_id, audience, st)) = ready(&ra) else {
             return Ok(Target::Wait(format!(
                 "waiting for FhirResourceApp {ns}/{} to become Ready",
                 r.name
@@ -137,7 +142,16 @@ pub async fn resolve(
             st.service_principal_object_id,
         ));
     }
-    resolve_managed(obj, graph).await
+    resolve_managed(obj, target_app, graph).await
+}
+
+/// A Ready resource app's application ID, audience and status; `None` until it is Ready.
+fn ready(ra: &FhirResourceApp) -> Option<(String, String, AppStatus)> {
+    let st = ra.status.clone().unwrap_or_default();
+    if !is_ready(&st.conditions, ra.metadata.generation) {
+        return None;
+    }
+    Some((st.client_id.clone()?, st.audience.clone()?, st))
 }
 
 /// The scopes and roles a Ready resource app publishes, from its status (a status written before the
@@ -147,16 +161,8 @@ fn published(
     st: &AppStatus,
     ctx: &Context,
 ) -> (Vec<Entitlement>, Vec<Entitlement>) {
-    let list = |l: &[crate::api::PublishedEntitlement]| {
-        l.iter()
-            .map(|e| Entitlement {
-                id: e.id.clone(),
-                value: e.value.clone(),
-            })
-            .collect()
-    };
     match &st.published {
-        Some(p) => (list(&p.scopes), list(&p.app_roles)),
+        Some(p) => (entitlements(&p.scopes), entitlements(&p.app_roles)),
         None => {
             let rid = crate::controller::resource_app::identity(ctx, ra);
             resource::published(&ra.spec, &rid)
@@ -165,14 +171,21 @@ fn published(
 }
 
 /// The managed FHIR service: Microsoft's first-party application, as its service principal in this
-/// tenant publishes it.
-async fn resolve_managed(obj: &FhirClientApp, graph: &GraphClient) -> Result<Target, Error> {
+/// tenant publishes it, or the FhirResourceApp that stands for its audience.
+async fn resolve_managed(
+    obj: &FhirClientApp,
+    audience_app: Option<FhirResourceApp>,
+    graph: &GraphClient,
+) -> Result<Target, Error> {
     let m = obj
         .spec
         .target
         .managed
         .clone()
         .ok_or_else(|| Error::InvalidSpec("target needs resourceAppRef or managed".into()))?;
+    if let Some(r) = &m.audience_resource_app_ref {
+        return managed_with_audience_app(&m, &r.name, audience_app);
+    }
     // The first-party app's service principal in this tenant tells us its scope and role IDs.
     let sp = graph
         .get_service_principal_by_app_id(MANAGED_FHIR_APP_ID)
@@ -209,6 +222,48 @@ async fn resolve_managed(obj: &FhirClientApp, graph: &GraphClient) -> Result<Tar
     ))
 }
 
+/// The managed service whose audience a FhirResourceApp stands for: that application's ID, audience
+/// and what it publishes, the service's URL; wait until it is Ready.
+fn managed_with_audience_app(
+    m: &crate::api::ManagedTarget,
+    name: &str,
+    audience_app: Option<FhirResourceApp>,
+) -> Result<Target, Error> {
+    let waiting = || {
+        Target::Wait(format!(
+            "waiting for FhirResourceApp {name} (target.managed.audienceResourceAppRef) to become Ready"
+        ))
+    };
+    let Some(ra) = audience_app else {
+        return Ok(waiting());
+    };
+    let Some((app_id, audience, st)) = ready(&ra) else {
+        return Ok(waiting());
+    };
+    let (fhir_url, _) = managed_endpoints(m)?;
+    let (scopes, roles) = match &st.published {
+        Some(p) => (entitlements(&p.scopes), entitlements(&p.app_roles)),
+        None => return Ok(waiting()),
+    };
+    let target = ResolvedTarget {
+        app_id,
+        fhir_url,
+        audience,
+        scopes,
+        roles,
+        managed: true,
+    };
+    Ok(Target::Resolved(target, st.service_principal_object_id))
+}
+
+fn entitlements(list: &[crate::api::PublishedEntitlement]) -> Vec<Entitlement> {
+    let one = |e: &crate::api::PublishedEntitlement| Entitlement {
+        id: e.id.clone(),
+        value: e.value.clone(),
+    };
+    list.iter().map(one).collect()
+}
+
 /// The managed service's URL and audience: as the spec gives them, else derived from its resource id.
 fn managed_endpoints(m: &crate::api::ManagedTarget) -> Result<(String, String), Error> {
     let id = match m.resource_id.as_deref() {
@@ -241,4 +296,38 @@ fn entitlement(id: &str, value: &Option<String>) -> Option<crate::desired::resou
         id: id.to_string(),
         value: value.clone()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn client(target: serde_json::Value) -> FhirClientApp {
+        serde_json::from_value(
+            json!({"apiVersion": "fhirapps.io/v1alpha1", "kind": "FhirClientApp",
+            "metadata": {"name": "web", "namespace": "team"},
+            "spec": {"type": "Public", "target": target}}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_resource_app_is_the_ref_or_the_managed_services_audience_app_in_the_clients_namespace() {
+        let pair = |ns: &str, n: &str| Some((ns.to_string(), n.to_string()));
+        let own = client(json!({"resourceAppRef": {"name": "fhir"}}));
+        assert_eq!(resource_app_of(&own), pair("team", "fhir"));
+        let other = client(json!({"resourceAppRef": {"name": "fhir", "namespace": "platform"}}));
+        assert_eq!(resource_app_of(&other), pair("platform", "fhir"));
+        assert_eq!(reference(&other), "platform/fhir");
+        let audience = client(
+            json!({"managed": {"fhirUrl": "https://ws-f.fhir.azurehealthcareapis.com",
+            "audienceResourceAppRef": {"name": "ahds"}}}),
+        );
+        assert_eq!(resource_app_of(&audience), pair("team", "ahds"));
+        let plain =
+            client(json!({"managed": {"fhirUrl": "https://ws-f.fhir.azurehealthcareapis.com"}}));
+        assert_eq!(resource_app_of(&plain), None);
+        assert_eq!(reference(&plain), "");
+    }
 }
