@@ -112,7 +112,7 @@ for c in nightly-export clinician-portal smart-spa; do mount secret "$c-fhir-cli
 step "A FHIR server configured from the ConfigMap alone"
 fhir_url=$(cat "$demo/secrets/nightly-export/FHIR_URL")
 CONFIGMAP_DIR="$demo/configmap" NODE_EXTRA_CA_CERTS="$CA_FILE" PORT="$(python3 -c 'import sys,urllib.parse;print(urllib.parse.urlsplit(sys.argv[1]).port)' "$fhir_url")" \
-  SEED_PATIENTS='[{"resourceType":"Patient","id":"pat-1","name":[{"family":"Chalmers","given":["Peter"]}],"birthDate":"1974-12-25"}]' \
+  SEED_RESOURCES='[{"resourceType":"Patient","id":"pat-1","name":[{"family":"Chalmers","given":["Peter"]}],"birthDate":"1974-12-25"}]' \
   node interop/fhir-server/server.mjs >"$demo/fhir-server.out" 2>"$demo/fhir-server.log" &
 echo $! >>"$demo/pids"
 for _ in $(seq 100); do grep -qs listening "$demo/fhir-server.out" && break; sleep 0.1; done
