@@ -43,7 +43,7 @@ const out = (v) => { document.getElementById('result').textContent = JSON.string
     }
     const client = await FHIR.oauth2.ready();
     // Who signed in: the id token's fhirUser claim (null without one), shown as a person sees it.
-    const fhirUser = client.getFhirUser();
+    const fhirUser = client.getFhirUser() || null;
     document.getElementById('who').textContent = fhirUser ? 'Signed in as ' + fhirUser : 'Signed in (no fhirUser)';
     // A FHIR read's status and resource, or the status and the OperationOutcome's text on refusal.
     const attempt = async (read) => {
