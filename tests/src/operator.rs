@@ -582,6 +582,67 @@ impl Harness {
     }
 }
 
+/// A user signs in to the Confidential client of `data` (auth code flow over HTTP, as a browser
+/// would: authorize → login form → redirect with a code → token endpoint) with `login` and
+/// `password`, asking for the FHIR scope and `openid`; the token endpoint's whole answer (access
+/// token, ID token).
+pub async fn sign_in_with_code(
+    emu: &entra_emulator::Running,
+    data: &std::collections::BTreeMap<String, String>,
+    redirect: &str,
+    (login, password): (&str, &str),
+) -> Result<Value, String> {
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(emu.ca_pem().as_bytes()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let authorize = data["TOKEN_ENDPOINT"].replace("/token", "/authorize");
+    let scope = format!("{} openid", data["FHIR_SCOPE"]);
+    let query = [
+        ("client_id", data["AZURE_CLIENT_ID"].as_str()),
+        ("response_type", "code"),
+        ("redirect_uri", redirect),
+        ("scope", &scope),
+        ("state", "s"),
+    ];
+    let get = http.get(&authorize).query(&query).send().await;
+    let page = get.map_err(|e| e.to_string())?.text().await;
+    let page = page.map_err(|e| e.to_string())?;
+    let field = |html: &str, before: &str, end: char| {
+        let rest = &html[html.find(before)? + before.len()..];
+        Some(rest[..rest.find(end)?].replace("&amp;", "&"))
+    };
+    let action = field(&page, r#"<form method="post" action=""#, '"').ok_or(page.clone())?;
+    let req = field(&page, r#"name="req" value=""#, '"').ok_or(page.clone())?;
+    let form = [
+        ("req", req.as_str()),
+        ("login", login),
+        ("passwd", password),
+    ];
+    let url = format!("{}{action}", emu.base_url());
+    let resp = http.post(url).form(&form).send().await;
+    let resp = resp.map_err(|e| e.to_string())?;
+    let location = resp.headers().get("location").and_then(|l| l.to_str().ok());
+    let Some(location) = location.map(String::from) else {
+        return Err(resp.text().await.unwrap_or_default());
+    };
+    let code = field(&format!("{location}&"), "code=", '&').ok_or(location.clone())?;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", &data["AZURE_CLIENT_ID"]),
+        ("client_secret", &data["AZURE_CLIENT_SECRET"]),
+        ("code", &code),
+        ("redirect_uri", redirect),
+        ("scope", &data["FHIR_SCOPE"]),
+    ];
+    let resp = http.post(&data["TOKEN_ENDPOINT"]).form(&form).send().await;
+    resp.map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Decodes a JWT's claims (no verification).
 pub fn claims(jwt: &str) -> Result<Value, String> {
     let part = jwt.split('.').nth(1).ok_or("not a JWT")?;

@@ -12,6 +12,7 @@ use fhir_app_operator::api::{FhirClientApp, FhirResourceApp};
 use fhir_app_operator_tests::TestNamespace;
 use fhir_app_operator_tests::operator::{
     Harness, claims, client_app, condition, full_permissions, resource_app, secret_data,
+    sign_in_with_code,
 };
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -427,74 +428,13 @@ async fn a_group_assigned_to_global_reader_gives_its_signed_in_member_the_role()
     teardown(h, team).await;
 }
 
-/// The member signs in to the client of `data` (auth code flow over HTTP, as a browser would:
-/// authorize → login form → redirect with a code → token endpoint); the access token's claims.
+/// The member signs in to the client of `data` (`sign_in_with_code`); the access token's claims.
 async fn sign_in(
     h: &Harness,
     data: &BTreeMap<String, String>,
     redirect: &str,
 ) -> Result<Value, String> {
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(h.emu.ca_pem().as_bytes()).unwrap())
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let authorize = data["TOKEN_ENDPOINT"].replace("/token", "/authorize");
-    let page = http
-        .get(&authorize)
-        .query(&[
-            ("client_id", data["AZURE_CLIENT_ID"].as_str()),
-            ("response_type", "code"),
-            ("redirect_uri", redirect),
-            ("scope", &format!("{} openid", data["FHIR_SCOPE"])),
-            ("state", "s"),
-        ])
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .text()
-        .await
-        .map_err(|e| e.to_string())?;
-    let field = |html: &str, before: &str, end: char| {
-        let rest = &html[html.find(before)? + before.len()..];
-        Some(rest[..rest.find(end)?].replace("&amp;", "&"))
-    };
-    let action = field(&page, r#"<form method="post" action=""#, '"').ok_or(page.clone())?;
-    let req = field(&page, r#"name="req" value=""#, '"').ok_or(page.clone())?;
-    let base = h.emu.base_url();
-    let resp = http
-        .post(format!("{base}{action}"))
-        .form(&[
-            ("req", req.as_str()),
-            ("login", MEMBER),
-            ("passwd", PASSWORD),
-        ])
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let location = resp
-        .headers()
-        .get("location")
-        .and_then(|l| l.to_str().ok())
-        .map(String::from);
-    let Some(location) = location else {
-        return Err(resp.text().await.unwrap_or_default());
-    };
-    let code = field(&format!("{location}&"), "code=", '&').ok_or(location.clone())?;
-    let resp = http
-        .post(&data["TOKEN_ENDPOINT"])
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("client_id", &data["AZURE_CLIENT_ID"]),
-            ("client_secret", &data["AZURE_CLIENT_SECRET"]),
-            ("code", &code),
-            ("redirect_uri", redirect),
-            ("scope", &data["FHIR_SCOPE"]),
-        ])
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let body: Value = resp.json().await.map_err(|e| e.to_string())?;
+    let body = sign_in_with_code(&h.emu, data, redirect, (MEMBER, PASSWORD)).await?;
     claims(body["access_token"].as_str().ok_or(body.to_string())?)
 }
 

@@ -39,6 +39,13 @@ pub const GRAPH_ROLES: &[(&str, &str)] = &[
     // Reads app management policies (Learn tenantappmanagementpolicy-get); the id is Graph's
     // appRole id, as public scripts grant it (e.g. ScubaGear's permission map).
     ("Policy.Read.All", "246dd0d5-5bd0-4def-940b-0421030a5b68"),
+    // Writes claims-mapping policies (Learn `claimsmappingpolicy-post-claimsmappingpolicies`); the
+    // id is Graph's appRole id as the Graph permissions reference lists it ("Application
+    // Permission | Id | be74164b-…", microsoft-graph-docs-contrib `permissions-reference.md`).
+    (
+        "Policy.ReadWrite.ApplicationConfiguration",
+        "be74164b-cff1-491c-8741-e671cb536e13",
+    ),
     (
         "Directory.ReadWrite.All",
         "19dbc75e-c2e2-444c-a770-ec69d8559fc7",

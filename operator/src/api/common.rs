@@ -137,11 +137,27 @@ pub struct AppStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "atomic"))]
     pub granted_on: Vec<GrantHolder>,
+    /// The `fhirUser` claim mapping in place (resource apps with `smart.fhirUserClaim`; client apps
+    /// whose target has it, on their own service principal). Absent when the claim is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fhir_user: Option<FhirUserStatus>,
     /// The Secret (in this namespace) whose credentials reach the application's tenant, when not the
     /// operator's own: a client following its FhirResourceApp's tenant keeps it here, so that its
     /// deletion can still use it after that FhirResourceApp is gone (client apps only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_credentials_secret: Option<String>,
+}
+
+/// Where the `fhirUser` claim comes from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct FhirUserStatus {
+    /// The directory extension's full name, `extension_<appId without dashes>_fhirUser`: set each
+    /// user's FHIR resource there (`PATCH /users/{id}` with `{"<name>": "Practitioner/123"}`).
+    pub extension_attribute: String,
+    /// Object ID of the claims-mapping policy that emits it as `fhirUser`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims_mapping_policy_id: Option<String>,
 }
 
 /// A FhirResourceApp whose API a client's service principal may hold grants on.

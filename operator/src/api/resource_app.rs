@@ -38,6 +38,7 @@ pub const APP_ID_URI: &str = "api://{appId}";
     validation = Rule::new("!has(self.appRoles) || !has(self.scopes) || self.appRoles.all(r, !self.scopes.exists(s, s.value == r.value))").message("a value cannot be both an app role and a scope: Entra refuses one value under two ids"),
     validation = Rule::new("!has(self.smart) || !has(self.smart.scopes) || self.smart.scopes.all(s, !(s.matches('^(patient|user|system)[/.$]') && s.contains('?')))").message("a query-qualified (granular) SMART scope such as patient/Observation.rs?category=... cannot be used: an Entra scope value cannot carry the query (Entra has no place for its parameters, and '|' is not an allowed scope character), so use the unqualified scope, e.g. patient/Observation.rs"),
     validation = Rule::new("!has(self.smart) || !has(self.smart.scopes) || self.smart.scopes.all(s, !s.matches('^(patient|user|system)/') || s.contains('?') || (s.matches('^(patient|user|system)/([*]|[A-Za-z]+)[.](read|write|[*]|c?r?u?d?s?)$') && !s.endsWith('.')))").message("a SMART scope must be <patient|user|system>/<Type or *>.<level>: v1 levels read, write or *, or SMART v2 permissions from c, r, u, d, s, each at most once and in that order (e.g. patient/Patient.rs, user/*.cruds)"),
+    validation = Rule::new("!has(self.smart) || !has(self.smart.fhirUserClaim) || !self.smart.fhirUserClaim || self.smart.enabled").message("smart.fhirUserClaim needs smart.enabled: true: the fhirUser claim is for SMART on FHIR clients"),
     validation = Rule::new("!has(self.tenant) || !has(self.tenant.credentialsSecretRef) || has(self.tenant.tenantId)").message("tenant.credentialsSecretRef needs tenant.tenantId"))]
 pub struct FhirResourceAppSpec {
     /// URL of the FHIR server, e.g. `https://fhir.contoso.example`. Used as the default identifier URI
@@ -173,6 +174,15 @@ pub struct SmartSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 200), inner(length(min = 1, max = 256)), extend("x-kubernetes-list-type" = "set"))]
     pub scopes: Option<Vec<String>>,
+    /// Issue the `fhirUser` claim (the signed-in user's FHIR resource, e.g. `Practitioner/123`) in
+    /// this API's access tokens and in the ID tokens of the SMART clients (Confidential and Public
+    /// FhirClientApps) that target it. The operator creates the directory extension `fhirUser` on
+    /// this application (`status.fhirUser.extensionAttribute` names it: set each user's value there),
+    /// a claims-mapping policy, its assignments and `api.acceptMappedClaims`; it needs the Graph
+    /// permission `Policy.ReadWrite.ApplicationConfiguration` (docs/permissions.md). The
+    /// `FhirUserClaim` condition says whether the claim is in place. Default false; needs `enabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fhir_user_claim: Option<bool>,
 }
 
 /// Output objects of a resource app.

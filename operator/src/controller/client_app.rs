@@ -10,6 +10,7 @@ mod access;
 mod admission;
 mod app_policy;
 mod credential;
+mod fhir_user;
 mod rbac;
 pub(crate) mod target;
 
@@ -296,6 +297,11 @@ async fn converge(
     let tenant = target::tenant_for(obj, target_app.as_ref());
     let graph = ctx.graph_for(&ns, tenant.as_ref()).await?;
     status.tenant_credentials_secret = target::credentials_secret(tenant.as_ref());
+    // What the target offers of the fhirUser claim; what it no longer offers is taken off first.
+    let offer = fhir_user::offer(obj, target_app.as_ref());
+    if !matches!(offer, fhir_user::Offer::Ready(_)) {
+        fhir_user::release(&graph, obj, &offer, status).await?;
+    }
     let (target, target_sp) = match target::resolve(obj, ctx, target_app, &graph).await? {
         Target::Resolved(t, sp) => (t, sp),
         Target::Wait(message) => return Ok(waiting_for_resource_app(message)),
@@ -332,6 +338,9 @@ async fn converge(
     };
     access::apply(&graph, &obj.spec, &target, target_sp.as_deref(), principal).await?;
     rbac::apply(ctx, &graph, &obj.spec, &sp.id, status).await?;
+    if let fhir_user::Offer::Ready(offered) = &offer {
+        fhir_user::apply(&graph, obj, &app, &sp.id, offered, status).await?;
+    }
     // Credential, outputs.
     let now = Timestamp::now();
     let inputs = credential::Inputs {
@@ -564,6 +573,12 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
     if policy == crate::api::DeletionPolicy::Orphan {
         let graph = ctx.graph_for(&ns, tenant.as_ref()).await?;
         super::revoke::orphan(ctx, &obj, &graph).await?;
+    }
+    // The fhirUser claim's policy is the target's: unassigned, whatever becomes of the application.
+    if obj.status.as_ref().is_some_and(|s| s.fhir_user.is_some()) {
+        let graph = ctx.graph_for(&ns, tenant.as_ref()).await?;
+        let mut status = obj.status.clone().unwrap_or_default();
+        fhir_user::take_off(&graph, &mut status).await?;
     }
     remove_application(ctx, obj.as_ref(), policy, tenant.as_ref(), &id).await
 }

@@ -2,6 +2,7 @@
 
 mod directory;
 mod enforce;
+pub(crate) mod fhir_user;
 pub use enforce::unless_not_permitted;
 
 use std::sync::Arc;
@@ -242,7 +243,10 @@ async fn apply_inner(
         ts.issuer = issuer;
         ts.jwks_uri = jwks_uri;
     }
-    let data = b::config_map_data(&ts, graph.tenant_id(), &app.app_id);
+    // The fhirUser claim: its keys are written only while tokens carry it.
+    let claim = fhir_user::apply(&graph, obj, &app, &sp, &identifier_uri, status).await?;
+    let mut data = b::config_map_data(&ts, graph.tenant_id(), &app.app_id);
+    data.extend(claim.as_deref().map(fhir_user_keys).into_iter().flatten());
     write_outputs(ctx, obj, &out, data).await?;
     status.service_principal_object_id = Some(sp.id.clone());
     status.published = Some(published(scopes, roles));
@@ -255,6 +259,10 @@ async fn apply_inner(
         ),
         requeue: ctx.config.resync,
     })
+}
+
+fn fhir_user_keys(extension: &str) -> [(String, String); 2] {
+    crate::desired::fhir_user::output_keys(extension)
 }
 
 /// What this resource app publishes, as the status tells its clients.
@@ -382,8 +390,30 @@ async fn cleanup(obj: Arc<FhirResourceApp>, ctx: &Context) -> Result<Action, Err
         None,
     );
     let id = identity(ctx, &obj);
+    remove_fhir_user_claim(&obj, ctx, &id).await?;
     let policy = (obj.spec.deletion_policy).unwrap_or(ctx.config.default_deletion_policy);
     remove_application(ctx, obj.as_ref(), policy, obj.spec.tenant.as_ref(), &id).await
+}
+
+/// Whatever the deletion policy says about the application, the fhirUser claim's policy, its
+/// assignments and the extension go (a policy left behind keeps shaping its clients' tokens).
+async fn remove_fhir_user_claim(
+    obj: &FhirResourceApp,
+    ctx: &Context,
+    id: &ResourceIdentity<'_>,
+) -> Result<(), Error> {
+    let mut status = obj.status.clone().unwrap_or_default();
+    if !fhir_user::traced(&status) && !crate::desired::fhir_user::wanted(&obj.spec) {
+        return Ok(());
+    }
+    let ns = obj.namespace().unwrap_or_default();
+    let graph = ctx.graph_for(&ns, obj.spec.tenant.as_ref()).await?;
+    let raw = graph.find_application_to_delete(&id.unique_name()).await?;
+    let app = match raw {
+        Some(v) => Some(crate::graph::types::parse_application("application", &v)?),
+        None => None,
+    };
+    fhir_user::undo(&graph, obj, app.as_ref(), &mut status).await
 }
 
 pub fn error_policy(_obj: Arc<FhirResourceApp>, err: &Error, ctx: Arc<Context>) -> Action {

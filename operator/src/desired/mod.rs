@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod diff;
 pub mod directory;
 pub mod duration;
+pub mod fhir_user;
 pub mod managed;
 pub mod naming;
 pub mod policy;

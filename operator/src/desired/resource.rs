@@ -459,6 +459,7 @@ mod tests {
         s.smart = Some(SmartSpec {
             enabled: true,
             scopes: None,
+            fhir_user_claim: None,
         });
         let vals: Vec<String> = scopes(&s, &ID).iter().map(|v| v.value.clone()).collect();
         for want in [

@@ -5,6 +5,7 @@
 mod applications;
 mod assignments;
 pub(crate) mod call;
+pub mod claims;
 pub mod client;
 mod deleted_items;
 pub mod error;

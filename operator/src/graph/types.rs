@@ -47,9 +47,23 @@ pub struct Application {
     pub key_credentials: Vec<KeyCredential>,
     pub sign_in_audience: Option<String>,
     pub created_date_time: Option<String>,
+    pub api: Option<AppApi>,
+}
+
+/// The part of an application's `api` the operator reads besides what it converges.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AppApi {
+    /// Graph answers `null` until it is set.
+    pub accept_mapped_claims: Option<bool>,
 }
 
 impl Application {
+    /// `api.acceptMappedClaims` is true.
+    pub fn accepts_mapped_claims(&self) -> bool {
+        self.api.as_ref().and_then(|a| a.accept_mapped_claims) == Some(true)
+    }
+
     /// When the application was created (app management policies restrict by it).
     pub fn created(&self) -> Option<jiff::Timestamp> {
         self.created_date_time.as_deref()?.parse().ok()
