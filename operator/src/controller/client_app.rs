@@ -371,9 +371,16 @@ async fn converge(
     );
     status.credential = prepared.status.clone();
     status.output_name = Some(out.name.clone());
-    status.notes = target
-        .managed
-        .then(|| managed_note(status.role_assignments.is_empty()));
+    status.notes = target.managed.then(|| {
+        let smart = obj
+            .spec
+            .target
+            .managed
+            .as_ref()
+            .and_then(|m| m.data_roles.as_ref());
+        let smart = smart.is_some_and(|r| r.contains(&crate::api::DataRole::FhirSmartUser));
+        managed_note(status.role_assignments.is_empty(), smart)
+    });
     report_access(ctx, obj, &target, status, &refused, revoked).await?;
     // The registration and grants hold what the target publishes; what it does not is reported.
     if !unknown.is_empty() {
@@ -583,8 +590,22 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
     remove_application(ctx, obj.as_ref(), policy, tenant.as_ref(), &id).await
 }
 
-/// What a managed-target client's status says about data-plane access.
-fn managed_note(no_assignments: bool) -> String {
+/// What a managed-target client's status says about data-plane access (and, with the FHIR SMART
+/// User role, where its users' `fhirUser` comes from).
+fn managed_note(no_assignments: bool, smart_user: bool) -> String {
+    let note = managed_access_note(no_assignments);
+    if !smart_user {
+        return note;
+    }
+    format!(
+        "{note} FHIR SMART User narrows each request by the token's fhirUser claim, which the \
+         service's first-party application cannot carry: for fhirUser, target a FhirResourceApp \
+         with smart.fhirUserClaim whose fhirUrl is this service and set the service's audience \
+         to its identifier URI (docs/smart-fhir-user.md, managed service)."
+    )
+}
+
+fn managed_access_note(no_assignments: bool) -> String {
     if no_assignments {
         "Target is the managed FHIR service: data-plane access is granted by Azure RBAC; set target.managed.resourceId and dataRoles for the operator to assign roles, or assign e.g. 'FHIR Data Reader' to this client's service principal on the FHIR service yourself.".into()
     } else {

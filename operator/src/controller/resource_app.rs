@@ -252,6 +252,7 @@ async fn apply_inner(
     status.published = Some(published(scopes, roles));
     status.audience = Some(ts.audience.clone());
     status.output_name = Some(out.config_map.clone());
+    status.notes = crate::desired::fhir_user::managed_service_note(&spec.fhir_url, &ts.audience);
     Ok(Outcome::Ready {
         message: format!(
             "application {} registered; token settings in ConfigMap {}",

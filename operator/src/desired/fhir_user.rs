@@ -155,6 +155,25 @@ pub fn taken(sp_id: &str, other_name: &str, other_id: &str) -> String {
     )
 }
 
+/// What a FhirResourceApp that stands for an Azure Health Data Services FHIR service's audience
+/// (its `fhirUrl` is the service's) needs done outside Entra: AHDS accepts no claim mapping on its
+/// first-party application, so its SMART sample registers a custom resource app as the service's
+/// audience (docs/entra-facts/claims-and-delta.md §A4); the operator does not change the service
+/// through ARM. `None` for any other FHIR server.
+pub fn managed_service_note(fhir_url: &str, audience: &str) -> Option<String> {
+    let host = fhir_url.split("://").nth(1)?.split(['/', ':']).next()?;
+    let host = host.to_ascii_lowercase();
+    host.ends_with(".fhir.azurehealthcareapis.com").then(|| {
+        format!(
+            "fhirUrl is an Azure Health Data Services FHIR service: the operator does not change \
+             the service, so set its audience to this app's ({audience}) yourself: az resource \
+             update --ids <FHIR service resource id> --set \
+             properties.authenticationConfiguration.audience={audience}; SMART users also need the \
+             'FHIR SMART User' role on the service (docs/smart-fhir-user.md, managed service)"
+        )
+    })
+}
+
 /// The condition message when the operator may not write claims-mapping policies.
 pub fn not_permitted(graph_message: &str) -> String {
     format!(
@@ -260,5 +279,24 @@ mod tests {
             )
         );
         assert!(not_permitted("Insufficient privileges").contains(POLICY_PERMISSION));
+    }
+
+    #[test]
+    fn an_ahds_fhir_url_gets_the_audience_step_the_operator_does_not_do() {
+        let aud = "https://fhir-app.contoso.example";
+        let note = managed_service_note("https://ws-fhir.fhir.azurehealthcareapis.com/", aud);
+        let note = note.unwrap();
+        assert!(
+            note.contains(&format!(
+                "properties.authenticationConfiguration.audience={aud}"
+            )),
+            "{note}"
+        );
+        assert!(note.contains("FHIR SMART User"), "{note}");
+        assert_eq!(
+            managed_service_note("https://fhir.contoso.example", aud),
+            None
+        );
+        assert_eq!(managed_service_note("not a url", aud), None);
     }
 }
