@@ -215,6 +215,16 @@ async fn invalid_manifests_are_refused_with_messages_a_user_understands() {
         ),
         (
             'R',
+            json!({"fhirUrl": fhir, "smart": {"enabled": false, "fhirUserClaim": true}}),
+            Refused("smart.fhirUserClaim needs smart.enabled: true"),
+        ),
+        (
+            'R',
+            json!({"fhirUrl": fhir, "smart": {"enabled": true, "fhirUserClaim": true}}),
+            Accepted,
+        ),
+        (
+            'R',
             json!({"fhirUrl": fhir, "deletionPolicy": "Keep"}),
             Refused("spec.deletionPolicy: Unsupported value: \"Keep\""),
         ),

@@ -85,21 +85,6 @@ impl GraphClient {
             .await
     }
 
-    /// `GET /policies/claimsMappingPolicies/{id}`, `None` when it is gone.
-    pub async fn claims_mapping_policy(
-        &self,
-        id: &str,
-    ) -> Result<Option<ClaimsMappingPolicy>, GraphError> {
-        let op = "getClaimsMappingPolicy";
-        match self
-            .get_opt(op, &format!("{POLICIES}/{id}"), Lag::Brief)
-            .await?
-        {
-            Some(v) => Ok(Some(decode(op, v)?)),
-            None => Ok(None),
-        }
-    }
-
     /// `POST /policies/claimsMappingPolicies`: 201 with the policy.
     pub async fn create_claims_mapping_policy(
         &self,

@@ -147,3 +147,67 @@ fn set(obj: &FhirClientApp, status: &mut AppStatus, value: (&str, &str, &str)) {
         now,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn client(kind: &str) -> FhirClientApp {
+        serde_json::from_value(
+            json!({"apiVersion": "fhirapps.io/v1alpha1", "kind": "FhirClientApp",
+            "metadata": {"name": "web", "namespace": "ns"},
+            "spec": {"type": kind, "target": {"resourceAppRef": {"name": "fhir"}}}}),
+        )
+        .unwrap()
+    }
+
+    fn resource(claim: bool, status: Value) -> FhirResourceApp {
+        serde_json::from_value(json!({"apiVersion": "fhirapps.io/v1alpha1", "kind": "FhirResourceApp",
+            "metadata": {"name": "fhir", "namespace": "ns"},
+            "spec": {"fhirUrl": "https://fhir.example", "smart": {"enabled": true, "fhirUserClaim": claim}},
+            "status": status}))
+        .unwrap()
+    }
+
+    fn condition(status: &str, message: &str) -> Value {
+        json!({"type": "FhirUserClaim", "status": status, "reason": "r", "message": message,
+               "lastTransitionTime": "2026-01-01T00:00:00Z"})
+    }
+
+    #[test]
+    fn only_smart_clients_of_a_resource_with_the_claim_in_place_are_offered_it() {
+        let record =
+            json!({"extensionAttribute": "extension_a_fhirUser", "claimsMappingPolicyId": "p"});
+        let ready = resource(
+            true,
+            json!({"conditions": [condition("True", "ok")], "fhirUser": record}),
+        );
+        match offer(&client("Confidential"), Some(&ready)) {
+            Offer::Ready(r) => assert_eq!(r.claims_mapping_policy_id.as_deref(), Some("p")),
+            _ => panic!("a SMART client of a resource with the claim is offered it"),
+        }
+        assert!(matches!(
+            offer(&client("Public"), Some(&ready)),
+            Offer::Ready(_)
+        ));
+        assert!(matches!(
+            offer(&client("Service"), Some(&ready)),
+            Offer::None
+        ));
+        assert!(matches!(offer(&client("Public"), None), Offer::None));
+        let off = resource(false, json!({}));
+        assert!(matches!(offer(&client("Public"), Some(&off)), Offer::None));
+        let denied = resource(
+            true,
+            json!({"conditions": [condition("False", "lacks Policy.X")],
+            "fhirUser": {"extensionAttribute": "extension_a_fhirUser"}}),
+        );
+        match offer(&client("Confidential"), Some(&denied)) {
+            Offer::Pending(m) => {
+                assert!(m.contains("ns/fhir") && m.contains("lacks Policy.X"), "{m}")
+            }
+            _ => panic!("not in place yet: pending, with the resource's reason"),
+        }
+    }
+}

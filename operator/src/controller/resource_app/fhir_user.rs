@@ -106,13 +106,10 @@ async fn extension(graph: &GraphClient, app: &Application) -> Result<ExtensionPr
         .await
     {
         Ok(e) => Ok(e),
-        Err(GraphError::Conflict { .. } | GraphError::BadRequest { .. }) => {
+        // One made meanwhile (Entra: `Request_MultipleObjectsWithSameKeyValue`, 400) is listed now.
+        Err(e @ (GraphError::Conflict { .. } | GraphError::BadRequest { .. })) => {
             let again = graph.extension_properties(&app.id).await?;
-            find(again).ok_or_else(|| {
-                Error::Graph(GraphError::Decode(format!(
-                    "{want} was refused as a duplicate but is not listed"
-                )))
-            })
+            find(again).ok_or(Error::Graph(e))
         }
         Err(e) => Err(needs("create the fhirUser extension property", WRITE_APPS)(
             e,
