@@ -3,7 +3,9 @@
 # applies examples/demo/, waits until everything is Ready, shows the results, proves the service
 # client's Secret obtains a token, starts a FHIR server configured from the ConfigMap alone and ends
 # with the service client reading a Patient from it with nothing but its Secret. DEMO_KEEP=1 leaves it
-# all running, with the SMART app and the web app, whose URLs it prints.
+# all running, with the SMART app and the web app, whose URLs it prints. The FHIR API maps the fhirUser claim:
+# the demo clinician gets a value (as provisioning would, hack/set-fhir-user.sh), and the SMART app, signed in
+# in Chromium when it is installed, shows who signed in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -37,12 +39,14 @@ eval "$(target/debug/kube-local up --dir "$demo/cluster" | tail -n 1)"
 kubectl version 2>/dev/null | sed 's/^/  /'
 
 step "Starting the Entra ID emulator"
-# The operator's app holds the least privilege plus the two consent permissions the examples opt into;
+# The operator's app holds the least privilege plus the two consent permissions the examples opt into, and
+# the policy permission for the fhirUser claim (docs/permissions.md);
 # a directory user can sign in to the demo's apps from a browser (emulator/README.md, "Users sign in");
 # its certificate also names Entra's, Graph's and ARM's hosts, for hack/as-azure.sh (docs/interop.md).
 target/debug/entra-emulator --listen 127.0.0.1:0 --state-file "$demo/emulator-state.json" \
   --ca-file "$demo/emulator-ca.pem" --permission Application.ReadWrite.OwnedBy --permission Application.Read.All \
   --permission AppRoleAssignment.ReadWrite.All --permission DelegatedPermissionGrant.ReadWrite.All \
+  --permission Policy.ReadWrite.ApplicationConfiguration \
   --user "clinician@contoso.example:Demo-Passw0rd:Dr Demo Clinician" \
   --hostname login.microsoftonline.com --hostname graph.microsoft.com --hostname management.azure.com \
   >"$demo/emulator.env" 2>"$demo/emulator.log" &
@@ -74,6 +78,14 @@ kubectl apply -n fhir-demo -f examples/demo/ | sed 's/^/  /'
 step "Waiting until every app is Ready"
 kubectl wait -n fhir-demo --for=condition=Ready fhirresourceapps,fhirclientapps --all --timeout=180s | sed 's/^/  /'
 kubectl get -n fhir-demo fhirresourceapps,fhirclientapps
+# The fhirUser claim mapped for the API's tokens and the user-facing clients' ID tokens.
+kubectl wait -n fhir-demo --for=condition=FhirUserClaim fhirresourceapps/fhir-server \
+  fhirclientapps/smart-spa fhirclientapps/clinician-portal --timeout=120s | sed 's/^/  /'
+
+step "The demo clinician's fhirUser, set as provisioning sets it (hack/set-fhir-user.sh: Graph PATCH /users)"
+# The emulator's admin token holds User.ReadWrite.All; in a real tenant: az account get-access-token.
+GRAPH_TOKEN=$(curl -sSf --cacert "$CA_FILE" -X POST "$emu_admin/admin-token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])') \
+  KUBECTL="$bins/kubectl" CA_FILE="$CA_FILE" bash hack/set-fhir-user.sh fhir-demo fhir-server clinician@contoso.example Practitioner/dr-demo
 
 step "What the FHIR server reads (ConfigMap for envFrom)"
 for c in $(kubectl get configmaps -n fhir-demo -l app.kubernetes.io/managed-by=fhir-app-operator -o name); do
@@ -112,12 +124,14 @@ for c in nightly-export clinician-portal smart-spa; do mount secret "$c-fhir-cli
 step "A FHIR server configured from the ConfigMap alone"
 fhir_url=$(cat "$demo/secrets/nightly-export/FHIR_URL")
 CONFIGMAP_DIR="$demo/configmap" NODE_EXTRA_CA_CERTS="$CA_FILE" PORT="$(python3 -c 'import sys,urllib.parse;print(urllib.parse.urlsplit(sys.argv[1]).port)' "$fhir_url")" \
-  SEED_PATIENTS='[{"resourceType":"Patient","id":"pat-1","name":[{"family":"Chalmers","given":["Peter"]}],"birthDate":"1974-12-25"}]' \
+  SEED_RESOURCES='[{"resourceType":"Patient","id":"pat-1","name":[{"family":"Chalmers","given":["Peter"]}],"birthDate":"1974-12-25"},
+    {"resourceType":"Practitioner","id":"dr-demo","name":[{"family":"Clinician","given":["Demo"],"prefix":["Dr"]}]},
+    {"resourceType":"Practitioner","id":"dr-other","name":[{"family":"Colleague","given":["Other"],"prefix":["Dr"]}]}]' \
   node interop/fhir-server/server.mjs >"$demo/fhir-server.out" 2>"$demo/fhir-server.log" &
 echo $! >>"$demo/pids"
 for _ in $(seq 100); do grep -qs listening "$demo/fhir-server.out" && break; sleep 0.1; done
 grep -q listening "$demo/fhir-server.out" || { cat "$demo/fhir-server.log"; exit 1; }
-python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print("  %s: issuer %s, audience %s" % (v["base"], v["issuer"], v["audience"]))' "$demo/fhir-server.out"
+python3 -c 'import json,sys; v=json.load(open(sys.argv[1])); print("  %s: issuer %s, audience %s, fhirUser claim %s" % (v["base"], v["issuer"], v["audience"], v["fhirUserClaim"]))' "$demo/fhir-server.out"
 
 step "The service client reads a Patient from the FHIR server with nothing but its Secret"
 (set -a; source <(for f in "$demo"/secrets/nightly-export/[A-Z]*; do echo "$(basename "$f")=$(printf %q "$(cat "$f")")"; done); set +a
@@ -129,6 +143,24 @@ if not r.get("ok"): sys.exit(f"  failed: {r}")
 for c in r["calls"]:
     print("  %-12s -> %s %s %s" % (c["call"], c["status"], c.get("resourceType") or "", c.get("id") or c.get("error") or ""))
 if r["calls"][0]["status"] != 200: sys.exit("  the Patient was not read")'
+
+step "The SMART app (fhirclient, standalone launch) signs the demo clinician in and shows who signed in"
+if [ -n "${BROWSER_NODE_MODULES:-}" ]; then
+  SECRET_DIR="$demo/secrets/smart-spa" CONFIGMAP_DIR="$demo/configmap" NODE_EXTRA_CA_CERTS="$CA_FILE" PATIENT_ID=pat-1 \
+    OTHER_RESOURCE=Practitioner/dr-other USER_NAME=clinician@contoso.example USER_PASSWORD=Demo-Passw0rd \
+    SIGNIN_SCRIPT="$root/interop/browser/signin.mjs" node interop/fhir-server/smart-app.mjs 2>"$demo/smart-app.log" | python3 -c '
+import json, sys
+r = json.loads(sys.stdin.read().strip().splitlines()[-1])
+if not r.get("ok"): sys.exit(f"  failed: {r}")
+print("  Signed in as %s   (client.getFhirUser(), from the ID token; the access token carries %s)" % (r["fhirUser"], r["token"]["fhirUser"]))
+show = lambda what, c: print("  %-34s -> %s %s" % (what, c["status"], c.get("id") or c.get("error") or ""))
+show("client.user.read()", r["user"] or {"status": "-", "error": "no fhirUser"})
+show("Practitioner/dr-other", r["other"])
+show("Patient/pat-1", r["patient"])
+if r["fhirUser"] != "Practitioner/dr-demo": sys.exit("  the SMART app did not learn who signed in")'
+else
+  echo "  skipped: Chromium is not installed (make browser-deps); DEMO_KEEP=1 serves the app for your browser"
+fi
 
 if [ "${DEMO_KEEP:-0}" = 1 ]; then
   step "Apps a person can sign in to (user clinician@contoso.example, password Demo-Passw0rd)"

@@ -7,8 +7,11 @@
 //   after patient|user|system, `*` or `all` for every type, v1 levels (read, write, *, all) or v2
 //   letters (cruds): Entra carries `patient/Patient.rs` as `patient.Patient.rs` in `scp`, and the
 //   middleware's regex (microsoft/fhir-server src/Microsoft.Health.Fhir.Api/Features/SMART/
-//   SmartClinicalScopesMiddleware.cs) takes `/`, `$` or `.` and URL-decodes `%2f` first.
+//   SmartClinicalScopesMiddleware.cs) takes `/`, `$` or `.` and URL-decodes `%2f` first;
+// - with FHIR_USER_CLAIM configured, a delegated token must carry that claim and is limited to the
+//   signed-in user's compartment (fhir-user.mjs).
 import { createRequire } from 'node:module';
+import { compartmentOf, outsideCompartment } from './fhir-user.mjs';
 
 const require = createRequire(`${process.env.FHIR_SERVER_NODE_MODULES}/`);
 const scopeChecker = require('@asymmetrik/sof-scope-checker');
@@ -77,8 +80,13 @@ export function grantedLetters(scp, resource) {
   return letters;
 }
 
-/** {allowed, reason, roles, scopes}: whether `claims` may do `method path`. */
-export function authorize(claims, method, path) {
+/**
+ * {allowed, reason, roles, scopes, compartment}: whether `claims` may do `method path`. `fhirUser`
+ * ({claim, attribute}: FHIR_USER_CLAIM and FHIR_USER_EXTENSION_ATTRIBUTE), when the server requires the
+ * claim: a delegated token without it is refused, and one with it gets the user's `compartment`
+ * (searches are narrowed to it by the stores). App-only tokens are unaffected.
+ */
+export function authorize(claims, method, path, fhirUser = undefined) {
   const { action, resource, interaction } = requested(method, path);
   const roles = Array.isArray(claims.roles) ? claims.roles : [];
   if (!roles.some((r) => roleAllows(r, action))) {
@@ -97,7 +105,11 @@ export function authorize(claims, method, path) {
       return { allowed: false, reason: `the token's SMART scopes [${claims.scp}] do not grant '${interaction}' on ${resource}` };
     }
   }
-  return { allowed: true, roles, scopes };
+  if (!delegated || !fhirUser?.claim) return { allowed: true, roles, scopes };
+  const { compartment, reason } = compartmentOf(claims, fhirUser);
+  const outside = compartment && outsideCompartment(compartment, resource, path.split('/')[3]);
+  if (reason || outside) return { allowed: false, reason: reason || outside };
+  return { allowed: true, roles, scopes, compartment };
 }
 
 /**

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { authorize, clinicalScopes, requested } from './auth.mjs';
+import { parseFhirUser, visible } from './fhir-user.mjs';
 
 const app = (...roles) => ({ roles });
 const user = (scp, ...roles) => ({ roles, scp });
@@ -75,4 +76,62 @@ test('SMART v2 letters: r reads by id, s searches, c/u/d write (v1 and v2 side b
   for (const [scp, method, path, allowed] of cases) {
     assert.equal(authorize(user(scp, 'globalAdmin'), method, path).allowed, allowed, `${scp} ${method} ${path}`);
   }
+});
+
+// The fhirUser claim, required when the ConfigMap names it (FHIR_USER_CLAIM), as fhir-user.mjs reads it.
+const FHIR_USER = { claim: 'fhirUser', attribute: 'extension_0a1b2c3d4e5f60718293a4b5c6d7e8f9_fhirUser' };
+const signedIn = (fhirUser, scp = 'patient.all.read', ...roles) => ({ roles: roles.length ? roles : ['globalReader'], scp, fhirUser });
+
+test('fhirUser: a Practitioner reads its own Practitioner and no other', () => {
+  const me = signedIn('Practitioner/prac-1');
+  assert.equal(authorize(me, 'GET', '/4_0_1/Practitioner/prac-1', FHIR_USER).allowed, true);
+  const other = authorize(me, 'GET', '/4_0_1/Practitioner/prac-2', FHIR_USER);
+  assert.equal(other.allowed, false);
+  assert.match(other.reason, /fhirUser Practitioner\/prac-1.*Practitioner\/prac-2.*outside the user's compartment/);
+  assert.deepEqual(authorize(me, 'GET', '/4_0_1/Practitioner', FHIR_USER).compartment, { type: 'Practitioner', id: 'prac-1' });
+  assert.equal(authorize(me, 'GET', '/4_0_1/Patient/pat-1', FHIR_USER).allowed, true, 'patient data: not narrowed');
+  const absolute = signedIn('https://fhir.contoso.example/4_0_1/Practitioner/prac-1');
+  assert.equal(authorize(absolute, 'GET', '/4_0_1/Practitioner/prac-1', FHIR_USER).allowed, true, 'absolute URL');
+});
+
+test('fhirUser: a Patient is limited to its own compartment', () => {
+  const me = signedIn('Patient/pat-1');
+  assert.equal(authorize(me, 'GET', '/4_0_1/Patient/pat-1', FHIR_USER).allowed, true);
+  assert.equal(authorize(me, 'GET', '/4_0_1/Patient/pat-2', FHIR_USER).allowed, false);
+  assert.equal(authorize(signedIn('Patient/pat-1', 'patient.all.cruds', 'globalWriter'), 'PUT', '/4_0_1/Patient/pat-2', FHIR_USER).allowed,
+    false, 'no write outside either');
+  const search = authorize(me, 'GET', '/4_0_1/Patient', FHIR_USER);
+  assert.deepEqual([search.allowed, search.compartment], [true, { type: 'Patient', id: 'pat-1' }], 'a search is narrowed by the store');
+  const c = search.compartment;
+  assert.equal(visible({ resourceType: 'Patient', id: 'pat-1' }, c), true);
+  assert.equal(visible({ resourceType: 'Patient', id: 'pat-2' }, c), false);
+  assert.equal(visible({ resourceType: 'Observation', id: 'o1', subject: { reference: 'Patient/pat-1' } }, c), true);
+  assert.equal(visible({ resourceType: 'Observation', id: 'o2', subject: { reference: 'Patient/pat-2' } }, c), false);
+  assert.equal(visible({ resourceType: 'Observation', id: 'o3', performer: [{ reference: 'http://x/4_0_1/Patient/pat-1' }] }, c), true);
+  assert.equal(visible({ resourceType: 'Practitioner', id: 'prac-9' }, c), true, 'outside the Patient compartment: readable');
+  assert.equal(visible({ resourceType: 'Practitioner', id: 'prac-9' }, { type: 'Practitioner', id: 'prac-1' }), false);
+  assert.equal(visible({ resourceType: 'Patient', id: 'pat-2' }, undefined), true, 'no compartment');
+});
+
+test('fhirUser: a delegated token without the claim is refused, and says why', () => {
+  const none = authorize(signedIn(undefined), 'GET', '/4_0_1/Patient/pat-1', FHIR_USER);
+  assert.equal(none.allowed, false);
+  assert.match(none.reason, /carries no 'fhirUser' claim/);
+  assert.match(none.reason, /no value for extension_0a1b2c3d4e5f60718293a4b5c6d7e8f9_fhirUser/);
+  assert.match(none.reason, /PATCH \/users\/\{id\}/);
+  assert.equal(authorize(signedIn(''), 'GET', '/4_0_1/Patient', FHIR_USER).allowed, false, 'empty');
+  const odd = authorize(signedIn('Organization/o1'), 'GET', '/4_0_1/Patient', FHIR_USER);
+  assert.match(odd.reason, /must be Patient\/<id> or Practitioner\/<id>/);
+  assert.match(parseFhirUser('Practitioner').reason, /must be Patient/, 'no id');
+  assert.deepEqual(parseFhirUser('Patient/pat-1/'), { type: 'Patient', id: 'pat-1' });
+  assert.equal(authorize(signedIn(undefined), 'GET', '/4_0_1/Patient/pat-1').allowed, true, 'not required: unchanged');
+  assert.equal(authorize(signedIn(undefined, 'user_impersonation'), 'GET', '/4_0_1/Patient/pat-1', { claim: '' }).allowed, true);
+});
+
+test('fhirUser: app-only tokens are unaffected, and roles and scopes still come first', () => {
+  assert.equal(authorize(app('globalReader'), 'GET', '/4_0_1/Patient/pat-2', FHIR_USER).allowed, true);
+  assert.equal(authorize(app('globalReader'), 'GET', '/4_0_1/Practitioner/prac-2', FHIR_USER).compartment, undefined);
+  const scoped = authorize(signedIn('Patient/pat-1', 'patient.Observation.rs'), 'GET', '/4_0_1/Patient/pat-1', FHIR_USER);
+  assert.match(scoped.reason, /SMART scopes/);
+  assert.match(authorize({ scp: 'patient.all.read', fhirUser: 'Patient/pat-1' }, 'GET', '/4_0_1/Patient/pat-1', FHIR_USER).reason, /roles/);
 });

@@ -1,11 +1,13 @@
 // A Confidential web app acting for a signed-in user, with @azure/msal-node and the client's Secret:
 // `/` sends the user to sign in (getAuthCodeUrl, PKCE), REDIRECT_URI redeems the code
 // (acquireTokenByCode) and calls the FHIR server (FHIR_URL) as the user: it reads Patient PATIENT_ID,
-// searches Patient, tries to create one and searches Observation, and shows what the server answered.
+// searches Patient, tries to create one, searches Observation and reads OTHER_RESOURCE (if set), and
+// shows what the server answered and the fhirUser claim of the ID token and of the access token.
 // env SECRET_DIR, CONFIGMAP_DIR (for interop/node/common.mjs), INTEROP_NODE_MODULES (msal-node),
 // PATIENT_ID, and the user's part (interop/node/user.mjs).
 // `node web-app.mjs serve` only serves it (for a person: make demo with DEMO_KEEP=1).
-// Prints {ok, patient, search, write, other, token: {scp, roles, aud}} (claims, never the token) or {ok: false, ...}.
+// Prints {ok, patient, search, write, other, otherResource, idToken: {fhirUser}, token: {scp, roles, aud, fhirUser}}
+// (claims, never a token) or {ok: false, ...}.
 import { createServer } from 'node:http';
 import { KNOWN_AUTHORITIES, SECRET, require } from '../node/common.mjs';
 import { browser } from '../node/user.mjs';
@@ -27,7 +29,9 @@ async function fhir(token, method, path, body) {
   const r = await fetch(`${base}/${path}`, { method, body: body && JSON.stringify(body),
     headers: { Authorization: `Bearer ${token}`, Accept: 'application/fhir+json', 'Content-Type': 'application/fhir+json' } });
   const json = await r.json().catch(() => ({}));
-  return { status: r.status, id: json.id, name: json.name, error: json.issue?.[0]?.details?.text };
+  const issue = json.issue?.[0];
+  return { status: r.status, id: json.id, name: json.name, ids: json.entry?.map((e) => e.resource.id),
+    error: issue?.diagnostics ?? issue?.details?.text };
 }
 
 async function signedIn(code) {
@@ -36,9 +40,12 @@ async function signedIn(code) {
   const search = await fhir(t.accessToken, 'GET', 'Patient');
   const write = await fhir(t.accessToken, 'POST', 'Patient', { resourceType: 'Patient', name: [{ family: 'Written' }] });
   const other = await fhir(t.accessToken, 'GET', 'Observation');
+  const otherResource = process.env.OTHER_RESOURCE ? await fhir(t.accessToken, 'GET', process.env.OTHER_RESOURCE) : null;
   const c = JSON.parse(Buffer.from(t.accessToken.split('.')[1], 'base64url'));
-  return { ok: true, user: t.account?.username, patient, search, write, other,
-    token: { scp: c.scp, roles: c.roles, aud: c.aud } };
+  // The fhirUser claim as MSAL hands the ID token's claims over (idTokenClaims), and in the API's token.
+  return { ok: true, user: t.account?.username, patient, search, write, other, otherResource,
+    idToken: { fhirUser: t.idTokenClaims?.fhirUser ?? null },
+    token: { scp: c.scp, roles: c.roles, aud: c.aud, fhirUser: c.fhirUser ?? null } };
 }
 
 const server = createServer(async (req, res) => {

@@ -31,13 +31,15 @@ pub struct FhirServer {
     /// The issuer and audience it took from the authority and the ConfigMap.
     pub issuer: String,
     pub audience: String,
+    /// The claim it requires of delegated tokens (the ConfigMap's FHIR_USER_CLAIM), if any.
+    pub fhir_user_claim: Option<String>,
     _child: tokio::process::Child,
     _dir: tempfile::TempDir,
 }
 
 impl FhirServer {
     /// Starts `interop/fhir-server/server.mjs` on `port` with the ConfigMap `data` mounted as a volume
-    /// (its only authentication input), trusting the emulator's CA, with `seed` Patients.
+    /// (its only authentication input), trusting the emulator's CA, with the `seed` resources.
     pub async fn start(
         h: &Harness,
         modules: &std::path::Path,
@@ -65,7 +67,7 @@ impl FhirServer {
             .env("CONFIGMAP_DIR", &cm)
             .env("NODE_EXTRA_CA_CERTS", &ca)
             .env("PORT", port.to_string())
-            .env("SEED_PATIENTS", seed.to_string())
+            .env("SEED_RESOURCES", seed.to_string())
             .stdout(std::process::Stdio::piped())
             .stderr(log)
             .kill_on_drop(true)
@@ -86,6 +88,7 @@ impl FhirServer {
             base: v["base"].as_str().unwrap().to_string(),
             issuer: v["issuer"].as_str().unwrap().to_string(),
             audience: v["audience"].as_str().unwrap().to_string(),
+            fhir_user_claim: v["fhirUserClaim"].as_str().map(String::from),
             _child: child,
             _dir: dir,
         }
@@ -180,6 +183,38 @@ pub async fn assign_user_role(h: &Harness, resource_app_id: &str, principal: &st
         )
         .await;
     assert_eq!(code, 201, "{v}");
+}
+
+/// The ConfigMap of FhirResourceApp `name` once it names the `fhirUser` claim (`FHIR_USER_CLAIM`, with
+/// the directory extension in `FHIR_USER_EXTENSION_ATTRIBUTE`): the operator has mapped it.
+pub async fn config_map_with_fhir_user(h: &Harness, name: &str) -> BTreeMap<String, String> {
+    h.eventually(
+        "the ConfigMap names the fhirUser claim",
+        Duration::from_secs(90),
+        || async {
+            let cm = config_map(h, name).await;
+            Ok::<_, String>(
+                cm.contains_key("FHIR_USER_EXTENSION_ATTRIBUTE")
+                    .then_some(cm),
+            )
+        },
+    )
+    .await
+}
+
+/// Sets `user`'s (object ID or UPN) value of the directory extension `attribute`
+/// (`extension_<appId without dashes>_fhirUser`) to `value` (`Practitioner/123`), as provisioning does
+/// in a real tenant: `PATCH /users/{id}` with `{"<attribute>": "<value>"}`, by a caller holding
+/// User.ReadWrite.All (the emulator's admin token).
+pub async fn set_fhir_user(h: &Harness, user: &str, attribute: &str, value: &str) {
+    let (code, body) = h
+        .graph(
+            reqwest::Method::PATCH,
+            &format!("/users/{user}"),
+            Some(json!({ attribute: value })),
+        )
+        .await;
+    assert_eq!(code, 204, "set {attribute} of {user}: {body}");
 }
 
 /// A path `hack/interop/install.sh` printed under `key`.

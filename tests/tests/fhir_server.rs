@@ -4,7 +4,7 @@
 //! the resource app's ConfigMap (`FhirServer__Security__Authentication__{Authority,Audience}`): the
 //! authority's discovery document gives the issuer and keys, `jose` validates, roles.json's roles and
 //! SMART scopes authorize. The clients are real too: azure-identity with nothing but the client's
-//! Secret, and fhirclient (SMART client-js) in Chromium.
+//! Secret, and fhirclient (SMART client-js) in Chromium. Who signed in (`fhirUser`): `fhir_user`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,6 +19,9 @@ use fhir_app_operator_tests::repo_root;
 use serde_json::{Value, json};
 use testenv::free_port;
 
+#[path = "fhir_server/fhir_user.rs"]
+mod fhir_user;
+
 const T: Duration = Duration::from_secs(90);
 const PATIENT: &str = "pat-1";
 /// The patient an EHR launch puts in context (through the SMART proxy).
@@ -27,10 +30,16 @@ const IN_CONTEXT: &str = "pat-2";
 const WRONG_AUD: &str = r#"unexpected "aud" claim value"#;
 const WRONG_ISS: &str = r#"unexpected "iss" claim value"#;
 
+/// The clinician's own Practitioner record (their `fhirUser`), and a colleague's.
+const PRACTITIONER: &str = "prac-1";
+const COLLEAGUE: &str = "prac-2";
+
 fn seed() -> Value {
     json!([{"resourceType": "Patient", "id": PATIENT,
             "name": [{"family": "Chalmers", "given": ["Peter"]}], "birthDate": "1974-12-25"},
-           {"resourceType": "Patient", "id": IN_CONTEXT, "name": [{"family": "Lee", "given": ["Ann"]}]}])
+           {"resourceType": "Patient", "id": IN_CONTEXT, "name": [{"family": "Lee", "given": ["Ann"]}]},
+           {"resourceType": "Practitioner", "id": PRACTITIONER, "name": [{"family": "Clinician", "prefix": ["Dr"]}]},
+           {"resourceType": "Practitioner", "id": COLLEAGUE, "name": [{"family": "Colleague", "prefix": ["Dr"]}]}])
 }
 
 /// A harness with the operator running and a Ready FhirResourceApp `fhir` whose FHIR URL is a local
@@ -473,11 +482,16 @@ const PASSWORD: &str = "Fhir-Passw0rd";
 const USER_OID: &str = "5d9d8a52-1c7e-4a39-9a55-0c3f2a1b7e11";
 
 fn clinician() -> entra_emulator::UserConfig {
+    directory_user(USER, USER_OID, "Dr Clinician")
+}
+
+/// A directory user who signs in with [`PASSWORD`].
+fn directory_user(upn: &str, oid: &str, name: &str) -> entra_emulator::UserConfig {
     entra_emulator::UserConfig {
-        user_principal_name: USER.into(),
+        user_principal_name: upn.into(),
         password: PASSWORD.into(),
-        display_name: "Dr Clinician".into(),
-        object_id: Some(USER_OID.into()),
+        display_name: name.into(),
+        object_id: Some(oid.into()),
         ..Default::default()
     }
 }
@@ -504,14 +518,9 @@ async fn smart_launch_through_the_fhir_servers_smart_proxy() {
 }
 
 async fn smart_launch(prefix: &str, proxy: bool) {
-    let _browser = one_browser_at_a_time().await;
-    let tools = installed();
-    if !tools.contains_key("BROWSER_NODE_MODULES") {
-        eprintln!(
-            "\n\n######## SKIPPED: the SMART launch needs Chromium (FHIR_OP_SKIP_BROWSER=1) ########\n"
-        );
+    let Some((_browser, tools)) = with_a_browser("the SMART launch").await else {
         return;
-    }
+    };
     let (h, port) = harness(prefix, json!({}), |cfg| {
         cfg.tenants[0].users = vec![clinician()]
     })
@@ -591,6 +600,25 @@ async fn one_browser_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
     LOCK.lock().await
 }
 
+/// For a test that drives Chromium: its turn ([`one_browser_at_a_time`]) and the installed tools, or
+/// `None` (the test says it is skipped) when Chromium is not installed (FHIR_OP_SKIP_BROWSER=1).
+async fn with_a_browser(
+    what: &str,
+) -> Option<(
+    tokio::sync::MutexGuard<'static, ()>,
+    BTreeMap<String, PathBuf>,
+)> {
+    let turn = one_browser_at_a_time().await;
+    let tools = installed();
+    if !tools.contains_key("BROWSER_NODE_MODULES") {
+        eprintln!(
+            "\n\n######## SKIPPED: {what} needs Chromium (FHIR_OP_SKIP_BROWSER=1) ########\n"
+        );
+        return None;
+    }
+    Some((turn, tools))
+}
+
 /// Runs one of the apps a user signs in to (`interop/fhir-server/{script}`: the SMART app, the web
 /// app) as the clinician in Chromium, with the client's Secret and the resource app's ConfigMap as
 /// volumes; its JSON result.
@@ -654,24 +682,24 @@ async fn signed_in_app(
 
 /// The Confidential web app (`web-app.mjs`: msal-node's auth-code flow with PKCE and the client's
 /// secret, in Chromium) acting for the signed-in clinician, who holds `role`, against a resource app
-/// with `resource` added to its spec; the client requests `scopes`. Its JSON result, or `None` when
-/// Chromium is not installed (FHIR_OP_SKIP_BROWSER=1).
+/// with `resource` added to its spec; the client requests `scopes`. With `fhir_user`, the resource app
+/// maps the claim (`smart.fhirUserClaim` in `resource`) and the clinician's value is set first. `extra`:
+/// more of the app's environment. Its JSON result, or `None` when Chromium is not installed
+/// (FHIR_OP_SKIP_BROWSER=1).
 async fn web_app_for_the_clinician(
     prefix: &str,
     resource: Value,
     scopes: Value,
     role: &str,
+    fhir_user: Option<&str>,
+    extra: &[(&str, String)],
 ) -> Option<Value> {
-    let _browser = one_browser_at_a_time().await;
-    let tools = installed();
-    if !tools.contains_key("BROWSER_NODE_MODULES") {
-        eprintln!(
-            "\n\n######## SKIPPED: the web app's sign-in needs Chromium (FHIR_OP_SKIP_BROWSER=1) ########\n"
-        );
-        return None;
-    }
+    let (_browser, tools) = with_a_browser("the web app's sign-in").await?;
     let (h, port) = harness(prefix, resource, |cfg| {
-        cfg.tenants[0].users = vec![clinician()]
+        cfg.tenants[0].users = vec![clinician()];
+        if fhir_user.is_some() {
+            fhir_user::may_map_claims(cfg);
+        }
     })
     .await;
     let redirect = format!("http://localhost:{}/signin-oidc", free_port());
@@ -683,10 +711,13 @@ async fn web_app_for_the_clinician(
     .await
     .unwrap();
     let data = secret(&h, "portal").await;
+    if let Some(value) = fhir_user {
+        fhir_user::the_users_value(&h, "portal", USER_OID, value).await;
+    }
     let cm = config_map(&h, "fhir").await;
     let _server = serve(&h, &tools, &cm, port).await;
     assign_user_role(&h, &cm["CLIENT_ID"], USER_OID, role).await;
-    Some(signed_in_app(&h, &tools, "web-app.mjs", &data, &cm, &[]).await)
+    Some(signed_in_app(&h, &tools, "web-app.mjs", &data, &cm, extra).await)
 }
 
 /// A Confidential web app acting for the signed-in clinician reads the Patient; the user's role
@@ -694,7 +725,8 @@ async fn web_app_for_the_clinician(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confidential_web_app_reads_a_patient_for_the_signed_in_user() {
     let scopes = json!(["user_impersonation", "patient/*.read"]);
-    let Some(r) = web_app_for_the_clinician("fhir-web", json!({}), scopes, "globalReader").await
+    let Some(r) =
+        web_app_for_the_clinician("fhir-web", json!({}), scopes, "globalReader", None, &[]).await
     else {
         return;
     };
@@ -721,9 +753,23 @@ async fn smart_v2_scope_reads_and_searches_patient_and_nothing_else() {
     let smart = json!({"smart": {"enabled": true,
                                  "scopes": ["patient/Patient.rs", "patient/*.read", "fhirUser"]}});
     let scopes = json!(["patient/Patient.rs"]);
-    let Some(r) = web_app_for_the_clinician("fhir-v2", smart, scopes, "globalWriter").await else {
+    let Some(r) =
+        web_app_for_the_clinician("fhir-v2", smart, scopes, "globalWriter", None, &[]).await
+    else {
         return;
     };
+    patient_rs_is_granted_and_enforced(&r);
+    assert_eq!(
+        r["search"]["ids"],
+        json!([PATIENT, IN_CONTEXT]),
+        "no fhirUser, no compartment: {r}"
+    );
+}
+
+/// The web app's result `r` under SMART v2 `patient/Patient.rs` alone: the token's `scp` carries its
+/// Entra form and not the v1 scope also published; Patient read and search 200; a create and an
+/// Observation search 403 by the SMART scopes.
+fn patient_rs_is_granted_and_enforced(r: &Value) {
     let scp: Vec<&str> = r["token"]["scp"]
         .as_str()
         .unwrap_or_default()
