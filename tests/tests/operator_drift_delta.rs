@@ -268,7 +268,8 @@ async fn a_quiet_tenant_costs_only_the_delta_polls() {
         .metrics
         .counter_sum("fhir_operator_delta_changes_total", "");
     eprintln!(
-        "MEASURE creating {clients} clients: delta named {named} objects, {echoes} reconciles triggered (own writes are no drift)"
+        "MEASURE creating {clients} clients: delta named {} objects, {} reconciles triggered (own writes are no drift)",
+        named as u64, echoes as u64
     );
     assert_eq!(echoes, 0.0, "the operator's own writes are not drift");
     eprintln!(
