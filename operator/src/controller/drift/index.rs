@@ -77,7 +77,9 @@ pub enum Part {
 /// Owners by Graph id, and the tenants they live in.
 #[derive(Default, Debug)]
 pub struct Index {
-    by_id: HashMap<String, BTreeSet<Owner>>,
+    /// Owners by id: almost always one (a Vec, not a set: a set's node costs more memory than the
+    /// few owners an id ever has).
+    by_id: HashMap<String, Vec<Owner>>,
     owners: HashMap<Owner, Tracked>,
     expected: HashMap<Owner, Expected>,
     /// When each owner's last full reconcile began reading Graph.
@@ -99,10 +101,10 @@ impl Index {
             .into_iter()
             .collect();
         for id in &ids {
-            self.by_id
-                .entry(id.clone())
-                .or_default()
-                .insert(owner.clone());
+            let owners = self.by_id.entry(id.clone()).or_default();
+            if !owners.contains(&owner) {
+                owners.push(owner.clone());
+            }
         }
         let tracked = Tracked {
             tenant: tenant.to_string(),
@@ -186,7 +188,7 @@ impl Index {
         };
         for id in old.ids {
             if let Some(set) = self.by_id.get_mut(&id) {
-                set.remove(owner);
+                set.retain(|o| o != owner);
                 if set.is_empty() {
                     self.by_id.remove(&id);
                 }
