@@ -79,8 +79,12 @@ async fn apply(
     );
     let (base, secret_rv, target_app) = inputs(&obj, ctx).await?;
     // Nothing this reconcile depends on changed since the last full one (e.g. the event is our own
-    // status or Secret write): no Graph calls until the resync or credential deadline.
-    if let Some(rv) = &secret_rv
+    // status or Secret write): no Graph calls until the resync or credential deadline — unless the
+    // delta watcher saw its application or service principal change.
+    let owner = super::drift::Owner::client(&obj.namespace().unwrap_or_default(), &obj.name_any());
+    let drifted = ctx.drift.take_dirty(&owner);
+    if !drifted
+        && let Some(rv) = &secret_rv
         && let Some((requeue, message)) = ctx.fresh(&key, &format!("{base}/{rv}"))
     {
         // The full reconcile already wrote the status; the cached object may predate that write, so
@@ -93,6 +97,7 @@ async fn apply(
         return Ok(Action::requeue(requeue));
     }
     ctx.forget(&key);
+    ctx.drift.reading(&owner);
     let result = converge(&obj, ctx, target_app, &mut status).await;
     let memo = match &result {
         Ok(Converged {
@@ -102,6 +107,11 @@ async fn apply(
         _ => None,
     };
     let result = result.map(|c| c.outcome);
+    // What it holds in Graph, for the delta watcher (even when a later step failed: a registered
+    // application can drift while the rest waits).
+    let tenant = target::recorded_tenant(&status);
+    let ns = obj.namespace().unwrap_or_default();
+    ctx.drift.track(owner, &ns, tenant.as_ref(), &status);
     let action = finish(
         ctx,
         api,
@@ -380,6 +390,7 @@ async fn converge(
     }
     Ok(ready(
         ctx,
+        graph.tenant_id(),
         kind.is_some(),
         &app.app_id,
         &out.name,
@@ -422,9 +433,10 @@ fn waiting_for_resource_app(message: String) -> Converged {
 }
 
 /// Ready: what the Secret holds, and when to look again (the credential's next check, at the
-/// latest the resync).
+/// latest the resync: the long one while Graph delta watches the tenant, see `controller::drift`).
 fn ready(
     ctx: &Context,
+    tenant: &str,
     has_credential: bool,
     app_id: &str,
     secret_name: &str,
@@ -438,9 +450,10 @@ fn ready(
     };
     let outcome = Outcome::Ready {
         message: format!("client {app_id} ready; {holds} in Secret {secret_name}"),
-        requeue: prepared
-            .next_check
-            .map_or(ctx.config.resync, |n| n.min(ctx.config.resync)),
+        requeue: {
+            let resync = ctx.drift.resync_for(tenant);
+            prepared.next_check.map_or(resync, |n| n.min(resync))
+        },
     };
     Converged {
         outcome,
@@ -462,6 +475,14 @@ async fn register(
 ) -> Result<(Application, ServicePrincipal, bool, bool), Error> {
     let unique_name = id.unique_name();
     let adopt = obj.spec.adopt.unwrap_or(false);
+    // What the delta watcher compares its entries with (its own writes are no drift); a client
+    // converges nothing on its service principal.
+    let owner = super::drift::Owner::client(id.namespace, id.name);
+    ctx.drift
+        .expect(&owner, super::drift::Part::Application, &desired.body());
+    let nothing = serde_json::json!({});
+    ctx.drift
+        .expect(&owner, super::drift::Part::ServicePrincipal, &nothing);
     let (app, change) = converge_app(graph, &unique_name, desired, id, adopt).await?;
     let app: Application = crate::graph::types::parse_application("application", &app)?;
     report_app_change(ctx, obj, status, change, &unique_name, &app).await;
@@ -543,6 +564,8 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
     ctx.metrics
         .set_stalled("FhirClientApp", &format!("{ns}/{}", obj.name_any()), None);
     ctx.forget(&format!("FhirClientApp/{ns}/{}", obj.name_any()));
+    ctx.drift
+        .untrack(&super::drift::Owner::client(&ns, &obj.name_any()));
     let secret_name = obj
         .spec
         .secret_name

@@ -8,6 +8,7 @@ pub(crate) mod call;
 pub mod claims;
 pub mod client;
 mod deleted_items;
+pub mod delta;
 pub mod error;
 mod federated;
 mod grants;

@@ -37,17 +37,18 @@ pub async fn apply(
     // publishes (its generation), a client that stopped targeting it — or once per resync (an
     // assignment made by hand meanwhile). A client newly registered against it holds only what its
     // own admission allowed.
-    let key = format!(
-        "enforce/{}/{}",
-        obj.namespace().unwrap_or_default(),
-        obj.name_any()
-    );
+    let key = memo_key(obj);
     let fp = fingerprint(obj, &by_sp);
     if ctx.fresh(&key, &fp).is_some() {
         return Ok(());
     }
     let Some(resource_sp) = resource_sp.filter(|_| !by_sp.is_empty()) else {
-        ctx.remember(&key, fp, ctx.config.resync, String::new());
+        ctx.remember(
+            &key,
+            fp,
+            ctx.drift.resync_for(graph.tenant_id()),
+            String::new(),
+        );
         return Ok(());
     };
     let Some(held) = Holdings::on_api(graph, resource_sp).await? else {
@@ -55,9 +56,20 @@ pub async fn apply(
     };
     // After removals the next reconcile reads again, to see them gone.
     if !revoke_each(ctx, graph, obj, resource_sp, &by_sp, &held).await? {
-        ctx.remember(&key, fp, ctx.config.resync, String::new());
+        ctx.remember(
+            &key,
+            fp,
+            ctx.drift.resync_for(graph.tenant_id()),
+            String::new(),
+        );
     }
     Ok(())
+}
+
+/// The memo key of the enforcement step of `obj`.
+pub fn memo_key(obj: &FhirResourceApp) -> String {
+    let ns = obj.namespace().unwrap_or_default();
+    format!("enforce/{ns}/{}", obj.name_any())
 }
 
 /// The registered clients of this tenant by their service principal's object ID.
