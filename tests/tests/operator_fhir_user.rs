@@ -593,3 +593,41 @@ async fn a_smart_client_of_the_managed_service_gets_its_role_and_the_claim_throu
     assert_eq!(access["fhirUser"], "Practitioner/7", "{access}");
     assert_eq!(id["fhirUser"], "Practitioner/7", "{id}");
 }
+
+/// `acceptMappedClaims` turned off out of band on a SMART client makes Entra refuse all its tokens
+/// (AADSTS50146); the delta watcher names the application and the operator turns it back on, with
+/// no full re-read in the test (`config_delta_only`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_mapped_claims_turned_off_out_of_band_comes_back_through_delta() {
+    let mut permissions = full_permissions();
+    permissions.push(POLICY_PERMISSION.into());
+    let mut h = Harness::with_emulator("fu-drift", |cfg, _| {
+        cfg.tenants[0].apps[0].permissions = permissions;
+    })
+    .await;
+    h.start_operator(h.config_delta_only()).await;
+    h.apply_and_wait::<FhirResourceApp>(resource_app("fhir", fhir_spec(true)), CLAIM, "True")
+        .await;
+    let web = h
+        .apply_and_wait::<FhirClientApp>(client_app("web", web_spec()), CLAIM, "True")
+        .await;
+    let web_app = web["status"]["applicationObjectId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(accepts_mapped_claims(&h, &web_app).await);
+    let (code, body) = h
+        .graph(
+            Method::PATCH,
+            &format!("/applications/{web_app}"),
+            Some(json!({"api": {"acceptMappedClaims": false}})),
+        )
+        .await;
+    assert_eq!(code, 204, "{body}");
+    h.eventually(
+        "acceptMappedClaims back on",
+        Duration::from_secs(30),
+        || async { Ok::<_, String>(accepts_mapped_claims(&h, &web_app).await.then_some(())) },
+    )
+    .await;
+}

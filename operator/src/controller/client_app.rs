@@ -352,6 +352,9 @@ async fn converge(
     if let fhir_user::Offer::Ready(offered) = &offer {
         fhir_user::apply(&graph, obj, &app, &sp.id, offered, status).await?;
     }
+    let owner = super::drift::Owner::client(&obj.namespace().unwrap_or_default(), &obj.name_any());
+    ctx.drift
+        .expect_mapped_claims(&owner, status.fhir_user.is_some());
     // Credential, outputs.
     let now = Timestamp::now();
     let inputs = credential::Inputs {

@@ -256,6 +256,9 @@ async fn apply_inner(
     }
     // The fhirUser claim: its keys are written only while tokens carry it.
     let claim = fhir_user::apply(&graph, obj, &app, &sp, &identifier_uri, status).await?;
+    let owner =
+        super::drift::Owner::resource(&obj.namespace().unwrap_or_default(), &obj.name_any());
+    ctx.drift.expect_mapped_claims(&owner, claim.is_some());
     let mut data = b::config_map_data(&ts, graph.tenant_id(), &app.app_id);
     data.extend(claim.as_deref().map(fhir_user_keys).into_iter().flatten());
     write_outputs(ctx, obj, &out, data).await?;

@@ -65,6 +65,10 @@ pub struct Expected {
     pub service_principal: Option<String>,
     /// The key ID of the password or certificate the output Secret holds.
     pub key_id: Option<String>,
+    /// Whether the fhirUser step set `api.acceptMappedClaims` (issue 25): without it Entra refuses
+    /// every token of the app (AADSTS50146), so a flip out of band is drift, though
+    /// `desired::application` leaves the property out.
+    pub accepts_mapped_claims: bool,
 }
 
 /// Which part of [`Expected`] a reconcile step records.
@@ -139,6 +143,14 @@ impl Index {
     /// Records the key ID the owner's output Secret holds (`None`: no credential).
     pub fn expect_key(&mut self, owner: &Owner, key_id: Option<&str>) {
         self.expected.entry(owner.clone()).or_default().key_id = key_id.map(String::from);
+    }
+
+    /// Records whether the owner's fhirUser step keeps `api.acceptMappedClaims` on.
+    pub fn expect_mapped_claims(&mut self, owner: &Owner, on: bool) {
+        self.expected
+            .entry(owner.clone())
+            .or_default()
+            .accepts_mapped_claims = on;
     }
 
     /// What `owner`'s reconcile left in Graph, as far as recorded.

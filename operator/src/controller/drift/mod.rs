@@ -124,6 +124,11 @@ impl Drift {
         self.index().expect(owner, part, body, &selected);
     }
 
+    /// Records whether `owner`'s application keeps `api.acceptMappedClaims` on (the fhirUser claim).
+    pub fn expect_mapped_claims(&self, owner: &Owner, on: bool) {
+        self.index().expect_mapped_claims(owner, on);
+    }
+
     /// Forgets `owner` (its object is deleted).
     pub fn untrack(&self, owner: &Owner) {
         self.index().forget(owner);

@@ -107,6 +107,10 @@ pub fn drifted(expected: Option<&Expected>, kind: DeltaKind, entry: &DeltaEntry)
     if diff::patch_body(&desired, &actual).is_some() {
         return true;
     }
+    let accepts = actual.pointer("/api/acceptMappedClaims") == Some(&Value::Bool(true));
+    if kind == DeltaKind::Applications && e.accepts_mapped_claims && !accepts {
+        return true;
+    }
     kind == DeltaKind::Applications
         && e.key_id
             .as_deref()
@@ -195,6 +199,40 @@ mod tests {
         assert_eq!(owners_to_reconcile(&ix, "t", kind, &entries), [etl]);
         assert!(owners_to_reconcile(&ix, "t", kind, &entries[2..]).is_empty());
         assert!(owners_to_reconcile(&ix, "other-tenant", kind, &entries).is_empty());
+    }
+
+    #[test]
+    fn accept_mapped_claims_turned_off_out_of_band_is_drift_only_where_the_fhir_user_step_keeps_it()
+    {
+        let mut ix = Index::default();
+        let smart = Owner::client("ns", "smart");
+        let selected: Vec<&str> = DeltaKind::Applications.selected().collect();
+        ix.expect(
+            &smart,
+            Part::Application,
+            &json!({"displayName": "smart"}),
+            &selected,
+        );
+        let app = |accepts: Value| {
+            let props = json!({"displayName": "smart", "api": {"acceptMappedClaims": accepts}});
+            entry("o", Some("a"), props)
+        };
+        let apps = DeltaKind::Applications;
+        assert!(
+            !drifted(ix.expected(&smart), apps, &app(json!(null))),
+            "no claim kept"
+        );
+        ix.expect_mapped_claims(&smart, true);
+        let e = ix.expected(&smart);
+        assert!(
+            !drifted(e, apps, &app(json!(true))),
+            "the echo of the operator's own write"
+        );
+        assert!(
+            drifted(e, apps, &app(json!(false))),
+            "turned off: AADSTS50146 for every token"
+        );
+        assert!(drifted(e, apps, &app(json!(null))));
     }
 
     #[test]
