@@ -9,6 +9,7 @@
 
 mod bound;
 mod cluster;
+mod drift;
 mod report;
 
 use anyhow::{Context, Result, bail};
@@ -41,10 +42,10 @@ pub struct Args {
     #[arg(long, default_value_t = 200)]
     pub operator_graph_burst: u32,
     /// The operator's Graph write rate limit (FHIR_OP_GRAPH_WRITE_RATE; its default).
-    #[arg(long, default_value_t = 19.0)]
+    #[arg(long, default_value_t = 20.0)]
     pub operator_write_rate: f64,
     /// The operator's Graph write burst (FHIR_OP_GRAPH_WRITE_BURST; its default).
-    #[arg(long, default_value_t = 150)]
+    #[arg(long, default_value_t = 3000)]
     pub operator_write_burst: u32,
     /// Resources the operator reconciles in parallel (FHIR_OP_CONCURRENCY; its default).
     #[arg(long, default_value_t = 8)]
@@ -52,6 +53,10 @@ pub struct Args {
     /// Length of the steady-state window after everything is Ready, seconds (≥ one resync).
     #[arg(long, default_value_t = 300)]
     pub steady_secs: u64,
+    /// Seconds into the steady window when client 0's redirect URI is changed in Graph behind the
+    /// operator's back (the report gives the time until it was healed).
+    #[arg(long, default_value_t = 30)]
+    pub heal_at_secs: u64,
     /// Give up waiting for Ready after this many seconds (the report says how many were Ready).
     #[arg(long, default_value_t = 3600)]
     pub ready_timeout_secs: u64,
@@ -61,6 +66,17 @@ pub struct Args {
     /// Where report.json and REPORT.md go.
     #[arg(long, default_value = "bench")]
     pub out_dir: PathBuf,
+    /// A report.json of an earlier commit whose runs the report shows as BEFORE rows beside this
+    /// run's (skipped when the file does not exist).
+    #[arg(long, default_value = "bench/baseline-dfff007.json")]
+    pub baseline: PathBuf,
+    /// report.json files of earlier runs of this commit line (other N) to show as AFTER rows
+    /// beside this run's; each row keeps its own commit and load.
+    #[arg(long)]
+    pub merge: Vec<PathBuf>,
+    /// Run nothing: write the report from --merge and --baseline only.
+    #[arg(long)]
+    pub report_only: bool,
     /// Keep each run's work directory (logs, audit log) under /tmp.
     #[arg(long)]
     pub keep: bool,
@@ -70,6 +86,17 @@ pub struct Args {
 async fn main() -> Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
+    let before = report::runs_of(&args.baseline, false)?;
+    let mut runs = vec![];
+    for m in &args.merge {
+        runs.extend(report::runs_of(m, true)?);
+    }
+    if args.report_only {
+        let rep = report::Report::new(&args, report::machine(), report::machine(), runs, before);
+        rep.write(&args.out_dir)?;
+        eprintln!("fhir-bench: wrote {}/REPORT.md", args.out_dir.display());
+        return Ok(());
+    }
     if args.n == 0 {
         bail!("--n must be at least 1");
     }
@@ -82,13 +109,24 @@ async fn main() -> Result<()> {
     if args.tenfold {
         sizes.push(args.n * 10);
     }
-    let mut runs = vec![];
     for n in sizes {
         eprintln!("fhir-bench: run with N = {n}");
-        let run = cluster::run(&args, n).await?;
+        let load_before = report::machine().load_average;
+        let mut run = cluster::run(&args, n).await?;
+        let after = report::machine();
+        run.commit = after.git_commit.clone();
+        run.load_average_before = load_before;
+        run.load_average_after = after.load_average.clone();
+        run.cpu = after.cpu.clone();
         // Write after every run, so a long 10×N run that is cut short leaves the first one.
         runs.push(run);
-        let rep = report::Report::new(&args, machine_before.clone(), report::machine(), &runs);
+        let rep = report::Report::new(
+            &args,
+            machine_before.clone(),
+            after,
+            runs.clone(),
+            before.clone(),
+        );
         rep.write(&args.out_dir)?;
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
