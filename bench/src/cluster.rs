@@ -52,6 +52,11 @@ pub struct Run {
     pub create: Phase,
     pub steady: Phase,
     pub steady_window_s: f64,
+    /// The operator's full re-read period and delta poll interval in this run.
+    #[serde(default)]
+    pub resync_s: Option<f64>,
+    #[serde(default)]
+    pub delta_poll_s: Option<f64>,
     pub steady_resyncs_in_window: f64,
     pub steady_graph_calls_per_app_per_hour: f64,
     pub steady_graph_writes: u64,
@@ -244,12 +249,14 @@ pub async fn run(args: &Args, n: usize) -> Result<Run> {
     let audit_mark = file_len(&audit);
     let window = Duration::from_secs(args.steady_secs);
     eprintln!("fhir-bench: steady state for {}s", window.as_secs());
-    let heal = tokio::spawn(out_of_band_change(
+    // Healing may take until the next full re-read if delta does not see the change.
+    let give_up = window + Duration::from_secs(args.resync_secs.min(3600) + 60);
+    let heal = (args.heal_at_secs < args.steady_secs).then_some(tokio::spawn(out_of_band_change(
         admin.graph(emulator).await?,
         fca.clone(),
-        args.heal_at_secs.min(args.steady_secs),
-        window + Duration::from_secs(args.resync_secs + 60),
-    ));
+        args.heal_at_secs,
+        give_up,
+    )));
     tokio::time::sleep(window).await;
     let mut steady = phase(&admin, &audit, audit_mark, n).await?;
     steady.operator_cpu_s = cpu_seconds(pid)? - cpu_create;
@@ -264,12 +271,15 @@ pub async fn run(args: &Args, n: usize) -> Result<Run> {
         .map(|(_, v)| v)
         .sum();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let heal = match heal.await? {
-        Ok(h) => Some(h),
-        Err(e) => {
-            eprintln!("fhir-bench: the out-of-band change failed: {e:#}");
-            None
-        }
+    let heal = match heal {
+        None => None,
+        Some(task) => match task.await? {
+            Ok(h) => Some(h),
+            Err(e) => {
+                eprintln!("fhir-bench: the out-of-band change failed: {e:#}");
+                None
+            }
+        },
     };
     if let Some(h) = &heal {
         eprintln!(
@@ -328,6 +338,8 @@ pub async fn run(args: &Args, n: usize) -> Result<Run> {
         ratio_to_operator_bound: all_ready_s.map(|t| t / lower_bound.operator.seconds),
         lower_bound,
         steady_window_s: window.as_secs_f64(),
+        resync_s: Some(args.resync_secs as f64),
+        delta_poll_s: Some(args.delta_poll_secs as f64),
         steady_resyncs_in_window: window.as_secs_f64() / args.resync_secs as f64,
         steady_graph_calls_per_app_per_hour: steady.graph_calls as f64 * per_hour,
         steady_graph_writes,
@@ -378,6 +390,7 @@ fn start_operator(
     let run = [
         ("KUBECONFIG", kubeconfig.display().to_string()),
         ("FHIR_OP_RESYNC", format!("{}s", args.resync_secs)),
+        ("FHIR_OP_DELTA_POLL", format!("{}s", args.delta_poll_secs)),
         ("FHIR_OP_GRAPH_RATE", args.operator_graph_rate.to_string()),
         ("FHIR_OP_GRAPH_BURST", args.operator_graph_burst.to_string()),
         (

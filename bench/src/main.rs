@@ -32,9 +32,13 @@ pub struct Args {
     /// Latency the emulator adds to every Graph and token call, ms.
     #[arg(long, default_value_t = 30)]
     pub latency_ms: u64,
-    /// The operator's resync period during the run (FHIR_OP_RESYNC; 300 is its default), seconds.
-    #[arg(long, default_value_t = 300)]
+    /// The operator's full re-read period (FHIR_OP_RESYNC: the safety net behind the Graph delta
+    /// watcher; 12 h is its default), seconds.
+    #[arg(long, default_value_t = 43_200)]
     pub resync_secs: u64,
+    /// The operator's Graph delta poll interval (FHIR_OP_DELTA_POLL; 60 is its default), seconds.
+    #[arg(long, default_value_t = 60)]
+    pub delta_poll_secs: u64,
     /// The operator's Graph request rate limit (FHIR_OP_GRAPH_RATE; its default).
     #[arg(long, default_value_t = 100.0)]
     pub operator_graph_rate: f64,
@@ -50,11 +54,13 @@ pub struct Args {
     /// Resources the operator reconciles in parallel (FHIR_OP_CONCURRENCY; its default).
     #[arg(long, default_value_t = 8)]
     pub operator_concurrency: u16,
-    /// Length of the steady-state window after everything is Ready, seconds (≥ one resync).
+    /// Length of the steady-state window after everything is Ready, seconds. When it is shorter
+    /// than the full re-read period, the report adds the re-read's cost per hour by arithmetic.
     #[arg(long, default_value_t = 300)]
     pub steady_secs: u64,
     /// Seconds into the steady window when client 0's redirect URI is changed in Graph behind the
-    /// operator's back (the report gives the time until it was healed).
+    /// operator's back (the report gives the time until it was healed); not done when it is not
+    /// within the window.
     #[arg(long, default_value_t = 30)]
     pub heal_at_secs: u64,
     /// Give up waiting for Ready after this many seconds (the report says how many were Ready).

@@ -28,7 +28,12 @@ pub struct OperatorConfig {
     pub extra_ca_file: Option<PathBuf>,
     /// Issuer of this cluster's service-account tokens (for workload-identity credentials).
     pub service_account_issuer: Option<String>,
+    /// The full re-read of every object (the safety net under the delta watcher).
     pub resync: Duration,
+    /// The full re-read of a tenant's objects while its delta watcher is off or failing.
+    pub resync_unwatched: Duration,
+    /// Poll interval of each tenant's Graph delta watcher; `None` turns it off.
+    pub delta_poll: Option<Duration>,
     pub stalled_retry: Duration,
     /// Limit on one Graph or token request, body included (a slow or trickling server times out).
     pub graph_timeout: Duration,
@@ -78,7 +83,9 @@ impl OperatorConfig {
             credential,
             extra_ca_file: None,
             service_account_issuer: None,
-            resync: Duration::from_secs(300),
+            resync: DEFAULT_RESYNC,
+            resync_unwatched: Duration::from_secs(300),
+            delta_poll: Some(Duration::from_secs(60)),
             stalled_retry: Duration::from_secs(300),
             graph_timeout: crate::graph::client::DEFAULT_TIMEOUT,
             graph_rate_per_sec: 100.0,
@@ -99,6 +106,15 @@ impl OperatorConfig {
         }
     }
 }
+
+/// The full re-read of every object while Graph delta watches its tenant. Delta names every change
+/// to an application's or service principal's own properties and every deletion, within a poll
+/// interval (docs/architecture.md, "Drift"); what it cannot see (app role assignments, delegated
+/// grants, federated credentials, owners, the assigned app management policy) is read when delta
+/// names the object and at this re-read. 12 h keeps a client's steady cost near 0.2 Graph reads an
+/// hour (a full reconcile reads 2 to 3 times) while a hand-made change delta cannot see is still
+/// undone the same day.
+pub const DEFAULT_RESYNC: Duration = Duration::from_secs(12 * 3600);
 
 fn hostname() -> String {
     std::env::var("POD_NAME")
@@ -178,9 +194,21 @@ pub struct Cli {
     /// Entra ID: Delete (soft delete, restorable 30 days), Purge (for good) or Orphan.
     #[arg(long, env = "FHIR_OP_DEFAULT_DELETION_POLICY", default_value = "Delete", value_parser = parse_deletion_policy)]
     pub default_deletion_policy: DeletionPolicy,
-    /// Period of the drift check of every resource.
-    #[arg(long, env = "FHIR_OP_RESYNC", default_value = "5m", value_parser = parse_duration)]
+    /// Period of the full re-read of every resource in Graph while the delta watcher watches its
+    /// tenant (the safety net: delta finds changes to applications and service principals within
+    /// --delta-poll; this finds what delta cannot see, such as role assignments and grants).
+    #[arg(long, env = "FHIR_OP_RESYNC", default_value = "12h", value_parser = parse_duration)]
     pub resync: Duration,
+    /// Period of the full re-read while a tenant is not watched through Graph delta (the watcher is
+    /// off, Graph refuses delta with 403, or its rounds keep failing): the pace before delta.
+    #[arg(long, env = "FHIR_OP_RESYNC_UNWATCHED", default_value = "5m", value_parser = parse_duration)]
+    pub resync_unwatched: Duration,
+    /// Poll interval of the per-tenant Graph delta watcher (GET /applications/delta and
+    /// /servicePrincipals/delta): a change made in Entra out of band is healed within about this
+    /// plus Graph's replication delay. 0 turns the watcher off (every object is then re-read every
+    /// --resync-unwatched).
+    #[arg(long, env = "FHIR_OP_DELTA_POLL", default_value = "60s", value_parser = parse_duration)]
+    pub delta_poll: Duration,
     /// Retry period of a Stalled resource (permanent error).
     #[arg(long, env = "FHIR_OP_STALLED_RETRY", default_value = "5m", value_parser = parse_duration)]
     pub stalled_retry: Duration,
@@ -284,6 +312,8 @@ impl Cli {
         c.extra_ca_file = self.extra_ca_file;
         c.service_account_issuer = self.service_account_issuer;
         c.resync = self.resync;
+        c.resync_unwatched = self.resync_unwatched;
+        c.delta_poll = Some(self.delta_poll).filter(|d| !d.is_zero());
         c.stalled_retry = self.stalled_retry;
         c.graph_timeout = self.graph_timeout;
         c.graph_rate_per_sec = self.graph_rate;
@@ -349,6 +379,8 @@ mod tests {
         with.client_secret = Some("s".into());
         let c = with.into_config().unwrap();
         assert_eq!(c.resync, Duration::from_secs(30));
+        assert_eq!(c.delta_poll, Some(Duration::from_secs(60)));
+        assert_eq!(c.resync_unwatched, Duration::from_secs(300));
         assert!(!format!("{:?}", c.credential).contains("\"s\""));
     }
 }

@@ -21,6 +21,11 @@ pub struct Metrics {
     renewal: GaugeVec,
     max_lifetime: GaugeVec,
     write_budget: GaugeVec,
+    delta_rounds: CounterVec,
+    delta_changes: CounterVec,
+    delta_requeues: CounterVec,
+    delta_last_success: GaugeVec,
+    delta_watching: GaugeVec,
     /// When each client's current credential is due for renewal (unix seconds), by `namespace/name`;
     /// the gauge is "seconds until", computed at each scrape like the expiry's.
     renewals: Mutex<BTreeMap<String, i64>>,
@@ -105,6 +110,36 @@ impl Default for Metrics {
                 "Graph and ARM writes per second the operator allows itself per tenant now: Graph's documented limit (or FHIR_OP_GRAPH_WRITE_RATE), halved on a 429, climbing back when Graph stops throttling.",
                 &["tenant"],
             ),
+            delta_rounds: counter(
+                &r,
+                "fhir_operator_delta_rounds_total",
+                "Graph delta rounds per tenant and collection by outcome: baseline (a new round from now), ok, stale (the link expired: a new round, every owner re-read), forbidden (403: the tenant is re-read every --resync-unwatched), error.",
+                &["tenant", "kind", "outcome"],
+            ),
+            delta_changes: counter(
+                &r,
+                "fhir_operator_delta_changes_total",
+                "Objects Graph delta reported changed or removed, per tenant and collection (the operator's or not).",
+                &["tenant", "kind"],
+            ),
+            delta_requeues: counter(
+                &r,
+                "fhir_operator_delta_requeues_total",
+                "Resources the delta watcher sent back to a full reconcile, by reason: change (delta named their application or service principal), stale (a new round after an expired link), unwatched (delta started failing).",
+                &["tenant", "reason"],
+            ),
+            delta_last_success: gauge(
+                &r,
+                "fhir_operator_delta_last_success_timestamp_seconds",
+                "When the last delta round of both collections ended well, per tenant (unix seconds).",
+                &["tenant"],
+            ),
+            delta_watching: gauge(
+                &r,
+                "fhir_operator_delta_watching",
+                "1 while a tenant is watched through Graph delta (its objects are fully re-read every --resync), 0 while it is re-read every --resync-unwatched instead.",
+                &["tenant"],
+            ),
             stalled: gauge(
                 &r,
                 "fhir_operator_stalled",
@@ -143,6 +178,24 @@ impl Metrics {
     }
     pub fn set_write_budget(&self, tenant: &str, per_sec: f64) {
         self.write_budget.with_label_values(&[tenant]).set(per_sec);
+    }
+    pub fn delta_round(&self, tenant: &str, kind: &str, outcome: &str) {
+        (self.delta_rounds)
+            .with_label_values(&[tenant, kind, outcome])
+            .inc();
+    }
+    pub fn delta_changes(&self, tenant: &str, kind: &str, n: u64) {
+        (self.delta_changes.with_label_values(&[tenant, kind])).inc_by(n as f64);
+    }
+    pub fn delta_requeues(&self, tenant: &str, reason: &str, n: u64) {
+        (self.delta_requeues.with_label_values(&[tenant, reason])).inc_by(n as f64);
+    }
+    pub fn set_delta_last_success(&self, tenant: &str, unix: i64) {
+        (self.delta_last_success.with_label_values(&[tenant])).set(unix as f64);
+    }
+    pub fn set_delta_watching(&self, tenant: &str, watching: bool) {
+        let v = if watching { 1.0 } else { 0.0 };
+        self.delta_watching.with_label_values(&[tenant]).set(v);
     }
     pub fn set_credential_expiry(&self, key: &str, unix: Option<i64>) {
         let mut e = self.expiries.lock().unwrap_or_else(|e| e.into_inner());
@@ -213,6 +266,9 @@ impl Metrics {
             &self.errors,
             &self.graph_calls,
             &self.throttled,
+            &self.delta_rounds,
+            &self.delta_changes,
+            &self.delta_requeues,
         ];
         let counters = counters.into_iter().flat_map(|c| c.desc());
         let gauges = [
@@ -221,6 +277,8 @@ impl Metrics {
             &self.renewal,
             &self.max_lifetime,
             &self.write_budget,
+            &self.delta_last_success,
+            &self.delta_watching,
         ]
         .into_iter()
         .flat_map(|g| g.desc());

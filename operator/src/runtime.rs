@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::api::{FhirClientApp, FhirResourceApp};
 use crate::config::OperatorConfig;
-use crate::controller::{Caches, Context, client_app, credentials_hold, resource_app};
+use crate::controller::{Caches, Context, client_app, credentials_hold, drift, resource_app};
 use crate::desired::naming::MANAGED_BY_SELECTOR;
 use crate::lean::lean;
 use crate::metrics::Metrics;
@@ -100,11 +100,11 @@ pub async fn run_with(
         stop_tx.clone(),
         stop_rx.clone(),
     );
-    let (resources, clients, holds) = controllers(&client, &config, &metrics, &stop_rx)?;
+    let (resources, clients, holds, drift) = controllers(&client, &config, &metrics, &stop_rx)?;
     ready.store(true, Ordering::SeqCst);
     tracing::info!("fhir-app-operator started");
     stop_within_grace(&config, stop_rx.clone(), async {
-        futures::join!(resources, clients, holds, renew);
+        futures::join!(resources, clients, holds, drift, renew);
     })
     .await;
     ready.store(false, Ordering::SeqCst);
@@ -217,6 +217,7 @@ fn controllers(
     impl Future<Output = ()> + use<>,
     impl Future<Output = ()> + use<>,
     impl Future<Output = ()> + use<>,
+    impl Future<Output = ()> + use<>,
 )> {
     let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
     // The client controller reads its output Secret and target FhirResourceApp on every reconcile:
@@ -245,6 +246,10 @@ fn controllers(
     .reflect(clients_writer)
     .applied_objects();
     let clients = Controller::for_stream(client_events, store.clone());
+    // The delta watcher's reconcile triggers (controller::drift): an entry for an object a resource
+    // owns sends that resource to its controller.
+    let (client_triggers, client_drift) = futures::channel::mpsc::unbounded();
+    let (resource_triggers, resource_drift) = futures::channel::mpsc::unbounded();
     let ctx = Arc::new(
         Context::new(client.clone(), config.clone(), metrics.clone())
             .map_err(|e| anyhow::anyhow!(e))?
@@ -252,6 +257,10 @@ fn controllers(
                 secrets: Some(secrets_cache),
                 resource_apps: Some(resource_apps_cache),
                 client_apps: Some(store.clone()),
+            })
+            .with_drift_triggers(drift::Triggers {
+                clients: client_triggers,
+                resources: resource_triggers,
             }),
     );
     let cfg = controller::Config::default().concurrency(config.concurrency);
@@ -264,6 +273,7 @@ fn controllers(
     )
     .owns(api_for::<ConfigMap>(client, config), owned.clone())
     .owns(api_for::<Secret>(client, config), owned.clone())
+    .reconcile_on(resource_drift)
     .trigger_backoff(watch_backoff())
     .with_config(cfg.clone())
     .graceful_shutdown_on(stopped(stop.clone()))
@@ -278,13 +288,15 @@ fn controllers(
         .watches_stream(resource_apps, move |ra: FhirResourceApp| {
             clients_of(&store, &ra)
         })
+        .reconcile_on(client_drift)
         .trigger_backoff(watch_backoff())
         .with_config(cfg)
         .graceful_shutdown_on(stopped(stop.clone()))
         .run(client_app::reconcile, client_app::error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
+    let drift = drift::run(ctx.clone(), stop.clone());
     let holds = holds(client, config, ctx, stop);
-    Ok((resources, clients, holds))
+    Ok((resources, clients, holds, drift))
 }
 
 /// The hold on tenant credentials Secrets (`controller::credentials_hold`): only Secrets it labelled

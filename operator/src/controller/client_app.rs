@@ -101,6 +101,12 @@ async fn apply(
         _ => None,
     };
     let result = result.map(|c| c.outcome);
+    // What it holds in Graph, for the delta watcher (even when a later step failed: a registered
+    // application can drift while the rest waits).
+    let owner = super::drift::Owner::client(&obj.namespace().unwrap_or_default(), &obj.name_any());
+    let tenant = target::recorded_tenant(&status);
+    let ns = obj.namespace().unwrap_or_default();
+    ctx.drift.track(owner, &ns, tenant.as_ref(), &status);
     let action = finish(
         ctx,
         api,
@@ -372,6 +378,7 @@ async fn converge(
     }
     Ok(ready(
         ctx,
+        graph.tenant_id(),
         kind.is_some(),
         &app.app_id,
         &out.name,
@@ -414,9 +421,10 @@ fn waiting_for_resource_app(message: String) -> Converged {
 }
 
 /// Ready: what the Secret holds, and when to look again (the credential's next check, at the
-/// latest the resync).
+/// latest the resync: the long one while Graph delta watches the tenant, see `controller::drift`).
 fn ready(
     ctx: &Context,
+    tenant: &str,
     has_credential: bool,
     app_id: &str,
     secret_name: &str,
@@ -430,9 +438,10 @@ fn ready(
     };
     let outcome = Outcome::Ready {
         message: format!("client {app_id} ready; {holds} in Secret {secret_name}"),
-        requeue: prepared
-            .next_check
-            .map_or(ctx.config.resync, |n| n.min(ctx.config.resync)),
+        requeue: {
+            let resync = ctx.drift.resync_for(tenant);
+            prepared.next_check.map_or(resync, |n| n.min(resync))
+        },
     };
     Converged {
         outcome,
@@ -535,6 +544,8 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
     ctx.metrics
         .set_stalled("FhirClientApp", &format!("{ns}/{}", obj.name_any()), None);
     ctx.forget(&format!("FhirClientApp/{ns}/{}", obj.name_any()));
+    ctx.drift
+        .untrack(&super::drift::Owner::client(&ns, &obj.name_any()));
     let secret_name = obj
         .spec
         .secret_name

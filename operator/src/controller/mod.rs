@@ -5,6 +5,7 @@ pub mod application;
 pub mod client_app;
 mod context;
 pub mod credentials_hold;
+pub mod drift;
 mod error;
 pub mod finalizer;
 mod memo;

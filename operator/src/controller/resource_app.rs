@@ -66,6 +66,11 @@ async fn apply(
     let old = obj.status.clone();
     let mut status = old.clone().unwrap_or_default();
     let result = apply_inner(&obj, ctx, &mut status).await;
+    // What it holds in Graph, for the delta watcher.
+    let ns = obj.namespace().unwrap_or_default();
+    let owner = super::drift::Owner::resource(&ns, &obj.name_any());
+    ctx.drift
+        .track(owner, &ns, obj.spec.tenant.as_ref(), &status);
     finish(
         ctx,
         api,
@@ -253,7 +258,7 @@ async fn apply_inner(
             "application {} registered; token settings in ConfigMap {}",
             app.app_id, out.config_map
         ),
-        requeue: ctx.config.resync,
+        requeue: ctx.drift.resync_for(graph.tenant_id()),
     })
 }
 
@@ -376,6 +381,9 @@ async fn output_secret(
 }
 
 async fn cleanup(obj: Arc<FhirResourceApp>, ctx: &Context) -> Result<Action, Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    ctx.drift
+        .untrack(&super::drift::Owner::resource(&ns, &obj.name_any()));
     ctx.metrics.set_stalled(
         "FhirResourceApp",
         &format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()),

@@ -111,6 +111,17 @@ pub fn to_prune(
         .collect()
 }
 
+/// When a kept credential Graph does not list (yet) must be looked at again: at the end of its
+/// replication grace, when it is either listed or gone for good (removed out of band). Without
+/// this look, a removal made within the grace would wait for the full resync, since delta reports
+/// it only once (the reconcile it triggered kept the credential).
+pub fn grace_ends(key_id: &str, written_at: Timestamp, listed: &[Listed]) -> Option<Timestamp> {
+    if listed.iter().any(|l| l.key_id == key_id) {
+        return None;
+    }
+    Some(add(written_at, REPLICATION_GRACE))
+}
+
 /// When the next reconcile must happen for credential reasons.
 pub fn next_check(
     current_end: Option<Timestamp>,
@@ -255,6 +266,21 @@ mod tests {
             ts("2026-06-03T00:00:00Z"),
         );
         assert_eq!(p, vec!["prev".to_string(), "orphan".to_string()]);
+    }
+
+    #[test]
+    fn an_unlisted_kept_key_is_checked_again_when_its_grace_ends() {
+        let written = ts(NOW);
+        let listed = |k: &str| Listed {
+            key_id: k.into(),
+            display_name: None,
+            end: None,
+        };
+        assert_eq!(grace_ends("k", written, &[listed("k")]), None);
+        assert_eq!(
+            grace_ends("k", written, &[listed("other")]),
+            Some(add(written, REPLICATION_GRACE))
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod assignments;
 pub(crate) mod call;
 pub mod client;
 mod deleted_items;
+pub mod delta;
 pub mod error;
 mod federated;
 mod grants;

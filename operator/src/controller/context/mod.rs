@@ -21,6 +21,7 @@ mod tenants;
 
 pub use policies::{DEFAULT_POLICY_TTL, PolicyRead};
 
+use super::drift::{Drift, Triggers};
 use super::memo::Memo;
 use super::{CONDITION_REASONS, EVENT_REASONS, Error};
 use crate::api::{FhirClientApp, FhirResourceApp};
@@ -53,6 +54,8 @@ pub struct Context {
     /// Watch caches of what the client controller reads on every reconcile; without them (tests that
     /// build a bare Context) every read goes to the API server.
     caches: Caches,
+    /// The Graph delta watchers' index, health and triggers (see [`Drift`]).
+    pub drift: Drift,
     /// resourceVersion of each output Secret ("ns/name") as last written or read live: the cached
     /// copy is used for credential decisions only when it is at least that fresh.
     secret_versions: std::sync::Mutex<HashMap<String, String>>,
@@ -109,6 +112,7 @@ impl Context {
                 instance: std::env::var("POD_NAME").ok(),
             },
         );
+        let drift = Drift::new(&config);
         Ok(Self {
             client,
             config,
@@ -122,6 +126,7 @@ impl Context {
             discovered: Mutex::new(HashMap::new()),
             recent: Memo::default(),
             caches: Caches::default(),
+            drift,
             secret_versions: std::sync::Mutex::new(HashMap::new()),
         })
     }
@@ -129,6 +134,12 @@ impl Context {
     /// Reads through these watch caches from now on.
     pub fn with_caches(mut self, caches: Caches) -> Self {
         self.caches = caches;
+        self
+    }
+
+    /// Delta entries trigger reconciles through these from now on (see [`Drift::with_triggers`]).
+    pub fn with_drift_triggers(mut self, triggers: Triggers) -> Self {
+        self.drift = self.drift.with_triggers(triggers);
         self
     }
 

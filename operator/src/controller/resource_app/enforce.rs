@@ -47,7 +47,12 @@ pub async fn apply(
         return Ok(());
     }
     let Some(resource_sp) = resource_sp.filter(|_| !by_sp.is_empty()) else {
-        ctx.remember(&key, fp, ctx.config.resync, String::new());
+        ctx.remember(
+            &key,
+            fp,
+            ctx.drift.resync_for(graph.tenant_id()),
+            String::new(),
+        );
         return Ok(());
     };
     let Some(held) = Holdings::on_api(graph, resource_sp).await? else {
@@ -55,7 +60,12 @@ pub async fn apply(
     };
     // After removals the next reconcile reads again, to see them gone.
     if !revoke_each(ctx, graph, obj, resource_sp, &by_sp, &held).await? {
-        ctx.remember(&key, fp, ctx.config.resync, String::new());
+        ctx.remember(
+            &key,
+            fp,
+            ctx.drift.resync_for(graph.tenant_id()),
+            String::new(),
+        );
     }
     Ok(())
 }

@@ -98,12 +98,19 @@ pub async fn prepare(i: &Inputs<'_>) -> Result<Prepared, Error> {
         annotations.insert(ANN_PREV_UNTIL.to_string(), until.to_string());
     }
     let prev_ref = prev.as_ref().map(|(k, u)| (k.as_str(), *u));
+    // Kept but not listed (written moments ago): looked at again once the grace ends.
+    let kept_unlisted = issued
+        .is_none()
+        .then(|| creds::grace_ends(&key_id, written_at, &listed))
+        .flatten();
+    let prev_until = prev.as_ref().map(|p| p.1).filter(|u| now < *u);
+    let recheck = [prev_until, kept_unlisted].into_iter().flatten().min();
     Ok(Prepared {
         client_secret: Some(value),
         annotations,
         issued,
         prune_after: creds::to_prune(&listed, &[key_id.as_str()], prev_ref, now),
-        next_check: creds::next_check(end, prev.map(|p| p.1).filter(|u| now < *u), rot, now),
+        next_check: creds::next_check(end, recheck, rot, now),
         status: Some(CredentialStatus {
             r#type: "ClientSecret".into(),
             key_id: Some(key_id),

@@ -1,0 +1,251 @@
+//! Which custom object owns which Graph object: filled from each object's status as it reconciles
+//! (application object ID, application ID, service principal object ID), read by the drift watcher
+//! to turn a delta entry into the owners to reconcile. Pure data; no Graph, no Kubernetes.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::api::TenantSpec;
+
+/// The two kinds that own Graph objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OwnerKind {
+    Client,
+    Resource,
+}
+
+/// A FhirClientApp or FhirResourceApp, by namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Owner {
+    pub kind: OwnerKind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl Owner {
+    pub fn client(namespace: &str, name: &str) -> Self {
+        Self::new(OwnerKind::Client, namespace, name)
+    }
+    pub fn resource(namespace: &str, name: &str) -> Self {
+        Self::new(OwnerKind::Resource, namespace, name)
+    }
+    fn new(kind: OwnerKind, namespace: &str, name: &str) -> Self {
+        Self {
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    /// The reconcile memos that let this owner skip Graph (`controller::memo`): a delta entry for
+    /// its objects forgets them, so the next reconcile reads Graph again — including what delta
+    /// cannot see (assignments, grants, federated credentials, the assigned app management
+    /// policy; for a resource app, what is held on its API).
+    pub fn memo_keys(&self) -> Vec<String> {
+        let (ns, n) = (&self.namespace, &self.name);
+        match self.kind {
+            OwnerKind::Client => vec![format!("FhirClientApp/{ns}/{n}")],
+            OwnerKind::Resource => vec![format!("enforce/{ns}/{n}")],
+        }
+    }
+}
+
+/// How the watcher gets a Graph client for a tenant: through an owner's namespace and tenant spec,
+/// as its reconcile does (the operator's own credentials, or a tenant credentials Secret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantSource {
+    pub namespace: String,
+    pub spec: Option<TenantSpec>,
+}
+
+/// What one owner registered: its tenant and Graph ids.
+#[derive(Clone, Debug, PartialEq)]
+struct Tracked {
+    tenant: String,
+    source: TenantSource,
+    ids: Vec<String>,
+}
+
+/// Owners by Graph id, and the tenants they live in.
+#[derive(Default, Debug)]
+pub struct Index {
+    by_id: HashMap<String, BTreeSet<Owner>>,
+    owners: HashMap<Owner, Tracked>,
+}
+
+impl Index {
+    /// Records (or replaces) what `owner` holds in `tenant`: `ids` are Graph object ids and
+    /// application IDs, empty strings ignored.
+    pub fn track(&mut self, owner: Owner, tenant: &str, source: TenantSource, ids: &[&str]) {
+        self.untrack(&owner);
+        let ids: Vec<String> = ids
+            .iter()
+            .filter(|i| !i.is_empty())
+            .map(|i| i.to_string())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for id in &ids {
+            self.by_id
+                .entry(id.clone())
+                .or_default()
+                .insert(owner.clone());
+        }
+        let tracked = Tracked {
+            tenant: tenant.to_string(),
+            source,
+            ids,
+        };
+        self.owners.insert(owner, tracked);
+    }
+
+    /// Forgets `owner` (deleted, or no longer registered anywhere).
+    pub fn untrack(&mut self, owner: &Owner) {
+        let Some(old) = self.owners.remove(owner) else {
+            return;
+        };
+        for id in old.ids {
+            if let Some(set) = self.by_id.get_mut(&id) {
+                set.remove(owner);
+                if set.is_empty() {
+                    self.by_id.remove(&id);
+                }
+            }
+        }
+    }
+
+    /// The owners in `tenant` of any of `ids` (a delta entry's object id and application ID).
+    /// An id nobody owns costs a map lookup.
+    pub fn owners_of<'a>(&self, tenant: &str, ids: impl Iterator<Item = &'a str>) -> Vec<Owner> {
+        let found: BTreeSet<&Owner> = ids
+            .filter_map(|id| self.by_id.get(id))
+            .flatten()
+            .filter(|o| self.owners.get(*o).is_some_and(|t| t.tenant == tenant))
+            .collect();
+        found.into_iter().cloned().collect()
+    }
+
+    /// Every owner in `tenant`.
+    pub fn owners_in(&self, tenant: &str) -> Vec<Owner> {
+        let mut v: Vec<Owner> = self
+            .owners
+            .iter()
+            .filter(|(_, t)| t.tenant == tenant)
+            .map(|(o, _)| o.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Every tenant with an owner, each with how to reach it (the source of its first owner in
+    /// order, so the choice is stable while that owner lives).
+    pub fn tenants(&self) -> Vec<(String, TenantSource)> {
+        let mut by_tenant: HashMap<&str, (&Owner, &TenantSource)> = HashMap::new();
+        for (o, t) in &self.owners {
+            let e = by_tenant.entry(&t.tenant).or_insert((o, &t.source));
+            if o < e.0 {
+                *e = (o, &t.source);
+            }
+        }
+        let mut v: Vec<(String, TenantSource)> = by_tenant
+            .into_iter()
+            .map(|(t, (_, s))| (t.to_string(), s.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// How to reach `tenant` now, `None` once it has no owner.
+    pub fn source_of(&self, tenant: &str) -> Option<TenantSource> {
+        self.tenants()
+            .into_iter()
+            .find(|(t, _)| t == tenant)
+            .map(|(_, s)| s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn own(ns: &str) -> TenantSource {
+        TenantSource {
+            namespace: ns.into(),
+            spec: None,
+        }
+    }
+
+    #[test]
+    fn entries_find_their_owners_by_any_id_and_only_in_their_tenant() {
+        let mut ix = Index::default();
+        let etl = Owner::client("ns", "etl");
+        let fhir = Owner::resource("ns", "fhir");
+        ix.track(
+            etl.clone(),
+            "t1",
+            own("ns"),
+            &["app-obj", "app-id", "sp-obj"],
+        );
+        ix.track(fhir.clone(), "t1", own("ns"), &["r-obj", "r-id", ""]);
+        assert_eq!(
+            ix.owners_of("t1", ["sp-obj"].into_iter()),
+            vec![etl.clone()]
+        );
+        assert_eq!(
+            ix.owners_of("t1", ["x", "app-id"].into_iter()),
+            vec![etl.clone()],
+            "an entry names its object id and appId"
+        );
+        assert!(ix.owners_of("t2", ["app-obj"].into_iter()).is_empty());
+        assert!(ix.owners_of("t1", ["nobody", ""].into_iter()).is_empty());
+        assert_eq!(ix.owners_in("t1"), [etl.clone(), fhir.clone()]);
+        // A recreated application: the new ids replace the old ones.
+        ix.track(
+            etl.clone(),
+            "t1",
+            own("ns"),
+            &["new-obj", "new-id", "sp-obj"],
+        );
+        assert!(ix.owners_of("t1", ["app-obj"].into_iter()).is_empty());
+        assert_eq!(
+            ix.owners_of("t1", ["new-id"].into_iter()),
+            vec![etl.clone()]
+        );
+        ix.untrack(&etl);
+        assert!(
+            ix.owners_of("t1", ["sp-obj", "new-id"].into_iter())
+                .is_empty()
+        );
+        assert_eq!(ix.owners_in("t1"), [fhir]);
+        assert_eq!(ix.by_id.len(), 2, "no ids left behind: {:?}", ix.by_id);
+    }
+
+    #[test]
+    fn tenants_are_those_with_owners_each_reached_through_a_stable_owner() {
+        let mut ix = Index::default();
+        assert!(ix.tenants().is_empty());
+        let other = TenantSource {
+            namespace: "b".into(),
+            spec: Some(TenantSpec {
+                tenant_id: Some("t2".into()),
+                credentials_secret_ref: None,
+            }),
+        };
+        ix.track(Owner::client("b", "y"), "t2", other.clone(), &["1"]);
+        ix.track(Owner::client("a", "x"), "t1", own("a"), &["2"]);
+        ix.track(Owner::client("c", "z"), "t2", own("c"), &["3"]);
+        let t = ix.tenants();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0], ("t1".into(), own("a")));
+        assert_eq!(t[1], ("t2".into(), other.clone()), "b/y sorts before c/z");
+        assert_eq!(ix.source_of("t2"), Some(other));
+        ix.untrack(&Owner::client("b", "y"));
+        assert_eq!(ix.source_of("t2"), Some(own("c")));
+        ix.untrack(&Owner::client("c", "z"));
+        assert_eq!(ix.source_of("t2"), None);
+        assert_eq!(
+            Owner::client("n", "m").memo_keys(),
+            ["FhirClientApp/n/m"],
+            "the key client_app remembers under"
+        );
+    }
+}
