@@ -68,7 +68,9 @@ struct Tracked {
 /// Owners by Graph id, and the tenants they live in.
 #[derive(Default, Debug)]
 pub struct Index {
-    by_id: HashMap<String, BTreeSet<Owner>>,
+    /// Nearly every id has one owner: a Vec of one costs one small allocation, where a BTreeSet
+    /// allocates a whole node (11 slots) per id, three ids per client (issue 26, memory).
+    by_id: HashMap<String, Vec<Owner>>,
     owners: HashMap<Owner, Tracked>,
 }
 
@@ -85,10 +87,10 @@ impl Index {
             .into_iter()
             .collect();
         for id in &ids {
-            self.by_id
-                .entry(id.clone())
-                .or_default()
-                .insert(owner.clone());
+            let owners = self.by_id.entry(id.clone()).or_default();
+            if !owners.contains(&owner) {
+                owners.push(owner.clone());
+            }
         }
         let tracked = Tracked {
             tenant: tenant.to_string(),
@@ -105,7 +107,7 @@ impl Index {
         };
         for id in old.ids {
             if let Some(set) = self.by_id.get_mut(&id) {
-                set.remove(owner);
+                set.retain(|o| o != owner);
                 if set.is_empty() {
                     self.by_id.remove(&id);
                 }
