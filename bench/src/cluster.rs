@@ -240,8 +240,10 @@ pub async fn run(args: &Args, n: usize) -> Result<Run> {
         times.len(),
         t0.elapsed().as_secs_f64()
     );
-    // Follow-up reconciles of the creates (status and Secret writes) belong to the create phase.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Follow-up reconciles of the creates belong to the create phase: status and Secret writes,
+    // and the re-reads the delta watcher's next poll triggers when it sees the operator's own new
+    // applications (one poll interval, plus a margin for those reconciles).
+    tokio::time::sleep(Duration::from_secs(3 + args.delta_poll_secs + 10)).await;
     let create = phase(&admin, &audit, audit_start, n).await?;
     let cpu_create = cpu_seconds(pid)?;
 

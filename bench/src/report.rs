@@ -106,9 +106,13 @@ impl Report {
              Kubernetes API calls from the kube-apiserver audit log, counting requests made by the operator's \
              own ServiceAccount (one per request; watches counted when started)."
                 .into(),
-            "The create phase runs from the operator's start (initial lists and watches included) until all \
-             clients are Ready plus 3 s; the resource app's own calls are included in it."
-                .into(),
+            format!(
+                "The create phase runs from the operator's start (initial lists and watches included) \
+                 until all clients are Ready plus {} s (3 s, one delta poll interval and 10 s: the \
+                 re-reads the delta watcher triggers when it sees the operator's own new applications \
+                 belong to creating them); the resource app's own calls are included in it.",
+                args.delta_poll_secs + 13
+            ),
             format!(
                 "Steady state is measured over {} s (full re-read every {} s, Graph delta polled \
                  every {} s) and scaled to one hour. During it, {} s in, the bench replaces client 0's redirect URI through Graph as \
