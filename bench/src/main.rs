@@ -117,11 +117,12 @@ async fn main() -> Result<()> {
     }
     for n in sizes {
         eprintln!("fhir-bench: run with N = {n}");
-        let load_before = report::machine().load_average;
+        // The commit as the run starts: the binaries were built from it.
+        let at_start = report::machine();
         let mut run = cluster::run(&args, n).await?;
         let after = report::machine();
-        run.commit = after.git_commit.clone();
-        run.load_average_before = load_before;
+        run.commit = at_start.git_commit;
+        run.load_average_before = at_start.load_average;
         run.load_average_after = after.load_average.clone();
         run.cpu = after.cpu.clone();
         // Write after every run, so a long 10×N run that is cut short leaves the first one.
