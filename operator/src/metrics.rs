@@ -125,7 +125,7 @@ impl Default for Metrics {
             delta_requeues: counter(
                 &r,
                 "fhir_operator_delta_requeues_total",
-                "Resources the delta watcher sent back to a full reconcile, by reason: change (delta named their application or service principal), stale (a new round after an expired link), unwatched (delta started failing).",
+                "Resources the delta watcher sent back to a full reconcile, by reason: change (delta named their application or service principal), baseline (they read Graph before the tenant's first round), stale (a new round after an expired link), unwatched (delta started failing).",
                 &["tenant", "reason"],
             ),
             delta_last_success: gauge(

@@ -23,6 +23,9 @@ pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
     testenv::crds::install_crds(client, TEST_MANAGER, Duration::from_secs(30)).await
 }
 
+/// Poll interval of the Graph delta watcher in the drift tests.
+pub const DELTA_POLL: Duration = Duration::from_secs(1);
+
 /// Operator permissions for the emulator's bootstrap app in most tests.
 pub fn full_permissions() -> Vec<String> {
     [
@@ -156,6 +159,20 @@ impl Harness {
         c.cluster_name = "it".into();
         c.resync = Duration::from_secs(3);
         c.stalled_retry = Duration::from_secs(30);
+        // No Graph delta watcher: most tests count or wait for reconciles, and a short resync re-reads
+        // every object anyway. The drift tests heal through delta instead ([`Self::config_delta_only`]).
+        c.delta_poll = None;
+        c
+    }
+
+    /// [`Self::config`] that heals drift through the Graph delta watcher only (polled every
+    /// [`DELTA_POLL`]): no full re-read within a test, whether the tenant is watched or not, so a
+    /// change made out of band that is undone was found by delta.
+    pub fn config_delta_only(&self) -> OperatorConfig {
+        let mut c = self.config();
+        c.resync = Duration::from_secs(3600);
+        c.resync_unwatched = Duration::from_secs(3600);
+        c.delta_poll = Some(DELTA_POLL);
         c
     }
 
@@ -286,6 +303,14 @@ impl Harness {
     pub async fn with_resource_app(prefix: &str) -> Self {
         let mut h = Self::new(prefix, full_permissions()).await;
         h.start_with_resource_app().await;
+        h
+    }
+
+    /// [`Self::with_resource_app`] with [`Self::config_delta_only`]: for tests of drift healing.
+    pub async fn with_resource_app_delta_only(prefix: &str) -> Self {
+        let mut h = Self::new(prefix, full_permissions()).await;
+        h.start_operator(h.config_delta_only()).await;
+        h.resource_app_ready().await;
         h
     }
 

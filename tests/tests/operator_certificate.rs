@@ -254,7 +254,7 @@ async fn switching_credential_kind_removes_the_old_kind_and_a_deleted_secret_get
 /// Entra does not know (the client-secret path of this is in operator_defects.rs).
 #[tokio::test]
 async fn a_recreated_application_gets_the_held_certificate_before_it_is_ready() {
-    let mut h = Harness::with_resource_app("op-cert-re").await;
+    let mut h = Harness::with_resource_app_delta_only("op-cert-re").await;
     h.apply::<FhirClientApp>(client_app(
         "etl",
         json!({

@@ -196,7 +196,7 @@ async fn someone_elses_config_map_is_left_untouched() {
 
 #[tokio::test]
 async fn a_recreated_application_gets_its_credential_in_the_same_reconcile() {
-    let mut h = Harness::with_resource_app("def-recreate").await;
+    let mut h = Harness::with_resource_app_delta_only("def-recreate").await;
     h.apply::<FhirClientApp>(client_app("etl", service(json!({}))))
         .await
         .unwrap();
@@ -621,7 +621,7 @@ async fn a_credentials_ref_to_an_output_secret_is_refused_without_telling_what_e
 /// and then failed NotFound, so the API never healed).
 #[tokio::test]
 async fn a_resource_app_whose_service_principal_was_deleted_heals_with_clients_registered() {
-    let mut h = Harness::with_resource_app("def-rasp").await;
+    let mut h = Harness::with_resource_app_delta_only("def-rasp").await;
     h.apply::<FhirClientApp>(client_app("etl", service(json!({}))))
         .await
         .unwrap();

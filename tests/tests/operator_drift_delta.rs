@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(60);
 /// The watcher's poll interval in these tests.
-const POLL: Duration = Duration::from_secs(1);
+const POLL: Duration = DELTA_POLL;
 /// The emulator's replication lag in these tests: a change shows in delta only after it.
 const LAG: Duration = Duration::from_millis(1500);
 /// Two polls and the lag, plus the reconcile that heals (a few Graph calls, a Secret write).
@@ -28,11 +28,7 @@ async fn delta_only(prefix: &str) -> Harness {
         cfg.realism.replication_lag_ms = LAG.as_millis() as u64;
     })
     .await;
-    let mut cfg = h.config();
-    cfg.resync = Duration::from_secs(3600);
-    cfg.resync_unwatched = Duration::from_secs(3600);
-    cfg.delta_poll = Some(POLL);
-    h.start_operator(cfg).await;
+    h.start_operator(h.config_delta_only()).await;
     h.resource_app_ready().await;
     h.apply::<FhirClientApp>(client_app(
         "portal",
@@ -246,8 +242,9 @@ async fn a_quiet_tenant_costs_only_the_delta_polls() {
         h.wait_condition::<FhirClientApp>(&format!("svc-{i}"), "Ready", "True", T)
             .await;
     }
-    // The operator's own writes show in delta once (a reconcile each that reads and finds nothing
-    // to do); then the tenant is quiet. A reconcile that kept writing would never get here.
+    // The operator's own writes show in delta too; the watcher compares each entry with what the
+    // reconcile left and re-reads nothing for them. A reconcile that kept writing (or a watcher that
+    // took its own writes for drift) would never get quiet.
     h.eventually("quiet after the own writes' echo", T, || async {
         let from = h.emu.calls().len();
         tokio::time::sleep(POLL * 3 + LAG).await;
@@ -264,6 +261,17 @@ async fn a_quiet_tenant_costs_only_the_delta_polls() {
         .filter(|c| c.operation.ends_with(".delta"))
         .count();
     let clients = CLIENTS + 1;
+    let echoes = h
+        .metrics
+        .counter_sum("fhir_operator_delta_requeues_total", "reason=\"change\"");
+    let named = h
+        .metrics
+        .counter_sum("fhir_operator_delta_changes_total", "");
+    eprintln!(
+        "MEASURE creating {clients} clients: delta named {} objects, {} reconciles triggered (own writes are no drift)",
+        named as u64, echoes as u64
+    );
+    assert_eq!(echoes, 0.0, "the operator's own writes are not drift");
     eprintln!(
         "MEASURE quiet window {} s, {clients} clients + 1 resource app: {polls} delta polls, {} other Graph calls",
         window.as_secs(),

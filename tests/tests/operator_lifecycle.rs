@@ -107,7 +107,7 @@ async fn a_secret_deleted_by_a_user_is_restored_with_a_fresh_credential_and_the_
 
 #[tokio::test]
 async fn drift_in_entra_is_corrected_and_a_deleted_app_is_recreated() {
-    let mut h = Harness::with_resource_app("op-drift").await;
+    let mut h = Harness::with_resource_app_delta_only("op-drift").await;
     h.apply::<FhirClientApp>(client_app("portal", json!({
         "type": "Confidential", "target": {"resourceAppRef": {"name": "fhir"}}, "redirectUris": ["https://portal.contoso.example/cb"]
     })))

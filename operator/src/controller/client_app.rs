@@ -78,8 +78,12 @@ async fn apply(
     );
     let (base, secret_rv, target_app) = inputs(&obj, ctx).await?;
     // Nothing this reconcile depends on changed since the last full one (e.g. the event is our own
-    // status or Secret write): no Graph calls until the resync or credential deadline.
-    if let Some(rv) = &secret_rv
+    // status or Secret write): no Graph calls until the resync or credential deadline — unless the
+    // delta watcher saw its application or service principal change.
+    let owner = super::drift::Owner::client(&obj.namespace().unwrap_or_default(), &obj.name_any());
+    let drifted = ctx.drift.take_dirty(&owner);
+    if !drifted
+        && let Some(rv) = &secret_rv
         && let Some((requeue, message)) = ctx.fresh(&key, &format!("{base}/{rv}"))
     {
         // The full reconcile already wrote the status; the cached object may predate that write, so
@@ -92,6 +96,7 @@ async fn apply(
         return Ok(Action::requeue(requeue));
     }
     ctx.forget(&key);
+    ctx.drift.reading(&owner);
     let result = converge(&obj, ctx, target_app, &mut status).await;
     let memo = match &result {
         Ok(Converged {
@@ -103,7 +108,6 @@ async fn apply(
     let result = result.map(|c| c.outcome);
     // What it holds in Graph, for the delta watcher (even when a later step failed: a registered
     // application can drift while the rest waits).
-    let owner = super::drift::Owner::client(&obj.namespace().unwrap_or_default(), &obj.name_any());
     let tenant = target::recorded_tenant(&status);
     let ns = obj.namespace().unwrap_or_default();
     ctx.drift.track(owner, &ns, tenant.as_ref(), &status);
@@ -463,6 +467,14 @@ async fn register(
 ) -> Result<(Application, ServicePrincipal, bool, bool), Error> {
     let unique_name = id.unique_name();
     let adopt = obj.spec.adopt.unwrap_or(false);
+    // What the delta watcher compares its entries with (its own writes are no drift); a client
+    // converges nothing on its service principal.
+    let owner = super::drift::Owner::client(id.namespace, id.name);
+    ctx.drift
+        .expect(&owner, super::drift::Part::Application, &desired.body());
+    let nothing = serde_json::json!({});
+    ctx.drift
+        .expect(&owner, super::drift::Part::ServicePrincipal, &nothing);
     let (app, change) = converge_app(graph, &unique_name, desired, id, adopt).await?;
     let app: Application = crate::graph::types::parse_application("application", &app)?;
     report_app_change(ctx, obj, status, change, &unique_name, &app).await;

@@ -128,7 +128,9 @@ pub async fn reconcile(secret: Arc<Secret>, ctx: Arc<Context>) -> Result<Action,
             tracing::info!(secret = %format!("{ns}/{name}"), users = ?users, "tenant credentials Secret deleted; kept until these have deleted their applications");
             return Ok(Action::requeue(Duration::from_secs(3)));
         }
-        return Ok(Action::requeue(ctx.config.resync));
+        // A check of the watch caches only (no Graph call): kept at the pace before delta.
+        let again = ctx.config.resync.min(ctx.config.resync_unwatched);
+        return Ok(Action::requeue(again));
     }
     release(&ctx.client, &secret).await?;
     Ok(Action::await_change())

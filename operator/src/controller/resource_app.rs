@@ -65,10 +65,16 @@ async fn apply(
 ) -> Result<Action, Error> {
     let old = obj.status.clone();
     let mut status = old.clone().unwrap_or_default();
-    let result = apply_inner(&obj, ctx, &mut status).await;
-    // What it holds in Graph, for the delta watcher.
     let ns = obj.namespace().unwrap_or_default();
     let owner = super::drift::Owner::resource(&ns, &obj.name_any());
+    // Delta saw its application or service principal change: what is held on its API is read
+    // again too (delta does not see assignments).
+    if ctx.drift.take_dirty(&owner) {
+        ctx.forget(&enforce::memo_key(&obj));
+    }
+    ctx.drift.reading(&owner);
+    let result = apply_inner(&obj, ctx, &mut status).await;
+    // What it holds in Graph, for the delta watcher.
     ctx.drift
         .track(owner, &ns, obj.spec.tenant.as_ref(), &status);
     finish(
@@ -295,6 +301,14 @@ async fn register(
     let literal_uri = b::identifier_uri(spec, None);
     let desired = b::desired_application(spec, &id, known_app_id.as_deref());
     let adopt = spec.adopt.unwrap_or(false);
+    // What the delta watcher compares its entries with (its own writes are no drift).
+    let owner = super::drift::Owner::resource(id.namespace, id.name);
+    ctx.drift
+        .expect(&owner, super::drift::Part::Application, &desired.body());
+    let required = spec.app_role_assignment_required.unwrap_or(true);
+    let sp_body = serde_json::json!({"appRoleAssignmentRequired": required});
+    ctx.drift
+        .expect(&owner, super::drift::Part::ServicePrincipal, &sp_body);
     let (raw, change) = match converge_app(graph, &unique_name, &desired, &id, adopt).await {
         Ok(done) => done,
         Err(e) => {

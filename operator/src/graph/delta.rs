@@ -29,6 +29,11 @@ impl DeltaKind {
         }
     }
 
+    /// The properties [`Self::select`] names (besides `appId`), each a top-level key Graph returns.
+    pub fn selected(self) -> impl Iterator<Item = &'static str> {
+        self.select().split(',').filter(|p| *p != "appId")
+    }
+
     /// What delta tracks for this collection: with `$select`, a change to a property left out does
     /// not put the object in a round (documented for users and groups, the same for these two per
     /// the emulator's reading, facts B3). So the list is every property the operator converges and
@@ -38,7 +43,7 @@ impl DeltaKind {
             DeltaKind::Applications => {
                 "appId,displayName,signInAudience,tags,identifierUris,api,appRoles,web,spa,publicClient,isFallbackPublicClient,requiredResourceAccess,passwordCredentials,keyCredentials"
             }
-            DeltaKind::ServicePrincipals => "appId,appRoleAssignmentRequired,accountEnabled",
+            DeltaKind::ServicePrincipals => "appId,appRoleAssignmentRequired",
         }
     }
 
@@ -89,6 +94,10 @@ pub struct DeltaEntry {
     pub app_id: Option<String>,
     #[serde(rename = "@removed")]
     pub removed: Option<Value>,
+    /// The other selected properties, as Graph holds them now (the watcher compares them with what
+    /// the owner's reconcile left, to tell the operator's own writes from drift).
+    #[serde(flatten)]
+    pub properties: serde_json::Map<String, Value>,
 }
 
 impl DeltaEntry {
@@ -160,6 +169,11 @@ mod tests {
         assert_eq!(page.value.len(), 2);
         assert_eq!(page.value[0].ids().collect::<Vec<_>>(), ["o1", "a1"]);
         assert!(page.value[0].removed.is_none());
+        assert_eq!(
+            page.value[0].properties.get("web"),
+            Some(&json!({"redirectUris": []}))
+        );
+        assert!(!page.value[0].properties.contains_key("id"));
         assert_eq!(page.value[1].ids().collect::<Vec<_>>(), ["o2"]);
         assert_eq!(page.value[1].removed, Some(json!({"reason": "changed"})));
         assert!(page.next_link.is_some() && page.delta_link.is_none());

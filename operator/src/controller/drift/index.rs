@@ -2,7 +2,8 @@
 //! (application object ID, application ID, service principal object ID), read by the drift watcher
 //! to turn a delta entry into the owners to reconcile. Pure data; no Graph, no Kubernetes.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Instant;
 
 use crate::api::TenantSpec;
 
@@ -35,18 +36,6 @@ impl Owner {
             name: name.into(),
         }
     }
-
-    /// The reconcile memos that let this owner skip Graph (`controller::memo`): a delta entry for
-    /// its objects forgets them, so the next reconcile reads Graph again — including what delta
-    /// cannot see (assignments, grants, federated credentials, the assigned app management
-    /// policy; for a resource app, what is held on its API).
-    pub fn memo_keys(&self) -> Vec<String> {
-        let (ns, n) = (&self.namespace, &self.name);
-        match self.kind {
-            OwnerKind::Client => vec![format!("FhirClientApp/{ns}/{n}")],
-            OwnerKind::Resource => vec![format!("enforce/{ns}/{n}")],
-        }
-    }
 }
 
 /// How the watcher gets a Graph client for a tenant: through an owner's namespace and tenant spec,
@@ -65,13 +54,38 @@ struct Tracked {
     ids: Vec<String>,
 }
 
+/// What an owner's reconcile left in Graph, so that a delta entry caused by the operator's own
+/// write (a create, a PATCH, a new password) costs no reconcile: the entry is compared with it
+/// ([`super::round::drifted`]). Bodies are kept as compact JSON (read only when an entry comes).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Expected {
+    /// The application properties the operator converges (`desired::application`'s body).
+    pub application: Option<String>,
+    /// The service principal properties it converges (`{}`: none).
+    pub service_principal: Option<String>,
+    /// The key ID of the password or certificate the output Secret holds.
+    pub key_id: Option<String>,
+}
+
+/// Which part of [`Expected`] a reconcile step records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Application,
+    ServicePrincipal,
+}
+
 /// Owners by Graph id, and the tenants they live in.
 #[derive(Default, Debug)]
 pub struct Index {
-    /// Nearly every id has one owner: a Vec of one costs one small allocation, where a BTreeSet
-    /// allocates a whole node (11 slots) per id, three ids per client (issue 26, memory).
+    /// Owners by id: almost always one (a Vec, not a set: a set's node costs more memory than the
+    /// few owners an id ever has).
     by_id: HashMap<String, Vec<Owner>>,
     owners: HashMap<Owner, Tracked>,
+    expected: HashMap<Owner, Expected>,
+    /// When each owner's last full reconcile began reading Graph.
+    read_from: HashMap<Owner, Instant>,
+    /// Owners whose next reconcile must read Graph whatever its memo says (delta named them).
+    dirty: HashSet<Owner>,
 }
 
 impl Index {
@@ -100,8 +114,75 @@ impl Index {
         self.owners.insert(owner, tracked);
     }
 
+    /// Records what `owner`'s reconcile converges `part` to (only the properties `selected` names:
+    /// delta returns no others).
+    pub fn expect(
+        &mut self,
+        owner: &Owner,
+        part: Part,
+        body: &serde_json::Value,
+        selected: &[&str],
+    ) {
+        let kept: serde_json::Map<String, serde_json::Value> = (body.as_object().into_iter())
+            .flatten()
+            .filter(|(k, _)| selected.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let json = Some(serde_json::Value::Object(kept).to_string());
+        let e = self.expected.entry(owner.clone()).or_default();
+        match part {
+            Part::Application => e.application = json,
+            Part::ServicePrincipal => e.service_principal = json,
+        }
+    }
+
+    /// Records the key ID the owner's output Secret holds (`None`: no credential).
+    pub fn expect_key(&mut self, owner: &Owner, key_id: Option<&str>) {
+        self.expected.entry(owner.clone()).or_default().key_id = key_id.map(String::from);
+    }
+
+    /// What `owner`'s reconcile left in Graph, as far as recorded.
+    pub fn expected(&self, owner: &Owner) -> Option<&Expected> {
+        self.expected.get(owner)
+    }
+
     /// Forgets `owner` (deleted, or no longer registered anywhere).
-    pub fn untrack(&mut self, owner: &Owner) {
+    pub fn forget(&mut self, owner: &Owner) {
+        self.untrack(owner);
+        self.expected.remove(owner);
+        self.read_from.remove(owner);
+        self.dirty.remove(owner);
+    }
+
+    /// `owner`'s full reconcile begins reading Graph at `at`.
+    pub fn reading(&mut self, owner: &Owner, at: Instant) {
+        self.read_from.insert(owner.clone(), at);
+    }
+
+    /// The owners in `tenant` (or not yet known to be in any) that last read Graph before `at`:
+    /// what changed between their read and a round that starts at `at` is in no round.
+    pub fn read_before(&self, tenant: &str, at: Instant) -> Vec<Owner> {
+        let mut v: Vec<Owner> = (self.read_from.iter())
+            .filter(|(o, t)| **t < at && self.owners.get(*o).is_none_or(|tr| tr.tenant == tenant))
+            .map(|(o, _)| o.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The next reconcile of each of `owners` reads Graph (see [`Self::take_dirty`]).
+    pub fn mark_dirty(&mut self, owners: &[Owner]) {
+        self.dirty.extend(owners.iter().cloned());
+    }
+
+    /// Whether `owner` must read Graph now; clears the mark. A mark set while its reconcile runs
+    /// stays for the run that the trigger queues after it.
+    pub fn take_dirty(&mut self, owner: &Owner) -> bool {
+        self.dirty.remove(owner)
+    }
+
+    /// Removes `owner`'s ids (before new ones are recorded).
+    fn untrack(&mut self, owner: &Owner) {
         let Some(old) = self.owners.remove(owner) else {
             return;
         };
@@ -212,13 +293,52 @@ mod tests {
             ix.owners_of("t1", ["new-id"].into_iter()),
             vec![etl.clone()]
         );
-        ix.untrack(&etl);
+        ix.expect_key(&etl, Some("k"));
+        let body = serde_json::json!({"uniqueName": "u", "web": {}});
+        ix.expect(&etl, Part::Application, &body, &["web"]);
+        assert_eq!(
+            ix.expected(&etl).unwrap().application.as_deref(),
+            Some(r#"{"web":{}}"#),
+            "only what delta selects"
+        );
+        ix.forget(&etl);
         assert!(
             ix.owners_of("t1", ["sp-obj", "new-id"].into_iter())
                 .is_empty()
         );
+        assert!(ix.expected(&etl).is_none());
         assert_eq!(ix.owners_in("t1"), [fhir]);
         assert_eq!(ix.by_id.len(), 2, "no ids left behind: {:?}", ix.by_id);
+    }
+
+    #[test]
+    fn owners_that_read_before_a_round_are_found_and_dirty_marks_are_taken_once() {
+        let mut ix = Index::default();
+        let t0 = Instant::now();
+        let later = t0 + std::time::Duration::from_secs(5);
+        let (a, b, c) = (
+            Owner::client("ns", "a"),
+            Owner::client("ns", "b"),
+            Owner::client("ns", "c"),
+        );
+        ix.track(a.clone(), "t1", own("ns"), &["1"]);
+        ix.track(b.clone(), "t2", own("ns"), &["2"]);
+        ix.reading(&a, t0);
+        ix.reading(&b, t0);
+        ix.reading(&c, t0);
+        assert_eq!(
+            ix.read_before("t1", later),
+            [a.clone(), c.clone()],
+            "c is not tracked yet: its tenant is not known"
+        );
+        assert!(ix.read_before("t1", t0).is_empty());
+        ix.mark_dirty(std::slice::from_ref(&a));
+        assert!(ix.take_dirty(&a));
+        assert!(!ix.take_dirty(&a));
+        ix.mark_dirty(std::slice::from_ref(&a));
+        ix.forget(&a);
+        assert!(!ix.take_dirty(&a));
+        assert_eq!(ix.read_before("t1", later), [c]);
     }
 
     #[test]
@@ -240,14 +360,9 @@ mod tests {
         assert_eq!(t[0], ("t1".into(), own("a")));
         assert_eq!(t[1], ("t2".into(), other.clone()), "b/y sorts before c/z");
         assert_eq!(ix.source_of("t2"), Some(other));
-        ix.untrack(&Owner::client("b", "y"));
+        ix.forget(&Owner::client("b", "y"));
         assert_eq!(ix.source_of("t2"), Some(own("c")));
-        ix.untrack(&Owner::client("c", "z"));
+        ix.forget(&Owner::client("c", "z"));
         assert_eq!(ix.source_of("t2"), None);
-        assert_eq!(
-            Owner::client("n", "m").memo_keys(),
-            ["FhirClientApp/n/m"],
-            "the key client_app remembers under"
-        );
     }
 }

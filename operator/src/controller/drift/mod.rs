@@ -21,11 +21,12 @@ use std::time::{Duration, Instant};
 use futures::channel::mpsc::UnboundedSender;
 use kube::runtime::reflector::ObjectRef;
 
-pub use index::{Index, Owner, OwnerKind, TenantSource};
+pub use index::{Index, Owner, OwnerKind, Part, TenantSource};
 pub use watcher::run;
 
 use crate::api::{AppStatus, FhirClientApp, FhirResourceApp, TenantSpec};
 use crate::config::OperatorConfig;
+use crate::graph::delta::DeltaKind;
 
 /// Where a delta entry's owners are sent: the controllers' `reconcile_on` streams.
 pub struct Triggers {
@@ -106,12 +107,38 @@ impl Drift {
             namespace: namespace.to_string(),
             spec: tenant.cloned(),
         };
-        self.index().track(owner, tenant_id, source, &ids);
+        let key = status.credential.as_ref().and_then(|c| c.key_id.as_deref());
+        let mut index = self.index();
+        index.expect_key(&owner, key);
+        index.track(owner, tenant_id, source, &ids);
+    }
+
+    /// Records what `owner`'s reconcile converges its application or service principal to (before
+    /// it writes, so that the echo of the write finds it), see [`index::Expected`].
+    pub fn expect(&self, owner: &Owner, part: Part, body: &serde_json::Value) {
+        let kind = match part {
+            Part::Application => DeltaKind::Applications,
+            Part::ServicePrincipal => DeltaKind::ServicePrincipals,
+        };
+        let selected: Vec<&str> = kind.selected().collect();
+        self.index().expect(owner, part, body, &selected);
     }
 
     /// Forgets `owner` (its object is deleted).
     pub fn untrack(&self, owner: &Owner) {
-        self.index().untrack(owner);
+        self.index().forget(owner);
+    }
+
+    /// Called by a reconcile before it uses its memo: whether delta named `owner` since its last
+    /// full reconcile (the memo must not be trusted then). Clears the mark.
+    pub fn take_dirty(&self, owner: &Owner) -> bool {
+        self.index().take_dirty(owner)
+    }
+
+    /// `owner`'s full reconcile begins reading Graph now: a tenant whose first round starts later
+    /// re-reads it once (what changed in between is in no round).
+    pub fn reading(&self, owner: &Owner) {
+        self.index().reading(owner, Instant::now());
     }
 
     /// Whether `tenant`'s watcher reports now: its rounds end well (see [`round::watching`]).

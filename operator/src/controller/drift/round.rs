@@ -3,9 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use super::index::{Index, Owner};
+use serde_json::Value;
+
+use super::index::{Expected, Index, Owner};
+use crate::desired::diff;
 use crate::graph::GraphError;
-use crate::graph::delta::{DeltaEntry, is_stale_token};
+use crate::graph::delta::{DeltaEntry, DeltaKind, is_stale_token};
 
 /// Rounds a tenant may miss (a Graph hiccup, a slow page) before its objects go back to the
 /// unwatched pace: a round that fails keeps its deltaLink, and the next good one catches up.
@@ -61,21 +64,70 @@ pub fn failure(e: &GraphError, following: bool) -> Failure {
     }
 }
 
-/// The owners in `tenant` of the objects a round names (changed or removed), each once.
-pub fn owners_named(index: &Index, tenant: &str, entries: &[DeltaEntry]) -> Vec<Owner> {
+/// The owners in `tenant` whose objects a round names and whose reconcile would find something to
+/// do, each once: a removal always; a change unless the entry shows exactly what the owner's last
+/// reconcile left (the echo of the operator's own write).
+pub fn owners_to_reconcile(
+    index: &Index,
+    tenant: &str,
+    kind: DeltaKind,
+    entries: &[DeltaEntry],
+) -> Vec<Owner> {
     let mut owners: Vec<Owner> = entries
         .iter()
-        .flat_map(|e| index.owners_of(tenant, e.ids()))
+        .flat_map(|e| {
+            index
+                .owners_of(tenant, e.ids())
+                .into_iter()
+                .filter(|o| drifted(index.expected(o), kind, e))
+        })
         .collect();
     owners.sort();
     owners.dedup();
     owners
 }
 
+/// Whether `entry` differs from what the owner's reconcile left in Graph: the converged properties
+/// as `desired::diff` compares them when it converges (a PATCH would be sent), and the password or
+/// certificate the Secret holds still registered. Anything not recorded counts as drift (a
+/// reconcile costs a few reads; a missed change costs a broken client).
+pub fn drifted(expected: Option<&Expected>, kind: DeltaKind, entry: &DeltaEntry) -> bool {
+    if entry.removed.is_some() {
+        return true;
+    }
+    let Some(e) = expected else { return true };
+    let recorded = match kind {
+        DeltaKind::Applications => e.application.as_deref(),
+        DeltaKind::ServicePrincipals => e.service_principal.as_deref(),
+    };
+    let Some(desired) = recorded.and_then(|j| serde_json::from_str::<Value>(j).ok()) else {
+        return true;
+    };
+    let actual = Value::Object(entry.properties.clone());
+    if diff::patch_body(&desired, &actual).is_some() {
+        return true;
+    }
+    kind == DeltaKind::Applications
+        && e.key_id
+            .as_deref()
+            .is_some_and(|k| !key_registered(&entry.properties, k))
+}
+
+/// Whether `key_id` is among the entry's passwords or certificates.
+fn key_registered(properties: &serde_json::Map<String, Value>, key_id: &str) -> bool {
+    ["passwordCredentials", "keyCredentials"]
+        .iter()
+        .filter_map(|p| properties.get(*p)?.as_array())
+        .flatten()
+        .any(|c| c["keyId"].as_str() == Some(key_id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::controller::drift::TenantSource;
+    use crate::controller::drift::index::Part;
+    use serde_json::json;
 
     #[test]
     fn a_tenant_is_watched_while_rounds_end_well_and_graph_allows_delta() {
@@ -116,6 +168,15 @@ mod tests {
         assert_eq!(failure(&down, true), Failure::Other);
     }
 
+    fn entry(id: &str, app_id: Option<&str>, props: Value) -> DeltaEntry {
+        DeltaEntry {
+            id: id.into(),
+            app_id: app_id.map(String::from),
+            removed: None,
+            properties: props.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
     #[test]
     fn entries_name_each_owner_once_and_unowned_ids_nobody() {
         let mut ix = Index::default();
@@ -125,18 +186,84 @@ mod tests {
         };
         let etl = Owner::client("ns", "etl");
         ix.track(etl.clone(), "t", src, &["app", "appid", "sp"]);
-        let entry = |id: &str, app_id: Option<&str>| DeltaEntry {
-            id: id.into(),
-            app_id: app_id.map(String::from),
-            removed: None,
-        };
         let entries = [
-            entry("app", Some("appid")),
-            entry("sp", Some("appid")),
-            entry("someone-else", Some("other")),
+            entry("app", Some("appid"), json!({})),
+            entry("sp", Some("appid"), json!({})),
+            entry("someone-else", Some("other"), json!({})),
         ];
-        assert_eq!(owners_named(&ix, "t", &entries), [etl]);
-        assert!(owners_named(&ix, "t", &entries[2..]).is_empty());
-        assert!(owners_named(&ix, "other-tenant", &entries).is_empty());
+        let kind = DeltaKind::Applications;
+        assert_eq!(owners_to_reconcile(&ix, "t", kind, &entries), [etl]);
+        assert!(owners_to_reconcile(&ix, "t", kind, &entries[2..]).is_empty());
+        assert!(owners_to_reconcile(&ix, "other-tenant", kind, &entries).is_empty());
+    }
+
+    #[test]
+    fn an_echo_of_the_operators_own_write_is_no_drift_and_a_change_or_removal_is() {
+        let mut ix = Index::default();
+        let etl = Owner::client("ns", "etl");
+        let selected: Vec<&str> = DeltaKind::Applications.selected().collect();
+        let desired = json!({"displayName": "etl", "uniqueName": "u",
+            "web": {"redirectUris": ["https://a/cb"]}, "tags": ["x", "y"]});
+        ix.expect(&etl, Part::Application, &desired, &selected);
+        ix.expect(
+            &etl,
+            Part::ServicePrincipal,
+            &json!({}),
+            &["appRoleAssignmentRequired"],
+        );
+        ix.expect_key(&etl, Some("k1"));
+        let e = ix.expected(&etl);
+        let app = |web: Value, keys: &[&str]| {
+            let pw: Vec<Value> = keys.iter().map(|k| json!({"keyId": k})).collect();
+            entry(
+                "o",
+                Some("a"),
+                json!({"displayName": "etl", "tags": ["y", "x"], "web": web,
+                "passwordCredentials": pw, "keyCredentials": [], "api": {}}),
+            )
+        };
+        let apps = DeltaKind::Applications;
+        let same = json!({"redirectUris": ["https://a/cb"], "homePageUrl": null});
+        assert!(
+            !drifted(e, apps, &app(same.clone(), &["k0", "k1"])),
+            "own write"
+        );
+        assert!(drifted(
+            e,
+            apps,
+            &app(json!({"redirectUris": ["https://evil/cb"]}), &["k1"])
+        ));
+        assert!(
+            drifted(e, apps, &app(same.clone(), &["k0"])),
+            "password removed"
+        );
+        let mut removed = app(same, &["k1"]);
+        removed.removed = Some(json!({"reason": "changed"}));
+        assert!(drifted(e, apps, &removed));
+        let partial = entry("o", None, json!({"displayName": "etl"}));
+        assert!(
+            drifted(e, apps, &partial),
+            "what the entry leaves out is not known to match"
+        );
+        assert!(
+            drifted(None, apps, &app(json!({}), &[])),
+            "nothing recorded"
+        );
+        let sps = DeltaKind::ServicePrincipals;
+        let sp = entry("sp", Some("a"), json!({"appRoleAssignmentRequired": true}));
+        assert!(
+            !drifted(e, sps, &sp),
+            "a client converges nothing on its service principal"
+        );
+        let mut api = Index::default();
+        let fhir = Owner::resource("ns", "fhir");
+        let sel = ["appRoleAssignmentRequired"];
+        api.expect(
+            &fhir,
+            Part::ServicePrincipal,
+            &json!({"appRoleAssignmentRequired": false}),
+            &sel,
+        );
+        assert!(drifted(api.expected(&fhir), sps, &sp));
     }
 }

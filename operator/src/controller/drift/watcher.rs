@@ -68,12 +68,21 @@ async fn watch_tenant(
 ) -> String {
     let mut cursor = Cursor::default();
     let mut was_watching = false;
+    let mut started = false;
     loop {
         let Some(source) = ctx.drift.index().source_of(&tenant) else {
             ctx.drift.health().remove(&tenant);
             return tenant;
         };
+        let round_start = std::time::Instant::now();
         one_round(&ctx, &tenant, &source, &mut cursor).await;
+        if !started && DeltaKind::ALL.iter().all(|k| cursor.links.contains_key(k)) {
+            // The first round starts from now: an owner that read Graph before it may have missed a
+            // change made in between, so it reads once more.
+            started = true;
+            let owners = ctx.drift.index().read_before(&tenant, round_start);
+            requeue(&ctx, &tenant, &owners, "baseline");
+        }
         let watching = ctx.drift.watching(&tenant);
         ctx.metrics.set_delta_watching(&tenant, watching);
         if was_watching && !watching {
@@ -188,7 +197,15 @@ fn ended(
     }
     ctx.metrics
         .delta_changes(tenant, kind.label(), entries.len() as u64);
-    let owners = round::owners_named(&ctx.drift.index(), tenant, entries);
+    if !entries.is_empty() {
+        tracing::debug!(
+            tenant,
+            kind = kind.label(),
+            entries = entries.len(),
+            "a delta round named objects"
+        );
+    }
+    let owners = round::owners_to_reconcile(&ctx.drift.index(), tenant, kind, entries);
     if !owners.is_empty() {
         tracing::debug!(tenant, kind = kind.label(), owners = ?owners, "Graph delta names owned objects");
         requeue(ctx, tenant, &owners, "change");
@@ -243,13 +260,10 @@ async fn follow(
     Err((e, following))
 }
 
-/// Forgets the owners' memos (their next reconcile reads Graph) and triggers their reconciles.
+/// Marks the owners so that their next reconcile reads Graph (whatever their memo says, also when
+/// one is running now) and triggers their reconciles.
 fn requeue(ctx: &Context, tenant: &str, owners: &[Owner], reason: &str) {
-    for o in owners {
-        for key in o.memo_keys() {
-            ctx.forget(&key);
-        }
-    }
+    ctx.drift.index().mark_dirty(owners);
     ctx.drift.trigger(owners);
     ctx.metrics
         .delta_requeues(tenant, reason, owners.len() as u64);

@@ -37,11 +37,7 @@ pub async fn apply(
     // publishes (its generation), a client that stopped targeting it — or once per resync (an
     // assignment made by hand meanwhile). A client newly registered against it holds only what its
     // own admission allowed.
-    let key = format!(
-        "enforce/{}/{}",
-        obj.namespace().unwrap_or_default(),
-        obj.name_any()
-    );
+    let key = memo_key(obj);
     let fp = fingerprint(obj, &by_sp);
     if ctx.fresh(&key, &fp).is_some() {
         return Ok(());
@@ -68,6 +64,12 @@ pub async fn apply(
         );
     }
     Ok(())
+}
+
+/// The memo key of the enforcement step of `obj`.
+pub fn memo_key(obj: &FhirResourceApp) -> String {
+    let ns = obj.namespace().unwrap_or_default();
+    format!("enforce/{ns}/{}", obj.name_any())
 }
 
 /// The registered clients of this tenant by their service principal's object ID.
