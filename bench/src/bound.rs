@@ -1,6 +1,6 @@
 //! The client mix and the lower bound on the time until all clients are Ready.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// Client `i` of the mix: a third each of Confidential (every other one with admin consent),
@@ -64,7 +64,7 @@ pub struct OperatorLimits {
     pub concurrency: f64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LowerBound {
     pub minimal_graph_writes: u64,
     pub minimal_graph_reads: u64,
@@ -82,7 +82,7 @@ pub struct LowerBound {
     pub operator: OperatorBound,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct OperatorBound {
     /// Minimal calls × latency ÷ concurrency.
     pub concurrency_bound_s: f64,

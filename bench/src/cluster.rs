@@ -2,13 +2,14 @@
 
 use crate::Args;
 use crate::bound::{self, LowerBound, Quotas};
+use crate::drift::{self, AdminGraph, Heal};
 use anyhow::{Context, Result, bail};
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -23,9 +24,19 @@ const OP_NS: &str = "fhir-bench-system";
 const OP_SA: &str = "operator";
 const RESOURCE_APP: &str = "fhir-server";
 
-#[derive(Serialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Run {
     pub n: usize,
+    /// The commit the run measured and the machine's load averages around it (filled in by
+    /// `main`; runs merged from other reports keep their own).
+    #[serde(default)]
+    pub commit: String,
+    #[serde(default)]
+    pub load_average_before: String,
+    #[serde(default)]
+    pub load_average_after: String,
+    #[serde(default)]
+    pub cpu: String,
     pub mix: BTreeMap<String, usize>,
     pub noise_objects: usize,
     pub noise_create_s: f64,
@@ -41,17 +52,32 @@ pub struct Run {
     pub create: Phase,
     pub steady: Phase,
     pub steady_window_s: f64,
+    /// The operator's full re-read period and delta poll interval in this run.
+    #[serde(default)]
+    pub resync_s: Option<f64>,
+    #[serde(default)]
+    pub delta_poll_s: Option<f64>,
     pub steady_resyncs_in_window: f64,
     pub steady_graph_calls_per_app_per_hour: f64,
     pub steady_graph_writes: u64,
     pub steady_k8s_calls_per_app_per_hour: f64,
     pub operator_peak_rss_mib: f64,
     pub operator_rss_end_mib: f64,
+    /// The operator's RSS once it has started, listed and watched everything and reconciled the
+    /// resource app, just before the first client is applied: what it costs with no clients.
+    #[serde(default)]
+    pub operator_base_rss_mib: Option<f64>,
+    /// (Peak RSS − base RSS) ÷ N.
+    #[serde(default)]
+    pub bytes_per_client: Option<f64>,
+    /// The out-of-band change during the steady window and the time until it was healed.
+    #[serde(default)]
+    pub heal: Option<Heal>,
     pub throttled_429: u64,
 }
 
 /// What happened in one phase (create: operator start until all Ready + 3 s; steady: the window).
-#[derive(Serialize, Clone, Debug, Default)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
 pub struct Phase {
     pub graph_calls: u64,
     pub graph_calls_per_app: f64,
@@ -169,6 +195,10 @@ pub async fn run(args: &Args, n: usize) -> Result<Run> {
         .await
         .context("the FhirResourceApp never became Ready")?;
 
+    let base_rss_kib = proc_kib(
+        &std::fs::read_to_string(format!("/proc/{pid}/status"))?,
+        "VmRSS:",
+    );
     // Client-side clock: apply (create returned) → Ready=True seen by a watch.
     let (readies, task) = watch_ready(fca.clone());
     env.tasks.push(task);
@@ -210,8 +240,10 @@ pub async fn run(args: &Args, n: usize) -> Result<Run> {
         times.len(),
         t0.elapsed().as_secs_f64()
     );
-    // Follow-up reconciles of the creates (status and Secret writes) belong to the create phase.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Follow-up reconciles of the creates belong to the create phase: status and Secret writes,
+    // and the re-reads the delta watcher's next poll triggers when it sees the operator's own new
+    // applications (one poll interval, plus a margin for those reconciles).
+    tokio::time::sleep(Duration::from_secs(3 + args.delta_poll_secs + 10)).await;
     let create = phase(&admin, &audit, audit_start, n).await?;
     let cpu_create = cpu_seconds(pid)?;
 
@@ -219,6 +251,14 @@ pub async fn run(args: &Args, n: usize) -> Result<Run> {
     let audit_mark = file_len(&audit);
     let window = Duration::from_secs(args.steady_secs);
     eprintln!("fhir-bench: steady state for {}s", window.as_secs());
+    // Healing may take until the next full re-read if delta does not see the change.
+    let give_up = window + Duration::from_secs(args.resync_secs.min(3600) + 60);
+    let heal = (args.heal_at_secs < args.steady_secs).then_some(tokio::spawn(out_of_band_change(
+        admin.graph(emulator).await?,
+        fca.clone(),
+        args.heal_at_secs,
+        give_up,
+    )));
     tokio::time::sleep(window).await;
     let mut steady = phase(&admin, &audit, audit_mark, n).await?;
     steady.operator_cpu_s = cpu_seconds(pid)? - cpu_create;
@@ -233,6 +273,23 @@ pub async fn run(args: &Args, n: usize) -> Result<Run> {
         .map(|(_, v)| v)
         .sum();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let heal = match heal {
+        None => None,
+        Some(task) => match task.await? {
+            Ok(h) => Some(h),
+            Err(e) => {
+                eprintln!("fhir-bench: the out-of-band change failed: {e:#}");
+                None
+            }
+        },
+    };
+    if let Some(h) = &heal {
+        eprintln!(
+            "fhir-bench: out-of-band change healed after {:?} s",
+            h.healed_after_s
+        );
+    }
+    let peak_rss_kib = proc_kib(&status, "VmHWM:");
     let throttled = metrics_sum(metrics_port, "fhir_operator_graph_throttled_total").await;
     let lower_bound = bound::lower_bound(
         n,
@@ -267,6 +324,10 @@ pub async fn run(args: &Args, n: usize) -> Result<Run> {
     }
     Ok(Run {
         n,
+        commit: String::new(),
+        load_average_before: String::new(),
+        load_average_after: String::new(),
+        cpu: String::new(),
         mix,
         noise_objects: args.noise,
         noise_create_s,
@@ -279,14 +340,19 @@ pub async fn run(args: &Args, n: usize) -> Result<Run> {
         ratio_to_operator_bound: all_ready_s.map(|t| t / lower_bound.operator.seconds),
         lower_bound,
         steady_window_s: window.as_secs_f64(),
+        resync_s: Some(args.resync_secs as f64),
+        delta_poll_s: Some(args.delta_poll_secs as f64),
         steady_resyncs_in_window: window.as_secs_f64() / args.resync_secs as f64,
         steady_graph_calls_per_app_per_hour: steady.graph_calls as f64 * per_hour,
         steady_graph_writes,
         steady_k8s_calls_per_app_per_hour: steady.k8s_calls as f64 * per_hour,
         create,
         steady,
-        operator_peak_rss_mib: proc_kib(&status, "VmHWM:") / 1024.0,
+        operator_peak_rss_mib: peak_rss_kib / 1024.0,
         operator_rss_end_mib: proc_kib(&status, "VmRSS:") / 1024.0,
+        operator_base_rss_mib: Some(base_rss_kib / 1024.0),
+        bytes_per_client: Some((peak_rss_kib - base_rss_kib) * 1024.0 / n as f64),
+        heal,
         throttled_429: throttled,
     })
 }
@@ -326,6 +392,7 @@ fn start_operator(
     let run = [
         ("KUBECONFIG", kubeconfig.display().to_string()),
         ("FHIR_OP_RESYNC", format!("{}s", args.resync_secs)),
+        ("FHIR_OP_DELTA_POLL", format!("{}s", args.delta_poll_secs)),
         ("FHIR_OP_GRAPH_RATE", args.operator_graph_rate.to_string()),
         ("FHIR_OP_GRAPH_BURST", args.operator_graph_burst.to_string()),
         (
@@ -456,7 +523,7 @@ async fn phase(admin: &Admin, audit: &Path, from: u64, n: usize) -> Result<Phase
     let mut by_op = BTreeMap::new();
     for c in calls.as_array().context("calls")? {
         let path = c["path"].as_str().unwrap_or("");
-        if path.starts_with("/_emulator") {
+        if path.starts_with("/_emulator") || c["caller"] == drift::ADMIN_APP_ID {
             continue;
         }
         let key = format!(
@@ -543,6 +610,25 @@ async fn metrics_sum(port: u16, name: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
+/// `at` into the steady window, client 0's redirect URI is replaced in Graph; how long until the
+/// operator put it back.
+async fn out_of_band_change(
+    graph: AdminGraph,
+    fca: Api<DynamicObject>,
+    at: u64,
+    give_up: Duration,
+) -> Result<Heal> {
+    tokio::time::sleep(Duration::from_secs(at)).await;
+    let name = "client-00000";
+    let obj = fca.get(name).await?;
+    let oid = obj.data["status"]["applicationObjectId"]
+        .as_str()
+        .context("client-00000 has no applicationObjectId")?;
+    let original = bound::client_spec(0, RESOURCE_APP)["redirectUris"].clone();
+    let give_up = give_up.saturating_sub(Duration::from_secs(at));
+    drift::edit_redirect_uri_and_wait(&graph, name, oid, &original, at as f64, give_up).await
+}
+
 fn pp() -> PostParams {
     PostParams::default()
 }
@@ -583,6 +669,28 @@ impl Admin {
             .await?
             .error_for_status()?;
         Ok(())
+    }
+    /// Graph as the emulator's administrator (an admin token of the operator's tenant).
+    async fn graph(&self, emulator: &EmulatorProcess) -> Result<AdminGraph> {
+        let tenant = emulator.setting("AZURE_TENANT_ID")?;
+        let answer: Value = (self.http)
+            .post(format!(
+                "{}/_emulator/tenants/{tenant}/admin-token",
+                self.base
+            ))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(AdminGraph {
+            http: self.http.clone(),
+            graph_url: emulator.setting("FHIR_OP_GRAPH_URL")?.to_string(),
+            token: answer["access_token"]
+                .as_str()
+                .context("admin-token without access_token")?
+                .to_string(),
+        })
     }
     async fn delete_calls(&self) -> Result<()> {
         self.http

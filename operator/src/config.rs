@@ -9,6 +9,12 @@ use clap::Parser;
 use crate::api::DeletionPolicy;
 use crate::graph::{Credential, Endpoints};
 
+/// Graph's write quota per application and tenant: 3,000 writes per 150 s, a bucket of 3,000
+/// refilled at 20 per second (learn.microsoft.com/graph/throttling-limits, "Identity and access
+/// service limits"; docs/entra-facts/claims-and-delta.md B5). The write budget starts there.
+pub const DEFAULT_WRITE_RATE: f64 = 20.0;
+pub const DEFAULT_WRITE_BURST: u32 = 3000;
+
 /// Runtime configuration of the operator (built from [`Cli`] or directly by tests).
 #[derive(Clone, Debug)]
 pub struct OperatorConfig {
@@ -84,8 +90,8 @@ impl OperatorConfig {
             graph_timeout: crate::graph::client::DEFAULT_TIMEOUT,
             graph_rate_per_sec: 100.0,
             graph_burst: 200,
-            graph_write_rate_per_sec: 19.0,
-            graph_write_burst: 150,
+            graph_write_rate_per_sec: DEFAULT_WRITE_RATE,
+            graph_write_burst: DEFAULT_WRITE_BURST,
             concurrency: 8,
             http_addr: None,
             leader_election: false,
@@ -218,15 +224,17 @@ pub struct Cli {
     #[arg(long, env = "FHIR_OP_GRAPH_BURST", default_value_t = 200)]
     pub graph_burst: u32,
     /// Ceiling of the adaptive per-tenant write budget (Graph and ARM writes per second), on top of
-    /// the request limit. Graph allows an application 3,000 writes per 150 s per tenant; the default
-    /// 19/s plus the 150-write burst is exactly 3,000 in any 150 s. The budget starts here, halves
-    /// on each 429 (the tenant's writes wait out `Retry-After`), and climbs back by a tenth of this
-    /// every 5 s without one. Set it lower to cap the operator below Graph's limit (for example when
-    /// other applications share the tenant's 18,000 writes per 5 min).
-    #[arg(long, env = "FHIR_OP_GRAPH_WRITE_RATE", default_value_t = 19.0)]
+    /// the request limit. Graph allows an application 3,000 writes per 150 s per tenant, a token
+    /// bucket of 3,000 refilled at 20 per second (learn.microsoft.com/graph/throttling-limits,
+    /// "Identity and access service limits"); the defaults are that bucket, so a large apply uses
+    /// all of it and no more. The budget starts here, halves on each 429 (the tenant's writes wait
+    /// out `Retry-After`), and climbs back by a tenth of this every 5 s without one. Set it lower to
+    /// cap the operator below Graph's limit (for example when other applications share the
+    /// tenant's 18,000 writes per 5 min, or the operator's application writes elsewhere too).
+    #[arg(long, env = "FHIR_OP_GRAPH_WRITE_RATE", default_value_t = DEFAULT_WRITE_RATE)]
     pub graph_write_rate: f64,
     /// Burst of the per-tenant write bucket (shrinks with the budget while it is lowered).
-    #[arg(long, env = "FHIR_OP_GRAPH_WRITE_BURST", default_value_t = 150)]
+    #[arg(long, env = "FHIR_OP_GRAPH_WRITE_BURST", default_value_t = DEFAULT_WRITE_BURST)]
     pub graph_write_burst: u32,
     /// Resources reconciled in parallel per kind.
     #[arg(long, env = "FHIR_OP_CONCURRENCY", default_value_t = 8)]

@@ -7,6 +7,7 @@ pub mod controller;
 pub mod desired;
 pub mod graph;
 pub mod http;
+pub mod lean;
 pub mod metrics;
 pub mod runtime;
 pub mod url;

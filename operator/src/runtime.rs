@@ -22,6 +22,7 @@ use crate::api::{FhirClientApp, FhirResourceApp};
 use crate::config::OperatorConfig;
 use crate::controller::{Caches, Context, client_app, credentials_hold, drift, resource_app};
 use crate::desired::naming::MANAGED_BY_SELECTOR;
+use crate::lean::lean;
 use crate::metrics::Metrics;
 use crate::watch_backoff::watch_backoff;
 
@@ -220,9 +221,11 @@ fn controllers(
 )> {
     let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
     // The client controller reads its output Secret and target FhirResourceApp on every reconcile:
-    // its watches of them feed reflector stores, so those reads cost no API calls.
+    // its watches of them feed reflector stores, so those reads cost no API calls. The stores keep
+    // one copy per client for the life of the process: `lean` keeps them small.
     let (secrets_cache, secrets_writer) = reflector::store::<Secret>();
     let output_secrets = watcher(api_for::<Secret>(client, config), owned.clone())
+        .modify(lean)
         .reflect(secrets_writer)
         .touched_objects();
     let (resource_apps_cache, resource_apps_writer) = reflector::store::<FhirResourceApp>();
@@ -230,13 +233,19 @@ fn controllers(
         api_for::<FhirResourceApp>(client, config),
         watcher::Config::default(),
     )
+    .modify(lean)
     .reflect(resource_apps_writer)
     .touched_objects();
-    let clients = Controller::new(
+    // What `Controller::new` builds, with `lean` before the store.
+    let (store, clients_writer) = reflector::store::<FhirClientApp>();
+    let client_events = watcher(
         api_for::<FhirClientApp>(client, config),
         watcher::Config::default(),
-    );
-    let store = clients.store();
+    )
+    .modify(lean)
+    .reflect(clients_writer)
+    .applied_objects();
+    let clients = Controller::for_stream(client_events, store.clone());
     // The delta watcher's reconcile triggers (controller::drift): an entry for an object a resource
     // owns sends that resource to its controller.
     let (client_triggers, client_drift) = futures::channel::mpsc::unbounded();

@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::runtime::events::{Event as KEvent, EventType, Recorder};
+use kube::runtime::events::{Event as KEvent, EventType};
 use kube::runtime::reflector::Store;
 use kube::{Client, Resource};
 use tokio::sync::Mutex;
 
 mod discovery;
+mod events;
 mod policies;
 mod reads;
 mod tenants;
@@ -37,7 +38,7 @@ pub struct Context {
     pub client: Client,
     pub config: OperatorConfig,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    recorder: events::Events,
     http: reqwest::Client,
     limiter: Arc<RateLimiter>,
     default_graph: GraphClient,
@@ -105,13 +106,7 @@ impl Context {
             limiter.clone(),
             metrics.clone(),
         );
-        let recorder = Recorder::new(
-            client.clone(),
-            kube::runtime::events::Reporter {
-                controller: "fhir-app-operator".into(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
-        );
+        let recorder = events::Events::new(client.clone());
         let drift = Drift::new(&config);
         Ok(Self {
             client,
@@ -183,7 +178,10 @@ impl Context {
             action: "Reconcile".into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+        if let Err(e) = (self.recorder.recorder())
+            .publish(&ev, &obj.object_ref(&()))
+            .await
+        {
             tracing::warn!(error = %e, reason, "failed to publish event");
         }
     }
