@@ -89,8 +89,12 @@ pub fn owners_to_reconcile(
 
 /// Whether `entry` differs from what the owner's reconcile left in Graph: the converged properties
 /// as `desired::diff` compares them when it converges (a PATCH would be sent), and the password or
-/// certificate the Secret holds still registered. Anything not recorded counts as drift (a
-/// reconcile costs a few reads; a missed change costs a broken client).
+/// certificate the Secret holds still registered. Only what the entry carries is compared: "Updated
+/// instances are represented by their id with at least the properties that have been updated"
+/// (Learn `delta-query-overview`, "Resource representation in the delta query response"), so a
+/// property it leaves out has not changed since the last round, and every earlier change came as an
+/// entry then (a tenant's first round re-reads its owners). Anything not recorded counts as drift
+/// (a reconcile costs a few reads; a missed change costs a broken client).
 pub fn drifted(expected: Option<&Expected>, kind: DeltaKind, entry: &DeltaEntry) -> bool {
     if entry.removed.is_some() {
         return true;
@@ -100,18 +104,23 @@ pub fn drifted(expected: Option<&Expected>, kind: DeltaKind, entry: &DeltaEntry)
         DeltaKind::Applications => e.application.as_deref(),
         DeltaKind::ServicePrincipals => e.service_principal.as_deref(),
     };
-    let Some(desired) = recorded.and_then(|j| serde_json::from_str::<Value>(j).ok()) else {
+    let Some(Value::Object(desired)) = recorded.and_then(|j| serde_json::from_str(j).ok()) else {
         return true;
     };
+    let carried = |k: &str| entry.properties.contains_key(k);
+    let desired: serde_json::Map<String, Value> =
+        desired.into_iter().filter(|(k, _)| carried(k)).collect();
     let actual = Value::Object(entry.properties.clone());
-    if diff::patch_body(&desired, &actual).is_some() {
+    if diff::patch_body(&Value::Object(desired), &actual).is_some() {
         return true;
     }
+    let apps = kind == DeltaKind::Applications;
     let accepts = actual.pointer("/api/acceptMappedClaims") == Some(&Value::Bool(true));
-    if kind == DeltaKind::Applications && e.accepts_mapped_claims && !accepts {
+    if apps && e.accepts_mapped_claims && carried("api") && !accepts {
         return true;
     }
-    kind == DeltaKind::Applications
+    let credentials = carried("passwordCredentials") || carried("keyCredentials");
+    apps && credentials
         && e.key_id
             .as_deref()
             .is_some_and(|k| !key_registered(&entry.properties, k))
@@ -233,6 +242,11 @@ mod tests {
             "turned off: AADSTS50146 for every token"
         );
         assert!(drifted(e, apps, &app(json!(null))));
+        let renamed_only = entry("o", Some("a"), json!({"displayName": "smart"}));
+        assert!(
+            !drifted(e, apps, &renamed_only),
+            "api not carried: not changed"
+        );
     }
 
     #[test]
@@ -280,9 +294,13 @@ mod tests {
         assert!(drifted(e, apps, &removed));
         let partial = entry("o", None, json!({"displayName": "etl"}));
         assert!(
-            drifted(e, apps, &partial),
-            "what the entry leaves out is not known to match"
+            !drifted(e, apps, &partial),
+            "what an updated entry leaves out did not change (Learn: at least the updated properties)"
         );
+        let renamed = entry("o", None, json!({"displayName": "evil"}));
+        assert!(drifted(e, apps, &renamed), "what it carries is compared");
+        let keys_only = entry("o", None, json!({"passwordCredentials": [{"keyId": "k0"}]}));
+        assert!(drifted(e, apps, &keys_only), "the Secret's key gone");
         assert!(
             drifted(None, apps, &app(json!({}), &[])),
             "nothing recorded"
