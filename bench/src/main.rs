@@ -33,8 +33,8 @@ pub struct Args {
     #[arg(long, default_value_t = 30)]
     pub latency_ms: u64,
     /// The operator's full re-read period (FHIR_OP_RESYNC: the safety net behind the Graph delta
-    /// watcher; 12 h is its default), seconds.
-    #[arg(long, default_value_t = 43_200)]
+    /// watcher; 24 h is its default), seconds.
+    #[arg(long, default_value_t = 86_400)]
     pub resync_secs: u64,
     /// The operator's Graph delta poll interval (FHIR_OP_DELTA_POLL; 60 is its default), seconds.
     #[arg(long, default_value_t = 60)]

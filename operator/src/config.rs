@@ -111,10 +111,12 @@ impl OperatorConfig {
 /// to an application's or service principal's own properties and every deletion, within a poll
 /// interval (docs/architecture.md, "Drift"); what it cannot see (app role assignments, delegated
 /// grants, federated credentials, owners, the assigned app management policy) is read when delta
-/// names the object and at this re-read. 12 h keeps a client's steady cost near 0.2 Graph reads an
-/// hour (a full reconcile reads 2 to 3 times) while a hand-made change delta cannot see is still
-/// undone the same day.
-pub const DEFAULT_RESYNC: Duration = Duration::from_secs(12 * 3600);
+/// names the object and at this re-read. 24 h keeps a client's steady cost near 0.1 Graph reads an
+/// hour (a full reconcile reads 2 to 3 times; with the delta polls, under 0.5 from about 350
+/// clients in a tenant up, `make bench`) while a hand-made change delta cannot see is still undone
+/// within a day. Such changes take access away (a removed grant or role assignment), never add it:
+/// an operator that misses one for a day leaves a client with less than its spec, not more.
+pub const DEFAULT_RESYNC: Duration = Duration::from_secs(24 * 3600);
 
 fn hostname() -> String {
     std::env::var("POD_NAME")
@@ -197,7 +199,7 @@ pub struct Cli {
     /// Period of the full re-read of every resource in Graph while the delta watcher watches its
     /// tenant (the safety net: delta finds changes to applications and service principals within
     /// --delta-poll; this finds what delta cannot see, such as role assignments and grants).
-    #[arg(long, env = "FHIR_OP_RESYNC", default_value = "12h", value_parser = parse_duration)]
+    #[arg(long, env = "FHIR_OP_RESYNC", default_value = "24h", value_parser = parse_duration)]
     pub resync: Duration,
     /// Period of the full re-read while a tenant is not watched through Graph delta (the watcher is
     /// off, Graph refuses delta with 403, or its rounds keep failing): the pace before delta.

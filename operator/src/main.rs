@@ -8,12 +8,14 @@ use tracing_subscriber::EnvFilter;
 /// piecemeal, which fragments glibc's heap; jemalloc packs them by size class and hands freed
 /// pages back. At N = 1,000: peak RSS 41.8 MiB with glibc (MALLOC_ARENA_MAX=2: 41.2), 38.0 with
 /// jemalloc's defaults, 36.2 with the settings below; mimalloc measured worse (65.5).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// One arena (the operator's few threads do not contend), dirty pages returned after 1 s and no
 /// lazily-freed (muzzy) pages kept: a small, steady footprint over allocation speed. jemalloc reads
 /// this before `main`; `_RJEM_MALLOC_CONF` in the environment still overrides it.
+#[cfg(feature = "jemalloc")]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 pub static MALLOC_CONF: &[u8; 47] = b"narenas:1,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 

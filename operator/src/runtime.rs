@@ -10,7 +10,7 @@ use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams, PartialObjectMeta, PostParams};
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -220,14 +220,19 @@ fn controllers(
     impl Future<Output = ()> + use<>,
 )> {
     let owned = watcher::Config::default().labels(MANAGED_BY_SELECTOR);
-    // The client controller reads its output Secret and target FhirResourceApp on every reconcile:
-    // its watches of them feed reflector stores, so those reads cost no API calls. The stores keep
-    // one copy per client for the life of the process: `lean` keeps them small.
-    let (secrets_cache, secrets_writer) = reflector::store::<Secret>();
-    let output_secrets = watcher(api_for::<Secret>(client, config), owned.clone())
-        .modify(lean)
-        .reflect(secrets_writer)
-        .touched_objects();
+    // The client controller looks at its output Secret's version and target FhirResourceApp on every
+    // reconcile: its watches of them feed reflector stores, so those reads cost no API calls. The
+    // stores keep one copy per client for the life of the process: `lean` keeps them small, and the
+    // Secrets' store keeps metadata only (no credential held in memory; a full reconcile reads the
+    // Secret live).
+    let (secrets_cache, secrets_writer) = reflector::store::<PartialObjectMeta<Secret>>();
+    let output_secrets = watcher(
+        api_for::<PartialObjectMeta<Secret>>(client, config),
+        owned.clone(),
+    )
+    .modify(lean)
+    .reflect(secrets_writer)
+    .touched_objects();
     let (resource_apps_cache, resource_apps_writer) = reflector::store::<FhirResourceApp>();
     let resource_apps = watcher(
         api_for::<FhirResourceApp>(client, config),

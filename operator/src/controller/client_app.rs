@@ -554,7 +554,6 @@ async fn write_secret(
         );
         ctx.event(obj, false, issued.reason, note).await;
     }
-    ctx.saw_secret(&ns, &out.name, written.clone());
     Ok(written)
 }
 
@@ -569,12 +568,6 @@ async fn cleanup(obj: Arc<FhirClientApp>, ctx: &Context) -> Result<Action, Error
     ctx.forget(&format!("FhirClientApp/{ns}/{}", obj.name_any()));
     ctx.drift
         .untrack(&super::drift::Owner::client(&ns, &obj.name_any()));
-    let secret_name = obj
-        .spec
-        .secret_name
-        .clone()
-        .unwrap_or_else(|| client_secret_name(&obj.name_any()));
-    ctx.saw_secret(&ns, &secret_name, None);
     // The tenant it was registered in: as in apply, else the one its status recorded (the resource
     // app it followed may be gone already).
     let target_app = match target::resource_app_of(&obj) {

@@ -383,23 +383,15 @@ async fn write_outputs(
     Ok(())
 }
 
-/// The resource app's token-settings Secret as it is now: from the watch cache of our own Secrets
-/// (token settings only, no credential, so a cached copy is good enough to skip a no-op write), else
-/// live, because a Secret that is not ours is not in that label-selected cache. Refused if not ours.
+/// The resource app's token-settings Secret as it is now (live: the watch cache keeps Secrets'
+/// metadata only). Refused if not ours.
 async fn output_secret(
     ctx: &Context,
     ns: &str,
     name: &str,
     owner: &OwnerReference,
 ) -> Result<Option<Secret>, Error> {
-    let current = match ctx.cached_secret(ns, name) {
-        Some(cached) => Some(cached.as_ref().clone()),
-        None => {
-            kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(ctx.client.clone(), ns)
-                .get_opt(name)
-                .await?
-        }
-    };
+    let current = ctx.current_secret(ns, name).await?;
     if let Some(s) = &current {
         super::outputs::check_owned("Secret", "spec.output.secretName", &s.metadata, owner)?;
     }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::api::PartialObjectMeta;
 use kube::runtime::events::{Event as KEvent, EventType};
 use kube::runtime::reflector::Store;
 use kube::{Client, Resource};
@@ -57,16 +58,14 @@ pub struct Context {
     caches: Caches,
     /// The Graph delta watchers' index, health and triggers (see [`Drift`]).
     pub drift: Drift,
-    /// resourceVersion of each output Secret ("ns/name") as last written or read live: the cached
-    /// copy is used for credential decisions only when it is at least that fresh.
-    secret_versions: std::sync::Mutex<HashMap<String, String>>,
 }
 
 /// Reflector stores fed by the client controller's own watches (output Secrets are label-selected:
 /// only the operator's).
 #[derive(Clone, Default)]
 pub struct Caches {
-    pub secrets: Option<Store<Secret>>,
+    /// Output Secrets, metadata only (see `Context::cached_secret`).
+    pub secrets: Option<Store<PartialObjectMeta<Secret>>>,
     pub resource_apps: Option<Store<FhirResourceApp>>,
     /// The client controller's own store of FhirClientApps (the resource app's enforcement step
     /// finds the clients' service principals there).
@@ -122,7 +121,6 @@ impl Context {
             recent: Memo::default(),
             caches: Caches::default(),
             drift,
-            secret_versions: std::sync::Mutex::new(HashMap::new()),
         })
     }
 

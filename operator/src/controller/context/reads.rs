@@ -1,12 +1,11 @@
 //! Reads through the watch caches (or live without them): FhirResourceApps, FhirClientApps and the
-//! operator's output Secrets, and the freshness bookkeeping that keeps credential decisions off a
-//! lagging cache.
+//! operator's output Secrets (metadata only: credential decisions read the Secret live).
 
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Resource;
-use kube::api::Api;
+use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::{Context, resource_app_is_ready};
@@ -84,52 +83,23 @@ impl Context {
             .and_then(|s| s.metadata.resource_version))
     }
 
-    /// An output Secret as the watch cache has it (no API call).
-    pub fn cached_secret(&self, ns: &str, name: &str) -> Option<Arc<Secret>> {
+    /// An output Secret's metadata as the watch cache has it (no API call). The cache keeps no
+    /// data: the operator does not hold every client's credential in memory for its whole life, and
+    /// the data was most of what a cached Secret cost.
+    pub fn cached_secret(&self, ns: &str, name: &str) -> Option<Arc<PartialObjectMeta<Secret>>> {
         self.caches
             .secrets
             .as_ref()?
             .get(&ObjectRef::new(name).within(ns))
     }
 
-    /// The output Secret for a reconcile that may issue or prune credentials: the cached copy when it
-    /// is at least as new as what this operator last wrote or read (so a cache lagging behind our own
-    /// write can never make it issue a second credential), else a live read.
+    /// The output Secret for a reconcile that may issue or prune credentials, read live: the
+    /// credential decisions never stand on a cache that may lag behind the operator's own last
+    /// write (which could make it issue a second credential). A full reconcile is rare (a change, a
+    /// drift, a due credential, the safety-net re-read), so this costs one GET each.
     pub async fn current_secret(&self, ns: &str, name: &str) -> Result<Option<Secret>, Error> {
-        let key = format!("{ns}/{name}");
-        let known = self
-            .secret_versions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-            .cloned();
-        if let (Some(known), Some(cached)) = (known, self.cached_secret(ns, name))
-            && cached.metadata.resource_version.as_deref() == Some(known.as_str())
-        {
-            return Ok(Some(cached.as_ref().clone()));
-        }
-        let live = Api::<Secret>::namespaced(self.client.clone(), ns)
+        Ok(Api::<Secret>::namespaced(self.client.clone(), ns)
             .get_opt(name)
-            .await?;
-        self.saw_secret(
-            ns,
-            name,
-            live.as_ref()
-                .and_then(|s| s.metadata.resource_version.clone()),
-        );
-        Ok(live)
-    }
-
-    /// Records the resourceVersion an output Secret has after our write or live read (`None`: gone).
-    pub fn saw_secret(&self, ns: &str, name: &str, version: Option<String>) {
-        let key = format!("{ns}/{name}");
-        let mut m = self
-            .secret_versions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        match version {
-            Some(v) => m.insert(key, v),
-            None => m.remove(&key),
-        };
+            .await?)
     }
 }

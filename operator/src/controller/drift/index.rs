@@ -3,6 +3,7 @@
 //! to turn a delta entry into the owners to reconcile. Pure data; no Graph, no Kubernetes.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::api::TenantSpec;
@@ -46,23 +47,32 @@ pub struct TenantSource {
     pub spec: Option<TenantSpec>,
 }
 
-/// What one owner registered: its tenant and Graph ids.
+/// What one owner registered: its tenant and Graph ids. The tenant and source are shared by every
+/// owner that has the same (one allocation per namespace, not per owner).
 #[derive(Clone, Debug, PartialEq)]
 struct Tracked {
-    tenant: String,
-    source: TenantSource,
+    tenant: Arc<str>,
+    source: Arc<TenantSource>,
     ids: Vec<String>,
 }
+
+/// An owner as the maps hold it: one allocation shared by all of them (an index entry per client
+/// in five maps would otherwise copy its namespace and name five times).
+type Shared = Arc<Owner>;
+
+/// A tenant and how it is reached, as owners share them.
+type SharedSource = (Arc<str>, Arc<TenantSource>);
 
 /// What an owner's reconcile left in Graph, so that a delta entry caused by the operator's own
 /// write (a create, a PATCH, a new password) costs no reconcile: the entry is compared with it
 /// ([`super::round::drifted`]). Bodies are kept as compact JSON (read only when an entry comes).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Expected {
-    /// The application properties the operator converges (`desired::application`'s body).
-    pub application: Option<String>,
+    /// The application properties the operator converges (`desired::application`'s body; boxed:
+    /// no spare capacity kept for the life of the process).
+    pub application: Option<Box<str>>,
     /// The service principal properties it converges (`{}`: none).
-    pub service_principal: Option<String>,
+    pub service_principal: Option<Box<str>>,
     /// The key ID of the password or certificate the output Secret holds.
     pub key_id: Option<String>,
     /// Whether the fhirUser step set `api.acceptMappedClaims` (issue 25): without it Entra refuses
@@ -83,13 +93,15 @@ pub enum Part {
 pub struct Index {
     /// Owners by id: almost always one (a Vec, not a set: a set's node costs more memory than the
     /// few owners an id ever has).
-    by_id: HashMap<String, Vec<Owner>>,
-    owners: HashMap<Owner, Tracked>,
-    expected: HashMap<Owner, Expected>,
+    by_id: HashMap<String, Vec<Shared>>,
+    owners: HashMap<Shared, Tracked>,
+    expected: HashMap<Shared, Expected>,
     /// When each owner's last full reconcile began reading Graph.
-    read_from: HashMap<Owner, Instant>,
+    read_from: HashMap<Shared, Instant>,
     /// Owners whose next reconcile must read Graph whatever its memo says (delta named them).
-    dirty: HashSet<Owner>,
+    dirty: HashSet<Shared>,
+    /// The tenants and sources that `Tracked` entries share, by namespace.
+    sources: HashMap<String, Vec<SharedSource>>,
 }
 
 impl Index {
@@ -97,6 +109,8 @@ impl Index {
     /// application IDs, empty strings ignored.
     pub fn track(&mut self, owner: Owner, tenant: &str, source: TenantSource, ids: &[&str]) {
         self.untrack(&owner);
+        let owner = self.shared(&owner);
+        let (tenant, source) = self.shared_source(tenant, source);
         let ids: Vec<String> = ids
             .iter()
             .filter(|i| !i.is_empty())
@@ -111,11 +125,31 @@ impl Index {
             }
         }
         let tracked = Tracked {
-            tenant: tenant.to_string(),
+            tenant,
             source,
             ids,
         };
         self.owners.insert(owner, tracked);
+    }
+
+    /// The one allocation of `owner` the maps share (a new one if no map holds it yet).
+    fn shared(&self, owner: &Owner) -> Shared {
+        (self.owners.get_key_value(owner).map(|(k, _)| k))
+            .or_else(|| self.expected.get_key_value(owner).map(|(k, _)| k))
+            .or_else(|| self.read_from.get_key_value(owner).map(|(k, _)| k))
+            .cloned()
+            .unwrap_or_else(|| Arc::new(owner.clone()))
+    }
+
+    /// The shared copies of `tenant` and `source` (per namespace, a few at most).
+    fn shared_source(&mut self, tenant: &str, source: TenantSource) -> SharedSource {
+        let known = self.sources.entry(source.namespace.clone()).or_default();
+        if let Some((t, s)) = known.iter().find(|(t, s)| &**t == tenant && **s == source) {
+            return (t.clone(), s.clone());
+        }
+        let pair = (Arc::<str>::from(tenant), Arc::new(source));
+        known.push(pair.clone());
+        pair
     }
 
     /// Records what `owner`'s reconcile converges `part` to (only the properties `selected` names:
@@ -132,8 +166,9 @@ impl Index {
             .filter(|(k, _)| selected.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let json = Some(serde_json::Value::Object(kept).to_string());
-        let e = self.expected.entry(owner.clone()).or_default();
+        let json = Some(serde_json::Value::Object(kept).to_string().into_boxed_str());
+        let owner = self.shared(owner);
+        let e = self.expected.entry(owner).or_default();
         match part {
             Part::Application => e.application = json,
             Part::ServicePrincipal => e.service_principal = json,
@@ -142,13 +177,15 @@ impl Index {
 
     /// Records the key ID the owner's output Secret holds (`None`: no credential).
     pub fn expect_key(&mut self, owner: &Owner, key_id: Option<&str>) {
-        self.expected.entry(owner.clone()).or_default().key_id = key_id.map(String::from);
+        let owner = self.shared(owner);
+        self.expected.entry(owner).or_default().key_id = key_id.map(String::from);
     }
 
     /// Records whether the owner's fhirUser step keeps `api.acceptMappedClaims` on.
     pub fn expect_mapped_claims(&mut self, owner: &Owner, on: bool) {
+        let owner = self.shared(owner);
         self.expected
-            .entry(owner.clone())
+            .entry(owner)
             .or_default()
             .accepts_mapped_claims = on;
     }
@@ -168,15 +205,16 @@ impl Index {
 
     /// `owner`'s full reconcile begins reading Graph at `at`.
     pub fn reading(&mut self, owner: &Owner, at: Instant) {
-        self.read_from.insert(owner.clone(), at);
+        let owner = self.shared(owner);
+        self.read_from.insert(owner, at);
     }
 
     /// The owners in `tenant` (or not yet known to be in any) that last read Graph before `at`:
     /// what changed between their read and a round that starts at `at` is in no round.
     pub fn read_before(&self, tenant: &str, at: Instant) -> Vec<Owner> {
         let mut v: Vec<Owner> = (self.read_from.iter())
-            .filter(|(o, t)| **t < at && self.owners.get(*o).is_none_or(|tr| tr.tenant == tenant))
-            .map(|(o, _)| o.clone())
+            .filter(|(o, t)| **t < at && self.owners.get(*o).is_none_or(|tr| &*tr.tenant == tenant))
+            .map(|(o, _)| Owner::clone(o))
             .collect();
         v.sort();
         v
@@ -184,7 +222,10 @@ impl Index {
 
     /// The next reconcile of each of `owners` reads Graph (see [`Self::take_dirty`]).
     pub fn mark_dirty(&mut self, owners: &[Owner]) {
-        self.dirty.extend(owners.iter().cloned());
+        for o in owners {
+            let o = self.shared(o);
+            self.dirty.insert(o);
+        }
     }
 
     /// Whether `owner` must read Graph now; clears the mark. A mark set while its reconcile runs
@@ -198,12 +239,25 @@ impl Index {
         let Some(old) = self.owners.remove(owner) else {
             return;
         };
+        self.release_source(old.source);
         for id in old.ids {
             if let Some(set) = self.by_id.get_mut(&id) {
-                set.retain(|o| o != owner);
+                set.retain(|o| **o != *owner);
                 if set.is_empty() {
                     self.by_id.remove(&id);
                 }
+            }
+        }
+    }
+
+    /// Drops the shared `source` when no owner uses it any more (only the interning table holds it).
+    fn release_source(&mut self, source: Arc<TenantSource>) {
+        let ns = source.namespace.clone();
+        drop(source);
+        if let Some(known) = self.sources.get_mut(&ns) {
+            known.retain(|(_, s)| Arc::strong_count(s) > 1);
+            if known.is_empty() {
+                self.sources.remove(&ns);
             }
         }
     }
@@ -214,7 +268,8 @@ impl Index {
         let found: BTreeSet<&Owner> = ids
             .filter_map(|id| self.by_id.get(id))
             .flatten()
-            .filter(|o| self.owners.get(*o).is_some_and(|t| t.tenant == tenant))
+            .filter(|o| self.owners.get(*o).is_some_and(|t| &*t.tenant == tenant))
+            .map(|o| &**o)
             .collect();
         found.into_iter().cloned().collect()
     }
@@ -224,8 +279,8 @@ impl Index {
         let mut v: Vec<Owner> = self
             .owners
             .iter()
-            .filter(|(_, t)| t.tenant == tenant)
-            .map(|(o, _)| o.clone())
+            .filter(|(_, t)| &*t.tenant == tenant)
+            .map(|(o, _)| Owner::clone(o))
             .collect();
         v.sort();
         v
@@ -237,7 +292,7 @@ impl Index {
         let mut by_tenant: HashMap<&str, (&Owner, &TenantSource)> = HashMap::new();
         for (o, t) in &self.owners {
             let e = by_tenant.entry(&t.tenant).or_insert((o, &t.source));
-            if o < e.0 {
+            if **o < *e.0 {
                 *e = (o, &t.source);
             }
         }
@@ -376,5 +431,15 @@ mod tests {
         assert_eq!(ix.source_of("t2"), Some(own("c")));
         ix.forget(&Owner::client("c", "z"));
         assert_eq!(ix.source_of("t2"), None);
+        // Owners in one namespace share one source; the last one gone takes it along.
+        ix.track(Owner::client("a", "w"), "t1", own("a"), &["4"]);
+        assert_eq!(ix.sources["a"].len(), 1, "{:?}", ix.sources);
+        assert!(Arc::ptr_eq(
+            &ix.owners[&Owner::client("a", "x")].source,
+            &ix.owners[&Owner::client("a", "w")].source
+        ));
+        ix.forget(&Owner::client("a", "x"));
+        ix.forget(&Owner::client("a", "w"));
+        assert!(ix.sources.is_empty(), "{:?}", ix.sources);
     }
 }

@@ -146,10 +146,19 @@ async fn collection_round(
     for _ in 0..2 {
         let link = cursor.links.get(&kind).cloned();
         let baseline = link.is_none();
-        match follow(graph, kind, link).await {
-            Ok((entries, next)) => {
+        // A first round's entries are only its starting point; a later round's are acted on page by
+        // page, so a round naming thousands of objects never sits in memory whole.
+        let mut changes = 0;
+        let on_page = |entries: Vec<DeltaEntry>| {
+            if !baseline {
+                changes += entries.len();
+                named(ctx, tenant, kind, &entries);
+            }
+        };
+        match follow(graph, kind, link, on_page).await {
+            Ok(next) => {
                 cursor.links.insert(kind, next);
-                ended(ctx, tenant, kind, baseline, &entries, cursor);
+                ended(ctx, tenant, kind, baseline, changes, cursor);
                 return true;
             }
             Err((e, following)) => {
@@ -177,13 +186,14 @@ async fn collection_round(
 }
 
 /// What a round that ended well does: a first round only starts the tracking (re-reading every
-/// owner if it replaces a stale link); a later one re-reads the owners of what it names.
+/// owner if it replaces a stale link); a later one counts what it named (its pages were acted on as
+/// they came, [`named`]).
 fn ended(
     ctx: &Context,
     tenant: &str,
     kind: DeltaKind,
     baseline: bool,
-    entries: &[DeltaEntry],
+    changes: usize,
     cursor: &mut Cursor,
 ) {
     let outcome = if baseline { "baseline" } else { "ok" };
@@ -196,15 +206,22 @@ fn ended(
         return;
     }
     ctx.metrics
-        .delta_changes(tenant, kind.label(), entries.len() as u64);
-    if !entries.is_empty() {
-        tracing::debug!(
-            tenant,
-            kind = kind.label(),
-            entries = entries.len(),
-            "a delta round named objects"
-        );
+        .delta_changes(tenant, kind.label(), changes as u64);
+}
+
+/// Re-reads the owners of what one page of a round names. A round that fails after some pages
+/// starts again from its old link at the next poll, naming them again: the owners' reconciles
+/// find nothing left to do, and an entry that shows the operator's own write triggers nothing.
+fn named(ctx: &Context, tenant: &str, kind: DeltaKind, entries: &[DeltaEntry]) {
+    if entries.is_empty() {
+        return;
     }
+    tracing::debug!(
+        tenant,
+        kind = kind.label(),
+        entries = entries.len(),
+        "a delta page named objects"
+    );
     let owners = round::owners_to_reconcile(&ctx.drift.index(), tenant, kind, entries);
     if !owners.is_empty() {
         tracing::debug!(tenant, kind = kind.label(), owners = ?owners, "Graph delta names owned objects");
@@ -229,17 +246,18 @@ fn forbidden(ctx: &Context, tenant: &str, kind: DeltaKind, e: &GraphError) {
     }
 }
 
-/// Every entry of a round and its deltaLink, or the error and whether it came from a link Graph
-/// gave. A round without a link starts from now (`$deltatoken=latest`), or, if Graph refuses
-/// that, lists everything once (the entries are then only the starting point).
+/// Follows a round to its deltaLink, handing each page's entries to `on_page` as it comes; the
+/// deltaLink, or the error and whether it came from a link Graph gave. A round without a link
+/// starts from now (`$deltatoken=latest`), or, if Graph refuses that, lists everything once (the
+/// entries are then only the starting point).
 async fn follow(
     graph: &GraphClient,
     kind: DeltaKind,
     link: Option<String>,
-) -> Result<(Vec<DeltaEntry>, String), (GraphError, bool)> {
+    mut on_page: impl FnMut(Vec<DeltaEntry>),
+) -> Result<String, (GraphError, bool)> {
     let mut following = link.is_some();
     let mut url = link.unwrap_or_else(|| kind.initial_path(true));
-    let mut entries = Vec::new();
     for _ in 0..MAX_PAGES {
         let page = match graph.delta_page(kind, &url).await {
             Ok(p) => p,
@@ -249,9 +267,9 @@ async fn follow(
             }
             Err(e) => return Err((e, following)),
         };
-        entries.extend(page.value);
+        on_page(page.value);
         if let Some(d) = page.delta_link {
-            return Ok((entries, d));
+            return Ok(d);
         }
         following = true;
         url = page.next_link.unwrap_or_default();
