@@ -15,7 +15,12 @@ secs="${1:-${FUZZ_SECONDS:-30}}"
 targets="${FUZZ_TARGETS:-graph_responses spec_builders}"
 sanitizer="${FUZZ_SANITIZER:-none}"
 
-command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+# cargo-fuzz pinned and cached by version outside the repo, like the supply-chain tools.
+fuzz_bin=$(bash hack/supply-chain/install.sh cargo-fuzz | tail -1)
+export PATH="$(dirname "$fuzz_bin"):$PATH"
+# The instrumented build of the dependencies is cached outside the repo too (a fresh clone otherwise
+# rebuilds all of them, minutes on 2 cores); cargo keys the artifacts by toolchain and flags.
+export CARGO_TARGET_DIR="${FHIR_OP_CACHE:-$HOME/.cache/fhir-app-operator}/fuzz-target"
 # FUZZ_TOOLCHAIN=stable forces the fallback (what a machine without nightly does).
 if [ "${FUZZ_TOOLCHAIN:-}" != stable ] && rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
   tc=(+nightly)

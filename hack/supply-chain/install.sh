@@ -2,12 +2,14 @@
 # Installs a cargo subcommand from crates.io, once, into
 #   ${FHIR_OP_CACHE:-$HOME/.cache/fhir-app-operator}/cargo-tools/<crate>-<version>/bin/
 # and prints the binary's path on stdout (last line). `cargo install --locked` builds it from source.
-#   hack/supply-chain/install.sh cargo-deny      (the versions are pinned here)
+#   hack/supply-chain/install.sh cargo-deny      (the versions are pinned here; hack/fuzz.sh uses it
+#   for cargo-fuzz too)
 set -euo pipefail
 crate=$1
 case "$crate" in
 cargo-deny) version=0.20.2 ;;
 cargo-cyclonedx) version=0.5.9 ;;
+cargo-fuzz) version=0.13.2 ;;
 *) echo "hack/supply-chain/install.sh: no pinned version for $crate" >&2; exit 1 ;;
 esac
 CACHE=${FHIR_OP_CACHE:-$HOME/.cache/fhir-app-operator}
