@@ -207,14 +207,24 @@ fn assert_identities(
 
 /// One operator through four fault phases, each while resources are added, changed or deleted: a 429
 /// storm (Graph's token bucket shrunk to 2 resource units/s), random 5xx, dropped connections, and
-/// replication lag; then deletion of everything under 5xx and drops.
+/// replication lag; then changes made out of band (a removed client secret, a deleted service
+/// principal) healed under 5xx and drops through Graph delta alone; then deletion of everything
+/// under 5xx and drops.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graph_throttling_5xx_drops_and_replication_lag() {
     let mut s = Scenario::new("fs-faults").await;
     let seed: u64 = s.rng.r#gen();
     let faults = |r: Realism| s.h.emu.set_realism(Realism { seed, ..r });
     let phase = Duration::from_secs(8);
-    let op = s.operator("faults");
+    // Delta polled every 2 s and no full re-read within the scenario (an hour, watched or not): an
+    // out-of-band change is found through Graph delta or not at all.
+    let mut env = s.env();
+    env.extend([
+        ("FHIR_OP_DELTA_POLL", "2s".to_string()),
+        ("FHIR_OP_RESYNC", "1h".to_string()),
+        ("FHIR_OP_RESYNC_UNWATCHED", "1h".to_string()),
+    ]);
+    let op = start_operator(&env, "faults", &s.log());
 
     s.h.emu.set_throttle_limits(entra_emulator::ThrottleLimits {
         throttle_resource_units_per_10s: 10,
@@ -258,6 +268,27 @@ async fn graph_throttling_5xx_drops_and_replication_lag() {
     faults(Realism::default());
     let (c, took) = s.converge("converged after the faults stopped").await;
 
+    // As an admin in the portal: c6's client secret removed, c7's service principal deleted; then
+    // 5xx and dropped connections, on the delta polls too, while the operator heals them.
+    let removed = remove_password_out_of_band(&s, "c6-fhir").await;
+    delete_service_principal_out_of_band(&s, "c7-fhir").await;
+    faults(Realism {
+        error_rate: 0.2,
+        drop_rate: 0.1,
+        ..Default::default()
+    });
+    tokio::time::sleep(phase).await;
+    faults(Realism::default());
+    let (_, healed) = s
+        .converge("a removed secret and a deleted service principal healed through delta")
+        .await;
+    let now = client_status(&s, "c6-fhir").await;
+    assert_ne!(
+        now["credential"]["keyId"].as_str(),
+        Some(removed.as_str()),
+        "c6's Secret still names the removed secret"
+    );
+
     faults(Realism {
         error_rate: 0.2,
         drop_rate: 0.1,
@@ -283,6 +314,7 @@ async fn graph_throttling_5xx_drops_and_replication_lag() {
     let summary = format!(
         "faults injected: {} × 429, {} × 5xx, {} dropped connections, 3 s replication lag for {}s; \
          {} resources → {} apps, {} credentials, {} tokens; converged {:.1}s after the faults stopped; \
+         a removed secret and a deleted service principal healed through delta {:.1}s after the faults stopped; \
          deletion under 5xx and drops: nothing left ({soft} soft-deleted apps) {:.1}s after they stopped",
         s.calls_with(|c| c.status == 429),
         s.calls_with(|c| c.operation == "fault.error"),
@@ -293,6 +325,7 @@ async fn graph_throttling_5xx_drops_and_replication_lag() {
         c.credentials,
         c.tokens,
         took.as_secs_f64(),
+        healed.as_secs_f64(),
         cleanup.as_secs_f64()
     );
     s.finish(summary).await;
@@ -300,6 +333,38 @@ async fn graph_throttling_5xx_drops_and_replication_lag() {
 
 /// A control plane of this test's own, so restarting its API server disturbs no other test; stopped
 /// on drop (its files kept when the test failed).
+/// A client's status.
+async fn client_status(s: &Scenario, name: &str) -> Value {
+    let o =
+        (s.h.api::<fhir_app_operator::api::FhirClientApp>()
+            .get(name)
+            .await)
+            .unwrap();
+    serde_json::to_value(&o).unwrap()["status"].clone()
+}
+
+/// Removes `name`'s current client secret as an admin does in the portal; returns its key ID.
+async fn remove_password_out_of_band(s: &Scenario, name: &str) -> String {
+    let st = client_status(s, name).await;
+    let key_id = st["credential"]["keyId"].as_str().unwrap().to_string();
+    let app = st["applicationObjectId"].as_str().unwrap();
+    let path = format!("/applications/{app}/removePassword");
+    let (code, body) = (s.h)
+        .graph(reqwest::Method::POST, &path, Some(json!({"keyId": key_id})))
+        .await;
+    assert_eq!(code, 204, "{body}");
+    key_id
+}
+
+/// Deletes `name`'s service principal as an admin does in the portal.
+async fn delete_service_principal_out_of_band(s: &Scenario, name: &str) {
+    let st = client_status(s, name).await;
+    let sp = st["servicePrincipalObjectId"].as_str().unwrap();
+    let path = format!("/servicePrincipals/{sp}");
+    let (code, body) = s.h.graph(reqwest::Method::DELETE, &path, None).await;
+    assert_eq!(code, 204, "{body}");
+}
+
 async fn private_plane() -> ControlPlane {
     let dir = std::env::temp_dir().join(format!("fs-plane-{}", std::process::id()));
     let opts = testenv::plane::Options {
