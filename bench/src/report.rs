@@ -329,7 +329,22 @@ fn safety_net_notes(runs: &[Run], baseline: &[Run]) -> Vec<String> {
     let Some((reference, per_reread, label)) = reference else {
         return vec![];
     };
-    (runs.iter())
+    let measured = (runs.iter())
+        .filter(|r| r.steady_resyncs_in_window >= 1.0)
+        .filter_map(|r| {
+            Some(format!(
+                "N = {} ({}): run with the full re-read every {:.0} s, {:.1} times in the {:.0} s window, \
+                 to measure what one costs: its steady column is mostly re-reads ({:.2} calls per client \
+                 per full re-read, delta polls and the heal included).",
+                r.n,
+                r.commit,
+                r.resync_s?,
+                r.steady_resyncs_in_window,
+                r.steady_window_s,
+                calls_per_full_reread(r)?,
+            ))
+        });
+    let arithmetic = (runs.iter())
         .filter(|r| r.steady_resyncs_in_window < 1.0)
         .filter_map(|r| {
             let resync = r.resync_s?;
@@ -350,6 +365,6 @@ fn safety_net_notes(runs: &[Run], baseline: &[Run]) -> Vec<String> {
                 per_reread * r.n as f64,
                 r.n,
             ))
-        })
-        .collect()
+        });
+    measured.chain(arithmetic).collect()
 }
