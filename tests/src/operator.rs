@@ -220,6 +220,29 @@ impl Harness {
         }
     }
 
+    /// FhirClientApp `name`'s status, as JSON.
+    pub async fn client_status(&self, name: &str) -> Value {
+        let o = (self
+            .api::<fhir_app_operator::api::FhirClientApp>()
+            .get(name)
+            .await)
+            .unwrap();
+        serde_json::to_value(&o).unwrap()["status"].clone()
+    }
+
+    /// Removes FhirClientApp `name`'s current client secret as an admin does in the portal (through
+    /// Graph, not the operator); returns its key ID.
+    pub async fn remove_password_in_portal(&self, name: &str) -> String {
+        let st = self.client_status(name).await;
+        let key_id = st["credential"]["keyId"].as_str().unwrap().to_string();
+        let app = st["applicationObjectId"].as_str().unwrap();
+        let path = format!("/applications/{app}/removePassword");
+        let (code, body) =
+            (self.graph(reqwest::Method::POST, &path, Some(json!({"keyId": key_id})))).await;
+        assert_eq!(code, 204, "{body}");
+        key_id
+    }
+
     pub fn api<K>(&self) -> Api<K>
     where
         K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,

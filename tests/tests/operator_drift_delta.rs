@@ -42,11 +42,6 @@ async fn delta_only(prefix: &str) -> Harness {
     h
 }
 
-async fn status(h: &Harness, name: &str) -> Value {
-    let o = h.api::<FhirClientApp>().get(name).await.unwrap();
-    serde_json::to_value(&o).unwrap()["status"].clone()
-}
-
 /// Waits for `what` (true when healed) at most [`HEAL_BOUND`]; returns how long it took.
 async fn healed_within_bound<F, Fut>(h: &Harness, what: &str, mut healed: F) -> Duration
 where
@@ -105,7 +100,7 @@ async fn watched(h: &Harness) {
 async fn watched_portal(prefix: &str) -> (Harness, String) {
     let h = delta_only(prefix).await;
     watched(&h).await;
-    let st = status(&h, "portal").await;
+    let st = h.client_status("portal").await;
     let oid = st["applicationObjectId"].as_str().unwrap().to_string();
     (h, oid)
 }
@@ -146,20 +141,20 @@ async fn out_of_band_changes_are_healed_through_delta_without_a_resync() {
         let (code, _) = h
             .graph(Method::GET, &format!("/applications/{oid}"), None)
             .await;
-        code == 200 && status(&h, "portal").await["applicationObjectId"] == oid.as_str()
+        code == 200 && h.client_status("portal").await["applicationObjectId"] == oid.as_str()
     })
     .await;
     // … and deleted for good (purged): recreated as a new application, the Secret follows it.
     delete_in_portal(&h, &oid).await;
     h.purge_deleted(&oid).await;
     healed_within_bound(&h, "purged application recreated", || async {
-        let st = status(&h, "portal").await;
+        let st = h.client_status("portal").await;
         let new = st["applicationObjectId"].as_str().unwrap_or(&oid);
         let ready = condition(&json!({"status": st}), "Ready")["status"] == "True";
         new != oid && ready
     })
     .await;
-    let st = status(&h, "portal").await;
+    let st = h.client_status("portal").await;
     let data = secret_works(&h).await;
     assert_eq!(data["AZURE_CLIENT_ID"], st["clientId"].as_str().unwrap());
     let changes = h
@@ -175,10 +170,10 @@ async fn out_of_band_changes_are_healed_through_delta_without_a_resync() {
 /// grace ends, so the bound counts from then.
 #[tokio::test]
 async fn a_password_removed_out_of_band_is_issued_again() {
-    let (mut h, oid) = watched_portal("drift-password").await;
+    let (mut h, _) = watched_portal("drift-password").await;
     let grace = Duration::from_secs(120);
     let removed = Instant::now();
-    let key_id = remove_password_in_portal(&h, &oid).await;
+    let key_id = h.remove_password_in_portal("portal").await;
     h.eventually("password re-issued", grace + HEAL_BOUND, || async {
         Ok::<_, String>(reissued(&h, &key_id).await.then_some(()))
     })
@@ -190,7 +185,7 @@ async fn a_password_removed_out_of_band_is_issued_again() {
     secret_works(&h).await;
     // And once more, now that the grace is over: within the bound.
     tokio::time::sleep(grace).await;
-    let key_id = remove_password_in_portal(&h, &oid).await;
+    let key_id = h.remove_password_in_portal("portal").await;
     healed_within_bound(&h, "password removed after the grace re-issued", || {
         reissued(&h, &key_id)
     })
@@ -199,24 +194,9 @@ async fn a_password_removed_out_of_band_is_issued_again() {
     h.stop_operator().await;
 }
 
-/// Removes `portal`'s current password as an admin does in the portal; returns its key ID.
-async fn remove_password_in_portal(h: &Harness, oid: &str) -> String {
-    let st = status(h, "portal").await;
-    let key_id = st["credential"]["keyId"].as_str().unwrap().to_string();
-    let (code, body) = h
-        .graph(
-            Method::POST,
-            &format!("/applications/{oid}/removePassword"),
-            Some(json!({"keyId": key_id})),
-        )
-        .await;
-    assert_eq!(code, 204, "{body}");
-    key_id
-}
-
 /// Whether `portal`'s status names a credential other than `old`.
 async fn reissued(h: &Harness, old: &str) -> bool {
-    let st = status(h, "portal").await;
+    let st = h.client_status("portal").await;
     st["credential"]["keyId"].as_str().is_some_and(|k| k != old)
 }
 

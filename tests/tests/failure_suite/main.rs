@@ -270,7 +270,7 @@ async fn graph_throttling_5xx_drops_and_replication_lag() {
 
     // As an admin in the portal: c6's client secret removed, c7's service principal deleted; then
     // 5xx and dropped connections, on the delta polls too, while the operator heals them.
-    let removed = remove_password_out_of_band(&s, "c6-fhir").await;
+    let removed = s.h.remove_password_in_portal("c6-fhir").await;
     delete_service_principal_out_of_band(&s, "c7-fhir").await;
     faults(Realism {
         error_rate: 0.2,
@@ -282,7 +282,7 @@ async fn graph_throttling_5xx_drops_and_replication_lag() {
     let (_, healed) = s
         .converge("a removed secret and a deleted service principal healed through delta")
         .await;
-    let now = client_status(&s, "c6-fhir").await;
+    let now = s.h.client_status("c6-fhir").await;
     assert_ne!(
         now["credential"]["keyId"].as_str(),
         Some(removed.as_str()),
@@ -333,32 +333,9 @@ async fn graph_throttling_5xx_drops_and_replication_lag() {
 
 /// A control plane of this test's own, so restarting its API server disturbs no other test; stopped
 /// on drop (its files kept when the test failed).
-/// A client's status.
-async fn client_status(s: &Scenario, name: &str) -> Value {
-    let o =
-        (s.h.api::<fhir_app_operator::api::FhirClientApp>()
-            .get(name)
-            .await)
-            .unwrap();
-    serde_json::to_value(&o).unwrap()["status"].clone()
-}
-
-/// Removes `name`'s current client secret as an admin does in the portal; returns its key ID.
-async fn remove_password_out_of_band(s: &Scenario, name: &str) -> String {
-    let st = client_status(s, name).await;
-    let key_id = st["credential"]["keyId"].as_str().unwrap().to_string();
-    let app = st["applicationObjectId"].as_str().unwrap();
-    let path = format!("/applications/{app}/removePassword");
-    let (code, body) = (s.h)
-        .graph(reqwest::Method::POST, &path, Some(json!({"keyId": key_id})))
-        .await;
-    assert_eq!(code, 204, "{body}");
-    key_id
-}
-
 /// Deletes `name`'s service principal as an admin does in the portal.
 async fn delete_service_principal_out_of_band(s: &Scenario, name: &str) {
-    let st = client_status(s, name).await;
+    let st = s.h.client_status(name).await;
     let sp = st["servicePrincipalObjectId"].as_str().unwrap();
     let path = format!("/servicePrincipals/{sp}");
     let (code, body) = s.h.graph(reqwest::Method::DELETE, &path, None).await;

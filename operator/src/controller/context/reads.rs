@@ -86,7 +86,7 @@ impl Context {
     /// An output Secret's metadata as the watch cache has it (no API call). The cache keeps no
     /// data: the operator does not hold every client's credential in memory for its whole life, and
     /// the data was most of what a cached Secret cost.
-    pub fn cached_secret(&self, ns: &str, name: &str) -> Option<Arc<PartialObjectMeta<Secret>>> {
+    fn cached_secret(&self, ns: &str, name: &str) -> Option<Arc<PartialObjectMeta<Secret>>> {
         self.caches
             .secrets
             .as_ref()?
