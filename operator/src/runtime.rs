@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
@@ -28,6 +28,9 @@ use crate::watch_backoff::watch_backoff;
 
 const LEASE_DURATION: Duration = Duration::from_secs(15);
 const LEASE_RENEW: Duration = Duration::from_secs(5);
+/// Longest the controllers wait for the own tenant's first Graph delta round (one Graph call's
+/// timeout): a Graph that does not answer does not hold the Kubernetes side back for longer.
+const FIRST_ROUND_WAIT: Duration = Duration::from_secs(30);
 
 /// Runs the operator until SIGTERM/Ctrl-C, with the kubeconfig/in-cluster client.
 pub async fn run(config: OperatorConfig) -> anyhow::Result<()> {
@@ -272,6 +275,11 @@ fn controllers(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    // Both controllers start once the own tenant's first delta round has ended (see
+    // `Drift::own_tenant_first_round`), at most one Graph call's timeout later.
+    let first_round = |ctx: Arc<Context>| async move {
+        ctx.drift.own_tenant_first_round(FIRST_ROUND_WAIT).await;
+    };
     let resources = Controller::new(
         api_for::<FhirResourceApp>(client, config),
         watcher::Config::default(),
@@ -299,6 +307,10 @@ fn controllers(
         .graceful_shutdown_on(stopped(stop.clone()))
         .run(client_app::reconcile, client_app::error_policy, ctx.clone())
         .for_each(|_| futures::future::ready(()));
+    let (resources, clients) = (
+        first_round(ctx.clone()).then(|()| resources),
+        first_round(ctx.clone()).then(|()| clients),
+    );
     let drift = drift::run(ctx.clone(), stop.clone());
     let holds = holds(client, config, ctx, stop);
     Ok((resources, clients, holds, drift))

@@ -252,6 +252,12 @@ async fn a_quiet_tenant_costs_only_the_delta_polls() {
         named as u64, echoes as u64
     );
     assert_eq!(echoes, 0.0, "the operator's own writes are not drift");
+    // The own tenant is watched before the controllers read Graph (its first round ends first), so
+    // no owner's first read predates the round and none is read a second time for it.
+    let reread = h
+        .metrics
+        .counter_sum("fhir_operator_delta_requeues_total", "reason=\"baseline\"");
+    assert_eq!(reread, 0.0, "owners re-read after the first round");
     eprintln!(
         "MEASURE quiet window {} s, {clients} clients + 1 resource app: {polls} delta polls, {} other Graph calls",
         window.as_secs(),

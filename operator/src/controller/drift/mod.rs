@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use futures::channel::mpsc::UnboundedSender;
 use kube::runtime::reflector::ObjectRef;
+use tokio::sync::watch;
 
 pub use index::{Index, Owner, OwnerKind, Part, TenantSource};
 pub use watcher::run;
@@ -51,6 +52,9 @@ pub struct Drift {
     index: Mutex<Index>,
     health: Mutex<HashMap<String, Health>>,
     triggers: Option<Triggers>,
+    /// Set once the operator's own tenant's first round has ended (well or not), see
+    /// [`Drift::own_tenant_first_round`].
+    own_first_round: watch::Sender<bool>,
 }
 
 impl Drift {
@@ -62,6 +66,7 @@ impl Drift {
             index: Mutex::default(),
             health: Mutex::default(),
             triggers: None,
+            own_first_round: watch::Sender::new(false),
         }
     }
 
@@ -144,6 +149,30 @@ impl Drift {
     /// re-reads it once (what changed in between is in no round).
     pub fn reading(&self, owner: &Owner) {
         self.index().reading(owner, Instant::now());
+    }
+
+    /// Waits (at most `within`) until the operator's own tenant's first delta round has ended. The
+    /// controllers start after it: a reconcile that reads Graph before a tenant's first round ends
+    /// may miss a change made before the round's starting point, so it is read again once the
+    /// round ends; reading after it costs nothing more. Returns at once when no watcher runs.
+    pub async fn own_tenant_first_round(&self, within: Duration) {
+        if self.poll.is_none() || self.triggers.is_none() {
+            return;
+        }
+        let mut rx = self.own_first_round.subscribe();
+        if tokio::time::timeout(within, rx.wait_for(|ended| *ended))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                waited_secs = within.as_secs(),
+                "the own tenant's first Graph delta round has not ended; starting the controllers anyway"
+            );
+        }
+    }
+
+    fn own_first_round_ended(&self) {
+        self.own_first_round.send_replace(true);
     }
 
     /// Whether `tenant`'s watcher reports now: its rounds end well (see [`round::watching`]).

@@ -33,7 +33,12 @@ pub async fn run(ctx: Arc<Context>, mut stop: watch::Receiver<bool>) {
         return;
     };
     let mut tasks = JoinSet::new();
-    let mut running = HashSet::new();
+    // The operator's own tenant is watched from the start, owners or not: the controllers wait for
+    // its first round (`Drift::own_tenant_first_round`), so what they read is covered by delta from
+    // their first read on and no owner is read twice. Other tenants are watched once they have owners.
+    let own = ctx.config.tenant_id.clone();
+    let mut running = HashSet::from([own.clone()]);
+    tasks.spawn(watch_tenant(ctx.clone(), own, poll, stop.clone()));
     loop {
         for (tenant, _) in ctx.drift.index().tenants() {
             if running.insert(tenant.clone()) {
@@ -59,29 +64,45 @@ struct Cursor {
     rebaseline: BTreeSet<DeltaKind>,
 }
 
-/// One tenant's watcher, until the tenant has no owner left (returns its id) or `stop`.
+/// One tenant's watcher, until the tenant has no owner left (returns its id) or `stop`; the
+/// operator's own tenant's runs until `stop`.
 async fn watch_tenant(
     ctx: Arc<Context>,
     tenant: String,
     poll: Duration,
     mut stop: watch::Receiver<bool>,
 ) -> String {
+    let own = tenant == ctx.config.tenant_id;
     let mut cursor = Cursor::default();
     let mut was_watching = false;
     let mut started = false;
     loop {
-        let Some(source) = ctx.drift.index().source_of(&tenant) else {
-            ctx.drift.health().remove(&tenant);
-            return tenant;
+        let source = match ctx.drift.index().source_of(&tenant) {
+            Some(source) => source,
+            // The operator's own credentials (what `Context::graph_for` gives without a spec).
+            None if own => TenantSource {
+                namespace: String::new(),
+                spec: None,
+            },
+            None => {
+                ctx.drift.health().remove(&tenant);
+                return tenant;
+            }
         };
-        let round_start = std::time::Instant::now();
         one_round(&ctx, &tenant, &source, &mut cursor).await;
         if !started && DeltaKind::ALL.iter().all(|k| cursor.links.contains_key(k)) {
-            // The first round starts from now: an owner that read Graph before it may have missed a
-            // change made in between, so it reads once more.
+            // The round's starting point (`$deltatoken=latest`) is some moment before its answer
+            // came: an owner that read Graph before now may have missed a change made before that
+            // point, so it reads once more.
             started = true;
-            let owners = ctx.drift.index().read_before(&tenant, round_start);
+            let owners = ctx
+                .drift
+                .index()
+                .read_before(&tenant, std::time::Instant::now());
             requeue(&ctx, &tenant, &owners, "baseline");
+        }
+        if own {
+            ctx.drift.own_first_round_ended();
         }
         let watching = ctx.drift.watching(&tenant);
         ctx.metrics.set_delta_watching(&tenant, watching);
