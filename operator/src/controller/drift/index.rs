@@ -41,7 +41,8 @@ impl Owner {
 
 /// How the watcher gets a Graph client for a tenant: through an owner's namespace and tenant spec,
 /// as its reconcile does (the operator's own credentials, or a tenant credentials Secret).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The default (no namespace, no spec) is the operator's own credentials in its own tenant.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TenantSource {
     pub namespace: String,
     pub spec: Option<TenantSpec>,

@@ -79,11 +79,7 @@ async fn watch_tenant(
     loop {
         let source = match ctx.drift.index().source_of(&tenant) {
             Some(source) => source,
-            // The operator's own credentials (what `Context::graph_for` gives without a spec).
-            None if own => TenantSource {
-                namespace: String::new(),
-                spec: None,
-            },
+            None if own => TenantSource::default(),
             None => {
                 ctx.drift.health().remove(&tenant);
                 return tenant;
